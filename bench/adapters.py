@@ -1,0 +1,144 @@
+"""The adapter contract: the one interface every model of the benchmark follows.
+
+An adapter is a small class that names a model, builds it from a config (its constructor
+arguments), says whether it is trainable / causal / an oracle, and maps a batch of 16 kHz
+waveforms ``(batch, time)`` to enhanced waveforms of the same shape. Adapters live in
+``baselines/`` (ours) and ``submissions/`` (contributed), one per folder
+(``<folder>/adapter.py``) or one per file (``<folder>/<name>.py``), and are found by
+`discover()`; ``bench list`` shows them.
+
+Minimal example::
+
+    from bench.adapters import Adapter
+
+    class MyModel(Adapter):
+        name = "my-model"
+        description = "what it is, in one line"
+        trainable = True
+        config = {"hidden": 32}
+
+        def build(self, hidden=32):
+            return MyNet(hidden)          # an nn.Module: (batch, time) -> (batch, time)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from bench import REPO_ROOT
+from bench.errors import AdapterError
+
+ADAPTER_DIRS = ("baselines", "submissions")
+
+
+class Adapter:
+    """Base class of all adapters. Subclass it, set the class attributes, implement `build`."""
+
+    #: unique name used on the command line and the leaderboard (lowercase, digits, '-')
+    name: ClassVar[str] = ""
+    #: one line for `bench list` and the leaderboard
+    description: ClassVar[str] = ""
+    #: where the method comes from (paper, library); shown by `bench list --verbose`
+    reference: ClassVar[str] = ""
+    #: True if `bench run` must train it before scoring
+    trainable: ClassVar[bool] = False
+    #: True if output at time t depends only on input up to t + `lookahead_ms`
+    causal: ClassVar[bool] = False
+    #: True if the model needs the clean reference (an upper bound, never ranked)
+    oracle: ClassVar[bool] = False
+    #: default constructor arguments of `build` (the model's config)
+    config: ClassVar[dict] = {}
+    #: named overrides: {"quick": {"model": {...}, "train": {...}}, "full": {...}}
+    presets: ClassVar[dict] = {}
+
+    def build(self, **config) -> torch.nn.Module:
+        """Return the model: an ``nn.Module`` mapping ``(batch, time)`` to ``(batch, time)``."""
+        raise NotImplementedError
+
+    def enhance(self, model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor | None = None) -> torch.Tensor:
+        """Enhance a batch ``(batch, time)`` -> ``(batch, time)``. Oracles also receive `clean`."""
+        return model(noisy)
+
+    def resolved_config(self, preset: str | None = None, overrides: dict | None = None) -> dict:
+        cfg = dict(self.config)
+        if preset:
+            if preset not in self.presets:
+                raise AdapterError(f"adapter {self.name!r} has no preset {preset!r}",
+                                   hint=f"presets: {', '.join(self.presets) or '(none)'}")
+            cfg.update(self.presets[preset].get("model", {}))
+        cfg.update(overrides or {})
+        return cfg
+
+
+@dataclass(frozen=True)
+class Found:
+    """A discovered adapter and where it came from."""
+
+    adapter: Adapter
+    kind: str  # "baseline" | "submission"
+    path: Path
+
+
+def _module_files(folder: Path):
+    if not folder.is_dir():
+        return
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir() and (entry / "adapter.py").exists():
+            yield entry / "adapter.py", f"{folder.name}.{entry.name}.adapter"
+        elif entry.suffix == ".py":
+            yield entry, f"{folder.name}.{entry.stem}"
+
+
+def _import(path: Path, modname: str):
+    root = str(REPO_ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        return importlib.import_module(modname)
+    except Exception as exc:
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        raise AdapterError(f"{path}: cannot import the adapter module ({tb})",
+                           hint="fix the error above; `python -c 'import " + modname + "'` shows the full traceback") from exc
+
+
+def discover(root: Path | None = None, *, strict: bool = True) -> dict[str, Found]:
+    """All adapters in baselines/ and submissions/ by name. With ``strict=False`` broken modules are skipped."""
+    root = Path(root or REPO_ROOT)
+    found: dict[str, Found] = {}
+    for folder_name in ADAPTER_DIRS:
+        kind = "baseline" if folder_name == "baselines" else "submission"
+        for path, modname in _module_files(root / folder_name):
+            try:
+                mod = _import(path, modname)
+            except AdapterError:
+                if strict:
+                    raise
+                continue
+            for obj in vars(mod).values():
+                if (isinstance(obj, type) and issubclass(obj, Adapter) and obj is not Adapter
+                        and obj.__module__ == mod.__name__ and obj.name):
+                    if obj.name in found:
+                        raise AdapterError(f"two adapters are named {obj.name!r}: {found[obj.name].path} and {path}")
+                    found[obj.name] = Found(adapter=obj(), kind=kind, path=path)
+    return found
+
+
+def get_adapter(name: str) -> Found:
+    adapters = discover()
+    if name not in adapters:
+        raise AdapterError(f"no adapter named {name!r}", hint=f"known: {', '.join(sorted(adapters))}; see `bench list`")
+    return adapters[name]
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

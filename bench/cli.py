@@ -1,0 +1,258 @@
+"""The `bench` command line. Subcommands parse arguments and call the modules that do the work;
+every `BenchError` becomes one clear message (exit status 2), never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bench.errors import BenchError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# shared argument groups
+def _add_track(p: argparse.ArgumentParser, positional: bool = False) -> None:
+    if positional:
+        p.add_argument("track", nargs="?", default="vctk-mini", help="track name (default: vctk-mini)")
+    else:
+        p.add_argument("--track", default="vctk-mini", help="track name (default: vctk-mini)")
+
+
+def _add_dirs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None, help="folder holding the corpora (else $BENCH_DATA_ROOT, ../shared/data, user cache)")
+    p.add_argument("--prepared-dir", default=None, help="prepared audio (else $BENCH_PREPARED_DIR or <repo>/prepared)")
+    p.add_argument("--protocol", default=None, help="noising protocol (default: stft-v1)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+
+
+def _prepared(args, *, prepare_if_missing: bool = False):
+    from bench.data.prepared import PreparedTrack
+    from bench.data.root import prepared_root
+    from bench.data.tracks import load_track
+    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+
+    track = load_track(args.track)
+    proto = Protocol.load(args.protocol or DEFAULT_PROTOCOL)
+    pt = PreparedTrack(track, proto, prepared_root(args.prepared_dir))
+    if not pt.is_prepared and prepare_if_missing:
+        cmd_data_prepare(args)
+    return pt
+
+
+# ---------------------------------------------------------------------------------------------
+# bench data ...
+def cmd_data_prepare(args) -> int:
+    from bench.data.prepare import prepare
+    from bench.data.root import prepared_root, resolve_data_root
+    from bench.data.tracks import load_track
+    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+
+    track = load_track(args.track)
+    proto = Protocol.load(args.protocol or DEFAULT_PROTOCOL)
+    corpus = resolve_data_root(args.data_root, track)
+    out = prepared_root(args.prepared_dir)
+    console.print(f"preparing track [bold]{track.name}[/] from {corpus} with protocol {proto.name} -> {out}")
+    with progress_bar() as prog:
+        pt = prepare(track, proto, corpus, out, jobs=args.jobs, progress=prog)
+    counts = pt.info()["counts"]
+    console.print(f"[green]prepared[/] {track.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                  + f"; noisy valid/test in {pt.noisy_dir}")
+    return 0
+
+
+def cmd_data_verify(args) -> int:
+    from bench.data.prepared import PreparedTrack
+    from bench.data.root import prepared_root, resolve_data_root
+    from bench.data.tracks import load_track
+    from bench.data.verify import verify_prepared, verify_sources
+    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+
+    track = load_track(args.track)
+    out = prepared_root(args.prepared_dir)
+    corpus = resolve_data_root(args.data_root, track)
+    rows = track.utterances(out)
+    rep = verify_sources(track, corpus, rows, jobs=args.jobs)
+    status = 0
+    label = "frozen manifest" if track.frozen else "manifest written at first prepare"
+    if rep.ok:
+        console.print(f"[green]ok[/] {rep.checked} source files of {track.name} match the {label}")
+    else:
+        status = 1
+        for kind in ("missing", "changed", "unreadable"):
+            for item in getattr(rep, kind):
+                err_console.print(f"[red]{kind}[/] {item}")
+        err_console.print(f"[red]{track.name}: {len(rep.missing)} missing, {len(rep.changed)} changed, "
+                          f"{len(rep.unreadable)} unreadable of {rep.checked} files[/]")
+    for item in rep.extra:
+        console.print(f"[yellow]not in manifest (ignored)[/] {item}")
+    pt = PreparedTrack(track, Protocol.load(args.protocol or DEFAULT_PROTOCOL), out)
+    if pt.is_prepared:
+        prep = verify_prepared(pt, jobs=args.jobs)
+        if prep.ok:
+            console.print(f"[green]ok[/] {prep.checked} prepared files in {pt.track_dir} match their manifests")
+        else:
+            status = 1
+            for kind in ("missing", "changed", "unreadable"):
+                for item in getattr(prep, kind):
+                    err_console.print(f"[red]prepared {kind}[/] {item}")
+        for note in prep.notes:
+            console.print(f"[green]ok[/] {note}")
+    else:
+        console.print(f"(not prepared yet in {out}; `bench data prepare --track {track.name}` makes it)")
+    return status
+
+
+def cmd_data_download(args) -> int:
+    from bench.data.download import fetch_corpus
+    from bench.data.root import candidate_roots
+    from bench.data.tracks import load_track
+
+    track = load_track(args.track)
+    if not track.spec.get("download"):
+        raise BenchError(f"track {track.name} has nothing to download", hint=track.get_data_command())
+    root = Path(args.data_root).expanduser() if args.data_root else candidate_roots(None)[-1][1]
+    if os.environ.get("BENCH_DATA_ROOT") and not args.data_root:
+        root = Path(os.environ["BENCH_DATA_ROOT"]).expanduser()
+    spec = dict(track.spec["download"])
+    if args.url:
+        spec["url"] = args.url
+    folder = fetch_corpus(spec, root, progress=True)
+    console.print(f"[green]downloaded and extracted[/] {folder}\nnext: bench data prepare --track {track.name} --data-root {root}")
+    return 0
+
+
+def cmd_data_freeze(args) -> int:
+    from bench.data.manifest import write_manifest
+    from bench.data.prepare import describe_sources
+    from bench.data.root import resolve_data_root
+    from bench.data.tracks import MANIFEST_DIR, load_track
+
+    track = load_track(args.track)
+    target = MANIFEST_DIR / (track.spec.get("manifest") or f"{track.name}.csv")
+    if target.exists() and not args.force:
+        raise BenchError(f"{target} exists: the track is frozen", hint="changing a frozen manifest changes the benchmark; use --force and bump the track version")
+    corpus = resolve_data_root(args.data_root, track)
+    rows = describe_sources(track, corpus, jobs=args.jobs)
+    digest = write_manifest(target, rows)
+    console.print(f"wrote {target} ({len(rows)} utterances, sha256 {digest[:16]}...)")
+    return 0
+
+
+def cmd_noise_examples(args) -> int:
+    from bench import REPO_ROOT
+    from bench.examples import write_examples
+
+    pt = _prepared(args, prepare_if_missing=True)
+    out = Path(args.out) if args.out else REPO_ROOT / "docs" / "noise-examples"
+    meta = write_examples(pt, out, args.utterances, args.count)
+    t = Table(title=f"noise examples ({pt.protocol.name}) -> {out}")
+    for col in ("utterance", "PESQ-WB", "STOI", "SI-SDR"):
+        t.add_column(col)
+    for utt, s in meta["utterances"].items():
+        t.add_row(utt, f"{s['pesq_wb']:.2f}", f"{s['stoi']:.3f}", f"{s['si_sdr']:.1f}")
+    console.print(t)
+    return 0
+
+
+def cmd_protocol_show(args) -> int:
+    import json
+
+    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+
+    p = Protocol.load(args.protocol or DEFAULT_PROTOCOL)
+    console.print_json(json.dumps({"sha256": p.sha256, **p.spec}))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from bench.adapters import discover
+
+    t = Table(title="adapters")
+    for col in ("name", "kind", "trainable", "causal", "oracle", "description"):
+        t.add_column(col)
+    for name, f in sorted(discover().items()):
+        a = f.adapter
+        t.add_row(name, f.kind, "yes" if a.trainable else "", "yes" if a.causal else "", "yes" if a.oracle else "",
+                  a.description)
+    console.print(t)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bench", description="vctk-denoise-bench: benchmark for waveform speech denoising")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list the adapters (baselines and submissions)")
+    p.set_defaults(func=cmd_list)
+
+    data = sub.add_parser("data", help="download, prepare and verify the corpora").add_subparsers(dest="data_cmd", required=True)
+    p = data.add_parser("prepare", help="resample, materialize the frozen noisy valid/test sets, write manifests")
+    _add_track(p); _add_dirs(p)
+    p.set_defaults(func=cmd_data_prepare)
+    p = data.add_parser("verify", help="check a local corpus and prepared audio against the frozen manifests")
+    _add_track(p); _add_dirs(p)
+    p.set_defaults(func=cmd_data_verify)
+    p = data.add_parser("download", help="download and extract a corpus (VCTK 0.92) resumably, verified by SHA-256")
+    _add_track(p, positional=True)
+    p.add_argument("--data-root", default=None, help="where to put it (default: $BENCH_DATA_ROOT or the user cache)")
+    p.add_argument("--url", default=None, help="override the download URL (a mirror)")
+    p.set_defaults(func=cmd_data_download)
+    p = data.add_parser("freeze", help="write the committed manifest of a track from a local corpus")
+    _add_track(p); _add_dirs(p)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_data_freeze)
+
+    noise = sub.add_parser("noise", help="the noising protocol").add_subparsers(dest="noise_cmd", required=True)
+    p = noise.add_parser("examples", help="write clean/noisy example pairs (WAV) and a spectrogram figure (PNG)")
+    _add_track(p); _add_dirs(p)
+    p.add_argument("--out", default=None, help="output folder (default: docs/noise-examples)")
+    p.add_argument("--count", type=int, default=3)
+    p.add_argument("--utterances", nargs="*", default=None)
+    p.set_defaults(func=cmd_noise_examples)
+    p = noise.add_parser("show", help="print the protocol spec and its hash")
+    p.add_argument("--protocol", default=None)
+    p.set_defaults(func=cmd_protocol_show)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return ap
+
+
+#: other modules add subcommands here (keeps this file to argument plumbing)
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_time=False, show_path=False)])
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""The metric registry: every score the benchmark reports, one function per metric.
+
+In the style of torchmetrics' audio metrics, each metric is a plain function::
+
+    fn(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float
+
+on two 1-D real arrays ``(time,)`` of equal length (the clean reference and the enhanced
+estimate, time-aligned, same sample rate). Any array-like is accepted and computed in float64.
+A shape or length mismatch, an empty signal, or a non-1-D input raises `ValueError` with a clear
+message; so do NaN/Inf samples and inputs on which the metric is undefined (see each function).
+
+Each metric has a registry entry, a frozen `Metric`, in `METRICS` (fixed display order,
+``pesq_wb`` first):
+
+=========  =========  ==============================  ==================  ======
+name       label      implementation                  range               unit
+=========  =========  ==============================  ==================  ======
+pesq_wb    PESQ-WB    pesq, ITU-T P.862.2 wide-band    (0.999, 4.644)      MOS
+pesq_nb    PESQ-NB    pesq, ITU-T P.862 + P.862.1      (0.999, 4.549)      MOS
+stoi       STOI       pystoi, Taal et al. 2011         (-1, 1), ~[0, 1]    --
+estoi      eSTOI      pystoi, Jensen & Taal 2016       (-1, 1), ~[0, 1]    --
+si_sdr     SI-SDR     bench (numpy), Le Roux 2019      [-100, 100]         dB
+snr        SNR        bench (numpy)                    [-100, 100]         dB
+=========  =========  ==============================  ==================  ======
+
+All are higher-is-better.
+
+PESQ
+    ``pesq.pesq(fs, ref, deg, mode, on_error=PesqError.RAISE_EXCEPTION)`` from the ``pesq``
+    package (ludlows/python-pesq, a wrapper of the ITU-T reference C code). ``"wb"``: P.862.2
+    wide-band, 16 kHz only. ``"nb"``: P.862 narrow-band with the P.862.1 MOS-LQO mapping, valid
+    at 8 and 16 kHz (at 16 kHz the P.862 input filter band-limits internally). Both return
+    MOS-LQO = 0.999 + 4 / (1 + exp(-a * raw + b)) of the raw P.862 score (raw <= 4.5), so the
+    maximum (identical signals) is 4.644 (WB) / 4.549 (NB) and the infimum 0.999. The package
+    normalises both signals by their joint peak, so PESQ ignores the overall level.
+    PESQ is undefined on an all-zero reference or estimate (we raise `ValueError` before calling
+    the C code, whose own errors there are a cryptic NaN conversion or ``NoUtterancesError``);
+    the C code raises ``pesq.NoUtterancesError`` when it finds no speech in the reference,
+    ``pesq.BufferTooShortError`` below 0.25 s, and a near-silent estimate (e.g. 1e-30 noise)
+    makes it fail with a NaN conversion error, which we re-raise as a clearer `ValueError`.
+
+STOI / eSTOI
+    ``pystoi.stoi(clean, estimate, fs, extended=False/True)`` (resamples to 10 kHz internally,
+    drops frames 40 dB below the loudest clean frame). Correlation-based, so (-1, 1) in theory,
+    [0, 1] in practice. pystoi returns the sentinel 1e-5 (with a warning) when fewer than 30
+    frames (~0.4 s) of active speech remain; we raise `ValueError` instead so it is recorded as a
+    failure rather than averaged as a real score. An all-zero reference raises (pystoi would
+    return a meaningless 0). An all-zero estimate scores 0 (no intelligible speech): a real score.
+
+SI-SDR (formula id ``si-sdr-v1``)
+    Scale-invariant SDR, Le Roux et al., "SDR - half-baked or well done?", ICASSP 2019. Both
+    signals are made zero-mean; ``alpha = <s, y> / <s, s>``, ``t = alpha * s``, ``e = y - t``::
+
+        si_sdr = 10 * log10((|t|^2 + eps * |e|^2) / (|e|^2 + eps * |t|^2)),  eps = 1e-10
+
+    The symmetric relative ``eps`` keeps the value exactly scale-invariant and finite: it caps
+    the result to [-100, +100] dB (identical or scaled copies give +100 dB, the cap), and moves
+    values inside +-60 dB by less than 1e-3 dB. Undefined (raises) when either signal has zero
+    energy after mean removal (silent or constant).
+
+SNR (formula id ``snr-v1``)
+    ``10 * log10(|s|^2 / |y - s|^2)`` with ``s`` the clean signal and ``y - s`` the residual,
+    no mean removal, not scale-invariant (``0.5 * s`` gives 6.02 dB). Same symmetric ``eps``
+    cap: [-100, +100] dB, identical signals give +100 dB. Undefined (raises) when the clean
+    signal is all zeros; an all-zero estimate gives 0 dB.
+
+Failures
+    `compute_all` runs any subset of the registry on one utterance and never raises for a
+    metric failure: a metric that raises (any exception) gets NaN and a short message in the
+    errors dict. Only caller errors (shape/length mismatch, unknown metric name, bad sample
+    rate) raise. NOTE for aggregation: a NaN means "no score", not "bad score" -- a system that
+    outputs silence gets NaN PESQ/SI-SDR, so averages that drop NaNs must also report the
+    number of failures per system (or rank such systems separately).
+
+Composite measures (CSIG / CBAK / COVL, Hu & Loizou 2008) are deliberately *not* included:
+they are regressions on PESQ, LLR, WSS and segSNR whose published implementations (the
+original MATLAB ``composite.m``, pysepm, and the many ports in SE repositories) differ in
+details that move the scores noticeably (raw P.862 vs. P.862.2 PESQ, LLR/WSS framing,
+segSNR clipping, the 95 % frame trimming). We have no published per-utterance reference values
+available to validate an implementation against, so adding them would put unverifiable
+numbers on the leaderboard. Add them only together with a test against reference outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Callable, Iterable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Metric", "METRICS", "compute_all", "metric_versions",
+    "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr",
+    "SI_SDR_FORMULA", "SNR_FORMULA", "EPS",
+]
+
+#: Symmetric relative regulariser of SI-SDR and SNR: caps both to [-100, +100] dB.
+EPS = 1e-10
+#: Bump these ids whenever the corresponding formula changes (they are recorded with results).
+SI_SDR_FORMULA = "si-sdr-v1"
+SNR_FORMULA = "snr-v1"
+
+_CAP_DB = -10.0 * math.log10(EPS)  # 100 dB
+
+
+def _mos_lqo(raw: float, a: float, b: float) -> float:
+    return 0.999 + 4.0 / (1.0 + math.exp(-a * raw + b))
+
+
+#: Maximum MOS-LQO (raw P.862 score 4.5, i.e. identical signals) of each PESQ mode.
+PESQ_WB_MAX = round(_mos_lqo(4.5, 1.3669, 3.8224), 3)  # 4.644 (P.862.2)
+PESQ_NB_MAX = round(_mos_lqo(4.5, 1.4945, 4.6607), 3)  # 4.549 (P.862.1)
+PESQ_MIN = 0.999
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _check_shapes(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
+    """Caller errors: not 1-D, different lengths, empty, not real numbers."""
+    c = np.asarray(clean)
+    e = np.asarray(estimate)
+    if c.ndim != 1 or e.ndim != 1:
+        raise ValueError(f"expected 1-D signals of shape (time,), got clean {c.shape} and estimate {e.shape}")
+    if c.shape[0] != e.shape[0]:
+        raise ValueError(f"clean and estimate must have the same length, got {c.shape[0]} and "
+                         f"{e.shape[0]} samples (trim or pad the estimate to the clean length)")
+    if c.shape[0] == 0:
+        raise ValueError("clean and estimate are empty (0 samples)")
+    for what, x in (("clean", c), ("estimate", e)):
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise ValueError(f"{what} must be a real-valued numeric array, got dtype {x.dtype}")
+    return c, e
+
+
+def _prepare(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
+    """Shape checks, then float64 conversion and a finiteness check."""
+    c, e = _check_shapes(clean, estimate)
+    c = c.astype(np.float64, copy=False)
+    e = e.astype(np.float64, copy=False)
+    for what, x in (("clean", c), ("estimate", e)):
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{what} contains NaN or Inf samples")
+    return c, e
+
+
+def _check_rate(sample_rate) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    return int(sample_rate)
+
+
+# --------------------------------------------------------------------------- PESQ
+
+
+def _pesq(clean, estimate, sample_rate: int, mode: str) -> float:
+    c, e = _prepare(clean, estimate)
+    sr = _check_rate(sample_rate)
+    if mode == "wb" and sr != 16000:
+        raise ValueError(f"PESQ-WB (P.862.2) needs 16000 Hz audio, got {sr} Hz")
+    if mode == "nb" and sr not in (8000, 16000):
+        raise ValueError(f"PESQ-NB (P.862) needs 8000 or 16000 Hz audio, got {sr} Hz")
+    if not np.any(c):
+        raise ValueError("clean reference is silent (all zeros): PESQ is undefined")
+    if not np.any(e):
+        raise ValueError("estimate is silent (all zeros): PESQ is undefined")
+    from pesq import PesqError, pesq
+
+    with np.errstate(all="ignore"):
+        try:
+            return float(pesq(sr, c, e, mode, on_error=PesqError.RAISE_EXCEPTION))
+        except ValueError as exc:
+            if "NaN" not in str(exc):
+                raise
+            # the C model's level computations overflow to NaN on a (near-)silent estimate
+            raise ValueError(f"PESQ produced NaN internally, typically a near-silent estimate ({exc})") from exc
+
+
+def pesq_wb(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
+    """Wide-band PESQ (ITU-T P.862.2), MOS-LQO in (0.999, 4.644]; 16 kHz only.
+
+    Raises `ValueError` on bad input or silent signals and ``pesq.PesqError`` subclasses
+    (``NoUtterancesError``, ``BufferTooShortError`` below 0.25 s) from the C code.
+    """
+    return _pesq(clean, estimate, sample_rate, "wb")
+
+
+def pesq_nb(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
+    """Narrow-band PESQ (ITU-T P.862, MOS-LQO mapping of P.862.1) in (0.999, 4.549]; 8 or 16 kHz.
+
+    Raises like `pesq_wb`.
+    """
+    return _pesq(clean, estimate, sample_rate, "nb")
+
+
+# --------------------------------------------------------------------------- STOI
+
+
+def _stoi(clean, estimate, sample_rate: int, extended: bool) -> float:
+    c, e = _prepare(clean, estimate)
+    sr = _check_rate(sample_rate)
+    if not np.any(c):
+        raise ValueError("clean reference is silent (all zeros): STOI is undefined")
+    from pystoi import stoi as _pystoi
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(all="ignore"):
+            value = float(_pystoi(c, e, sr, extended=extended))
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        raise ValueError("too little active speech for STOI: fewer than 30 frames (~0.4 s) remain after "
+                         "silent-frame removal (pystoi would return the sentinel 1e-5)")
+    if not math.isfinite(value):
+        raise ValueError(f"pystoi returned a non-finite value ({value})")
+    return value
+
+
+def stoi(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
+    """STOI (Taal et al. 2011) via ``pystoi.stoi(extended=False)``: (-1, 1), in practice [0, 1].
+
+    Raises `ValueError` on bad input, a silent reference, or too little active speech.
+    """
+    return _stoi(clean, estimate, sample_rate, extended=False)
+
+
+def estoi(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
+    """Extended STOI (Jensen & Taal 2016) via ``pystoi.stoi(extended=True)``: (-1, 1), ~[0, 1].
+
+    Raises like `stoi`.
+    """
+    return _stoi(clean, estimate, sample_rate, extended=True)
+
+
+# --------------------------------------------------------------------------- SI-SDR / SNR
+
+
+def _capped_db(signal_energy: float, noise_energy: float) -> float:
+    """10*log10(S/N) regularised symmetrically: exactly in [-100, +100] dB, scale-invariant."""
+    return 10.0 * math.log10((signal_energy + EPS * noise_energy) / (noise_energy + EPS * signal_energy))
+
+
+def si_sdr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
+    """Scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean signals, capped to [-100, 100].
+
+    ``sample_rate`` is accepted for a uniform signature and ignored. Identical (or rescaled)
+    signals give +100 dB. Raises `ValueError` on bad input or when either signal has zero
+    energy after mean removal.
+    """
+    c, e = _prepare(clean, estimate)
+    _check_rate(sample_rate)
+    s = c - c.mean()
+    y = e - e.mean()
+    ss = float(np.dot(s, s))
+    if ss == 0.0:
+        raise ValueError("clean reference has zero energy after mean removal (silent or constant): "
+                         "SI-SDR is undefined")
+    if not np.any(y):
+        raise ValueError("estimate has zero energy after mean removal (silent or constant): SI-SDR is undefined")
+    alpha = float(np.dot(s, y)) / ss
+    target = alpha * s
+    residual = y - target
+    return _capped_db(float(np.dot(target, target)), float(np.dot(residual, residual)))
+
+
+def snr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
+    """SNR in dB of the estimate against the clean signal, residual ``estimate - clean``.
+
+    Not scale-invariant, no mean removal, capped to [-100, 100] (identity gives +100 dB).
+    ``sample_rate`` is accepted for a uniform signature and ignored. Raises `ValueError` on bad
+    input or an all-zero clean signal.
+    """
+    c, e = _prepare(clean, estimate)
+    _check_rate(sample_rate)
+    cc = float(np.dot(c, c))
+    if cc == 0.0:
+        raise ValueError("clean reference is silent (all zeros): SNR is undefined")
+    r = e - c
+    return _capped_db(cc, float(np.dot(r, r)))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One registered metric.
+
+    name: column name in results tables; label: display name; fn: the metric function;
+    higher_is_better; range: (min, max) of possible values; unit: "dB", "MOS" or "";
+    implementation: what computes it; version: the package version (``importlib.metadata``)
+    or ``"bench/<formula id>"`` for our own numpy code; reference: the paper.
+    """
+
+    name: str
+    label: str
+    fn: Callable[..., float]
+    higher_is_better: bool
+    range: tuple[float, float]
+    unit: str
+    implementation: str
+    version: str
+    reference: str = ""
+
+    def __call__(self, clean, estimate, sample_rate: int = 16000) -> float:
+        return self.fn(clean, estimate, sample_rate)
+
+
+_PESQ_IMPL = "pesq (ludlows/python-pesq)"
+_PESQ_VERSION = _version("pesq")
+_PYSTOI_VERSION = _version("pystoi")
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("pesq_wb", "PESQ-WB", pesq_wb, True, (PESQ_MIN, PESQ_WB_MAX), "MOS",
+           f"{_PESQ_IMPL} ITU-T P.862.2 wide-band", _PESQ_VERSION, "ITU-T P.862.2 (2007)"),
+    Metric("pesq_nb", "PESQ-NB", pesq_nb, True, (PESQ_MIN, PESQ_NB_MAX), "MOS",
+           f"{_PESQ_IMPL} ITU-T P.862 narrow-band, P.862.1 MOS-LQO mapping", _PESQ_VERSION,
+           "ITU-T P.862 (2001), P.862.1 (2003)"),
+    Metric("stoi", "STOI", stoi, True, (-1.0, 1.0), "", "pystoi (mpariente/pystoi) stoi(extended=False)",
+           _PYSTOI_VERSION, "Taal et al., IEEE TASLP 2011"),
+    Metric("estoi", "eSTOI", estoi, True, (-1.0, 1.0), "", "pystoi (mpariente/pystoi) stoi(extended=True)",
+           _PYSTOI_VERSION, "Jensen & Taal, IEEE/ACM TASLP 2016"),
+    Metric("si_sdr", "SI-SDR", si_sdr, True, (-_CAP_DB, _CAP_DB), "dB",
+           "bench (numpy) zero-mean SI-SDR, symmetric eps=1e-10", f"bench/{SI_SDR_FORMULA}",
+           "Le Roux et al., ICASSP 2019"),
+    Metric("snr", "SNR", snr, True, (-_CAP_DB, _CAP_DB), "dB",
+           "bench (numpy) SNR, residual estimate-clean, symmetric eps=1e-10", f"bench/{SNR_FORMULA}", ""),
+)}
+
+
+def metric_versions() -> dict[str, dict[str, str]]:
+    """``{name: {"implementation": ..., "version": ...}}`` for every metric, for the results record."""
+    return {m.name: {"implementation": m.implementation, "version": m.version} for m in METRICS.values()}
+
+
+def _error_message(exc: BaseException, limit: int = 200) -> str:
+    detail = exc.args[0] if len(exc.args) == 1 else (exc.args or "")
+    if isinstance(detail, bytes):  # pesq's C errors carry bytes messages
+        detail = detail.decode("utf-8", "replace")
+    msg = f"{type(exc).__name__}: {detail}" if str(detail) else type(exc).__name__
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def compute_all(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000,
+                metrics: Iterable[str] | None = None) -> tuple[dict[str, float], dict[str, str]]:
+    """Compute several metrics on one utterance without ever failing on a metric.
+
+    Returns ``(values, errors)``: ``values`` maps each requested metric name (registry order
+    when ``metrics`` is None, else the given order) to a float, NaN where the metric failed;
+    ``errors`` maps each failed metric name to a short ``"ExceptionType: message"``.
+
+    Raises `ValueError` only for caller errors: signals that are not 1-D, differ in length or
+    are empty, a bad ``sample_rate``, or an unknown metric name. NaN/Inf samples or silent
+    signals are per-metric failures (recorded, not raised).
+    """
+    _check_shapes(clean, estimate)
+    _check_rate(sample_rate)
+    if metrics is None:
+        names = list(METRICS)
+    else:
+        names = [metrics] if isinstance(metrics, str) else list(metrics)
+        unknown = [n for n in names if n not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; "
+                             f"available: {', '.join(METRICS)}")
+    values: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        try:
+            values[name] = float(METRICS[name].fn(clean, estimate, sample_rate))
+        except Exception as exc:  # noqa: BLE001 -- any metric failure is recorded, never raised
+            values[name] = math.nan
+            errors[name] = _error_message(exc)
+            log.debug("metric %s failed: %s", name, errors[name])
+    return values, errors

@@ -1,0 +1,153 @@
+"""The noising protocol: clean speech -> STFT -> seeded manipulations -> iSTFT -> noisy speech.
+
+Every parameter lives in one frozen spec file next to this module (``stft-v1.json``); the code
+only interprets it. A protocol is identified by its ``name`` (``<id>-v<version>``) and the
+SHA-256 of its canonical JSON, and results always record both.
+
+The noisy version of an utterance depends only on (spec, utterance id, global seed, stream):
+randomness comes from a ``numpy`` PCG64 generator seeded from a SHA-256 of those values, each
+utterance is processed on its own (never batched), and the STFT runs in float64 on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.protocol.manipulations import MANIPULATIONS, Context
+
+SPEC_DIR = Path(__file__).resolve().parent
+DEFAULT_PROTOCOL = "stft-v1"
+FROZEN_STREAM = "frozen"
+
+
+def canonical_json(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def available_protocols() -> list[str]:
+    return sorted(p.stem for p in SPEC_DIR.glob("*.json"))
+
+
+@dataclass(frozen=True)
+class Protocol:
+    spec: dict = field(repr=False)
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def version(self) -> int:
+        return int(self.spec["version"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.spec["sample_rate"])
+
+    @property
+    def global_seed(self) -> int:
+        return int(self.spec["seeding"]["global_seed"])
+
+    @classmethod
+    def load(cls, name: str = DEFAULT_PROTOCOL) -> "Protocol":
+        return _load(name)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Protocol":
+        _validate_spec(spec)
+        return cls(spec=spec, sha256=hashlib.sha256(canonical_json(spec)).hexdigest())
+
+    def record(self) -> dict:
+        """What results store about the protocol."""
+        return {"name": self.name, "id": self.spec["id"], "version": self.version,
+                "sha256": self.sha256, "global_seed": self.global_seed}
+
+    # ---- randomness -------------------------------------------------------------------------
+    def seed_sequence(self, utt_id: str, stream: str = FROZEN_STREAM, seed: int | None = None):
+        seed = self.global_seed if seed is None else int(seed)
+        key = "\x1f".join([self.name, str(utt_id), str(seed), str(stream)]).encode()
+        entropy = int.from_bytes(hashlib.sha256(key).digest()[:16], "little")
+        return np.random.SeedSequence(entropy)
+
+    def generators(self, utt_id: str, stream: str = FROZEN_STREAM, seed: int | None = None):
+        ss = self.seed_sequence(utt_id, stream, seed)
+        return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(ss.entropy, spawn_key=(i,))))
+                for i in range(len(self.spec["manipulations"]))]
+
+    # ---- STFT -------------------------------------------------------------------------------
+    def _window(self):
+        import torch
+
+        st = self.spec["stft"]
+        return torch.hann_window(st["win_length"], periodic=True, dtype=torch.float64)
+
+    def stft(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        st = self.spec["stft"]
+        X = torch.stft(torch.from_numpy(np.asarray(x, dtype=np.float64)), n_fft=st["n_fft"],
+                       hop_length=st["hop_length"], win_length=st["win_length"], window=self._window(),
+                       center=st["center"], pad_mode=st["pad_mode"], return_complex=True)
+        return X.numpy()
+
+    def istft(self, X: np.ndarray, length: int) -> np.ndarray:
+        import torch
+
+        st = self.spec["stft"]
+        y = torch.istft(torch.from_numpy(X), n_fft=st["n_fft"], hop_length=st["hop_length"],
+                        win_length=st["win_length"], window=self._window(), center=st["center"],
+                        length=length)
+        return y.numpy()
+
+    # ---- the protocol -----------------------------------------------------------------------
+    def apply(self, clean: np.ndarray, utt_id: str, *, stream: str = FROZEN_STREAM,
+              seed: int | None = None) -> np.ndarray:
+        """Noisy version of one clean 16 kHz utterance (float32, same length, clipped to +-1)."""
+        clean = np.asarray(clean)
+        if clean.ndim != 1:
+            raise BenchError(f"protocol {self.name}: expected one mono utterance (time,), got shape {clean.shape}")
+        n = clean.shape[0]
+        st = self.spec["stft"]
+        if n <= st["n_fft"] // 2:
+            raise BenchError(f"protocol {self.name}: utterance {utt_id!r} has {n} samples; "
+                             f"needs more than {st['n_fft'] // 2}")
+        X = self.stft(clean)
+        ctx = Context(sample_rate=self.sample_rate, n_fft=st["n_fft"], hop_length=st["hop_length"],
+                      clean_power=float(np.mean(np.abs(X) ** 2)))
+        for step, rng in zip(self.spec["manipulations"], self.generators(utt_id, stream, seed)):
+            params = {k: v for k, v in step.items() if k != "op"}
+            X = MANIPULATIONS[step["op"]](X, rng, ctx, **params)
+        y = self.istft(X, n)
+        clip = float(self.spec["output"]["clip"])
+        return np.clip(y, -clip, clip).astype(np.float32)
+
+
+def _validate_spec(spec: dict) -> None:
+    for key in ("name", "id", "version", "sample_rate", "stft", "seeding", "manipulations", "output"):
+        if key not in spec:
+            raise BenchError(f"protocol spec is missing the field {key!r}")
+    if spec["name"] != f"{spec['id']}-v{spec['version']}":
+        raise BenchError(f"protocol spec name {spec['name']!r} must be '<id>-v<version>'")
+    for i, step in enumerate(spec["manipulations"]):
+        if step.get("op") not in MANIPULATIONS:
+            raise BenchError(f"protocol {spec['name']}: manipulation {i} has unknown op {step.get('op')!r}; "
+                             f"known: {sorted(MANIPULATIONS)}")
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> Protocol:
+    path = SPEC_DIR / f"{name}.json"
+    if not path.exists():
+        raise BenchError(f"unknown protocol {name!r}", hint=f"available: {', '.join(available_protocols())}")
+    spec = json.loads(path.read_text())
+    if spec.get("name") != name:
+        raise BenchError(f"{path}: spec name {spec.get('name')!r} does not match its file name")
+    return Protocol.from_spec(spec)
