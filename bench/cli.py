@@ -236,8 +236,150 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-#: other modules add subcommands here (keeps this file to argument plumbing)
-_EXTRA_COMMANDS: list = []
+
+# ---------------------------------------------------------------------------------------------
+# bench run / leaderboard / compare
+def _parse_overrides(items: list[str] | None) -> dict:
+    import json
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise BenchError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def cmd_run(args) -> int:
+    from bench.adapters import get_adapter
+    from bench.pipeline import RunOptions, run
+    from bench.results import load_run
+
+    found = get_adapter(args.model)
+    pt = _prepared(args, prepare_if_missing=True)
+    train_over = _parse_overrides(args.train_set)
+    if args.max_steps is not None:
+        train_over["max_steps"] = args.max_steps
+    if args.max_minutes is not None:
+        train_over["max_minutes"] = args.max_minutes
+    opts = RunOptions(preset=args.preset, overrides=_parse_overrides(args.set), train_overrides=train_over,
+                      run_id=args.run_id, resume=args.resume, device=args.device, jobs=args.jobs,
+                      results_dir=Path(args.results_dir) if args.results_dir else None,
+                      runs_dir=Path(args.runs_dir) if args.runs_dir else None,
+                      leaderboard=not args.no_leaderboard,
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    with progress_bar() as prog:
+        path = run(found, pt, opts, progress=prog)
+    r = load_run(path)
+    _print_summary(r)
+    console.print(f"results: {path}" + ("" if args.no_leaderboard else "; leaderboard.md regenerated"))
+    return 0
+
+
+def _print_summary(r) -> None:
+    from bench.metrics import METRICS
+
+    t = Table(title=f"{r.model} on {r.track} ({r.summary['counts']['utterances']} test utterances)")
+    for col in ("metric", "noisy", r.model, "improvement [95% CI]"):
+        t.add_column(col, justify="right")
+    for m, s in r.summary["metrics"].items():
+        nd = 3 if m in ("stoi", "estoi") else 2
+        fmt = lambda v: "-" if v is None else f"{v:.{nd}f}"
+        delta = "-" if s["delta"] is None else f"{s['delta']:+.{nd}f} [{s['delta_ci_low']:+.{nd}f}, {s['delta_ci_high']:+.{nd}f}]"
+        t.add_row(METRICS[m].label, fmt(s["noisy_mean"]), fmt(s["mean"]) + (f" ({s['failures']} failed)" if s["failures"] else ""), delta)
+    console.print(t)
+    sp = r.summary["speed"]
+    console.print(f"parameters {r.summary['model']['parameters']:,}  RTF (CPU, 1 thread) {sp['rtf_cpu_1thread']:.3f}")
+
+
+def cmd_leaderboard(args) -> int:
+    from bench import leaderboard
+
+    results = Path(args.results_dir) if args.results_dir else None
+    out = Path(args.output) if args.output else None
+    if args.check:
+        ok, diff = leaderboard.check(out, results)
+        if ok:
+            console.print("[green]leaderboard.md is up to date[/]")
+            return 0
+        err_console.print(diff)
+        err_console.print("[red]leaderboard.md is out of date or edited by hand[/]: run `bench leaderboard` and commit it")
+        return 1
+    path = leaderboard.write(out, results)
+    console.print(f"wrote {path}")
+    board = leaderboard.collect(results)
+    for track, refused in board.refused.items():
+        for p, reason in refused:
+            err_console.print(f"[yellow]refused[/] {p}: {reason}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from bench.compare import compare_runs
+    from bench.metrics import METRICS
+    from bench.results import find_run, load_run
+
+    results = Path(args.results_dir) if args.results_dir else None
+    a = load_run(find_run(args.a, args.track, results))
+    b = load_run(find_run(args.b, args.track, results))
+    res = compare_runs(a, b, args.metrics)
+    if args.json:
+        console.print_json(json.dumps(res, default=float))
+        return 0
+    t = Table(title=f"{a.model}@{a.run_id} (A) vs {b.model}@{b.run_id} (B): {res['n_utterances']} paired utterances, "
+                    f"track {res['track']}, protocol {res['protocol']}")
+    for col in ("metric", "A", "B", "A - B [95% CI]", "wins/losses", "Wilcoxon p", "t-test p", "verdict"):
+        t.add_column(col)
+    for m, s in res["metrics"].items():
+        nd = 3 if m in ("stoi", "estoi") else 2
+        t.add_row(METRICS[m].label, f"{s['mean_a']:.{nd}f}", f"{s['mean_b']:.{nd}f}",
+                  f"{s['mean_diff']:+.{nd}f} [{s['ci_low']:+.{nd}f}, {s['ci_high']:+.{nd}f}]",
+                  f"{s['wins']}/{s['losses']}", f"{s['wilcoxon_p']:.2g}", f"{s['ttest_p']:.2g}", s["verdict"])
+    console.print(t)
+    return 0
+
+
+def _register_run_commands(sub) -> None:
+    p = sub.add_parser("run", help="prepare -> train (if trainable) -> score -> results -> leaderboard")
+    p.add_argument("--model", required=True, help="adapter name (see `bench list`)")
+    _add_track(p); _add_dirs(p)
+    p.add_argument("--preset", default=None, help="adapter preset, e.g. quick (CPU, minutes) or full (GPU)")
+    p.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--train-set", nargs="*", default=None, metavar="KEY=VALUE", help="training config overrides")
+    p.add_argument("--max-steps", type=int, default=None, help="training budget in optimizer steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--run-id", default=None, help="run id (default: UTC timestamp)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run (same --run-id)")
+    p.add_argument("--checkpoint", default=None, help="score this checkpoint instead of training")
+    p.add_argument("--results-dir", default=None, help="default: <repo>/results")
+    p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="regenerate leaderboard.md from results/ (or --check it is current)")
+    p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md is out of date")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("compare", help="paired comparison of two runs: per-utterance differences, CI, significance")
+    p.add_argument("a", help="run folder, MODEL (latest run) or MODEL@RUN_ID")
+    p.add_argument("b")
+    p.add_argument("--track", default="vctk-mini")
+    p.add_argument("--metrics", nargs="*", default=None)
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+
+_EXTRA_COMMANDS: list = [_register_run_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

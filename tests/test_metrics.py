@@ -22,11 +22,6 @@ DATA_ROOT = Path(os.environ.get("BENCH_DATA_ROOT")
 SAMPLE = DATA_ROOT / "vbdemand-sample"
 MANIFEST = SAMPLE / "manifest.csv"
 
-needs_data = pytest.mark.skipif(
-    not MANIFEST.is_file(),
-    reason=f"real-speech sample not found: {MANIFEST} (set BENCH_DATA_ROOT to the folder holding vbdemand-sample/)")
-
-
 def _read(rel: str) -> np.ndarray:
     x, sr = sf.read(str(SAMPLE / rel), dtype="float64")
     assert sr == 16000 and x.ndim == 1
@@ -37,7 +32,8 @@ def _read(rel: str) -> np.ndarray:
 def pair() -> tuple[str, np.ndarray, np.ndarray]:
     """The shortest p232_* clean/noisy pair of the manifest (keeps PESQ/STOI fast)."""
     if not MANIFEST.is_file():
-        pytest.skip(f"real-speech sample not found: {MANIFEST}")
+        pytest.skip(f"real-speech sample not found: {MANIFEST} "
+                    "(set BENCH_DATA_ROOT to the folder that holds vbdemand-sample/)")
     with open(MANIFEST, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["utt_id"].startswith("p232_")]
     if not rows:

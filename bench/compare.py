@@ -1,0 +1,43 @@
+"""`bench compare A B`: a paired comparison of two runs on the same track and protocol.
+
+For every metric: the per-utterance differences A - B, their mean with a 95% bootstrap CI, the
+Wilcoxon signed-rank test (the decision test) and the paired t-test, and win/loss counts, so
+"A beats B" is a checked claim rather than a difference of two means.
+"""
+
+from __future__ import annotations
+
+from bench.errors import ResultsError
+from bench.metrics import METRICS
+from bench.results import Run
+from bench.stats import paired_comparison
+
+
+def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: float = 0.05) -> dict:
+    ba, bb = a.summary["benchmark"], b.summary["benchmark"]
+    for key, what in (("protocol", "protocol"), ("track", "track")):
+        ka = ba[key]["sha256"] if key == "protocol" else ba[key]["manifest_sha256"]
+        kb = bb[key]["sha256"] if key == "protocol" else bb[key]["manifest_sha256"]
+        if ka != kb or ba[key]["name"] != bb[key]["name"]:
+            raise ResultsError(f"cannot compare runs scored on different {what}s: "
+                               f"{ba[key]['name']} ({ka[:12]}) vs {bb[key]['name']} ({kb[:12]})")
+    if ba["split"] != bb["split"]:
+        raise ResultsError(f"cannot compare a {ba['split']} run with a {bb['split']} run")
+    merged = a.per_utterance.merge(b.per_utterance, on="utt_id", suffixes=("_a", "_b"))
+    if len(merged) != len(a.per_utterance) or len(merged) != len(b.per_utterance):
+        raise ResultsError(f"the runs scored different utterances ({len(a.per_utterance)} vs {len(b.per_utterance)}, "
+                           f"{len(merged)} in common)")
+    names = metrics or [m for m in METRICS if m in a.summary["metrics"] and m in b.summary["metrics"]]
+    out = {"a": {"model": a.model, "run_id": a.run_id, "path": str(a.path)},
+           "b": {"model": b.model, "run_id": b.run_id, "path": str(b.path)},
+           "track": ba["track"]["name"], "protocol": ba["protocol"]["name"], "n_utterances": len(merged), "metrics": {}}
+    for m in names:
+        res = paired_comparison(merged[f"{m}_a"].to_numpy(float), merged[f"{m}_b"].to_numpy(float), alpha=alpha,
+                                higher_is_better=METRICS[m].higher_is_better)
+        if res["significant"]:
+            better = (res["mean_diff"] > 0) == METRICS[m].higher_is_better
+            res["verdict"] = f"{a.model if better else b.model} is better (p={res['wilcoxon_p']:.2g})"
+        else:
+            res["verdict"] = f"no significant difference (p={res['wilcoxon_p']:.2g})"
+        out["metrics"][m] = res
+    return out

@@ -1,0 +1,28 @@
+"""Small STFT helpers for adapters that work in the STFT domain, valid for any input length
+(inputs shorter than the FFT are zero-padded, and outputs cropped back)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class STFT(torch.nn.Module):
+    """Hann-window STFT / iSTFT pair on ``(batch, time)`` waveforms."""
+
+    def __init__(self, n_fft: int = 512, hop_length: int = 128):
+        super().__init__()
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, self.n_fft - x.shape[-1])) if x.shape[-1] < self.n_fft else x
+
+    def stft(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(self.padded(x), self.n_fft, self.hop_length, window=self.window.to(x.dtype),
+                          return_complex=True)
+
+    def istft(self, X: torch.Tensor, length: int) -> torch.Tensor:
+        n = max(length, self.n_fft)
+        y = torch.istft(X, self.n_fft, self.hop_length, window=self.window.to(X.real.dtype), length=n)
+        return y[..., :length]

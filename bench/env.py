@@ -1,0 +1,96 @@
+"""The environment record of a run: code version, packages, hardware, threads, date."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from importlib import metadata
+
+from bench import REPO_ROOT, __version__
+
+PACKAGES = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "pesq", "pystoi", "pandas",
+            "speechbrain", "asteroid", "asteroid-filterbanks", "torchmetrics", "rich", "jsonschema")
+
+
+def git_state() -> dict:
+    def run(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except Exception:
+            return None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_model() -> str | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:
+        pass
+    return None
+
+
+def hardware_label(device: str = "cpu", threads: int | None = None) -> str:
+    """Short label for tables, e.g. 'CPU: AMD EPYC 7B13 x2 threads' or 'GPU: NVIDIA H100'."""
+    if device.startswith("cuda"):
+        return f"GPU: {gpu_model() or device}"
+    n = threads or _threads()
+    return f"CPU: {cpu_model()} ({n} thread{'s' if n != 1 else ''})"
+
+
+def _threads() -> int:
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except Exception:
+        return os.cpu_count() or 1
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def environment_record(wall_seconds: float | None = None) -> dict:
+    return {
+        "bench_version": __version__,
+        "git": git_state(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": _threads(),
+        "gpu": gpu_model(),
+        "packages": package_versions(),
+        "date": now_iso(),
+        "wall_seconds": wall_seconds,
+    }

@@ -1,0 +1,225 @@
+"""`bench leaderboard`: render ``leaderboard.md`` from ``results/`` alone, and check it is current.
+
+One section per track. For each model the most recent run that passes every check
+(`bench.results.load_run` + `check_against_benchmark`) is shown; runs that fail a check are
+listed with the reason instead of being shown. Real systems are ranked by mean PESQ-WB; the
+``noisy`` input (the floor) and oracles (upper bounds that use the clean reference) are shown
+below the ranking, never ranked. The output depends only on the files in ``results/`` and the
+benchmark definition (no clock), so ``--check`` can compare it byte for byte.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import REPO_ROOT
+from bench.data.tracks import available_tracks, load_track
+from bench.errors import BenchError, ResultsError
+from bench.metrics import METRICS
+from bench.protocol import DEFAULT_PROTOCOL, Protocol
+from bench.results import RESULTS_DIR, Run, check_against_benchmark, iter_run_dirs, load_run
+
+LEADERBOARD = REPO_ROOT / "leaderboard.md"
+HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only. Do not edit by hand; "
+          "`bench leaderboard --check` (run in CI) fails when it is out of date. -->")
+QUALITY = ("pesq_wb", "stoi", "estoi", "si_sdr", "pesq_nb", "snr")
+WITH_DELTA = ("pesq_wb", "stoi", "estoi", "si_sdr")
+
+
+@dataclass
+class Board:
+    shown: dict[str, list[Run]]            # track -> runs shown
+    refused: dict[str, list[tuple[str, str]]]  # track -> (run path, reason)
+
+
+def _test_ids(track) -> list[str] | None:
+    try:
+        return [u.utt_id for u in track.utterances(split="test")]
+    except BenchError:
+        return None
+
+
+def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -> Board:
+    protocol = protocol or Protocol.load(DEFAULT_PROTOCOL)
+    results_dir = Path(results_dir or RESULTS_DIR)
+    shown: dict[str, list[Run]] = {}
+    refused: dict[str, list[tuple[str, str]]] = {}
+    latest: dict[tuple[str, str], Run] = {}
+    for d in iter_run_dirs(results_dir):
+        track_name = d.parent.parent.name
+        rel = d.relative_to(results_dir.parent) if results_dir.parent in d.parents else d
+        try:
+            run = load_run(d)
+            if run.track != track_name or run.model != d.parent.name or run.run_id != d.name:
+                raise ResultsError(f"{d}: folder is results/{track_name}/{d.parent.name}/{d.name} but summary.json says "
+                                   f"results/{run.track}/{run.model}/{run.run_id}")
+            track = load_track(track_name)
+            if not track.frozen:
+                raise ResultsError(f"track {track_name} has no frozen manifest; its runs cannot be checked")
+            check_against_benchmark(run, protocol=protocol, track_record=track.record(), test_ids=_test_ids(track))
+        except (ResultsError, BenchError) as exc:
+            refused.setdefault(track_name, []).append((rel.as_posix(), str(exc).splitlines()[0]))
+            continue
+        key = (track_name, run.model)
+        if key not in latest or (run.summary["created"], run.run_id) > (latest[key].summary["created"], latest[key].run_id):
+            latest[key] = run
+    for (track_name, _), run in latest.items():
+        shown.setdefault(track_name, []).append(run)
+    return Board(shown, refused)
+
+
+def _f(v, nd=2, signed=False):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
+
+
+def _ci(m: dict, nd: int) -> str:
+    return f"{_f(m['mean'], nd)} <sub>[{_f(m['ci_low'], nd)}, {_f(m['ci_high'], nd)}]</sub>"
+
+
+def _delta(m: dict, nd: int) -> str:
+    return f"{_f(m['delta'], nd, True)} <sub>[{_f(m['delta_ci_low'], nd, True)}, {_f(m['delta_ci_high'], nd, True)}]</sub>"
+
+
+def _params(n: int) -> str:
+    if n == 0:
+        return "0"
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+
+
+def _role(run: Run) -> str:
+    if run.summary["model"]["oracle"]:
+        return "oracle"
+    if run.model == "noisy":
+        return "floor"
+    return "system"
+
+
+def _budget(run: Run) -> str:
+    b = run.summary["budget"]
+    if not b.get("trained"):
+        return "no training"
+    parts = []
+    if b.get("steps") is not None:
+        parts.append(f"{b['steps']} steps")
+    if b.get("wall_minutes") is not None:
+        parts.append(f"{b['wall_minutes']:.0f} min")
+    if b.get("preset"):
+        parts.append(f"preset `{b['preset']}`")
+    return ", ".join(parts)
+
+
+def _nd(metric: str) -> int:
+    return 3 if metric in ("stoi", "estoi") else 2
+
+
+def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]], results_dir: Path) -> list[str]:
+    track = load_track(track_name)
+    lines = [f"## Track `{track_name}`", ""]
+    if not track.frozen:
+        lines += [f"_{track.spec['description']}_", "",
+                  f"No frozen manifest yet (`{track.spec.get('manifest_note', '')}`); no runs can be listed.", ""]
+        return lines
+    rec = track.record()
+    n_test = len(_test_ids(track) or [])
+    lines += [f"Split `{rec['split_id']}` (manifest sha256 `{rec['manifest_sha256'][:16]}`), test: {n_test} utterances "
+              f"of speakers {', '.join(track.splits['test'])}. {track.spec['description']}", ""]
+    if not runs:
+        lines += ["No runs yet.", ""]
+    order = {"system": 0, "floor": 1, "oracle": 2}
+    runs = sorted(runs, key=lambda r: (order[_role(r)], -(r.summary["metrics"]["pesq_wb"]["mean"] or -1e9), r.model))
+    if runs:
+        cols = ["#", "model"]
+        for m in QUALITY:
+            label = METRICS[m].label + (" (dB)" if METRICS[m].unit == "dB" else "")
+            cols.append(label)
+            if m in WITH_DELTA:
+                cols.append(f"Δ {METRICS[m].label}")
+        lines += ["### Quality on the test split (mean <sub>[95% bootstrap CI]</sub>; Δ = paired improvement over the noisy input)", "",
+                  "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+        rank = 0
+        for r in runs:
+            role = _role(r)
+            if role == "system":
+                rank += 1
+                tag = str(rank)
+            else:
+                tag = "–"
+            name = f"**{r.model}**" if role == "system" else r.model
+            name += {"floor": " (input, floor)", "oracle": " (oracle, not ranked)", "system": ""}[role]
+            row = [tag, name]
+            for m in QUALITY:
+                s = r.summary["metrics"].get(m)
+                if s is None:
+                    row.append("–")
+                    if m in WITH_DELTA:
+                        row.append("–")
+                    continue
+                cell = _ci(s, _nd(m))
+                if s["failures"]:
+                    cell += f" ({s['failures']} failed)"
+                row.append(cell)
+                if m in WITH_DELTA:
+                    row.append("–" if r.model == "noisy" else _delta(s, _nd(m)))
+            lines.append("| " + " | ".join(row) + " |")
+        lines += ["", "### Model size, speed and training budget", "",
+                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | training budget | hardware | date | run |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in runs:
+            s, sp, b = r.summary, r.summary["speed"], r.summary["budget"]
+            link = r.path.relative_to(results_dir.parent).as_posix() if results_dir.parent in r.path.parents else str(r.path)
+            hw = b.get("hardware") or f"CPU: {sp.get('cpu', '?')}"
+            lines.append(f"| {r.model} | {_params(s['model']['parameters'])} | {_f(sp['rtf_cpu_1thread'], 3)} | "
+                         f"{'yes' if sp['causal'] else 'no'} | {_f(sp['latency_ms'], 1)} | {_f(sp['rtf_stream'], 3)} | "
+                         f"{_budget(r)} | {hw} | {s['created'][:10]} | [{r.run_id}]({link}/summary.json) |")
+        lines.append("")
+    if refused:
+        lines += ["### Runs refused by the checks (not shown above)", ""]
+        lines += [f"- `{path}`: {reason}" for path, reason in sorted(refused)]
+        lines.append("")
+    return lines
+
+
+def render(results_dir: Path | None = None) -> str:
+    results_dir = Path(results_dir or RESULTS_DIR)
+    protocol = Protocol.load(DEFAULT_PROTOCOL)
+    board = collect(results_dir, protocol)
+    out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
+           f"Noising protocol **{protocol.name}** (sha256 `{protocol.sha256[:16]}`, global seed {protocol.global_seed}). "
+           "Every row is one run folder under `results/`; the most recent valid run of each model is shown. "
+           "Real systems are ranked by mean PESQ-WB; the noisy input and oracles are not ranked. "
+           "Scores are on 16-bit outputs of the frozen noisy test set. RTF = processing time / audio duration on a fixed "
+           "10 s input, CPU, 1 torch thread. `bench compare A B` tests whether a difference is significant.", ""]
+    for name in available_tracks():
+        runs = board.shown.get(name, [])
+        refused = board.refused.get(name, [])
+        if name != "vctk-mini" and not runs and not refused and not load_track(name).frozen:
+            out += [f"## Track `{name}`", "", f"No runs yet: needs the full corpus (`bench data download {name}`) "
+                    "and a frozen manifest.", ""]
+            continue
+        out += render_track(name, runs, refused, results_dir)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
+    from bench.audio import atomic_write_bytes
+
+    path = Path(path or LEADERBOARD)
+    atomic_write_bytes(path, render(results_dir).encode())
+    return path
+
+
+def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bool, str]:
+    """(up_to_date, unified diff) of the committed leaderboard against a fresh rendering."""
+    path = Path(path or LEADERBOARD)
+    fresh = render(results_dir)
+    current = path.read_text() if path.exists() else ""
+    if current == fresh:
+        return True, ""
+    diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
+                                        fromfile=f"{path.name} (on disk)", tofile=f"{path.name} (from results/)", n=1))
+    return False, diff

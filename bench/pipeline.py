@@ -1,0 +1,87 @@
+"""`bench run`: prepare data if needed -> train if the model is trainable -> score on the test
+split -> write results -> regenerate the leaderboard."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.adapters import Found
+from bench.data.prepared import PreparedTrack
+from bench.env import hardware_label
+from bench.errors import BenchError
+from bench.results import RESULTS_DIR, run_dir
+
+
+def new_run_id() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+@dataclass
+class RunOptions:
+    preset: str | None = None
+    overrides: dict | None = None
+    train_overrides: dict | None = None
+    run_id: str | None = None
+    resume: bool = False
+    device: str = "auto"
+    jobs: int | None = None
+    results_dir: Path | None = None
+    runs_dir: Path | None = None
+    leaderboard: bool = True
+    checkpoint: Path | None = None
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {device} requested but CUDA is not available")
+    return device
+
+
+def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
+    started = time.time()
+    a = found.adapter
+    config = a.resolved_config(opts.preset, opts.overrides)
+    device = resolve_device(opts.device)
+    run_id = opts.run_id or new_run_id()
+    out = run_dir(pt.track.name, a.name, run_id, opts.results_dir or RESULTS_DIR)
+    if (out / "summary.json").exists():
+        raise BenchError(f"{out} already holds a finished run", hint="choose another --run-id or delete the folder")
+    record = {"model": a.name, "model_config": config, "preset": opts.preset, "track": pt.track.name,
+              "protocol": pt.protocol.name, "device": device}
+    if a.trainable:
+        from bench.train import load_checkpoint_model, train
+
+        if opts.checkpoint:
+            model, budget, train_cfg = load_checkpoint_model(a, opts.checkpoint)
+        else:
+            model, budget, train_cfg = train(found, pt, config, run_id=run_id, preset=opts.preset,
+                                             overrides=opts.train_overrides or {}, device=device,
+                                             resume=opts.resume, runs_dir=opts.runs_dir, progress=progress)
+        record["train"] = train_cfg
+    else:
+        model = a.build(**config)
+        budget = {"trained": False, "preset": opts.preset, "steps": None, "epochs": None, "wall_minutes": None,
+                  "max_steps": None, "max_minutes": None, "device": device, "hardware": hardware_label(device),
+                  "checkpoint": None, "checkpoint_sha256": None}
+    speed_extra = {}
+    if a.causal and hasattr(a, "latency_ms"):
+        try:
+            speed_extra["latency_ms"] = float(a.latency_ms(model))
+        except Exception:  # noqa: BLE001 - latency is informative, never blocks scoring
+            pass
+    from bench.score import score
+
+    path = score(found, model, pt, out, run_id=run_id, config=record, budget=budget, preset=opts.preset,
+                 jobs=opts.jobs, device=device, progress=progress, speed_extra=speed_extra, started=started)
+    if opts.leaderboard:
+        from bench import leaderboard
+
+        leaderboard.write(results_dir=opts.results_dir)
+    return path
