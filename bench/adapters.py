@@ -56,6 +56,8 @@ class Adapter:
     oracle: ClassVar[bool] = False
     #: default constructor arguments of `build` (the model's config)
     config: ClassVar[dict] = {}
+    #: training defaults for the shared trainer (see bench/train.py DEFAULTS), e.g. {"loss": {"si_sdr": 1.0}}
+    train_config: ClassVar[dict] = {}
     #: named overrides: {"quick": {"model": {...}, "train": {...}}, "full": {...}}
     presets: ClassVar[dict] = {}
 

@@ -88,10 +88,27 @@ def sha256_bytes(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
+def _format_checker():
+    import datetime
+
+    import jsonschema
+
+    fc = jsonschema.FormatChecker()
+    if "date-time" not in fc.checkers:  # jsonschema checks it only with the optional rfc3339-validator
+
+        @fc.checks("date-time", raises=ValueError)
+        def _date_time(value) -> bool:  # RFC 3339: full date, time and UTC offset
+            if not isinstance(value, str):
+                return True
+            return "T" in value.upper() and datetime.datetime.fromisoformat(value).tzinfo is not None
+
+    return fc
+
+
 def validate_summary(summary: dict, source: str = "summary.json") -> None:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft202012Validator(schema(), format_checker=_format_checker())
     errors = sorted(validator.iter_errors(summary), key=lambda e: list(e.path))
     if errors:
         msgs = [f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5]]

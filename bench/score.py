@@ -106,21 +106,31 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
     (out_dir / "enhanced").mkdir(exist_ok=True)
     task = progress.add_task(f"score {found.adapter.name}", total=len(utt_ids), completed=len(done)) if progress else None
     with open(partial, "a") as fh, ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker) as ex:
+        if fh.tell() and not partial.read_bytes().endswith(b"\n"):
+            fh.write("\n")  # end a line cut by an interruption, so the next row is readable
         futures: list[Future] = []
-        for utt in todo:
-            clean = pt.load_clean(split, utt)
-            noisy = pt.load_noisy(split, utt)
-            enhanced = enhance_one(found, model, noisy, clean, device)
-            if utt in listen:
-                sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(enhanced), 16000, subtype="PCM_16")
-            futures.append(ex.submit(_score_one, (utt, clean, noisy, enhanced, names)))
-            # write finished rows as they come, keeping memory bounded
-            while futures and (futures[0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
-                row = futures.pop(0).result()
-                _append(fh, row)
-                done[row["utt_id"]] = row
-                if progress:
-                    progress.advance(task)
+        try:
+            for utt in todo:
+                clean = pt.load_clean(split, utt)
+                noisy = pt.load_noisy(split, utt)
+                enhanced = enhance_one(found, model, noisy, clean, device)
+                if utt in listen:
+                    sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(enhanced), 16000, subtype="PCM_16")
+                futures.append(ex.submit(_score_one, (utt, clean, noisy, enhanced, names)))
+                # write finished rows as they come, keeping memory bounded
+                while futures and (futures[0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
+                    row = futures.pop(0).result()
+                    _append(fh, row)
+                    done[row["utt_id"]] = row
+                    if progress:
+                        progress.advance(task)
+        except BaseException:
+            # interrupted (or the model failed): keep the rows the workers finish, as leaving the
+            # pool waits for them anyway; a second Ctrl-C while waiting abandons them
+            for f in futures:
+                if not f.cancelled() and f.exception() is None:
+                    _append(fh, f.result())
+            raise
         for f in futures:
             row = f.result()
             _append(fh, row)
@@ -136,7 +146,7 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
     df = pd.DataFrame([done[u] for u in utt_ids])[cols].sort_values("utt_id").reset_index(drop=True)
     df["errors"] = df["errors"].fillna("")
     csv_bytes = per_utterance_bytes(df)
-    df = pd.read_csv(pd.io.common.BytesIO(csv_bytes), dtype={"utt_id": str})  # summarize exactly what is stored
+    df = pd.read_csv(pd.io.common.BytesIO(csv_bytes), dtype={"utt_id": str, "errors": str})  # summarize exactly what is stored
     rtf = measure_rtf(found.adapter, model.to("cpu"), seconds=RTF_SECONDS, threads=1)
     a = found.adapter
     summary = {

@@ -20,6 +20,16 @@ from baselines.demucs.model import (SINC_ZEROS, Demucs, conv_transpose1d_gemm, d
 PAPER_PARAMS = 18_867_937   # causal Demucs H=48, depth 5, kernel 8, stride 4, resample 4 ("18.87 M")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a small shared machine, OpenMP barriers in the per-step LSTM kernels
+    of a 2-thread run can stall for seconds when the other core is busy."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -175,10 +185,12 @@ def test_causal_model_lookahead(cfg):
 
 
 def test_noncausal_model_depends_on_the_future():
+    """The bidirectional LSTM carries the future back (its influence decays with distance)."""
     model = small(causal=False, normalize=False).double()
-    x = noise(1, 4000, dtype=torch.float64)
-    f, = first_changes(model, x, [3500])
-    assert f is not None and f < 100                 # far beyond any framing lookahead
+    framing = small(normalize=False).lookahead        # 203: what the same geometry sees when causal
+    x = noise(1, 1200, dtype=torch.float64)
+    f, = first_changes(model, x, [1000], tol=1e-12)
+    assert f is not None and 1000 - f > framing + 100
 
 
 def test_offline_normalization_is_not_causal():
@@ -262,6 +274,30 @@ def test_conv_transpose1d_gemm_matches_torch(cin, cout, k, s):
     grads = torch.autograd.grad(out, (x, w, b), g)
     for a, c in zip(grads, grads_ref):
         assert torch.allclose(a, c)
+
+
+def test_fast_cpu_paths_match_plain_layers(monkeypatch):
+    """`_PointwiseGLU` and `_ConvTranspose1d` compute what Conv1d + GLU and ConvTranspose1d do."""
+    from baselines.demucs import model as mod
+
+    model = small(normalize=True).double().train()
+    x = noise(2, 3001, dtype=torch.float64)
+
+    def run():
+        model.zero_grad()
+        y = model(x)
+        y.pow(2).sum().backward()
+        return y.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fast_y, fast_g = run()
+    with torch.no_grad():
+        assert torch.allclose(model(x), fast_y)          # the in-place no-grad path
+    monkeypatch.setattr(mod._PointwiseGLU, "forward", lambda self, x: F.glu(torch.nn.Conv1d.forward(self, x), 1))
+    monkeypatch.setattr(mod._ConvTranspose1d, "forward", torch.nn.ConvTranspose1d.forward)
+    ref_y, ref_g = run()
+    assert torch.allclose(fast_y, ref_y)
+    for a, b in zip(fast_g, ref_g):
+        assert torch.allclose(a, b)
 
 
 def test_training_step_runs():

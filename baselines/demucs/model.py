@@ -115,7 +115,7 @@ def downsample2(x: torch.Tensor, zeros: int = SINC_ZEROS) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# the model
+# building blocks
 # --------------------------------------------------------------------------------------------
 
 def conv_transpose1d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -157,6 +157,25 @@ class _ConvTranspose1d(nn.ConvTranspose1d):
         return super().forward(x, output_size)
 
 
+class _PointwiseGLU(nn.Conv1d):
+    """``Conv1d(c, 2 c, 1)`` followed by ``GLU(dim=1)``: ``a * sigmoid(g)`` for the two output halves.
+
+    Same parameters (and state dict) as the plain 1x1 conv; computing the halves separately avoids
+    materialising the ``2 c`` channel tensor, and without autograd the gating is done in place.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__(channels, 2 * channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.out_channels // 2
+        a = F.conv1d(x, self.weight[:h], self.bias[:h])
+        g = F.conv1d(x, self.weight[h:], self.bias[h:])
+        if torch.is_grad_enabled():
+            return a * torch.sigmoid(g)
+        return a.mul_(g.sigmoid_())
+
+
 class _Bottleneck(nn.Module):
     """2-layer LSTM over the deepest frames; bidirectional + Linear back to ``dim`` when not causal."""
 
@@ -194,6 +213,10 @@ class Demucs(nn.Module):
 
     At init every conv / transposed conv has its weight and bias divided by ``sqrt(std(w) / rescale)``
     (no rescaling when ``rescale`` is 0 or None).
+
+    Implementation notes: the 1x1 conv + GLU is one module (`_PointwiseGLU`) and the transposed convs
+    run as GEMM + overlap-add on CPU (`conv_transpose1d_gemm`); both have the parameters of the plain
+    layers and compute the same function, only faster on CPU. ReLUs are in place.
     """
 
     sinc_zeros = SINC_ZEROS
@@ -212,18 +235,18 @@ class Demucs(nn.Module):
         self.growth, self.max_hidden, self.normalize, self.glu = growth, max_hidden, normalize, glu
         self.rescale, self.floor = rescale, floor
 
-        scale = 2 if glu else 1
-        act = (lambda: nn.GLU(dim=1)) if glu else (lambda: nn.ReLU())
+        def pointwise(c: int) -> list[nn.Module]:   # 1x1 conv + GLU, or 1x1 conv + ReLU
+            return [_PointwiseGLU(c)] if glu else [nn.Conv1d(c, c, 1), nn.ReLU(inplace=True)]
+
         self.encoder = nn.ModuleList()
         decoder = []
         c_in, c_out, h = chin, chout, hidden
         for i in range(depth):
             self.encoder.append(nn.Sequential(
-                nn.Conv1d(c_in, h, kernel_size, stride), nn.ReLU(),
-                nn.Conv1d(h, scale * h, 1), act()))
-            dec = [nn.Conv1d(h, scale * h, 1), act(), _ConvTranspose1d(h, c_out, kernel_size, stride)]
+                nn.Conv1d(c_in, h, kernel_size, stride), nn.ReLU(inplace=True), *pointwise(h)))
+            dec = [*pointwise(h), _ConvTranspose1d(h, c_out, kernel_size, stride)]
             if i > 0:
-                dec.append(nn.ReLU())
+                dec.append(nn.ReLU(inplace=True))
             decoder.append(nn.Sequential(*dec))
             c_out = c_in = h
             h = min(int(growth * h), max_hidden)
@@ -272,9 +295,11 @@ class Demucs(nn.Module):
     def lookahead(self) -> int:
         """Exact lookahead, in input samples, of the causal model (``normalize=False``).
 
-        Output sample ``t`` depends on input samples ``<= t + lookahead`` only, and this bound is
-        attained for some ``t``. It is derived by composing, stage by stage, the index of the *last*
-        input sample each output sample reads (``Z = sinc_zeros``, ``K = kernel_size``, ``S = stride``):
+        Output sample ``t`` depends on input samples ``<= t + lookahead`` only, and the bound is
+        structurally tight (for some ``t`` a nonzero weight path reaches exactly ``t + lookahead``;
+        through the sinc filters' outermost taps, ~1e-6, that dependence is numerically tiny).
+        It is derived by composing, stage by stage, the index of the *last* input sample each output
+        sample reads (``Z = sinc_zeros``, ``K = kernel_size``, ``S = stride``):
 
         * output downsampling (each 2x stage, from output rate ``i`` to the faster rate):
           ``i -> 2 i + 2 Z - 1`` (the furthest odd sample in the interpolator);
@@ -287,9 +312,10 @@ class Demucs(nn.Module):
 
         ``lookahead = max_t (reach(t) - t)``, where ``reach(t) - t`` is periodic with period
         ``S**depth`` so one period is scanned. For the paper config (Z=56, K=8, S=4, depth 5,
-        resample 4) the U-Net alone contributes up to ``7 * 1023 / 3 = 2387`` samples at 64 kHz
-        (~597 at 16 kHz) and the two sinc stages on each side the rest: 763 samples (47.69 ms).
-        ``None`` for a non-causal model.
+        resample 4): output ``t`` reads 64 kHz samples up to ``4 t + 333`` through the two downsampling
+        stages (~83 input samples), the U-Net frames add up to ``7 * (4**5 - 1) / 3 = 2387`` 64 kHz
+        samples (~597; 2386 at the phase reached here) and the two upsampling stages ``56 + 56 / 2 = 84``
+        more: 763 samples = 47.69 ms. ``None`` for a non-causal model.
         """
         return self._lookahead
 

@@ -50,6 +50,8 @@ def _init_worker():
 
 def _read_source(utt: Utterance, corpus_root: Path, verify: bool) -> tuple[np.ndarray, int]:
     path = corpus_root / utt.path
+    if verify and not path.exists():
+        raise ManifestMismatch(f"{path}: file listed in the manifest is missing", missing=[utt.path], changed=[])
     x, sr = read_audio(path)
     if verify:
         problems = []
@@ -88,6 +90,8 @@ def _prepare_one(job: Job) -> dict:
                 proto = Protocol.load(job.protocol_name)
                 qn = write_wav_pcm16(noisy_path, proto.apply(from_pcm16(q), utt.utt_id))
             out.update(noisy_samples=int(qn.shape[0]), noisy_sha256=sha256_pcm16(qn))
+    except ManifestMismatch as exc:
+        out.update(error=str(exc), missing=exc.missing, changed=exc.changed)
     except BenchError as exc:
         out["error"] = str(exc)
     return out
@@ -138,10 +142,40 @@ def describe_sources(track: Track, corpus_root: Path, *, jobs: int | None = None
     return res
 
 
+def _write_if_changed(path: Path, payload: bytes) -> None:
+    """Atomic write that leaves an identical file untouched (a re-run rewrites nothing)."""
+    if path.exists() and path.read_bytes() == payload:
+        return
+    atomic_write_bytes(path, payload)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+def _remove_stale_tmp(track_dir: Path) -> None:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) an interrupted prepare left behind;
+    those of a process still running (a concurrent prepare) are kept."""
+    if not track_dir.is_dir():
+        return
+    for tmp in track_dir.rglob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if not (pid.isdigit() and _pid_alive(int(pid))):
+            log.info("removing %s (left by an interrupted prepare)", tmp)
+            tmp.unlink(missing_ok=True)
+
+
 def prepare(track: Track, protocol: Protocol, corpus_root: Path, prepared_root: Path, *,
             jobs: int | None = None, progress=None) -> PreparedTrack:
     """Prepare `track` for `protocol` under `prepared_root`; returns the PreparedTrack."""
     pt = PreparedTrack(track, protocol, Path(prepared_root))
+    _remove_stale_tmp(pt.track_dir)
     utts, verify = source_utterances(track, Path(corpus_root), Path(prepared_root), jobs)
     job_list = [Job(u, str(corpus_root), str(pt.clean_path(u.split, u.utt_id)),
                     str(pt.noisy_path(u.split, u.utt_id)) if u.split in ("valid", "test") else None,
@@ -154,6 +188,13 @@ def prepare(track: Track, protocol: Protocol, corpus_root: Path, prepared_root: 
             if progress:
                 progress.advance(task)
     errors = [r["error"] for r in results if r["error"]]
+    missing = [p for r in results for p in r.get("missing", ())]
+    changed = [p for r in results for p in r.get("changed", ())]
+    if missing or changed:
+        raise ManifestMismatch(f"{len(missing)} missing and {len(changed)} changed source file(s) under the "
+                               f"manifest of {track.name} ({len(errors)} of {len(results)} utterances failed):\n  "
+                               + "\n  ".join(errors[:20]), missing=missing, changed=changed,
+                               hint=f"restore the original files (`bench data verify --track {track.name}` lists them)")
     if errors:
         raise DataError(f"{len(errors)} of {len(results)} utterances failed (finished files are kept; "
                         f"fix these and run the same command again):\n  " + "\n  ".join(errors[:20]))
@@ -161,9 +202,9 @@ def prepare(track: Track, protocol: Protocol, corpus_root: Path, prepared_root: 
                    "sha256_pcm16": r["clean_sha256"]} for r in results]
     noisy_rows = [{"utt_id": r["utt_id"], "split": r["split"], "num_samples": r["noisy_samples"],
                    "sha256_pcm16": r["noisy_sha256"]} for r in results if "noisy_sha256" in r]
-    atomic_write_bytes(pt.clean_dir / "manifest.csv", _csv_bytes(clean_rows))
-    atomic_write_bytes(pt.noisy_dir / "manifest.csv", _csv_bytes(noisy_rows))
+    _write_if_changed(pt.clean_dir / "manifest.csv", _csv_bytes(clean_rows))
+    _write_if_changed(pt.noisy_dir / "manifest.csv", _csv_bytes(noisy_rows))
     info = {"bench_version": __version__, "protocol": protocol.record(), "track": track.record(prepared_root),
             "counts": {s: sum(1 for r in results if r["split"] == s) for s in ("train", "valid", "test")}}
-    atomic_write_bytes(pt.noisy_dir / "prepared.json", json.dumps(info, indent=2).encode())
+    _write_if_changed(pt.noisy_dir / "prepared.json", json.dumps(info, indent=2).encode())
     return pt

@@ -12,6 +12,7 @@ utterance is processed on its own (never batched), and the STFT runs in float64 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -140,6 +141,15 @@ def _validate_spec(spec: dict) -> None:
         if step.get("op") not in MANIPULATIONS:
             raise BenchError(f"protocol {spec['name']}: manipulation {i} has unknown op {step.get('op')!r}; "
                              f"known: {sorted(MANIPULATIONS)}")
+        # parameters have no defaults: catch a missing or misspelled one here, not as a TypeError mid-prepare
+        sig = inspect.signature(MANIPULATIONS[step["op"]]).parameters.values()
+        expected = {p.name for p in sig if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        missing, unknown = sorted(expected - set(step) - {"op"}), sorted(set(step) - expected - {"op"})
+        if missing or unknown:
+            raise BenchError(f"protocol {spec['name']}: manipulation {i} ({step['op']}): "
+                             + "; ".join(f"{what} parameter(s) {', '.join(names)}" for what, names
+                                         in (("missing", missing), ("unknown", unknown)) if names)
+                             + f"; expected exactly: {', '.join(sorted(expected))}")
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,109 @@
+"""`convtasnet`: Conv-TasNet (Luo & Mesgarani, IEEE/ACM TASLP 2019) from Asteroid, as a 1-source denoiser.
+
+The model is Asteroid's `asteroid.models.ConvTasNet` with ``n_src=1`` and ``sample_rate=16000``
+(Asteroid's default is 8000; with the learned "free" filterbank the rate changes no weight, only the
+metadata). A learned 1-D conv encoder (``n_filters`` filters of ``kernel_size`` samples, hop
+``stride``), a temporal convolutional network (TCN: ``n_repeats`` x ``n_blocks`` dilated depthwise-
+separable conv blocks with ``bn_chan`` bottleneck / ``hid_chan`` hidden / ``skip_chan`` skip channels)
+that estimates one mask (``mask_act``) over the encoder output, and a transposed-conv decoder. The
+defaults of `ConvTasNetAdapter.config` are Asteroid's constructor defaults, which are the paper's best
+non-causal config (N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3, gLN): 4,984,497 parameters at
+``n_src=1``. Asteroid's recipe trains it with ``mask_act="relu"``; its constructor default (kept here)
+is ``"sigmoid"``, a bounded mask that suits denoising.
+
+Length handling (`ConvTasNetDenoiser`): the encoder is an unpadded strided conv, so the input is
+zero-padded on the right to the next length that whole frames cover (at least ``kernel_size``
+samples), run through the network, and the output cropped back: ``(batch, time) -> (batch, time)`` for
+any ``time >= 1``. Right padding keeps a causal config causal.
+
+Causality: the default (``causal=False``, global layer norm ``gLN``) is non-causal, so the adapter says
+``causal = False``. ``causal=True`` builds causal TCN convs (Asteroid then switches ``gLN`` to the
+per-frame ``cLN`` itself, with a warning; pass ``norm_type="cLN"`` to avoid it); such a model looks
+``kernel_size - 1`` samples ahead (the encoder frame), but the class attribute stays False because it
+describes the default config.
+
+Training: negative SI-SDR (the paper's objective), Adam at 1e-3, through the shared trainer
+(`train_config`, `presets`).
+
+How Asteroid is installed here (the ``models`` extra of pyproject.toml): ``asteroid==0.7.0``. Its
+metadata pins ``torchmetrics<=0.11.4`` (and asks for ``pytorch-lightning>=2.0``, ``torchaudio>=0.5``,
+``asteroid-filterbanks>=0.4``, ``pb-bss-eval``, ``torch-stoi``, ``torch-optimizer<0.2``, ``julius``,
+``huggingface-hub``); pip resolves it together with ``torch==2.11.0`` / ``torchaudio==2.11.0``, bringing
+``torchmetrics 0.11.4`` and ``pytorch-lightning 2.6.6``. Checked with that environment:
+
+- ``import asteroid.models`` imports cleanly, with no warning (``python -W always``) and no network
+  access (``asteroid`` imports ``requests``/``huggingface_hub`` but only calls them in
+  ``from_pretrained``).
+- Nothing in Asteroid (0.7.0) or asteroid-filterbanks (0.4.0) imports torchaudio, so the APIs that
+  torchaudio 2.9+ removed (I/O backends, sox effects, ...) do not touch it. Every ``asteroid.*``
+  module imports except ``asteroid.data``, whose ``__init__`` imports the AVSpeech dataset, which needs
+  ``librosa`` (not installed; not a torchaudio problem, and the benchmark does not use Asteroid's
+  datasets). ``asteroid.engine.System`` imports with pytorch-lightning 2.6.6 (it is not used: the
+  benchmark's own trainer trains the model).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from bench.adapters import Adapter
+
+SAMPLE_RATE = 16000
+
+
+class ConvTasNetDenoiser(torch.nn.Module):
+    """Asteroid's ConvTasNet (``n_src=1``) mapping ``(batch, time)`` to ``(batch, time)`` for any length."""
+
+    def __init__(self, n_filters=512, kernel_size=16, stride=8, fb_name="free", encoder_activation=None,
+                 n_blocks=8, n_repeats=3, bn_chan=128, hid_chan=512, skip_chan=128, conv_kernel_size=3,
+                 norm_type="gLN", mask_act="sigmoid", causal=False):
+        super().__init__()
+        from asteroid.models import ConvTasNet   # imported here: the benchmark core does not need asteroid
+
+        self.kernel_size, self.stride = int(kernel_size), int(stride)
+        self.net = ConvTasNet(n_src=1, sample_rate=SAMPLE_RATE, fb_name=fb_name, n_filters=n_filters,
+                              kernel_size=kernel_size, stride=stride, encoder_activation=encoder_activation,
+                              n_blocks=n_blocks, n_repeats=n_repeats, bn_chan=bn_chan, hid_chan=hid_chan,
+                              skip_chan=skip_chan, conv_kernel_size=conv_kernel_size, norm_type=norm_type,
+                              mask_act=mask_act, causal=causal)
+
+    def valid_length(self, length: int) -> int:
+        """The smallest length >= `length` (and >= kernel_size) that whole encoder frames cover."""
+        k, s = self.kernel_size, self.stride
+        if length <= k:
+            return k
+        return k + -(-(length - k) // s) * s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2:
+            raise ValueError(f"expected a (batch, time) tensor, got shape {tuple(x.shape)}")
+        n = x.shape[-1]
+        pad = self.valid_length(n) - n
+        y = self.net(F.pad(x, (0, pad)) if pad else x)    # (batch, 1, valid_length)
+        return y[:, 0, :n]
+
+
+class ConvTasNetAdapter(Adapter):
+    name = "convtasnet"
+    description = "Conv-TasNet (learned encoder + TCN mask + decoder), Asteroid, 1 source, SI-SDR loss"
+    reference = "Luo & Mesgarani, IEEE/ACM TASLP 2019; Asteroid (Pariente et al., Interspeech 2020)"
+    trainable = True
+    causal = False
+    # Asteroid 0.7.0's ConvTasNet constructor defaults (the paper's best config); 4,984,497 parameters
+    config = {"n_filters": 512, "kernel_size": 16, "stride": 8, "fb_name": "free", "encoder_activation": None,
+              "n_blocks": 8, "n_repeats": 3, "bn_chan": 128, "hid_chan": 512, "skip_chan": 128,
+              "conv_kernel_size": 3, "norm_type": "gLN", "mask_act": "sigmoid", "causal": False}
+    train_config = {"loss": {"si_sdr": 1.0}, "lr": 1e-3, "weight_decay": 0.0, "batch_size": 4,
+                    "segment_seconds": 4.0, "grad_clip": 5.0}
+    presets = {
+        # ~0.12 M parameters: a few-minute CPU smoke run (one step of 8 x 2 s in ~0.3 s on 2 CPU threads)
+        "quick": {"model": {"n_filters": 64, "kernel_size": 32, "stride": 16, "bn_chan": 32, "hid_chan": 64,
+                            "skip_chan": 32, "n_blocks": 6, "n_repeats": 2},
+                  "train": {"max_minutes": 8, "batch_size": 8, "segment_seconds": 2.0}},
+        "full": {"model": {},
+                 "train": {"max_minutes": 60, "batch_size": 4, "segment_seconds": 4.0}},
+    }
+
+    def build(self, **config) -> torch.nn.Module:
+        return ConvTasNetDenoiser(**{**self.config, **config})
