@@ -8,7 +8,9 @@ separable conv blocks with ``bn_chan`` bottleneck / ``hid_chan`` hidden / ``skip
 that estimates one mask (``mask_act``) over the encoder output, and a transposed-conv decoder. The
 defaults of `ConvTasNetAdapter.config` are Asteroid's constructor defaults, which are the paper's best
 non-causal config (N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3, gLN): 4,984,497 parameters at
-``n_src=1``. Asteroid's recipe trains it with ``mask_act="relu"``; its constructor default (kept here)
+``n_src=1``. 65,664 of them never train: every TCN block has a residual 1x1 conv (as in Luo's code),
+but with skip connections the mask reads only the skip sum, so the last block's residual is unused.
+Asteroid's WHAM recipe trains the model with ``mask_act="relu"``; its constructor default, kept here,
 is ``"sigmoid"``, a bounded mask that suits denoising.
 
 Length handling (`ConvTasNetDenoiser`): the encoder is an unpadded strided conv, so the input is
@@ -22,8 +24,11 @@ per-frame ``cLN`` itself, with a warning; pass ``norm_type="cLN"`` to avoid it);
 ``kernel_size - 1`` samples ahead (the encoder frame), but the class attribute stays False because it
 describes the default config.
 
-Training: negative SI-SDR (the paper's objective), Adam at 1e-3, through the shared trainer
-(`train_config`, `presets`).
+Training: negative SI-SDR (the paper's objective), Adam at 1e-3 (the trainer's AdamW with no weight
+decay), gradients clipped at 5 as in Asteroid's recipes, through the shared trainer (`train_config`,
+`presets`; the batch and segment sizes are ours). The ``quick`` preset is a 62,705-parameter model
+(64 filters of 32 samples, hop 16; 2 x 4 blocks of 32/64/32 channels, a 61 ms receptive field) for a
+CPU smoke run: one step on 8 x 2 s costs ~0.65 s of CPU time (forward, backward and Adam, one thread).
 
 How Asteroid is installed here (the ``models`` extra of pyproject.toml): ``asteroid==0.7.0``. Its
 metadata pins ``torchmetrics<=0.11.4`` (and asks for ``pytorch-lightning>=2.0``, ``torchaudio>=0.5``,
@@ -94,15 +99,15 @@ class ConvTasNetAdapter(Adapter):
     config = {"n_filters": 512, "kernel_size": 16, "stride": 8, "fb_name": "free", "encoder_activation": None,
               "n_blocks": 8, "n_repeats": 3, "bn_chan": 128, "hid_chan": 512, "skip_chan": 128,
               "conv_kernel_size": 3, "norm_type": "gLN", "mask_act": "sigmoid", "causal": False}
-    train_config = {"loss": {"si_sdr": 1.0}, "lr": 1e-3, "weight_decay": 0.0, "batch_size": 4,
+    train_config = {"loss": {"si_sdr": 1.0}, "lr": 1e-3, "weight_decay": 0.0, "batch_size": 8,
                     "segment_seconds": 4.0, "grad_clip": 5.0}
     presets = {
-        # ~0.12 M parameters: a few-minute CPU smoke run (one step of 8 x 2 s in ~0.3 s on 2 CPU threads)
+        # 62,705 parameters, for a few-minute CPU smoke run (see the module docstring)
         "quick": {"model": {"n_filters": 64, "kernel_size": 32, "stride": 16, "bn_chan": 32, "hid_chan": 64,
-                            "skip_chan": 32, "n_blocks": 6, "n_repeats": 2},
+                            "skip_chan": 32, "n_blocks": 4, "n_repeats": 2},
                   "train": {"max_minutes": 8, "batch_size": 8, "segment_seconds": 2.0}},
         "full": {"model": {},
-                 "train": {"max_minutes": 60, "batch_size": 4, "segment_seconds": 4.0}},
+                 "train": {"max_minutes": 60, "batch_size": 8, "segment_seconds": 4.0}},
     }
 
     def build(self, **config) -> torch.nn.Module:

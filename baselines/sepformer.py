@@ -13,10 +13,11 @@ Built exactly as SpeechBrain's WSJ0-2mix SepFormer recipe wires it (``hparams/se
 - `Decoder`: a bias-free ConvTranspose1d with the encoder's kernel and hop.
 
 The recipe's defaults (N=256, kernel 16, 2 dual blocks of 8 + 8 layers, 8 heads, d_ffn 1024, chunk 250,
-dropout 0) are `SepFormerAdapter.config` (25,686,785 parameters with one output). As in the recipe's
-``train.py``, every sub-module with ``reset_parameters`` is re-initialised after construction (the dual
-blocks are deep copies of one intra and one inter block; without this they would start identical); in
-addition the attention in-projections (``_reset_parameters``, which the recipe misses) are redrawn.
+dropout 0) are `SepFormerAdapter.config`: 25,613,569 parameters with one output (25,679,361 with the
+recipe's two). As in the recipe's ``train.py`` (and `SepformerWrapper`), every sub-module with
+``reset_parameters`` is re-initialised after construction: the dual blocks are deep copies of one intra
+and one inter block and would otherwise start identical. The attention in-projections, which that
+reset misses (``nn.MultiheadAttention`` only has ``_reset_parameters``), are redrawn too.
 
 Length handling (`SepFormerDenoiser`): the input is zero-padded on the right to the next length whole
 encoder frames cover (at least ``kernel_size``), encoded, masked, decoded and cropped back, so the model
@@ -25,10 +26,14 @@ every unit dimension (the batch too, at batch 1), so the wrapper calls ConvTrans
 SpeechBrain's positional encoding holds 2500 positions, which bounds the inter-chunk sequence: about
 ``2500 * chunk_size / 2 * kernel_size / 2`` samples (156 s with the defaults; far above a VCTK utterance).
 
-Training: negative SI-SDR, Adam at 1.5e-4 (the recipe's optimiser settings; it also clips gradients
-at 5) through the shared trainer (`train_config`, `presets`). Self-attention over whole chunks is
-costly on a CPU: the ``quick`` preset is a much smaller SepFormer (N=64, kernel 32 / hop 16, one dual
-block of 1 + 1 layers, d_ffn 256) for a smoke run, ``full`` is the recipe's model.
+Training: negative SI-SDR, Adam at 1.5e-4 with no weight decay and gradients clipped at 5 (the
+recipe's settings; it trains at batch 1 on whole utterances, we use batches of 4 x 4 s segments) through
+the shared trainer (`train_config`, `presets`). Attention over 250-frame chunks at hop 8 is costly on a
+CPU (N=128, kernel 16, one dual block of 1 + 1 layers, d_ffn 512 already takes ~5.5 s of CPU time per
+8 x 2 s step), so the ``quick`` preset is a much smaller SepFormer for a smoke run: 125,377 parameters,
+N=64, kernel 32 / hop 16, chunks of 100 frames, one dual block of 1 + 1 layers, 4 heads, d_ffn 256;
+one 8 x 2 s step costs ~0.75-0.9 s of CPU time (forward, backward and Adam, one thread). ``full`` is the
+recipe's model.
 
 SpeechBrain 1.1.2 with torch 2.11.0 / torchaudio 2.11.0: ``speechbrain.lobes.models.dual_path`` imports
 with no warning and no network access (checked with sockets blocked); it pulls in torchaudio, but only
@@ -100,19 +105,19 @@ class SepFormerAdapter(Adapter):
     reference = "Subakan et al., ICASSP 2021; SpeechBrain (Ravanelli et al. 2021)"
     trainable = True
     causal = False
-    # SpeechBrain's WSJ0-2mix recipe (hparams/sepformer.yaml) with one source: 25,686,785 parameters
+    # SpeechBrain's WSJ0-2mix recipe (hparams/sepformer.yaml) with one source: 25,613,569 parameters
     config = {"n_filters": 256, "kernel_size": 16, "num_layers": 2, "intra_layers": 8, "inter_layers": 8,
               "nhead": 8, "d_ffn": 1024, "chunk_size": 250, "dropout": 0.0, "norm": "ln",
               "use_positional_encoding": True, "norm_before": True, "skip_around_intra": True,
               "linear_layer_after_inter_intra": False}
-    train_config = {"loss": {"si_sdr": 1.0}, "lr": 1.5e-4, "weight_decay": 0.0, "batch_size": 1,
+    train_config = {"loss": {"si_sdr": 1.0}, "lr": 1.5e-4, "weight_decay": 0.0, "batch_size": 4,
                     "segment_seconds": 4.0, "grad_clip": 5.0}
     presets = {
         "quick": {"model": {"n_filters": 64, "kernel_size": 32, "num_layers": 1, "intra_layers": 1,
                             "inter_layers": 1, "nhead": 4, "d_ffn": 256, "chunk_size": 100},
                   "train": {"max_minutes": 8, "lr": 1e-3, "batch_size": 8, "segment_seconds": 2.0}},
         "full": {"model": {},
-                 "train": {"max_minutes": 60, "batch_size": 1, "segment_seconds": 4.0}},
+                 "train": {"max_minutes": 60, "batch_size": 4, "segment_seconds": 4.0}},
     }
 
     def build(self, **config) -> torch.nn.Module:

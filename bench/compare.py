@@ -27,7 +27,11 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
     if len(merged) != len(a.per_utterance) or len(merged) != len(b.per_utterance):
         raise ResultsError(f"the runs scored different utterances ({len(a.per_utterance)} vs {len(b.per_utterance)}, "
                            f"{len(merged)} in common)")
-    names = metrics or [m for m in METRICS if m in a.summary["metrics"] and m in b.summary["metrics"]]
+    common = [m for m in METRICS if m in a.summary["metrics"] and m in b.summary["metrics"]]
+    names = metrics or common
+    unknown = [m for m in names if m not in common]
+    if unknown:
+        raise ResultsError(f"metric(s) {', '.join(unknown)} not scored in both runs", hint=f"available: {', '.join(common)}")
     out = {"a": {"model": a.model, "run_id": a.run_id, "path": str(a.path)},
            "b": {"model": b.model, "run_id": b.run_id, "path": str(b.path)},
            "track": ba["track"]["name"], "protocol": ba["protocol"]["name"], "n_utterances": len(merged), "metrics": {}}

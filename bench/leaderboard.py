@@ -123,7 +123,7 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
     if not track.frozen:
         lines += [f"_{track.spec['description']}_", "",
                   f"No frozen manifest yet (`{track.spec.get('manifest_note', '')}`); no runs can be listed.", ""]
-        return lines
+        return lines + _refused_lines(refused)
     rec = track.record()
     n_test = len(_test_ids(track) or [])
     lines += [f"Split `{rec['split_id']}` (manifest sha256 `{rec['manifest_sha256'][:16]}`), test: {n_test} utterances "
@@ -131,7 +131,8 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
     if not runs:
         lines += ["No runs yet.", ""]
     order = {"system": 0, "floor": 1, "oracle": 2}
-    runs = sorted(runs, key=lambda r: (order[_role(r)], -(r.summary["metrics"]["pesq_wb"]["mean"] or -1e9), r.model))
+    runs = sorted(runs, key=lambda r: (order[_role(r)], -((r.summary["metrics"].get("pesq_wb") or {}).get("mean") or -1e9),
+                                       r.model))
     if runs:
         cols = ["#", "model"]
         for m in QUALITY:
@@ -177,11 +178,14 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
                          f"{'yes' if sp['causal'] else 'no'} | {_f(sp['latency_ms'], 1)} | {_f(sp['rtf_stream'], 3)} | "
                          f"{_budget(r)} | {hw} | {s['created'][:10]} | [{r.run_id}]({link}/summary.json) |")
         lines.append("")
-    if refused:
-        lines += ["### Runs refused by the checks (not shown above)", ""]
-        lines += [f"- `{path}`: {reason}" for path, reason in sorted(refused)]
-        lines.append("")
-    return lines
+    return lines + _refused_lines(refused)
+
+
+def _refused_lines(refused: list[tuple[str, str]]) -> list[str]:
+    if not refused:
+        return []
+    return ["### Runs refused by the checks (not shown above)", "",
+            *[f"- `{path}`: {reason}" for path, reason in sorted(refused)], ""]
 
 
 def render(results_dir: Path | None = None) -> str:
@@ -202,6 +206,8 @@ def render(results_dir: Path | None = None) -> str:
                     "and a frozen manifest.", ""]
             continue
         out += render_track(name, runs, refused, results_dir)
+    for name in sorted(set(board.refused) - set(available_tracks())):  # results/<folder>/ of no known track
+        out += [f"## Unknown track `{name}`", "", *_refused_lines(board.refused[name])]
     return "\n".join(out).rstrip() + "\n"
 
 

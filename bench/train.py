@@ -283,7 +283,7 @@ def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, p
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
         opt.step()
         step += 1
-        running += float(loss)
+        running += loss.item()
         n_running += 1
         if progress:
             rate = step / max(1e-9, time.time() - t0)

@@ -359,3 +359,25 @@ def test_garbage_partial_lines_are_ignored(tiny_pt, tmp_path, reference_fast, le
 def test_jobs_do_not_change_results(tiny_pt, tmp_path, reference_fast):
     out = _score(tiny_pt, tmp_path / "one", IdentityAdapter(), _Model(), jobs=1)
     _assert_same_results(out, reference_fast)
+
+
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_scoring_reproduces_the_committed_noisy_run(tmp_path):
+    """`bench run --model noisy` on the prepared vctk-mini gives the committed per_utterance.csv byte for byte."""
+    from bench.data.root import prepared_root
+    from bench.data.tracks import load_track
+    from bench.results import RESULTS_DIR, find_run
+
+    pt = PreparedTrack(load_track("vctk-mini"), Protocol.load(), prepared_root(None))
+    if not pt.is_prepared:
+        pytest.skip(f"vctk-mini is not prepared in {pt.root} (`bench data prepare --track vctk-mini`)")
+    out = run(get_adapter("noisy"), pt, RunOptions(run_id="r1", device="cpu", results_dir=tmp_path / "results",
+                                                   leaderboard=False))
+    ref = find_run("noisy", "vctk-mini", RESULTS_DIR)
+    assert (out / "per_utterance.csv").read_bytes() == (ref / "per_utterance.csv").read_bytes()
+    s, s_ref = json.loads((out / "summary.json").read_text()), json.loads((ref / "summary.json").read_text())
+    assert s["metrics"] == s_ref["metrics"] and s["counts"] == s_ref["counts"] and s["benchmark"] == s_ref["benchmark"]
+    track = load_track("vctk-mini")
+    check_against_benchmark(load_run(out), protocol=Protocol.load(), track_record=track.record(),
+                            test_ids=[u.utt_id for u in track.utterances(split="test")])

@@ -152,11 +152,11 @@ def _write_if_changed(path: Path, payload: bytes) -> None:
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
-    except (PermissionError, OverflowError, ValueError):
-        return pid > 0
-    return True
+    except PermissionError:  # exists, owned by another user
+        return True
+    return pid > 0
 
 
 def _remove_stale_tmp(track_dir: Path) -> None:

@@ -1,0 +1,174 @@
+"""Tests of `bench compare` (bench.compare.compare_runs and the CLI): paired per-metric results,
+the significance verdicts on the committed vctk-mini runs (read only), and the refusal of runs
+that cannot be paired (other protocol, track, split or utterances).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench.cli import main
+from bench.compare import compare_runs
+from bench.errors import ResultsError
+from bench.metrics import METRICS
+from bench.results import RESULTS_DIR, dump_json, find_run, load_run
+
+TRACK = "vctk-mini"
+
+
+def committed(model: str) -> Path:
+    return find_run(model, TRACK, RESULTS_DIR)
+
+
+def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str | None = None) -> Path:
+    model, run_id = model or src.parent.name, run_id or src.name
+    dst = results / TRACK / model / run_id
+    shutil.copytree(src, dst)
+    s = json.loads((dst / "summary.json").read_text())
+    s["run_id"], s["model"]["name"] = run_id, model
+    (dst / "summary.json").write_bytes(dump_json(s))
+    return dst
+
+
+def edit_summary(run: Path, fn) -> None:
+    s = json.loads((run / "summary.json").read_text())
+    fn(s)
+    (run / "summary.json").write_bytes(dump_json(s))
+
+
+@pytest.fixture(scope="module")
+def ss():
+    return load_run(committed("spectral-subtraction"))
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    return load_run(committed("noisy"))
+
+
+# ---------------------------------------------------------------------------------------------
+def test_paired_results_for_every_metric(ss, noisy):
+    res = compare_runs(ss, noisy)
+    assert res["a"]["model"] == "spectral-subtraction" and res["b"]["model"] == "noisy"
+    assert res["track"] == TRACK and res["protocol"] == "stft-v1" and res["n_utterances"] == 30
+    assert list(res["metrics"]) == list(METRICS)
+    merged = ss.per_utterance.merge(noisy.per_utterance, on="utt_id", suffixes=("_a", "_b"))
+    for m, r in res["metrics"].items():
+        d = merged[f"{m}_a"] - merged[f"{m}_b"]
+        assert r["n"] == 30 and r["n_dropped"] == 0
+        assert r["mean_a"] == pytest.approx(ss.summary["metrics"][m]["mean"], abs=1e-9)
+        assert r["mean_b"] == pytest.approx(noisy.summary["metrics"][m]["mean"], abs=1e-9)
+        assert r["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
+        assert r["ci_low"] <= r["mean_diff"] <= r["ci_high"]
+        assert r["wins"] == int((d > 0).sum()) and r["losses"] == int((d < 0).sum())
+        assert r["wins"] + r["losses"] + r["ties"] == 30
+        assert r["wilcoxon_p"] == pytest.approx(stats.wilcoxon(merged[f"{m}_a"], merged[f"{m}_b"]).pvalue)
+        assert r["ttest_p"] == pytest.approx(stats.ttest_rel(merged[f"{m}_a"], merged[f"{m}_b"]).pvalue)
+        assert r["significant"] == (r["wilcoxon_p"] < 0.05)
+        # the paired mean difference is the summaries' improvement over the noisy input
+        assert r["mean_diff"] == pytest.approx(ss.summary["metrics"][m]["delta"], abs=1e-9)
+
+
+def test_spectral_subtraction_beats_noisy_on_pesq_wb(ss, noisy):
+    r = compare_runs(ss, noisy)["metrics"]["pesq_wb"]
+    assert r["significant"] and r["wilcoxon_p"] < 1e-4
+    assert r["mean_diff"] > 0.1 and r["ci_low"] > 0
+    assert r["verdict"].startswith("spectral-subtraction is better")
+    # the order of the arguments flips the sign, not the verdict
+    r2 = compare_runs(noisy, ss)["metrics"]["pesq_wb"]
+    assert r2["mean_diff"] == pytest.approx(-r["mean_diff"]) and r2["ci_high"] < 0
+    assert r2["verdict"].startswith("spectral-subtraction is better") and r2["losses"] == r["wins"]
+
+
+def test_noisy_against_itself_is_no_difference(noisy):
+    res = compare_runs(noisy, noisy)
+    for m, r in res["metrics"].items():
+        assert r["mean_diff"] == 0.0 and (r["ci_low"], r["ci_high"]) == (0.0, 0.0), m
+        assert r["wilcoxon_p"] == 1.0 and not r["significant"], m
+        assert r["ties"] == 30 and r["wins"] == r["losses"] == 0
+        assert r["verdict"].startswith("no significant difference")
+
+
+def test_metric_subset_and_unknown_metric(ss, noisy):
+    assert list(compare_runs(ss, noisy, ["stoi", "pesq_wb"])["metrics"]) == ["stoi", "pesq_wb"]
+    with pytest.raises(ResultsError, match="metric.*foo.*not scored in both runs"):
+        compare_runs(ss, noisy, ["foo"])
+
+
+def test_alpha_changes_the_decision_only(ss, noisy):
+    strict = compare_runs(ss, noisy, ["stoi"], alpha=1e-12)["metrics"]["stoi"]
+    loose = compare_runs(ss, noisy, ["stoi"], alpha=0.5)["metrics"]["stoi"]
+    assert strict["wilcoxon_p"] == loose["wilcoxon_p"] and strict["mean_diff"] == loose["mean_diff"]
+    assert loose["significant"] == (loose["wilcoxon_p"] < 0.5) and not strict["significant"]
+
+
+# ---------------------------------------------------------------------------------------------
+# runs that cannot be compared
+@pytest.mark.parametrize("mutate, message", [
+    (lambda s: s["benchmark"]["protocol"].__setitem__("sha256", "0" * 64), "different protocols"),
+    (lambda s: s["benchmark"]["protocol"].__setitem__("name", "stft-v2"), "different protocols"),
+    (lambda s: s["benchmark"]["track"].__setitem__("manifest_sha256", "f" * 64), "different tracks"),
+    (lambda s: s["benchmark"]["track"].__setitem__("name", "vctk"), "different tracks"),
+    (lambda s: s["benchmark"].__setitem__("split", "valid"), r"cannot compare a (test|valid) run with a (valid|test) run"),
+])
+def test_runs_from_another_protocol_track_or_split_are_refused(mutate, message, tmp_path, noisy):
+    run = copy_run(committed("spectral-subtraction"), tmp_path / "results")
+    edit_summary(run, mutate)
+    other = load_run(run)  # a valid run folder in itself
+    with pytest.raises(ResultsError, match=message):
+        compare_runs(other, noisy)
+    with pytest.raises(ResultsError, match=message):
+        compare_runs(noisy, other)
+
+
+def test_runs_of_different_utterances_are_refused(tmp_path, noisy):
+    run = copy_run(committed("spectral-subtraction"), tmp_path / "results")
+    r = load_run(run)
+    r.per_utterance = r.per_utterance.iloc[:-1]
+    with pytest.raises(ResultsError, match=r"scored different utterances \(29 vs 30, 29 in common\)"):
+        compare_runs(r, noisy)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+def test_cli_compare_json(capsys):
+    assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(RESULTS_DIR), "--json",
+                 "--metrics", "pesq_wb", "si_sdr"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert list(res["metrics"]) == ["pesq_wb", "si_sdr"]
+    assert res["metrics"]["pesq_wb"]["significant"] is True
+    assert res["metrics"]["pesq_wb"]["verdict"].startswith("spectral-subtraction is better")
+
+
+def test_cli_compare_table_accepts_run_folders_and_model_at_id(capsys):
+    a = committed("noisy")
+    assert main(["compare", str(a), f"noisy@{a.name}", "--results-dir", str(RESULTS_DIR), "--metrics", "snr"]) == 0
+    assert "SNR" in capsys.readouterr().out
+
+
+def test_cli_compare_refuses_other_protocol(tmp_path, capsys):
+    results = tmp_path / "results"
+    copy_run(committed("noisy"), results)
+    run = copy_run(committed("spectral-subtraction"), results)
+    edit_summary(run, lambda s: s["benchmark"]["protocol"].__setitem__("sha256", "0" * 64))
+    assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot compare runs scored on different protocols" in err and "Traceback" not in err
+
+
+def test_cli_compare_unknown_run_and_tampered_run(tmp_path, capsys):
+    results = tmp_path / "results"
+    copy_run(committed("noisy"), results)
+    assert main(["compare", "nope", "noisy", "--results-dir", str(results)]) == 2
+    assert "no run found for 'nope'" in capsys.readouterr().err
+    run = copy_run(committed("spectral-subtraction"), results)
+    edit_summary(run, lambda s: s["metrics"]["si_sdr"].__setitem__("mean", 99.0))
+    assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(results)]) == 2
+    assert "mean si_sdr" in capsys.readouterr().err  # a tampered run is never compared
