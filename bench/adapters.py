@@ -23,7 +23,9 @@ Minimal example::
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import traceback
@@ -101,10 +103,24 @@ def _module_files(folder: Path):
             yield entry, f"{folder.name}.{entry.stem}"
 
 
-def _import(path: Path, modname: str):
-    root = str(REPO_ROOT)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+def _root_package(root: Path) -> str:
+    """A synthetic package whose ``__path__`` is `root`: adapters under a root other than the
+    repository's import as ``<package>.submissions.<name>.adapter``, never shadowed by (or
+    shadowing) the repository's own ``baselines``/``submissions`` packages."""
+    pkg = "_bench_root_" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    if pkg not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(pkg, None, is_package=True)
+        spec.submodule_search_locations = [str(root)]
+        sys.modules[pkg] = importlib.util.module_from_spec(spec)
+    return pkg
+
+
+def _import(path: Path, modname: str, root: Path | None = None):
+    root_path = Path(root or REPO_ROOT).resolve()
+    if root_path != Path(REPO_ROOT).resolve():
+        modname = f"{_root_package(root_path)}.{modname}"
+    elif str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
     try:
         return importlib.import_module(modname)
     except Exception as exc:
@@ -113,18 +129,22 @@ def _import(path: Path, modname: str):
                            hint="fix the error above; `python -c 'import " + modname + "'` shows the full traceback") from exc
 
 
-def discover(root: Path | None = None, *, strict: bool = True) -> dict[str, Found]:
-    """All adapters in baselines/ and submissions/ by name. With ``strict=False`` broken modules are skipped."""
+def discover(root: Path | None = None, *, strict: bool = True,
+             errors: list[tuple[Path, AdapterError]] | None = None) -> dict[str, Found]:
+    """All adapters in baselines/ and submissions/ by name. With ``strict=False`` broken modules are
+    skipped (and appended to `errors` as ``(path, error)`` when a list is given)."""
     root = Path(root or REPO_ROOT)
     found: dict[str, Found] = {}
     for folder_name in ADAPTER_DIRS:
         kind = "baseline" if folder_name == "baselines" else "submission"
         for path, modname in _module_files(root / folder_name):
             try:
-                mod = _import(path, modname)
-            except AdapterError:
+                mod = _import(path, modname, root)
+            except AdapterError as exc:
                 if strict:
                     raise
+                if errors is not None:
+                    errors.append((path, exc))
                 continue
             for obj in vars(mod).values():
                 if (isinstance(obj, type) and issubclass(obj, Adapter) and obj is not Adapter

@@ -54,6 +54,7 @@ DEFAULTS = {
     "checkpoint_every": 100,
     "seed": 0,
     "num_workers": 1,
+    "cpu_threads": "auto",         # torch threads when training on CPU: "auto" = cores - data workers (>= 1)
     "amp": "auto",                 # bf16 autocast on CUDA when "auto"/true; never on CPU
     "compile": False,
 }
@@ -211,6 +212,10 @@ def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, p
             raise BenchError(f"{rdir} already holds a training run", hint="pass --resume to continue it, or another --run-id")
         cfg = train_config(adapter, preset, overrides or {})
         ck = None
+    if device == "cpu":
+        # intra-op threads that compete with the data workers for the same cores stall each other
+        n = cfg["cpu_threads"]
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - cfg["num_workers"]) if n == "auto" else int(n))
     torch.manual_seed(cfg["seed"])
     model = adapter.build(**model_config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])

@@ -214,22 +214,33 @@ class Demucs(nn.Module):
     At init every conv / transposed conv has its weight and bias divided by ``sqrt(std(w) / rescale)``
     (no rescaling when ``rescale`` is 0 or None).
 
+    ``sinc_zeros`` is the number of zero crossings on each side of the windowed-sinc filters of the
+    2x resampling stages (filter length ``2 * sinc_zeros`` taps; see `sinc_half_kernel`). It sets how
+    far the resamplers look ahead and so part of the `lookahead`; it adds no parameters. The default,
+    56, is the long filter used so far (lookahead 763 samples = 47.69 ms at the paper config); the
+    ``demucs`` adapter builds its models with 14 (637 samples = 39.81 ms, within the DNS-challenge
+    40 ms rule; half-band filter flat to 0.2 % below 0.4 and 54.6 dB down above 0.6 of the faster
+    rate's Nyquist frequency).
+
     Implementation notes: the 1x1 conv + GLU is one module (`_PointwiseGLU`) and the transposed convs
     run as GEMM + overlap-add on CPU (`conv_transpose1d_gemm`); both have the parameters of the plain
     layers and compute the same function, only faster on CPU. ReLUs are in place.
     """
 
-    sinc_zeros = SINC_ZEROS
+    sinc_zeros = SINC_ZEROS   # the default; every instance sets its own (constructor argument)
 
     def __init__(self, chin: int = 1, chout: int = 1, hidden: int = 48, depth: int = 5,
                  kernel_size: int = 8, stride: int = 4, causal: bool = True, resample: int = 4,
                  growth: float = 2, max_hidden: int = 10_000, normalize: bool = True, glu: bool = True,
-                 rescale: float | None = 0.1, floor: float = 1e-3):
+                 rescale: float | None = 0.1, floor: float = 1e-3, sinc_zeros: int = SINC_ZEROS):
         super().__init__()
         if resample not in (1, 2, 4):
             raise ValueError(f"resample must be 1, 2 or 4, got {resample}")
         if depth < 1 or kernel_size < 1 or stride < 1:
             raise ValueError("depth, kernel_size and stride must be positive")
+        if int(sinc_zeros) != sinc_zeros or sinc_zeros < 1:
+            raise ValueError(f"sinc_zeros must be a positive integer, got {sinc_zeros}")
+        self.sinc_zeros = int(sinc_zeros)
         self.chin, self.chout, self.hidden, self.depth = chin, chout, hidden, depth
         self.kernel_size, self.stride, self.causal, self.resample = kernel_size, stride, causal, resample
         self.growth, self.max_hidden, self.normalize, self.glu = growth, max_hidden, normalize, glu
@@ -308,14 +319,21 @@ class Demucs(nn.Module):
           encoder frame ``j`` at level ``l`` reads model-rate input up to
           ``S**l * j + (K - 1) * (S**l - 1) / (S - 1)``; take the max over levels;
         * input upsampling (each 2x stage, from the faster rate ``m`` to the slower one):
-          ``m -> m // 2 + (Z if m is odd else 0)`` (an interpolated sample reads ``Z`` samples ahead).
+          ``m -> m // 2 + Z`` for odd ``m`` (an interpolated sample reads ``Z`` samples ahead) and
+          ``m -> m / 2 - 1 + Z`` for even ``m``: what is read at the faster rate is always a contiguous
+          range ending at ``m`` (a conv frame of ``K >= 2`` samples, or a filter window), so the odd
+          sample ``m - 1`` is read too and its interpolator reaches ``(m - 2) / 2 + Z``. (With
+          ``Z = 56`` and kernel 8 / stride 4 every ``m`` reached here is odd; other ``Z`` can make it
+          even.)
 
         ``lookahead = max_t (reach(t) - t)``, where ``reach(t) - t`` is periodic with period
         ``S**depth`` so one period is scanned. For the paper config (Z=56, K=8, S=4, depth 5,
         resample 4): output ``t`` reads 64 kHz samples up to ``4 t + 333`` through the two downsampling
         stages (~83 input samples), the U-Net frames add up to ``7 * (4**5 - 1) / 3 = 2387`` 64 kHz
         samples (~597; 2386 at the phase reached here) and the two upsampling stages ``56 + 56 / 2 = 84``
-        more: 763 samples = 47.69 ms. ``None`` for a non-causal model.
+        more: 763 samples = 47.69 ms. With ``Z = 14`` (the ``demucs`` adapter's config) the same
+        composition gives ``4 t + 81`` at 64 kHz, the same U-Net framing and ``14 + 14 / 2`` from the
+        upsamplers: 637 samples = 39.81 ms. ``None`` for a non-causal model.
         """
         return self._lookahead
 
@@ -350,7 +368,7 @@ class Demucs(nn.Module):
             best = max(best, hop * (n // hop) + span)
         n = best
         for _ in range(stages):          # input upsampling, seen from its output
-            n = n // 2 + (z if n % 2 else 0)
+            n = n // 2 + z if n % 2 else (n // 2 - 1 + z if n > 0 else 0)
         return n
 
     def _compute_lookahead(self) -> int:
