@@ -71,6 +71,17 @@ class Adapter:
         """Enhance a batch ``(batch, time)`` -> ``(batch, time)``. Oracles also receive `clean`."""
         return model(noisy)
 
+    def streamer(self, model: torch.nn.Module):
+        """A streaming wrapper for online inference, or None (the default: offline only).
+
+        Causal adapters may return an object with the interface of `bench.streaming.Streamer`:
+        ``push(chunk)`` (audio chunks of any size in, enhanced audio out), ``flush()`` (the tail),
+        ``delay`` (fixed output delay in samples), ``hop`` (natural chunk size in samples). The
+        scorer then records the streaming RTF (`bench.streaming.streaming_speed`), `bench enhance
+        --stream` can run the model as a live device would, and scripts/bench_streaming.py times it.
+        """
+        return None
+
     def resolved_config(self, preset: str | None = None, overrides: dict | None = None) -> dict:
         cfg = dict(self.config)
         if preset:

@@ -398,3 +398,11 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+from bench import contract as _contract, scaffold as _scaffold  # noqa: E402
+
+_EXTRA_COMMANDS += [_scaffold.register, _contract.register]
+
+from bench.enhance import register as _register_enhance  # noqa: E402
+
+_EXTRA_COMMANDS.append(_register_enhance)

@@ -76,6 +76,13 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
             speed_extra["latency_ms"] = float(a.latency_ms(model))
         except Exception:  # noqa: BLE001 - latency is informative, never blocks scoring
             pass
+    if a.causal:   # rtf_stream + stream_chunk_samples when the adapter has a streamer (bench/streaming.py)
+        try:
+            from bench.streaming import streaming_speed
+
+            speed_extra = {**streaming_speed(a, model), **speed_extra}
+        except Exception:  # noqa: BLE001 - informative, never blocks scoring
+            pass
     from bench.score import score
 
     path = score(found, model, pt, out, run_id=run_id, config=record, budget=budget, preset=opts.preset,

@@ -69,6 +69,18 @@ def results(tmp_path) -> Path:
     return out
 
 
+BASE_MODELS = ("noisy", "spectral-subtraction", "oracle-irm", "oracle-psm")
+
+
+@pytest.fixture
+def base_results(tmp_path) -> Path:
+    """tmp_path/results with the latest committed run of the training-free baselines only (a fixed set)."""
+    out = tmp_path / "results"
+    for model in BASE_MODELS:
+        copy_run(committed(model), out)
+    return out
+
+
 def quality_rows(md: str) -> list[list[str]]:
     """The rows of the vctk-mini quality table as lists of cells."""
     section = md.split(f"## Track `{TRACK}`", 1)[1].split("### Quality", 1)[1].split("###", 1)[0]
@@ -126,7 +138,10 @@ def test_cli_check_detects_a_hand_edit(results, tmp_path, capsys):
     assert main(["leaderboard", *args]) == 0
     assert main(["leaderboard", "--check", *args]) == 0
     capsys.readouterr()
-    out.write_text(out.read_text().replace("| 1 | **spectral-subtraction** |", "| 1 | **my-model** |"))
+    text = out.read_text()
+    edited = text.replace("noisy (input, floor)", "my-model (input, floor)")
+    assert edited != text
+    out.write_text(edited)
     assert main(["leaderboard", "--check", *args]) == 1
     err = capsys.readouterr().err
     assert "out of date" in err and "my-model" in err  # the diff is shown
@@ -161,12 +176,25 @@ def test_empty_results_dir(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # ranking
 def test_committed_ranking():
+    """In the committed file: systems first, ranked 1..k by PESQ-WB; then the noisy input and the oracles, unranked."""
+    board = leaderboard.collect()
+    oracles = {r.model for r in board.shown[TRACK] if r.summary["model"]["oracle"]}
     rows = quality_rows(LEADERBOARD.read_text())
-    assert [r[:2] for r in rows] == [["1", "**spectral-subtraction**"], ["–", "noisy (input, floor)"],
-                                     ["–", "oracle-psm (oracle, not ranked)"], ["–", "oracle-irm (oracle, not ranked)"]]
+    names = [r[1].strip("*").split(" (")[0] for r in rows]
+    systems = [r for r, n in zip(rows, names) if n != "noisy" and n not in oracles]
+    assert [r[0] for r in systems] == [str(i) for i in range(1, len(systems) + 1)]
+    assert rows[: len(systems)] == systems and "spectral-subtraction" in names[: len(systems)]
+    pesq = [float(r[2].split()[0]) for r in systems]
+    assert pesq == sorted(pesq, reverse=True)
+    rest = rows[len(systems):]
+    assert rest[0][:2] == ["–", "noisy (input, floor)"]
+    assert [r[1] for r in rest[1:]] == [f"{n} (oracle, not ranked)" for n in names[len(systems) + 1:]]
+    assert {r[0] for r in rest} == {"–"} and set(names[len(systems) + 1:]) == oracles
+    assert {"oracle-psm", "oracle-irm"} <= oracles
 
 
-def test_systems_are_ranked_by_pesq_wb_and_noisy_and_oracles_are_not(results):
+def test_systems_are_ranked_by_pesq_wb_and_noisy_and_oracles_are_not(base_results):
+    results = base_results
     ss, noisy = committed("spectral-subtraction"), committed("noisy")
 
     def add(delta):
@@ -194,8 +222,9 @@ def test_systems_are_ranked_by_pesq_wb_and_noisy_and_oracles_are_not(results):
     assert rows[0][3].startswith("+0.70 ")  # Δ PESQ-WB of better-sys: 0.20 + 0.5
 
 
-def test_a_run_without_pesq_is_ranked_last_among_systems(results):
+def test_a_run_without_pesq_is_ranked_last_among_systems(base_results):
     """A valid run may score a subset of the metrics: it is listed with '–' cells, after the systems with PESQ-WB."""
+    results = base_results
     derive_run(committed("spectral-subtraction"), results, "sdr-only", lambda df: None, metrics=["si_sdr", "snr"],
                kind="submission")
     rows = quality_rows(leaderboard.render(results))

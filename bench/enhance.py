@@ -1,0 +1,266 @@
+"""`bench enhance`: run a model on your own audio files.
+
+    bench enhance --run RUN_OR_CHECKPOINT IN.wav [IN2.flac ...] -o OUT_DIR [--stream] [--chunk N]
+
+RUN_OR_CHECKPOINT is one of
+
+* a results run folder (``results/<track>/<model>/<run-id>``): the model named in its
+  ``summary.json``, with the weights of ``budget.checkpoint`` (trained models) or the
+  ``model_config`` of its ``config.json`` (training-free models);
+* ``MODEL@RUN_ID``: the same, found under ``--results-dir`` (default ``results/``);
+* a checkpoint file (``runs/<track>/<model>/<run-id>/best.pt``), which names its adapter and config;
+* the name of a training-free adapter (``spectral-subtraction``, ``noisy``), with its default config.
+
+Audio: any sample rate and channel count that libsndfile reads. Each channel is enhanced on its own
+(channels are never down-mixed): resampled to 16 kHz with the benchmark's pinned resampler
+(`bench.audio.resample`), enhanced, resampled back to the file's rate and cut to the input's exact
+length. The output, ``OUT_DIR/<input stem>.wav``, is 16-bit PCM WAV with the input's sample rate,
+channel count and length. A file that cannot be read is reported (by name, no traceback) and skipped;
+the others are still processed and the exit status is 1.
+
+``--stream`` runs the model as a live device would: the 16 kHz audio is pushed through the adapter's
+streaming wrapper (`bench.streaming`) in chunks of ``--chunk`` samples (default: the model's hop), all
+channels side by side, and the delay-compensated output is collected. Only causal adapters with a
+streamer support it (Demucs). Its output differs from the offline one where the model's offline
+processing is not causal, e.g. Demucs' utterance-level normalization, which streaming replaces with
+a running std (see bench/streaming.py). The resampling to and from 16 kHz is done on the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from bench import REPO_ROOT
+from bench.audio import SAMPLE_RATE, resample, write_wav_pcm16
+from bench.errors import AudioError, BenchError
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# what to run
+def _checkpoint_path(value: str, base: Path) -> Path:
+    p = Path(value)
+    if not p.is_absolute():
+        cands = [REPO_ROOT / p, base / p, Path.cwd() / p]
+        p = next((c for c in cands if c.exists()), REPO_ROOT / p)
+    return p
+
+
+def _from_checkpoint(path: Path):
+    from bench.adapters import get_adapter
+    from bench.train import load_checkpoint, load_checkpoint_model
+
+    ck = load_checkpoint(path)
+    if not isinstance(ck, dict) or "adapter" not in ck or "model_config" not in ck:
+        raise BenchError(f"{path}: not a benchmark checkpoint (no 'adapter' / 'model_config')",
+                         hint="checkpoints are written by `bench run` to runs/<track>/<model>/<run-id>/best.pt")
+    found = get_adapter(ck["adapter"])
+    model, _, _ = load_checkpoint_model(found.adapter, path)
+    return found.adapter, model, f"{found.adapter.name} ({path})"
+
+
+def _from_run_dir(run: Path):
+    from bench.adapters import get_adapter
+
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+        name = summary["model"]["name"]
+        checkpoint = (summary.get("budget") or {}).get("checkpoint")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"{run}: cannot read the model from summary.json ({exc.__class__.__name__}: {exc})") from None
+    if checkpoint:
+        path = _checkpoint_path(checkpoint, run)
+        if not path.exists():
+            raise BenchError(f"{run}: its checkpoint {checkpoint} does not exist here",
+                             hint="checkpoints live in the git-ignored runs/ folder of the machine that trained the model; "
+                                  "pass the .pt file with --run")
+        adapter, model, _ = _from_checkpoint(path)
+        if adapter.name != name:
+            raise BenchError(f"{run}: summary names model {name!r} but its checkpoint is for {adapter.name!r}")
+        return adapter, model, f"{name} ({run}, checkpoint {checkpoint})"
+    found = get_adapter(name)
+    if found.adapter.trainable:
+        raise BenchError(f"{run}: trained model {name!r} without a checkpoint in summary.json")
+    config = {}
+    cfg_path = run / "config.json"
+    if cfg_path.exists():
+        try:
+            config = json.loads(cfg_path.read_text()).get("model_config") or {}
+        except ValueError as exc:
+            raise BenchError(f"{cfg_path}: not valid JSON ({exc})") from None
+    return found.adapter, found.adapter.build(**config), f"{name} ({run})"
+
+
+def resolve_model(spec: str, results_dir: Path | None = None, track: str | None = None):
+    """(adapter, model, description) for a run folder, MODEL@RUN_ID, checkpoint file or adapter name."""
+    from bench.adapters import discover
+    from bench.results import find_run
+
+    p = Path(spec)
+    if p.is_dir():
+        if not (p / "summary.json").exists():
+            raise BenchError(f"{p}: not a results run folder (no summary.json)")
+        return _from_run_dir(p)
+    if p.is_file():
+        return _from_checkpoint(p)
+    if "@" in spec:
+        return _from_run_dir(find_run(spec, track, results_dir))
+    adapters = discover()
+    if spec in adapters:
+        a = adapters[spec].adapter
+        if a.oracle:
+            raise BenchError(f"{spec} is an oracle: it needs the clean reference, which your files do not have")
+        if a.trainable:
+            raise BenchError(f"{spec} must be trained first: give its run (a results folder or {spec}@RUN_ID) "
+                             "or a checkpoint file", hint=f"`bench run --model {spec}` trains and scores it")
+        return a, a.build(**a.resolved_config()), spec
+    raise BenchError(f"--run {spec!r}: no such run folder, checkpoint file, MODEL@RUN_ID or adapter",
+                     hint=f"adapters: {', '.join(sorted(adapters))}")
+
+
+# ---------------------------------------------------------------------------------------------
+# audio
+def read_channels(path: Path) -> tuple[np.ndarray, int]:
+    """``(channels, frames)`` float32 and the sample rate; `AudioError` naming the file otherwise."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file does not exist")
+    if path.is_dir():
+        raise AudioError(path, "is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001 - libsndfile errors name no file
+        raise AudioError(path, f"cannot decode audio ({exc.__class__.__name__}: {exc})",
+                         hint="not an audio file libsndfile reads (WAV, FLAC, OGG, ...)") from None
+    if data.shape[0] == 0:
+        raise AudioError(path, "audio has no samples")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(path, "audio contains NaN or Inf samples")
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+def enhance_array(adapter, model, x: np.ndarray, sr: int, *, stream: bool = False, chunk: int | None = None,
+                  device: str = "cpu") -> np.ndarray:
+    """Enhance ``(channels, frames)`` audio at rate `sr`; returns the same shape (float32)."""
+    import torch
+
+    x16 = np.stack([resample(ch, sr, SAMPLE_RATE) for ch in x])
+    t = torch.from_numpy(np.ascontiguousarray(x16, dtype=np.float32))
+    if stream:
+        from bench.streaming import stream as run_stream
+
+        streamer = adapter.streamer(model)
+        y16 = run_stream(streamer, t.to(device), chunk or streamer.hop)
+    else:
+        with torch.inference_mode():
+            y16 = adapter.enhance(model, t.to(device))
+    y16 = y16.detach().float().cpu().numpy().reshape(x16.shape)
+    return np.stack([_fit(resample(ch, SAMPLE_RATE, sr), x.shape[1]) for ch in y16]).astype(np.float32)
+
+
+def _out_path(out_dir: Path, src: Path, used: set[Path]) -> Path:
+    out = out_dir / f"{src.stem}.wav"
+    k = 2
+    while out in used:
+        out = out_dir / f"{src.stem}-{k}.wav"
+        k += 1
+    used.add(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+def cmd_enhance(args) -> int:
+    import torch
+
+    from rich.markup import escape
+
+    from bench.cli import console, err_console, progress_bar
+    from bench.pipeline import resolve_device
+
+    if args.chunk is not None and not args.stream:
+        raise BenchError("--chunk only applies with --stream")
+    if args.chunk is not None and args.chunk < 1:
+        raise BenchError("--chunk must be a positive number of samples")
+    device = resolve_device(args.device)
+    adapter, model, desc = resolve_model(args.run, Path(args.results_dir) if args.results_dir else None, args.track)
+    model = model.to(device).eval()
+    if args.stream:
+        if not adapter.causal:
+            raise BenchError(f"--stream: {adapter.name} is not causal; it can only run offline (drop --stream)")
+        if adapter.streamer(model) is None:
+            raise BenchError(f"--stream: {adapter.name} has no streaming implementation (Adapter.streamer)",
+                             hint="drop --stream to enhance offline")
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mode = "offline"
+    if args.stream:
+        s = adapter.streamer(model)
+        mode = (f"streaming, chunks of {args.chunk or s.hop} samples, delay {s.delay} samples "
+                f"({s.latency_ms:.2f} ms, compensated)")
+    console.print(f"enhancing {len(args.inputs)} file(s) with {desc} ({mode}) on {device} -> {out_dir}", markup=False)
+
+    failed, used = [], set()
+    with progress_bar() as prog:
+        task = prog.add_task("enhance", total=len(args.inputs))
+        for name in args.inputs:
+            src = Path(name)
+            prog.update(task, description=f"enhance {src.name}")
+            try:
+                x, sr = read_channels(src)
+                out = _out_path(out_dir, src, used)
+                if out.resolve() == src.resolve():
+                    raise AudioError(src, "the output would overwrite the input", hint="choose another -o folder")
+                y = enhance_array(adapter, model, x, sr, stream=args.stream, chunk=args.chunk, device=device)
+                peak = float(np.max(np.abs(y))) if y.size else 0.0
+                write_wav_pcm16(out, y.T, sr)
+                note = f" (peak {peak:.2f} > 1: clipped to 16 bits)" if peak > 1.0 else ""
+                prog.console.print(f"[green]ok[/] {escape(str(src))} -> {escape(str(out))} "
+                                   f"({x.shape[0]} ch, {sr} Hz, {x.shape[1]} samples){note}")
+            except BenchError as exc:
+                failed.append(src)
+                err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            except (RuntimeError, ValueError, OSError, torch.cuda.OutOfMemoryError) as exc:
+                failed.append(src)
+                err_console.print(f"[bold red]error:[/] {escape(str(src))}: enhancing failed "
+                                  f"({exc.__class__.__name__}: {escape(str(exc))})")
+            prog.advance(task)
+    done = len(args.inputs) - len(failed)
+    if failed:
+        err_console.print(f"[red]{len(failed)} of {len(args.inputs)} file(s) failed[/]: "
+                          + escape(", ".join(map(str, failed))))
+    console.print(f"{done} file(s) written to {out_dir}", markup=False)
+    return 1 if failed else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "enhance", help="enhance your own audio files with a trained run, a checkpoint or a training-free adapter",
+        description="Enhance audio files. Any sample rate and channel count: each channel is processed "
+                    "independently (no down-mix), resampled to 16 kHz and back; the output is 16-bit WAV "
+                    "with the input's sample rate, channel count and length, named OUT_DIR/<stem>.wav. "
+                    "Unreadable files are reported and skipped (exit status 1).")
+    p.add_argument("--run", required=True, metavar="RUN_OR_CHECKPOINT",
+                   help="results run folder, MODEL@RUN_ID, checkpoint .pt file, or a training-free adapter name")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files (WAV, FLAC, ... any rate, any channels)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (created if needed)")
+    p.add_argument("--stream", action="store_true",
+                   help="run the causal model's streaming wrapper chunk by chunk, as a live device would")
+    p.add_argument("--chunk", type=int, default=None, metavar="N",
+                   help="streaming chunk size in 16 kHz samples (default: the model's hop)")
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | auto")
+    p.add_argument("--results-dir", default=None, help="where MODEL@RUN_ID is looked up (default: <repo>/results)")
+    p.add_argument("--track", default=None, help="track of MODEL@RUN_ID when several have that run id")
+    p.set_defaults(func=cmd_enhance)

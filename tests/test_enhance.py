@@ -1,0 +1,208 @@
+"""Tests of `bench enhance` (bench/enhance.py): offline and streaming enhancement of real noisy files,
+any sample rate / channel count in and out, run folders / MODEL@RUN_ID / checkpoints / adapter names,
+and clear per-file errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from bench import REPO_ROOT
+from bench.audio import resample, to_pcm16
+from bench.cli import main
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from baselines.demucs.adapter import Demucs as DemucsAdapter  # noqa: E402
+from bench.streaming import running_norm_reference  # noqa: E402
+
+FILES = ("p232_010.flac", "p232_014.flac")     # 2.8 s and 4.6 s of real noisy speech at 16 kHz
+TINY = {"hidden": 4, "depth": 4, "resample": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def noisy(shared_data):
+    folder = shared_data / "vbdemand-sample" / "noisy"
+    paths = [folder / f for f in FILES]
+    if not all(p.exists() for p in paths):
+        pytest.skip(f"real noisy sample files not found in {folder}")
+    return paths
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    rc = main(["enhance", *map(str, args)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def pcm(path) -> tuple[np.ndarray, int, str]:
+    info = sf.info(str(path))
+    data, sr = sf.read(str(path), dtype="int16", always_2d=True)
+    return data, sr, info.subtype
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A randomly initialized tiny causal Demucs, saved like bench/train.py's checkpoints."""
+    a = DemucsAdapter()
+    config = a.resolved_config(overrides=TINY)
+    torch.manual_seed(0)
+    model = a.build(**config)
+    budget = {"trained": True, "preset": None, "steps": 0, "epochs": 0.0, "wall_minutes": 0.0, "max_steps": 0,
+              "max_minutes": None, "device": "cpu", "hardware": "test", "checkpoint": None, "checkpoint_sha256": None}
+    state = {"adapter": "demucs", "model_config": config, "train_config": {"lr": 1e-3}, "preset": None, "step": 0,
+             "elapsed": 0.0, "best_valid": float("inf"), "model": model.state_dict(), "optimizer": {},
+             "torch_rng": torch.get_rng_state(), "cuda_rng": None, "budget": budget}
+    path = tmp_path_factory.mktemp("runs") / "best.pt"
+    torch.save(state, path)
+    return path, model.eval()
+
+
+# ------------------------------------------------------------------ offline, training-free adapter
+
+def test_offline_training_free_adapter(tmp_path, capsys, noisy):
+    out = tmp_path / "out"
+    rc, stdout, err = cli(capsys, "--run", "spectral-subtraction", *noisy, "-o", out)
+    assert rc == 0, err
+    from bench.adapters import get_adapter
+
+    a = get_adapter("spectral-subtraction").adapter
+    model = a.build()
+    for src in noisy:
+        q, sr, subtype = pcm(out / f"{src.stem}.wav")
+        x, sr_in = sf.read(str(src), dtype="float32", always_2d=True)
+        assert (sr, subtype, q.shape) == (sr_in, "PCM_16", x.shape)            # rate, 16 bits, length, channels
+        with torch.inference_mode():
+            ref = to_pcm16(a.enhance(model, torch.from_numpy(x.T.copy()))[0].numpy())
+        assert np.abs(q[:, 0].astype(int) - ref.astype(int)).max() <= 1
+        assert np.abs(q[:, 0].astype(int) - to_pcm16(x[:, 0]).astype(int)).mean() > 10  # it did something
+    assert "2 file(s) written" in stdout
+
+
+def test_stereo_44k1_in_stereo_44k1_out(tmp_path, capsys, noisy):
+    """Channels are enhanced independently (no down-mix), at the file's own rate and length."""
+    x0, _ = sf.read(str(noisy[0]), dtype="float32")
+    x1, _ = sf.read(str(noisy[1]), dtype="float32")
+    n = min(len(x0), len(x1))
+    left, right = resample(x0[:n], 16000, 44100), 0.5 * resample(x1[:n], 16000, 44100)
+    stereo = tmp_path / "in" / "stereo.wav"
+    mono = tmp_path / "in" / "left.wav"
+    stereo.parent.mkdir()
+    sf.write(str(stereo), np.stack([left, right], axis=1), 44100, subtype="PCM_16")
+    sf.write(str(mono), left, 44100, subtype="PCM_16")
+    rc, _, err = cli(capsys, "--run", "spectral-subtraction", stereo, mono, "-o", tmp_path / "out")
+    assert rc == 0, err
+    q, sr, subtype = pcm(tmp_path / "out" / "stereo.wav")
+    frames = sf.info(str(stereo)).frames
+    assert (sr, subtype, q.shape) == (44100, "PCM_16", (frames, 2))
+    qm, srm, _ = pcm(tmp_path / "out" / "left.wav")
+    assert srm == 44100 and qm.shape == (frames, 1)
+    assert np.abs(q[:, 0].astype(int) - qm[:, 0].astype(int)).max() <= 1     # left alone == left of the pair
+    assert np.abs(q[:, 0].astype(int) - q[:, 1].astype(int)).mean() > 10     # right is its own signal
+
+
+# ------------------------------------------------------------------ streaming, Demucs checkpoint
+
+def test_stream_demucs_checkpoint(tmp_path, capsys, noisy, tiny_checkpoint):
+    ck, model = tiny_checkpoint
+    out = tmp_path / "stream"
+    rc, stdout, err = cli(capsys, "--run", ck, *noisy, "-o", out, "--stream", "--chunk", "97")
+    assert rc == 0, err
+    assert "streaming, chunks of 97 samples" in stdout.replace("\n", " ")
+    for src in noisy:
+        q, sr, subtype = pcm(out / f"{src.stem}.wav")
+        x, sr_in = sf.read(str(src), dtype="float32")
+        assert (sr, subtype, q.shape) == (sr_in, "PCM_16", (len(x), 1))
+        with torch.inference_mode():     # what the streamer computes: the running-std normalization
+            ref = to_pcm16(running_norm_reference(model, torch.from_numpy(x)[None])[0].numpy())
+        assert np.abs(q[:, 0].astype(int) - ref.astype(int)).max() <= 1
+
+    # offline with the same checkpoint: the utterance-std normalization of `model(x)`
+    rc, _, err = cli(capsys, "--run", ck, noisy[0], "-o", tmp_path / "offline")
+    assert rc == 0, err
+    q, _, _ = pcm(tmp_path / "offline" / f"{noisy[0].stem}.wav")
+    x, _ = sf.read(str(noisy[0]), dtype="float32")
+    with torch.inference_mode():
+        ref = to_pcm16(model(torch.from_numpy(x)[None])[0].numpy())
+    assert np.abs(q[:, 0].astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_run_folder_and_model_at_run_id(tmp_path, capsys, noisy, tiny_checkpoint):
+    ck, model = tiny_checkpoint
+    run = tmp_path / "results" / "vctk-mini" / "demucs" / "20260101-000000"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"model": {"name": "demucs"}, "budget": {"checkpoint": str(ck)}}))
+    (run / "config.json").write_text(json.dumps({"model": "demucs", "model_config": {}}))
+    rc, _, err = cli(capsys, "--run", run, noisy[0], "-o", tmp_path / "a")
+    assert rc == 0, err
+    rc, _, err = cli(capsys, "--run", "demucs@20260101-000000", "--results-dir", tmp_path / "results",
+                     noisy[0], "-o", tmp_path / "b", "--stream")
+    assert rc == 0, err
+    a, _, _ = pcm(tmp_path / "a" / f"{noisy[0].stem}.wav")
+    b, _, _ = pcm(tmp_path / "b" / f"{noisy[0].stem}.wav")
+    x = torch.from_numpy(sf.read(str(noisy[0]), dtype="float32")[0])[None]
+    with torch.inference_mode():                      # the checkpoint's model, offline and streamed
+        ref_a, ref_b = to_pcm16(model(x)[0].numpy()), to_pcm16(running_norm_reference(model, x)[0].numpy())
+    assert np.abs(a[:, 0].astype(int) - ref_a.astype(int)).max() <= 1
+    assert np.abs(b[:, 0].astype(int) - ref_b.astype(int)).max() <= 1
+
+    # a training-free run: its config.json's model_config is used
+    free = tmp_path / "results" / "vctk-mini" / "noisy" / "20260101-000000"
+    free.mkdir(parents=True)
+    (free / "summary.json").write_text(json.dumps({"model": {"name": "noisy"}, "budget": {"checkpoint": None}}))
+    (free / "config.json").write_text(json.dumps({"model_config": {}}))
+    rc, _, err = cli(capsys, "--run", free, noisy[0], "-o", tmp_path / "c")
+    assert rc == 0, err
+    c, _, _ = pcm(tmp_path / "c" / f"{noisy[0].stem}.wav")
+    x, _ = sf.read(str(noisy[0]), dtype="int16")
+    assert np.array_equal(c[:, 0], x)                 # identity: the 16-bit input comes back unchanged
+
+
+# ------------------------------------------------------------------ errors
+
+def test_unreadable_file_is_reported_and_the_others_processed(tmp_path, capsys, noisy):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"this is not audio")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    rc, stdout, err = cli(capsys, "--run", "spectral-subtraction", noisy[0], bad, empty, tmp_path / "missing.wav",
+                          noisy[1], "-o", out)
+    assert rc == 1
+    assert (out / f"{noisy[0].stem}.wav").exists() and (out / f"{noisy[1].stem}.wav").exists()
+    assert not (out / "bad.wav").exists()
+    text = " ".join((stdout + err).split())
+    assert "bad.wav: cannot decode audio" in text
+    assert "empty.wav: file is empty" in text
+    assert "missing.wav: file does not exist" in text
+    assert "3 of 5 file(s) failed" in text
+    assert "Traceback" not in stdout + err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--run", "spectral-subtraction", "--stream"], "not causal"),
+    (["--run", "noisy", "--stream"], "no streaming implementation"),
+    (["--run", "demucs"], "must be trained first"),
+    (["--run", "oracle-irm"], "oracle"),
+    (["--run", "no-such-model"], "no such run folder"),
+    (["--run", "noisy", "--chunk", "97"], "--chunk only applies with --stream"),
+])
+def test_clear_setup_errors(tmp_path, capsys, noisy, args, message):
+    rc, stdout, err = cli(capsys, *args, noisy[0], "-o", tmp_path / "out")
+    assert rc == 2
+    assert message in " ".join(err.split())
+    assert "Traceback" not in stdout + err
