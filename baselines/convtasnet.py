@@ -50,9 +50,9 @@ metadata pins ``torchmetrics<=0.11.4`` (and asks for ``pytorch-lightning>=2.0``,
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from bench.adapters import Adapter
+from bench.dsp import frames_valid_length, pad_to_frames
 
 SAMPLE_RATE = 16000
 
@@ -75,17 +75,13 @@ class ConvTasNetDenoiser(torch.nn.Module):
 
     def valid_length(self, length: int) -> int:
         """The smallest length >= `length` (and >= kernel_size) that whole encoder frames cover."""
-        k, s = self.kernel_size, self.stride
-        if length <= k:
-            return k
-        return k + -(-(length - k) // s) * s
+        return frames_valid_length(length, self.kernel_size, self.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             raise ValueError(f"expected a (batch, time) tensor, got shape {tuple(x.shape)}")
         n = x.shape[-1]
-        pad = self.valid_length(n) - n
-        y = self.net(F.pad(x, (0, pad)) if pad else x)    # (batch, 1, valid_length)
+        y = self.net(pad_to_frames(x, self.kernel_size, self.stride))    # (batch, 1, valid_length)
         return y[:, 0, :n]
 
 

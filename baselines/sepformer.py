@@ -43,9 +43,9 @@ modules that torchaudio 2.11 still ships. The forward and backward passes give n
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from bench.adapters import Adapter
+from bench.dsp import frames_valid_length, pad_to_frames
 
 
 class SepFormerDenoiser(torch.nn.Module):
@@ -83,17 +83,13 @@ class SepFormerDenoiser(torch.nn.Module):
 
     def valid_length(self, length: int) -> int:
         """The smallest length >= `length` (and >= kernel_size) that whole encoder frames cover."""
-        k, s = self.kernel_size, self.stride
-        if length <= k:
-            return k
-        return k + -(-(length - k) // s) * s
+        return frames_valid_length(length, self.kernel_size, self.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             raise ValueError(f"expected a (batch, time) tensor, got shape {tuple(x.shape)}")
         n = x.shape[-1]
-        pad = self.valid_length(n) - n
-        w = self.encoder(F.pad(x, (0, pad)) if pad else x)      # (batch, N, frames)
+        w = self.encoder(pad_to_frames(x, self.kernel_size, self.stride))   # (batch, N, frames)
         mask = self.masknet(w)[0]                                  # (batch, N, frames): the one source
         y = torch.nn.ConvTranspose1d.forward(self.decoder, w * mask)   # (batch, 1, valid_length)
         return y[:, 0, :n]

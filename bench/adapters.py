@@ -52,7 +52,7 @@ class Adapter:
     reference: ClassVar[str] = ""
     #: True if `bench run` must train it before scoring
     trainable: ClassVar[bool] = False
-    #: True if output at time t depends only on input up to t + `lookahead_ms`
+    #: True if output at time t depends only on input up to t plus a fixed lookahead (see `latency_ms`)
     causal: ClassVar[bool] = False
     #: True if the model needs the clean reference (an upper bound, never ranked)
     oracle: ClassVar[bool] = False
@@ -70,6 +70,10 @@ class Adapter:
     def enhance(self, model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor | None = None) -> torch.Tensor:
         """Enhance a batch ``(batch, time)`` -> ``(batch, time)``. Oracles also receive `clean`."""
         return model(noisy)
+
+    def latency_ms(self, model: torch.nn.Module) -> float | None:
+        """Algorithmic latency of a causal model in ms (its lookahead), or None if not stated."""
+        return None
 
     def streamer(self, model: torch.nn.Module):
         """A streaming wrapper for online inference, or None (the default: offline only).

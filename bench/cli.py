@@ -379,7 +379,14 @@ def _register_run_commands(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
-_EXTRA_COMMANDS: list = [_register_run_commands]
+def _register_other_modules(sub) -> None:
+    from bench import contract, enhance, scaffold
+
+    for register in (scaffold.register, contract.register, enhance.register):
+        register(sub)
+
+
+_EXTRA_COMMANDS: list = [_register_run_commands, _register_other_modules]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -398,11 +405,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-from bench import contract as _contract, scaffold as _scaffold  # noqa: E402
-
-_EXTRA_COMMANDS += [_scaffold.register, _contract.register]
-
-from bench.enhance import register as _register_enhance  # noqa: E402
-
-_EXTRA_COMMANDS.append(_register_enhance)

@@ -20,10 +20,12 @@ them as a table and exits 1 on any failure):
                  config with a budget (`bench.train.train_config`), and a forward + backward pass in
                  train mode on 2 x 1 s with the adapter's own loss gives a finite loss and finite
                  gradients, some of them non-zero
-``model-card``   submissions: a model card (``README.md`` beside ``adapter.py``, or ``<name>.md`` beside a
-                 one-file adapter) with the fields authors, paper, licence, training budget and notes,
+``model-card``   submissions: a model card (``README.md`` beside ``adapter.py``, or ``<file>.md`` beside a
+                 one-file adapter ``<file>.py``) with the fields authors, paper, licence, training budget and notes,
                  each non-empty. Baselines are maintained in this repository (MIT, budgets in their
                  presets): their card is the adapter's ``reference`` plus the module docstring.
+                 ``CHANGE ME`` markers the scaffold left in a submission's adapter.py or card are a
+                 warning (``warn``), a failure with ``--strict``.
 ``size/speed``   reported, never failing: parameter count and CPU real-time factor
                  (`bench.speed.measure_rtf`, 1 thread; 10 s input, 3 repeats; 2 s once with ``--quick``)
 
@@ -31,6 +33,9 @@ Oracle adapters receive the input itself as ``clean=``.
 
 ``--quick`` is the fast mode for CI: 30 s becomes 5 s, the RTF is measured on 2 s, and models are
 built with their ``quick`` preset when they have one (unless ``--preset`` says otherwise).
+``bench check --all --quick`` checks every adapter in about 10 s on 2 CPU cores; ``bench check --all``
+(default, paper-size configs, 30 s inputs, 10 s RTF) about 10 minutes, mostly SepFormer.
+Checks run with 1 torch thread by default (``--threads``): on a small shared machine that is faster.
 """
 
 from __future__ import annotations

@@ -26,3 +26,17 @@ class STFT(torch.nn.Module):
         n = max(length, self.n_fft)
         y = torch.istft(X, self.n_fft, self.hop_length, window=self.window.to(X.real.dtype), length=n)
         return y[..., :length]
+
+
+def frames_valid_length(length: int, kernel_size: int, stride: int) -> int:
+    """The smallest length >= `length` (and >= `kernel_size`) that whole frames of a strided
+    encoder (``kernel_size``, ``stride``) cover, so nothing is dropped at the end."""
+    if length <= kernel_size:
+        return kernel_size
+    return kernel_size + -(-(length - kernel_size) // stride) * stride
+
+
+def pad_to_frames(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    """Right-pad ``(..., time)`` with zeros to `frames_valid_length`."""
+    pad = frames_valid_length(x.shape[-1], kernel_size, stride) - x.shape[-1]
+    return F.pad(x, (0, pad)) if pad else x

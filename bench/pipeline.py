@@ -4,6 +4,7 @@ split -> write results -> regenerate the leaderboard."""
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from bench.data.prepared import PreparedTrack
 from bench.env import hardware_label
 from bench.errors import BenchError
 from bench.results import RESULTS_DIR, run_dir
+
+log = logging.getLogger(__name__)
 
 
 def new_run_id() -> str:
@@ -44,6 +47,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def online_speed(adapter, model) -> dict:
+    """latency_ms (the adapter's stated lookahead) and, with a streamer, rtf_stream + stream_chunk_samples.
+    Informative columns: a failure is logged and leaves them empty, it never blocks scoring."""
+    from bench.streaming import streaming_speed
+
+    out = {}
+    try:
+        out.update(streaming_speed(adapter, model))
+        latency = adapter.latency_ms(model)
+        if latency is not None:
+            out["latency_ms"] = float(latency)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("online speed of %s not measured: %s", adapter.name, exc)
+    return out
+
+
 def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
     started = time.time()
     a = found.adapter
@@ -70,19 +89,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
         budget = {"trained": False, "preset": opts.preset, "steps": None, "epochs": None, "wall_minutes": None,
                   "max_steps": None, "max_minutes": None, "device": device, "hardware": hardware_label(device),
                   "checkpoint": None, "checkpoint_sha256": None}
-    speed_extra = {}
-    if a.causal and hasattr(a, "latency_ms"):
-        try:
-            speed_extra["latency_ms"] = float(a.latency_ms(model))
-        except Exception:  # noqa: BLE001 - latency is informative, never blocks scoring
-            pass
-    if a.causal:   # rtf_stream + stream_chunk_samples when the adapter has a streamer (bench/streaming.py)
-        try:
-            from bench.streaming import streaming_speed
-
-            speed_extra = {**streaming_speed(a, model), **speed_extra}
-        except Exception:  # noqa: BLE001 - informative, never blocks scoring
-            pass
+    speed_extra = online_speed(a, model) if a.causal else {}
     from bench.score import score
 
     path = score(found, model, pt, out, run_id=run_id, config=record, budget=budget, preset=opts.preset,

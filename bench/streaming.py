@@ -659,8 +659,8 @@ def streaming_speed(adapter, model, *, seconds: float = 10.0) -> dict:
     """The streaming fields of a summary's "speed" for a causal adapter with a streamer, else ``{}``.
 
     ``rtf_stream`` (at the natural hop, 1 thread, `seconds` of input, on the CPU, on a copy of the
-    model so that the caller's model stays where it is) and ``stream_chunk_samples``; ``latency_ms``
-    (the streamer's algorithmic latency) only for adapters without their own ``latency_ms``.
+    model so that the caller's model stays where it is), ``stream_chunk_samples`` and ``latency_ms``
+    (the streamer's algorithmic latency; `bench.pipeline.online_speed` prefers the adapter's own).
     """
     import copy
 
@@ -671,7 +671,5 @@ def streaming_speed(adapter, model, *, seconds: float = 10.0) -> dict:
     if streamer is None:
         return {}
     m = measure_stream_rtf(streamer, seconds=seconds, threads=1)
-    out = {"rtf_stream": round(m["rtf_stream"], 5), "stream_chunk_samples": int(m["chunk_samples"])}
-    if not hasattr(adapter, "latency_ms"):
-        out["latency_ms"] = float(streamer.latency_ms)
-    return out
+    return {"rtf_stream": round(m["rtf_stream"], 5), "stream_chunk_samples": int(m["chunk_samples"]),
+            "latency_ms": float(streamer.latency_ms)}

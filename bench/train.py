@@ -17,7 +17,6 @@ git-ignored ``runs/<track>/<model>/<run-id>/`` with a CSV log of train/valid los
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -28,7 +27,8 @@ import numpy as np
 import torch
 
 from bench import REPO_ROOT
-from bench.adapters import Adapter, Found, count_parameters
+from bench.adapters import Adapter, Found
+from bench.data.manifest import file_sha256
 from bench.data.prepared import PreparedTrack
 from bench.env import hardware_label
 from bench.errors import BenchError
@@ -130,14 +130,6 @@ def load_checkpoint(path: Path) -> dict:
         raise BenchError(f"{path}: checkpoint does not exist") from None
     except Exception as exc:
         raise BenchError(f"{path}: cannot load checkpoint with weights_only=True ({exc.__class__.__name__}: {exc})") from None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_checkpoint_model(adapter: Adapter, path: Path):

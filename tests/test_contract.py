@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bench import REPO_ROOT
 from bench.cli import main
 from bench.contract import FAIL, PASS, SKIP, WARN, check, check_all, parse_model_card
 

@@ -242,15 +242,6 @@ def test_quick_preset_stays_causal():
     assert y.shape == ref.shape
 
 
-def test_legacy_checkpoint_config_keeps_56_zero_filters():
-    """A checkpoint written before `sinc_zeros` existed records the full old config without it."""
-    a = DemucsAdapter()
-    legacy = {k: v for k, v in a.resolved_config("quick").items() if k != "sinc_zeros"}
-    assert a.build(**legacy).sinc_zeros == 56
-    assert a.build(**a.resolved_config("quick")).sinc_zeros == 14
-    assert a.build(hidden=4).sinc_zeros == 14
-
-
 def test_sinc_zeros_validation_and_causality_bound():
     with pytest.raises(ValueError):
         Demucs(sinc_zeros=0)
@@ -282,7 +273,8 @@ def test_streaming_speed_fields():
     torch.manual_seed(0)
     model = a.build(hidden=4)                                      # paper geometry: hop 256
     out = streaming_speed(a, model, seconds=0.5)
-    assert set(out) == {"rtf_stream", "stream_chunk_samples"}     # latency_ms comes from adapter.latency_ms
+    assert set(out) == {"rtf_stream", "stream_chunk_samples", "latency_ms"}
+    assert out["latency_ms"] == pytest.approx(a.latency_ms(model))   # the streamer's delay is the model's lookahead
     assert out["rtf_stream"] > 0 and out["stream_chunk_samples"] == model.total_stride
     assert isinstance(out["stream_chunk_samples"], int)
 

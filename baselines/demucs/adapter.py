@@ -5,8 +5,7 @@ from scratch in baselines/demucs/model.py. The default config is the paper's cau
 Latency: the config uses 14-zero-crossing sinc resampling filters (``sinc_zeros=14``) instead of the
 model's default 56. That removes 126 samples of lookahead at H=48 / depth 5 / resample 4
 (763 -> 637 samples, 47.69 -> 39.81 ms, within the DNS-challenge 40 ms rule) and changes no
-parameter (18,867,937). Checkpoints written before this option existed record the full old config
-without ``sinc_zeros``; `build` gives them the 56 taps they were trained with.
+parameter (18,867,937).
 
 Online inference: `streamer` returns a `bench.streaming.DemucsStreamer` (chunks of any size in,
 enhanced audio out with a fixed delay of ``model.lookahead`` samples).
@@ -30,8 +29,6 @@ class Demucs(Adapter):
     config = {"chin": 1, "chout": 1, "hidden": 48, "depth": 5, "kernel_size": 8, "stride": 4, "causal": True,
               "resample": 4, "growth": 2, "max_hidden": 10000, "normalize": True, "glu": True, "rescale": 0.1,
               "floor": 1e-3, "sinc_zeros": 14}
-    #: the config keys before `sinc_zeros` existed: a model_config with exactly these is a legacy checkpoint's
-    _LEGACY_KEYS = frozenset(config) - {"sinc_zeros"}
     # the paper: L1 + multi-resolution STFT loss, Adam lr 3e-4, batch 16 (4 s segments)
     train_config = {"loss": {"l1": 1.0, "mrstft": 1.0}, "lr": 3e-4, "batch_size": 16, "segment_seconds": 4.0}
     presets = {
@@ -42,8 +39,6 @@ class Demucs(Adapter):
     }
 
     def build(self, **config) -> torch.nn.Module:
-        if set(config) == self._LEGACY_KEYS:   # a checkpoint's full config from before sinc_zeros: 56 taps
-            config = {**config, "sinc_zeros": 56}
         return DemucsNet(**{**self.config, **config})
 
     def latency_ms(self, model) -> float | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.audio import from_pcm16, read_audio
+from bench.audio import read_audio
 from bench.data.tracks import Track
 from bench.errors import DataError
 from bench.protocol import Protocol
