@@ -272,6 +272,13 @@ def cmd_run(args) -> int:
                       runs_dir=Path(args.runs_dir) if args.runs_dir else None,
                       leaderboard=not args.no_leaderboard,
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    if not opts.run_id and not opts.resume:
+        from bench.pipeline import new_run_id
+
+        opts.run_id = new_run_id()
+    if opts.run_id:
+        console.print(f"run [bold]{found.adapter.name}[/] on {pt.track.name}, run id {opts.run_id} "
+                      f"(if interrupted: the same command with --resume --run-id {opts.run_id})")
     with progress_bar() as prog:
         path = run(found, pt, opts, progress=prog)
     r = load_run(path)
@@ -356,7 +363,7 @@ def _register_run_commands(sub) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--run-id", default=None, help="run id (default: UTC timestamp)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run (same --run-id)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted training run (--run-id, default: the latest one)")
     p.add_argument("--checkpoint", default=None, help="score this checkpoint instead of training")
     p.add_argument("--results-dir", default=None, help="default: <repo>/results")
     p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")

@@ -47,6 +47,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def latest_training_run(pt: PreparedTrack, model_name: str, runs_dir: Path | None) -> str:
+    """The most recent run id with a checkpoint under runs/<track>/<model>/ (for `--resume` without `--run-id`)."""
+    from bench.train import RUNS_DIR
+
+    base = Path(runs_dir or RUNS_DIR) / pt.track.name / model_name
+    runs = sorted((p.parent for p in base.glob("*/last.pt")), key=lambda d: (d / "last.pt").stat().st_mtime)
+    if not runs:
+        raise BenchError(f"nothing to resume: no checkpoint under {base}")
+    return runs[-1].name
+
+
 def online_speed(adapter, model) -> dict:
     """latency_ms (the adapter's stated lookahead) and, with a streamer, rtf_stream + stream_chunk_samples.
     Informative columns: a failure is logged and leaves them empty, it never blocks scoring."""
@@ -68,7 +79,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     a = found.adapter
     config = a.resolved_config(opts.preset, opts.overrides)
     device = resolve_device(opts.device)
-    run_id = opts.run_id or new_run_id()
+    run_id = opts.run_id or (latest_training_run(pt, a.name, opts.runs_dir) if opts.resume else new_run_id())
     out = run_dir(pt.track.name, a.name, run_id, opts.results_dir or RESULTS_DIR)
     if (out / "summary.json").exists():
         raise BenchError(f"{out} already holds a finished run", hint="choose another --run-id or delete the folder")
