@@ -58,7 +58,7 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
             ax.set_xlabel("s")
     fig.suptitle(f"Protocol {proto.name} (sha256 {proto.sha256[:12]}): clean vs noisy, vctk-mini test", fontsize=11)
     fig.tight_layout()
-    fig.savefig(out_dir / "spectrograms.png", dpi=90)
+    fig.savefig(out_dir / "spectrograms.png", dpi=72)
     plt.close(fig)
     meta = {"protocol": proto.record(), "track": pt.track.name, "utterances": scores}
     (out_dir / "examples.json").write_text(json.dumps(meta, indent=2) + "\n")
