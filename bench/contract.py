@@ -46,7 +46,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from bench.errors import AdapterError, BenchError
+
+if TYPE_CHECKING:  # annotations only
+    import torch
+
+    from bench.adapters import Adapter, Found
 
 # torch (and bench.adapters, which imports it) are imported inside the functions: `bench --help` and
 # the other commands stay fast, as this module is imported by bench/cli.py to register `bench check`.

@@ -89,12 +89,13 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
         from bench.train import load_checkpoint_model, train
 
         if opts.checkpoint:
-            model, budget, train_cfg = load_checkpoint_model(a, opts.checkpoint)
+            model, budget, trained = load_checkpoint_model(a, opts.checkpoint)
         else:
-            model, budget, train_cfg = train(found, pt, config, run_id=run_id, preset=opts.preset,
-                                             overrides=opts.train_overrides or {}, device=device,
-                                             resume=opts.resume, runs_dir=opts.runs_dir, progress=progress)
-        record["train"] = train_cfg
+            model, budget, trained = train(found, pt, config, run_id=run_id, preset=opts.preset,
+                                           overrides=opts.train_overrides or {}, device=device,
+                                           resume=opts.resume, runs_dir=opts.runs_dir, progress=progress)
+        # what the checkpoint was trained with (a resumed run or --checkpoint: not the command line's)
+        record.update(model_config=trained["model_config"], preset=trained["preset"], train=trained["train_config"])
     else:
         model = a.build(**config)
         budget = {"trained": False, "preset": opts.preset, "steps": None, "epochs": None, "wall_minutes": None,
@@ -103,7 +104,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     speed_extra = online_speed(a, model) if a.causal else {}
     from bench.score import score
 
-    path = score(found, model, pt, out, run_id=run_id, config=record, budget=budget, preset=opts.preset,
+    path = score(found, model, pt, out, run_id=run_id, config=record, budget=budget, preset=record["preset"],
                  jobs=opts.jobs, device=device, progress=progress, speed_extra=speed_extra, started=started)
     if opts.leaderboard:
         from bench import leaderboard

@@ -133,7 +133,8 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def load_checkpoint_model(adapter: Adapter, path: Path):
-    """(model with the checkpoint's weights, budget record, train config) from a checkpoint file."""
+    """(model with the checkpoint's weights, budget record, what was trained) from a checkpoint file;
+    the last is ``{"model_config", "train_config", "preset"}``."""
     ck = load_checkpoint(Path(path))
     if ck.get("adapter") != adapter.name:
         raise BenchError(f"{path}: checkpoint is for adapter {ck.get('adapter')!r}, not {adapter.name!r}")
@@ -142,7 +143,8 @@ def load_checkpoint_model(adapter: Adapter, path: Path):
     budget = dict(ck["budget"])
     budget["checkpoint"] = _rel(Path(path))
     budget["checkpoint_sha256"] = file_sha256(Path(path))
-    return model, budget, ck["train_config"]
+    return model, budget, {"model_config": ck["model_config"], "train_config": ck["train_config"],
+                           "preset": ck.get("preset")}
 
 
 def _rel(p: Path) -> str:
@@ -187,7 +189,8 @@ def _resolve_run_dir(runs_dir: Path, pt: PreparedTrack, name: str, run_id: str) 
 def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, preset: str | None = None,
           overrides: dict | None = None, device: str = "cpu", resume: bool = False, runs_dir: Path | None = None,
           progress=None):
-    """Train `found.adapter` on the prepared track; returns (best model, budget record, train config)."""
+    """Train `found.adapter` on the prepared track; returns (best model, budget record, what was trained:
+    ``{"model_config", "train_config", "preset"}``). A resumed run takes all three from its checkpoint."""
     adapter = found.adapter
     rdir = _resolve_run_dir(runs_dir, pt, adapter.name, run_id)
     last_path, best_path = rdir / "last.pt", rdir / "best.pt"
@@ -195,7 +198,7 @@ def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, p
         if not last_path.exists():
             raise BenchError(f"nothing to resume: {last_path} does not exist", hint="check --run-id")
         ck = load_checkpoint(last_path)
-        cfg, model_config = ck["train_config"], ck["model_config"]
+        cfg, model_config, preset = ck["train_config"], ck["model_config"], ck.get("preset")
         for k, v in (overrides or {}).items():  # a resumed run may get a larger budget
             if k in ("max_steps", "max_minutes") and v is not None:
                 cfg[k] = v

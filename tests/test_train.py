@@ -188,3 +188,17 @@ def test_one_batch_overfit_loss_falls(tiny_prepared):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], (losses[0], losses[-1])
+
+
+def test_resume_takes_config_and_preset_from_the_checkpoint(tiny_prepared, tmp_path):
+    TinyAdapter.presets = {"quick": {"model": {"hidden": 4}, "train": {"max_steps": 2}}}
+    try:
+        train(_found(), tiny_prepared, {"hidden": 4, "dropout": 0.1}, run_id="p", preset="quick", runs_dir=tmp_path)
+        # resumed from the command line without --preset and with the default model config
+        model, budget, trained = train(_found(), tiny_prepared, TinyAdapter.config, run_id="p", resume=True,
+                                       overrides={"max_steps": 3}, runs_dir=tmp_path)
+    finally:
+        TinyAdapter.presets = {}
+    assert trained["preset"] == "quick" and budget["preset"] == "quick"
+    assert trained["model_config"]["hidden"] == 4 and model.net[0].out_channels == 4
+    assert budget["steps"] == 3
