@@ -103,7 +103,8 @@ class ConvTasNetAdapter(Adapter):
                             "skip_chan": 32, "n_blocks": 4, "n_repeats": 2},
                   "train": {"max_minutes": 8, "batch_size": 8, "segment_seconds": 2.0}},
         "full": {"model": {},
-                 "train": {"max_minutes": 60, "batch_size": 8, "segment_seconds": 4.0}},
+                 "train": {"max_minutes": 60, "batch_size": 8, "segment_seconds": 4.0,
+                           "num_workers": 4, "valid_every": 200, "checkpoint_every": 1000}},
     }
 
     def build(self, **config) -> torch.nn.Module:

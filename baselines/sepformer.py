@@ -120,7 +120,8 @@ class SepFormerAdapter(Adapter):
                   "train": {"max_minutes": 8, "lr": 1e-3, "batch_size": 8, "segment_seconds": 2.0,
                             "loss": {"si_sdr": 1.0, "mrstft": 4.0}}},
         "full": {"model": {},
-                 "train": {"max_minutes": 60, "batch_size": 4, "segment_seconds": 4.0}},
+                 "train": {"max_minutes": 60, "batch_size": 4, "segment_seconds": 4.0,
+                           "num_workers": 3, "valid_every": 200, "checkpoint_every": 1000}},
     }
 
     def build(self, **config) -> torch.nn.Module:

@@ -271,7 +271,8 @@ def cmd_run(args) -> int:
                       results_dir=Path(args.results_dir) if args.results_dir else None,
                       runs_dir=Path(args.runs_dir) if args.runs_dir else None,
                       leaderboard=not args.no_leaderboard,
-                      checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                      train_only=args.train_only)
     if not opts.run_id and not opts.resume:
         from bench.pipeline import new_run_id
 
@@ -281,6 +282,10 @@ def cmd_run(args) -> int:
                       f"(if interrupted: the same command with --resume --run-id {opts.run_id})")
     with progress_bar() as prog:
         path = run(found, pt, opts, progress=prog)
+    if opts.train_only:
+        console.print(f"trained: {path}; score it with: bench run --model {found.adapter.name} "
+                      f"--track {pt.track.name} --checkpoint {path / 'best.pt'} --run-id {opts.run_id}")
+        return 0
     r = load_run(path)
     _print_summary(r)
     console.print(f"results: {path}" + ("" if args.no_leaderboard else "; leaderboard.md regenerated"))
@@ -368,6 +373,8 @@ def _register_run_commands(sub) -> None:
     p.add_argument("--results-dir", default=None, help="default: <repo>/results")
     p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
+    p.add_argument("--train-only", action="store_true",
+                   help="train, keep the checkpoints, do not score (score later with --checkpoint)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("leaderboard", help="regenerate leaderboard.md from results/ (or --check it is current)")

@@ -23,6 +23,10 @@ def git_state() -> dict:
             return None
 
     commit = run("rev-parse", "HEAD")
+    if commit is None and os.environ.get("BENCH_GIT_COMMIT"):
+        # an exported copy of the tree without .git (e.g. a remote GPU machine): the caller states the commit
+        dirty = os.environ.get("BENCH_GIT_DIRTY")
+        return {"commit": os.environ["BENCH_GIT_COMMIT"], "dirty": None if dirty is None else dirty == "1"}
     status = run("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 

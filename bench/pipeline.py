@@ -35,6 +35,7 @@ class RunOptions:
     runs_dir: Path | None = None
     leaderboard: bool = True
     checkpoint: Path | None = None
+    train_only: bool = False  # stop after training (score later with --checkpoint <runs dir>/best.pt)
 
 
 def resolve_device(device: str) -> str:
@@ -75,6 +76,7 @@ def online_speed(adapter, model) -> dict:
 
 
 def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
+    """Returns the results folder of the scored run, or with ``train_only`` the training run's folder."""
     started = time.time()
     a = found.adapter
     config = a.resolved_config(opts.preset, opts.overrides)
@@ -88,15 +90,23 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     if a.trainable:
         from bench.train import load_checkpoint_model, train
 
+        if opts.train_only and opts.checkpoint:
+            raise BenchError("--train-only and --checkpoint exclude each other")
         if opts.checkpoint:
             model, budget, trained = load_checkpoint_model(a, opts.checkpoint)
         else:
             model, budget, trained = train(found, pt, config, run_id=run_id, preset=opts.preset,
                                            overrides=opts.train_overrides or {}, device=device,
                                            resume=opts.resume, runs_dir=opts.runs_dir, progress=progress)
+        if opts.train_only:
+            from bench.train import training_run_dir
+
+            return training_run_dir(opts.runs_dir, pt, a.name, run_id)
         # what the checkpoint was trained with (a resumed run or --checkpoint: not the command line's)
         record.update(model_config=trained["model_config"], preset=trained["preset"], train=trained["train_config"])
     else:
+        if opts.train_only:
+            raise BenchError(f"--train-only: {a.name} is not trainable")
         model = a.build(**config)
         budget = {"trained": False, "preset": opts.preset, "steps": None, "epochs": None, "wall_minutes": None,
                   "max_steps": None, "max_minutes": None, "device": device, "hardware": hardware_label(device),

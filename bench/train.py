@@ -134,7 +134,8 @@ def load_checkpoint(path: Path) -> dict:
 
 def load_checkpoint_model(adapter: Adapter, path: Path):
     """(model with the checkpoint's weights, budget record, what was trained) from a checkpoint file;
-    the last is ``{"model_config", "train_config", "preset"}``."""
+    the last is ``{"model_config", "train_config", "preset"}``. For a run's ``best.pt`` the budget is the
+    whole run's (read from ``last.pt`` beside it) plus ``best_step``."""
     ck = load_checkpoint(Path(path))
     if ck.get("adapter") != adapter.name:
         raise BenchError(f"{path}: checkpoint is for adapter {ck.get('adapter')!r}, not {adapter.name!r}")
@@ -143,6 +144,12 @@ def load_checkpoint_model(adapter: Adapter, path: Path):
     budget = dict(ck["budget"])
     budget["checkpoint"] = _rel(Path(path))
     budget["checkpoint_sha256"] = file_sha256(Path(path))
+    last = Path(path).with_name("last.pt")
+    if Path(path).name == "best.pt" and last.exists():
+        # the budget used is the whole run's (last.pt), whichever step scored best
+        used = load_checkpoint(last)["budget"]
+        budget.update({k: used[k] for k in ("steps", "epochs", "wall_minutes", "max_steps", "max_minutes")})
+        budget["best_step"] = ck["step"]
     return model, budget, {"model_config": ck["model_config"], "train_config": ck["train_config"],
                            "preset": ck.get("preset")}
 
@@ -182,7 +189,7 @@ def validate(adapter: Adapter, model, valid: list[tuple[np.ndarray, np.ndarray]]
     return {"valid_loss": float(np.mean(losses)), "valid_si_sdr": float(np.mean(sdrs))}
 
 
-def _resolve_run_dir(runs_dir: Path, pt: PreparedTrack, name: str, run_id: str) -> Path:
+def training_run_dir(runs_dir: Path, pt: PreparedTrack, name: str, run_id: str) -> Path:
     return Path(runs_dir or RUNS_DIR) / pt.track.name / name / run_id
 
 
@@ -192,7 +199,7 @@ def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, p
     """Train `found.adapter` on the prepared track; returns (best model, budget record, what was trained:
     ``{"model_config", "train_config", "preset"}``). A resumed run takes all three from its checkpoint."""
     adapter = found.adapter
-    rdir = _resolve_run_dir(runs_dir, pt, adapter.name, run_id)
+    rdir = training_run_dir(runs_dir, pt, adapter.name, run_id)
     last_path, best_path = rdir / "last.pt", rdir / "best.pt"
     if resume:
         if not last_path.exists():
@@ -310,9 +317,4 @@ def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, p
     save_checkpoint(last_path, final)
     if not best_path.exists():
         save_checkpoint(best_path, final)
-    model, bud, cfg_out = load_checkpoint_model(adapter, best_path)
-    # the budget used is the whole run's, whichever checkpoint scored best
-    used = final["budget"]
-    bud.update({k: used[k] for k in ("steps", "epochs", "wall_minutes", "max_steps", "max_minutes")})
-    bud["best_step"] = load_checkpoint(best_path)["step"]
-    return model, bud, cfg_out
+    return load_checkpoint_model(adapter, best_path)

@@ -92,7 +92,8 @@ class StftMaskGru(Adapter):
         "quick": {"model": {}, "train": {"max_minutes": 12.0}},
         # a larger model for a GPU (or a long CPU run)
         "full": {"model": {"hidden": 256, "layers": 3},
-                 "train": {"max_minutes": 60.0, "batch_size": 16, "segment_seconds": 4.0}},
+                 "train": {"max_minutes": 60.0, "batch_size": 16, "segment_seconds": 4.0, "num_workers": 3,
+                           "valid_every": 200}},
     }
 
     def build(self, **config) -> torch.nn.Module:
