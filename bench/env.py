@@ -22,11 +22,12 @@ def git_state() -> dict:
         except Exception:
             return None
 
-    commit = run("rev-parse", "HEAD")
-    if commit is None and os.environ.get("BENCH_GIT_COMMIT"):
-        # an exported copy of the tree without .git (e.g. a remote GPU machine): the caller states the commit
+    if os.environ.get("BENCH_GIT_COMMIT"):
+        # a copy of the tree on another machine (a lent GPU machine, say), where .git is missing or stale:
+        # the caller states the commit the copy was made from
         dirty = os.environ.get("BENCH_GIT_DIRTY")
         return {"commit": os.environ["BENCH_GIT_COMMIT"], "dirty": None if dirty is None else dirty == "1"}
+    commit = run("rev-parse", "HEAD")
     status = run("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 

@@ -1,7 +1,9 @@
 """`bench leaderboard`: render ``leaderboard.md`` from ``results/`` alone, and check it is current.
 
-One section per track. For each model the most recent run that passes every check
-(`bench.results.load_run` + `check_against_benchmark`) is shown; runs that fail a check are
+One section per track. For each model configuration (adapter + its resolved model config, from the
+run's ``config.json``) the most recent run that passes every check
+(`bench.results.load_run` + `check_against_benchmark`) is shown, so a small CPU ``quick`` model and the
+paper-size ``full`` model of one adapter are two rows; runs that fail a check are
 listed with the reason instead of being shown. Real systems are ranked by mean PESQ-WB; the
 ``noisy`` input (the floor) and oracles (upper bounds that use the clean reference) are shown
 below the ranking, never ranked. The output depends only on the files in ``results/`` and the
@@ -11,6 +13,8 @@ benchmark definition (no clock), so ``--check`` can compare it byte for byte.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ WITH_DELTA = ("pesq_wb", "stoi", "estoi", "si_sdr")
 class Board:
     shown: dict[str, list[Run]]            # track -> runs shown
     refused: dict[str, list[tuple[str, str]]]  # track -> (run path, reason)
+    variants: dict[Path, str] | None = None  # run path -> variant label (preset, else config hash)
 
 
 def _test_ids(track) -> list[str] | None:
@@ -47,7 +52,8 @@ def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -
     results_dir = Path(results_dir or RESULTS_DIR)
     shown: dict[str, list[Run]] = {}
     refused: dict[str, list[tuple[str, str]]] = {}
-    latest: dict[tuple[str, str], Run] = {}
+    latest: dict[tuple[str, str, str], Run] = {}
+    presets: dict[tuple[str, str, str], set[str]] = {}
     for d in iter_run_dirs(results_dir):
         track_name = d.parent.parent.name
         rel = d.relative_to(results_dir.parent) if results_dir.parent in d.parents else d
@@ -63,12 +69,48 @@ def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -
         except (ResultsError, BenchError) as exc:
             refused.setdefault(track_name, []).append((rel.as_posix(), str(exc).splitlines()[0]))
             continue
-        key = (track_name, run.model)
+        key = (track_name, run.model, model_config_key(run))
+        preset = run.summary["model"].get("preset") or run.summary["budget"].get("preset")
+        if preset:
+            presets.setdefault(key, set()).add(preset)
         if key not in latest or (run.summary["created"], run.run_id) > (latest[key].summary["created"], latest[key].run_id):
             latest[key] = run
-    for (track_name, _), run in latest.items():
-        shown.setdefault(track_name, []).append(run)
-    return Board(shown, refused)
+    variants = {}
+    for key, run in latest.items():
+        shown.setdefault(key[0], []).append(run)
+        variants[run.path] = variant_label(run, presets.get(key, set()))
+    return Board(shown, refused, variants)
+
+
+def model_config_key(run: Run) -> str:
+    """Canonical JSON of the run's resolved model config ('' when its config.json has none)."""
+    try:
+        cfg = json.loads((run.path / "config.json").read_text()).get("model_config")
+    except (OSError, json.JSONDecodeError):
+        cfg = None
+    return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def variant_label(run: Run, group_presets: set[str] = frozenset()) -> str:
+    """The preset a run was made with; else the preset of the other runs with the same model config
+    (when they agree); else a short hash of its model config."""
+    preset = run.summary["model"].get("preset") or run.summary["budget"].get("preset")
+    if preset:
+        return preset
+    if len(group_presets) == 1:
+        return next(iter(group_presets))
+    key = model_config_key(run)
+    return f"config {hashlib.sha256(key.encode()).hexdigest()[:8]}" if key else "default"
+
+
+def _names(runs: list[Run], variants: dict[Path, str] | None) -> dict[Path, str]:
+    """Row names: the model, plus its variant where the track shows the model more than once."""
+    count: dict[str, int] = {}
+    for r in runs:
+        count[r.model] = count.get(r.model, 0) + 1
+    variants = variants or {}
+    return {r.path: r.model if count[r.model] == 1 else f"{r.model} · {variants.get(r.path) or variant_label(r)}"
+            for r in runs}
 
 
 def _f(v, nd=2, signed=False):
@@ -113,11 +155,23 @@ def _budget(run: Run) -> str:
     return ", ".join(parts)
 
 
+def _speed_machine(run: Run) -> str:
+    """The CPU the speed columns were measured on, with the machine's core count from env.json (CPU
+    names of virtual machines are often generic, the core count tells two machines apart)."""
+    cpu = run.summary["speed"].get("cpu") or "?"
+    try:
+        cores = json.loads((run.path / run.summary["files"]["env"]).read_text()).get("cpu_count")
+    except (OSError, json.JSONDecodeError):
+        cores = None
+    return f"{cpu}, {cores}-core machine" if cores else cpu
+
+
 def _nd(metric: str) -> int:
     return 3 if metric in ("stoi", "estoi") else 2
 
 
-def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]], results_dir: Path) -> list[str]:
+def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]], results_dir: Path,
+                 variants: dict[Path, str] | None = None) -> list[str]:
     track = load_track(track_name)
     lines = [f"## Track `{track_name}`", ""]
     if not track.frozen:
@@ -133,6 +187,7 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
     order = {"system": 0, "floor": 1, "oracle": 2}
     runs = sorted(runs, key=lambda r: (order[_role(r)], -((r.summary["metrics"].get("pesq_wb") or {}).get("mean") or -1e9),
                                        r.model))
+    names = _names(runs, variants)
     if runs:
         cols = ["#", "model"]
         for m in QUALITY:
@@ -150,7 +205,7 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
                 tag = str(rank)
             else:
                 tag = "–"
-            name = f"**{r.model}**" if role == "system" else r.model
+            name = f"**{names[r.path]}**" if role == "system" else names[r.path]
             name += {"floor": " (input, floor)", "oracle": " (oracle, not ranked)", "system": ""}[role]
             row = [tag, name]
             for m in QUALITY:
@@ -168,15 +223,15 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
                     row.append("–" if r.model == "noisy" else _delta(s, _nd(m)))
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", "### Model size, speed and training budget", "",
-                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | training budget | hardware | date | run |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | speed measured on | training budget | training hardware | date | run |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
             s, sp, b = r.summary, r.summary["speed"], r.summary["budget"]
             link = r.path.relative_to(results_dir.parent).as_posix() if results_dir.parent in r.path.parents else str(r.path)
             hw = b.get("hardware") or f"CPU: {sp.get('cpu', '?')}"
-            lines.append(f"| {r.model} | {_params(s['model']['parameters'])} | {_f(sp['rtf_cpu_1thread'], 3)} | "
+            lines.append(f"| {names[r.path]} | {_params(s['model']['parameters'])} | {_f(sp['rtf_cpu_1thread'], 3)} | "
                          f"{'yes' if sp['causal'] else 'no'} | {_f(sp['latency_ms'], 1)} | {_f(sp['rtf_stream'], 3)} | "
-                         f"{_budget(r)} | {hw} | {s['created'][:10]} | [{r.run_id}]({link}/summary.json) |")
+                         f"{_speed_machine(r)} | {_budget(r)} | {hw} | {s['created'][:10]} | [{r.run_id}]({link}/summary.json) |")
         lines.append("")
     return lines + _refused_lines(refused)
 
@@ -194,7 +249,7 @@ def render(results_dir: Path | None = None) -> str:
     board = collect(results_dir, protocol)
     out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
            f"Noising protocol **{protocol.name}** (sha256 `{protocol.sha256[:16]}`, global seed {protocol.global_seed}). "
-           "Every row is one run folder under `results/`; the most recent valid run of each model is shown. "
+           "Every row is one run folder under `results/`; the most recent valid run of each model configuration is shown (one row per adapter and model config, named by its preset when the model has several rows). "
            "Real systems are ranked by mean PESQ-WB; the noisy input and oracles are not ranked. "
            "Scores are on 16-bit outputs of the frozen noisy test set. RTF = processing time / audio duration on a fixed "
            "10 s input, CPU, 1 torch thread. `bench compare A B` tests whether a difference is significant.", ""]
@@ -205,7 +260,7 @@ def render(results_dir: Path | None = None) -> str:
             out += [f"## Track `{name}`", "", f"No runs yet: needs the full corpus (`bench data download {name}`) "
                     "and a frozen manifest.", ""]
             continue
-        out += render_track(name, runs, refused, results_dir)
+        out += render_track(name, runs, refused, results_dir, board.variants)
     for name in sorted(set(board.refused) - set(available_tracks())):  # results/<folder>/ of no known track
         out += [f"## Unknown track `{name}`", "", *_refused_lines(board.refused[name])]
     return "\n".join(out).rstrip() + "\n"

@@ -110,7 +110,9 @@ def test_committed_leaderboard_check_via_cli(capsys):
 def test_committed_runs_are_all_shown():
     board = leaderboard.collect()
     assert board.refused == {}
-    assert sorted(r.model for r in board.shown[TRACK]) == sorted(p.name for p in (RESULTS_DIR / TRACK).iterdir())
+    assert sorted({r.model for r in board.shown[TRACK]}) == sorted(p.name for p in (RESULTS_DIR / TRACK).iterdir())
+    keys = [(r.model, leaderboard.model_config_key(r)) for r in board.shown[TRACK]]
+    assert len(keys) == len(set(keys))  # one row per model configuration
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,3 +246,45 @@ def test_most_recent_valid_run_of_each_model_is_shown(results):
     shutil.rmtree(new)
     copy_run(committed("spectral-subtraction"), results, run_id="19990101-000000", created="2999-01-01T00:00:00+00:00")
     assert "[19990101-000000]" in leaderboard.render(results) and f"[{old}]" not in leaderboard.render(results)
+
+
+def _set_model_config(run_dir: Path, model_config: dict, preset) -> None:
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["model_config"], cfg["preset"] = model_config, preset
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    s = json.loads((run_dir / "summary.json").read_text())
+    s["model"]["preset"] = s["budget"]["preset"] = preset
+    (run_dir / "summary.json").write_bytes(dump_json(s))
+
+
+def test_each_model_configuration_gets_its_own_row(base_results):
+    """Runs of one adapter with different model configs are different systems: one row each, named by
+    preset; a run that lost its preset takes the preset of the runs with the same config; otherwise a hash."""
+    results = base_results
+    ss = committed("spectral-subtraction")
+    small = copy_run(ss, results, model="net", run_id="a-small", created="2026-01-01T00:00:00+00:00")
+    _set_model_config(small, {"hidden": 8}, "quick")
+    big = copy_run(ss, results, model="net", run_id="b-big", created="2026-01-02T00:00:00+00:00")
+    _set_model_config(big, {"hidden": 64}, "full")
+    md = leaderboard.render(results)
+    assert {"**net · quick**", "**net · full**"} <= {r[1] for r in quality_rows(md)}
+    assert "[a-small]" in md and "[b-big]" in md
+    # a later run of the small config without a preset replaces a-small and is still called quick
+    later = copy_run(ss, results, model="net", run_id="c-small-longer", created="2026-01-03T00:00:00+00:00")
+    _set_model_config(later, {"hidden": 8}, None)
+    md = leaderboard.render(results)
+    assert "[c-small-longer]" in md and "[a-small]" not in md and "**net · quick**" in md
+    # a third config with no preset anywhere is named by the hash of its config
+    odd = copy_run(ss, results, model="net", run_id="d-odd", created="2026-01-04T00:00:00+00:00")
+    _set_model_config(odd, {"hidden": 16}, None)
+    names = {r[1] for r in quality_rows(leaderboard.render(results))}
+    assert any(n.startswith("**net · config ") for n in names) and "**net · full**" in names
+    # a model shown once keeps its plain name
+    assert "**spectral-subtraction**" in names
+
+
+def test_speed_columns_say_which_machine_measured_them(results):
+    md = leaderboard.render(results)
+    assert "| speed measured on |" in md
+    env = json.loads((committed("noisy") / "env.json").read_text())
+    assert f"{env['cpu']}, {env['cpu_count']}-core machine" in md

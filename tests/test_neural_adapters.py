@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from bench import REPO_ROOT
+from bench.train import DEFAULTS as TRAINER_DEFAULTS
 
 if str(REPO_ROOT) not in sys.path:   # baselines/ is not an installed package (see bench.adapters._import)
     sys.path.insert(0, str(REPO_ROOT))
@@ -25,8 +26,7 @@ ADAPTERS = {
     "sepformer": dict(library="speechbrain", module="baselines.sepformer", cls="SepFormerAdapter",
                       default_params=25_613_569, quick_params=125_377),
 }
-TRAIN_KEYS = {"loss", "lr", "weight_decay", "batch_size", "segment_seconds", "max_steps", "max_minutes",
-              "grad_clip", "valid_every", "seed"}
+TRAIN_KEYS = set(TRAINER_DEFAULTS)  # the trainer's options
 LOSSES = {"l1", "mrstft", "si_sdr"}
 
 

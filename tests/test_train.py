@@ -202,3 +202,25 @@ def test_resume_takes_config_and_preset_from_the_checkpoint(tiny_prepared, tmp_p
     assert trained["preset"] == "quick" and budget["preset"] == "quick"
     assert trained["model_config"]["hidden"] == 4 and model.net[0].out_channels == 4
     assert budget["steps"] == 3
+
+
+def test_train_only_then_score_the_best_checkpoint(tiny_prepared, tmp_path):
+    """`bench run --train-only` (train on one machine) then `bench run --checkpoint .../best.pt` (score
+    later): the scored run records the whole training run's budget, not the best step's."""
+    from bench.pipeline import RunOptions, run
+    from bench.results import load_run
+
+    opts = RunOptions(train_overrides={"max_steps": 7}, run_id="t", runs_dir=tmp_path / "runs",
+                      results_dir=tmp_path / "results", leaderboard=False, jobs=1, train_only=True)
+    rdir = run(_found(), tiny_prepared, opts)
+    assert rdir == tmp_path / "runs" / "tiny-train" / "tiny-conv" / "t"
+    assert (rdir / "best.pt").exists() and not (tmp_path / "results").exists()  # nothing scored
+    best_step = load_checkpoint(rdir / "best.pt")["step"]
+    opts = RunOptions(run_id="t", runs_dir=tmp_path / "runs", results_dir=tmp_path / "results", leaderboard=False,
+                      jobs=1, checkpoint=rdir / "best.pt")
+    r = load_run(run(_found(), tiny_prepared, opts))
+    b = r.summary["budget"]
+    assert b["steps"] == 7 and b["best_step"] == best_step and b["max_steps"] == 7 and b["trained"]
+    with pytest.raises(BenchError, match="exclude each other"):
+        run(_found(), tiny_prepared, RunOptions(train_only=True, checkpoint=rdir / "best.pt", run_id="u",
+                                                runs_dir=tmp_path / "runs"))
