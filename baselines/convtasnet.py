@@ -52,12 +52,12 @@ from __future__ import annotations
 import torch
 
 from bench.adapters import Adapter
-from bench.dsp import frames_valid_length, pad_to_frames
+from bench.dsp import FramedWaveformNet
 
 SAMPLE_RATE = 16000
 
 
-class ConvTasNetDenoiser(torch.nn.Module):
+class ConvTasNetDenoiser(FramedWaveformNet):
     """Asteroid's ConvTasNet (``n_src=1``) mapping ``(batch, time)`` to ``(batch, time)`` for any length."""
 
     def __init__(self, n_filters=512, kernel_size=16, stride=8, fb_name="free", encoder_activation=None,
@@ -73,15 +73,9 @@ class ConvTasNetDenoiser(torch.nn.Module):
                               skip_chan=skip_chan, conv_kernel_size=conv_kernel_size, norm_type=norm_type,
                               mask_act=mask_act, causal=causal)
 
-    def valid_length(self, length: int) -> int:
-        """The smallest length >= `length` (and >= kernel_size) that whole encoder frames cover."""
-        return frames_valid_length(length, self.kernel_size, self.stride)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2:
-            raise ValueError(f"expected a (batch, time) tensor, got shape {tuple(x.shape)}")
         n = x.shape[-1]
-        y = self.net(pad_to_frames(x, self.kernel_size, self.stride))    # (batch, 1, valid_length)
+        y = self.net(self.framed_input(x))                               # (batch, 1, valid_length)
         return y[:, 0, :n]
 
 

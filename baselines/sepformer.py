@@ -51,10 +51,10 @@ from __future__ import annotations
 import torch
 
 from bench.adapters import Adapter
-from bench.dsp import frames_valid_length, pad_to_frames
+from bench.dsp import FramedWaveformNet
 
 
-class SepFormerDenoiser(torch.nn.Module):
+class SepFormerDenoiser(FramedWaveformNet):
     """SpeechBrain's SepFormer with one output, mapping ``(batch, time)`` to ``(batch, time)``."""
 
     def __init__(self, n_filters=256, kernel_size=16, num_layers=2, intra_layers=8, inter_layers=8, nhead=8,
@@ -87,15 +87,9 @@ class SepFormerDenoiser(torch.nn.Module):
                 if isinstance(m, torch.nn.MultiheadAttention):
                     m._reset_parameters()
 
-    def valid_length(self, length: int) -> int:
-        """The smallest length >= `length` (and >= kernel_size) that whole encoder frames cover."""
-        return frames_valid_length(length, self.kernel_size, self.stride)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2:
-            raise ValueError(f"expected a (batch, time) tensor, got shape {tuple(x.shape)}")
         n = x.shape[-1]
-        w = self.encoder(pad_to_frames(x, self.kernel_size, self.stride))   # (batch, N, frames)
+        w = self.encoder(self.framed_input(x))                     # (batch, N, frames)
         mask = self.masknet(w)[0]                                  # (batch, N, frames): the one source
         y = torch.nn.ConvTranspose1d.forward(self.decoder, w * mask)   # (batch, 1, valid_length)
         return y[:, 0, :n]

@@ -40,3 +40,21 @@ def pad_to_frames(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tenso
     """Right-pad ``(..., time)`` with zeros to `frames_valid_length`."""
     pad = frames_valid_length(x.shape[-1], kernel_size, stride) - x.shape[-1]
     return F.pad(x, (0, pad)) if pad else x
+
+
+class FramedWaveformNet(torch.nn.Module):
+    """Base of ``(batch, time)`` waveform models with a strided frame encoder: the subclass sets
+    ``kernel_size`` and ``stride``; `framed_input` checks the shape and right-pads to whole frames
+    (the subclass's ``forward`` crops its output back to the input length)."""
+
+    kernel_size: int
+    stride: int
+
+    def valid_length(self, length: int) -> int:
+        """The smallest length >= `length` (and >= kernel_size) that whole encoder frames cover."""
+        return frames_valid_length(length, self.kernel_size, self.stride)
+
+    def framed_input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2:
+            raise ValueError(f"expected a (batch, time) tensor, got shape {tuple(x.shape)}")
+        return pad_to_frames(x, self.kernel_size, self.stride)

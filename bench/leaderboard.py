@@ -37,7 +37,7 @@ WITH_DELTA = ("pesq_wb", "stoi", "estoi", "si_sdr")
 class Board:
     shown: dict[str, list[Run]]            # track -> runs shown
     refused: dict[str, list[tuple[str, str]]]  # track -> (run path, reason)
-    variants: dict[Path, str] | None = None  # run path -> variant label (preset, else config hash)
+    variants: dict[Path, str]              # run path shown -> variant label (preset, else config hash)
 
 
 def _test_ids(track) -> list[str] | None:
@@ -70,7 +70,7 @@ def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -
             refused.setdefault(track_name, []).append((rel.as_posix(), str(exc).splitlines()[0]))
             continue
         key = (track_name, run.model, model_config_key(run))
-        preset = run.summary["model"].get("preset") or run.summary["budget"].get("preset")
+        preset = _preset(run)
         if preset:
             presets.setdefault(key, set()).add(preset)
         if key not in latest or (run.summary["created"], run.run_id) > (latest[key].summary["created"], latest[key].run_id):
@@ -78,7 +78,7 @@ def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -
     variants = {}
     for key, run in latest.items():
         shown.setdefault(key[0], []).append(run)
-        variants[run.path] = variant_label(run, presets.get(key, set()))
+        variants[run.path] = variant_label(run, key[2], presets.get(key, set()))
     return Board(shown, refused, variants)
 
 
@@ -91,26 +91,27 @@ def model_config_key(run: Run) -> str:
     return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 
-def variant_label(run: Run, group_presets: set[str] = frozenset()) -> str:
+def _preset(run: Run) -> str | None:
+    return run.summary["model"].get("preset") or run.summary["budget"].get("preset")
+
+
+def variant_label(run: Run, config_key: str, group_presets: set[str]) -> str:
     """The preset a run was made with; else the preset of the other runs with the same model config
-    (when they agree); else a short hash of its model config."""
-    preset = run.summary["model"].get("preset") or run.summary["budget"].get("preset")
+    (`config_key`, when they agree); else a short hash of its model config."""
+    preset = _preset(run)
     if preset:
         return preset
     if len(group_presets) == 1:
         return next(iter(group_presets))
-    key = model_config_key(run)
-    return f"config {hashlib.sha256(key.encode()).hexdigest()[:8]}" if key else "default"
+    return f"config {hashlib.sha256(config_key.encode()).hexdigest()[:8]}" if config_key else "default"
 
 
-def _names(runs: list[Run], variants: dict[Path, str] | None) -> dict[Path, str]:
+def _names(runs: list[Run], variants: dict[Path, str]) -> dict[Path, str]:
     """Row names: the model, plus its variant where the track shows the model more than once."""
     count: dict[str, int] = {}
     for r in runs:
         count[r.model] = count.get(r.model, 0) + 1
-    variants = variants or {}
-    return {r.path: r.model if count[r.model] == 1 else f"{r.model} · {variants.get(r.path) or variant_label(r)}"
-            for r in runs}
+    return {r.path: r.model if count[r.model] == 1 else f"{r.model} · {variants[r.path]}" for r in runs}
 
 
 def _f(v, nd=2, signed=False):
@@ -171,7 +172,7 @@ def _nd(metric: str) -> int:
 
 
 def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]], results_dir: Path,
-                 variants: dict[Path, str] | None = None) -> list[str]:
+                 variants: dict[Path, str]) -> list[str]:
     track = load_track(track_name)
     lines = [f"## Track `{track_name}`", ""]
     if not track.frozen:

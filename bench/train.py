@@ -123,9 +123,11 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:
+    """A checkpoint's dict (weights_only); ``mmap=True`` maps the tensors instead of reading them, for
+    reading only its small fields."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise BenchError(f"{path}: checkpoint does not exist") from None
     except Exception as exc:
@@ -147,7 +149,7 @@ def load_checkpoint_model(adapter: Adapter, path: Path):
     last = Path(path).with_name("last.pt")
     if Path(path).name == "best.pt" and last.exists():
         # the budget used is the whole run's (last.pt), whichever step scored best
-        used = load_checkpoint(last)["budget"]
+        used = load_checkpoint(last, mmap=True)["budget"]
         budget.update({k: used[k] for k in ("steps", "epochs", "wall_minutes", "max_steps", "max_minutes")})
         budget["best_step"] = ck["step"]
     return model, budget, {"model_config": ck["model_config"], "train_config": ck["train_config"],

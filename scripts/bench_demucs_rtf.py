@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from baselines.demucs.model import Demucs  # noqa: E402
+from bench.adapters import count_parameters  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = Demucs(hidden=args.hidden, causal=True).eval()
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = count_parameters(model)
     x = 0.1 * torch.randn(1, int(args.seconds * args.sample_rate), generator=torch.Generator().manual_seed(1))
 
     times, cpu_times = [], []

@@ -5,13 +5,18 @@
   tests that need it are skipped, with the reason, where it is absent.
 - ``make_vctk``: writes a tiny synthetic corpus in a real VCTK layout (0.92 FLAC mic1/mic2, or 0.80 WAV)
   at 48 kHz, made of short speech-like signals (a harmonic voice with a syllable envelope, a little noise).
-- ``make_track``: a custom, unfrozen `bench.data.tracks.Track` over such a corpus.
+- ``make_track``: a custom, unfrozen `bench.data.tracks.Track` over such a corpus;
+  `make_tiny_prepared` prepares one (train p225, valid p226, test p227) for training tests.
+- `committed` / `copy_run` / `edit_summary`: the committed vctk-mini runs, and copies of them with
+  consistent or deliberately edited summaries, for the results / leaderboard / compare tests.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +138,62 @@ def make_track():
         return Track(track_spec(name, layout, splits, **kw))
 
     return _make
+
+
+def make_tiny_prepared(root: Path, name: str, duration: float):
+    """A prepared track of 3 synthetic speakers (train p225, valid p226, test p227; 2 utterances of
+    `duration` s each) under `root` (corpus/ and prepared/)."""
+    from bench.data.prepare import prepare
+    from bench.protocol import Protocol
+
+    corpus = make_vctk_corpus(root / "corpus", "0.92", speakers=("p225", "p226", "p227"), n_utts=2, duration=duration)
+    track = Track(track_spec(name, "0.92", {"train": ["p225"], "valid": ["p226"], "test": ["p227"]}))
+    return prepare(track, Protocol.load(), corpus, root / "prepared", jobs=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# committed runs
+COMMITTED_TRACK = "vctk-mini"
+
+
+def committed(model: str) -> Path:
+    """The latest committed vctk-mini run folder of `model`."""
+    from bench.results import RESULTS_DIR, find_run
+
+    return find_run(model, COMMITTED_TRACK, RESULTS_DIR)
+
+
+def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str | None = None,
+             created: str | None = None, **model_fields) -> Path:
+    """Copy a run folder to `results`/vctk-mini/<model>/<run_id>, keeping summary.json consistent
+    (its run id and model name; optionally its creation time and model fields)."""
+    model, run_id = model or src.parent.name, run_id or src.name
+    dst = results / COMMITTED_TRACK / model / run_id
+    shutil.copytree(src, dst)
+
+    def fix(s):
+        s["run_id"], s["model"]["name"] = run_id, model
+        s["model"].update(model_fields)
+        if created:
+            s["created"] = created
+
+    edit_summary(dst, fix)
+    return dst
+
+
+def copy_committed_runs(results: Path) -> Path:
+    """`results` holding copies of every committed vctk-mini run."""
+    from bench.results import RESULTS_DIR
+
+    for d in sorted((RESULTS_DIR / COMMITTED_TRACK).glob("*/*/summary.json")):
+        copy_run(d.parent, results)
+    return results
+
+
+def edit_summary(run: Path, fn) -> None:
+    """Apply `fn` to a run's summary.json in place."""
+    from bench.results import dump_json
+
+    s = json.loads((run / "summary.json").read_text())
+    fn(s)
+    (run / "summary.json").write_bytes(dump_json(s))

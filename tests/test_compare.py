@@ -6,11 +6,7 @@ that cannot be paired (other protocol, track, split or utterances).
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
@@ -18,29 +14,11 @@ from bench.cli import main
 from bench.compare import compare_runs
 from bench.errors import ResultsError
 from bench.metrics import METRICS
-from bench.results import RESULTS_DIR, dump_json, find_run, load_run
+from bench.results import RESULTS_DIR, load_run
 
-TRACK = "vctk-mini"
+from conftest import COMMITTED_TRACK, committed, copy_run, edit_summary
 
-
-def committed(model: str) -> Path:
-    return find_run(model, TRACK, RESULTS_DIR)
-
-
-def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str | None = None) -> Path:
-    model, run_id = model or src.parent.name, run_id or src.name
-    dst = results / TRACK / model / run_id
-    shutil.copytree(src, dst)
-    s = json.loads((dst / "summary.json").read_text())
-    s["run_id"], s["model"]["name"] = run_id, model
-    (dst / "summary.json").write_bytes(dump_json(s))
-    return dst
-
-
-def edit_summary(run: Path, fn) -> None:
-    s = json.loads((run / "summary.json").read_text())
-    fn(s)
-    (run / "summary.json").write_bytes(dump_json(s))
+TRACK = COMMITTED_TRACK
 
 
 @pytest.fixture(scope="module")

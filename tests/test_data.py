@@ -7,7 +7,6 @@ Everything runs on real files: tiny synthetic VCTK corpora written in tmp dirs (
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import multiprocessing
 import os
@@ -434,7 +433,7 @@ def test_prepare_rerun_is_idempotent_and_fast(work, monkeypatch):
 
 
 def test_prepare_resumes_after_an_interruption(work):
-    prepared, pt = work["prepared"], work["pt"]
+    prepared = work["prepared"]
     before = tree(prepared)
     golden = {p: (prepared / p).read_bytes() for p in before}
     # an interrupted run: one noisy file never written, one clean+noisy pair lost mid-write (temp file left)

@@ -11,21 +11,14 @@ import pytest
 import soundfile as sf
 
 from bench import REPO_ROOT
-from bench.data.prepare import prepare
-from bench.data.tracks import Track
-from bench.protocol import Protocol
-from conftest import make_vctk_corpus, track_spec
+from conftest import make_tiny_prepared
 
 SCRIPT = REPO_ROOT / "scripts" / "gpu" / "pack_prepared.py"
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pack")
-    corpus = make_vctk_corpus(root / "corpus", "0.92", speakers=("p225", "p226", "p227"), n_utts=2, duration=0.5)
-    track = Track(track_spec("tiny-pack", "0.92", {"train": ["p225"], "valid": ["p226"], "test": ["p227"]}))
-    pt = prepare(track, Protocol.load(), corpus, root / "prepared", jobs=1)
-    return pt.track_dir
+    return make_tiny_prepared(tmp_path_factory.mktemp("pack"), "tiny-pack", duration=0.5).track_dir
 
 
 def _run(*args):

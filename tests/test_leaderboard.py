@@ -18,29 +18,12 @@ import pytest
 from bench import leaderboard
 from bench.cli import main
 from bench.leaderboard import LEADERBOARD
-from bench.results import (RESULTS_DIR, dump_json, find_run, load_run, per_utterance_bytes, sha256_bytes,
+from bench.results import (RESULTS_DIR, dump_json, load_run, per_utterance_bytes, sha256_bytes,
                            summarize_metrics)
 
-TRACK = "vctk-mini"
+from conftest import COMMITTED_TRACK, committed, copy_committed_runs, copy_run, edit_summary
 
-
-def committed(model: str) -> Path:
-    return find_run(model, TRACK, RESULTS_DIR)
-
-
-def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str | None = None,
-             created: str | None = None, **model_fields) -> Path:
-    model = model or src.parent.name
-    run_id = run_id or src.name
-    dst = results / TRACK / model / run_id
-    shutil.copytree(src, dst)
-    s = json.loads((dst / "summary.json").read_text())
-    s["run_id"], s["model"]["name"] = run_id, model
-    s["model"].update(model_fields)
-    if created:
-        s["created"] = created
-    (dst / "summary.json").write_bytes(dump_json(s))
-    return dst
+TRACK = COMMITTED_TRACK
 
 
 def derive_run(src: Path, results: Path, model: str, change, metrics: list[str] | None = None, **model_fields) -> Path:
@@ -63,10 +46,7 @@ def derive_run(src: Path, results: Path, model: str, change, metrics: list[str] 
 @pytest.fixture
 def results(tmp_path) -> Path:
     """tmp_path/results holding copies of every committed vctk-mini run (named `results` as in the repo)."""
-    out = tmp_path / "results"
-    for d in sorted((RESULTS_DIR / TRACK).glob("*/*/summary.json")):
-        copy_run(d.parent, out)
-    return out
+    return copy_committed_runs(tmp_path / "results")
 
 
 BASE_MODELS = ("noisy", "spectral-subtraction", "oracle-irm", "oracle-psm")
@@ -252,9 +232,11 @@ def _set_model_config(run_dir: Path, model_config: dict, preset) -> None:
     cfg = json.loads((run_dir / "config.json").read_text())
     cfg["model_config"], cfg["preset"] = model_config, preset
     (run_dir / "config.json").write_text(json.dumps(cfg))
-    s = json.loads((run_dir / "summary.json").read_text())
-    s["model"]["preset"] = s["budget"]["preset"] = preset
-    (run_dir / "summary.json").write_bytes(dump_json(s))
+
+    def set_preset(s):
+        s["model"]["preset"] = s["budget"]["preset"] = preset
+
+    edit_summary(run_dir, set_preset)
 
 
 def test_each_model_configuration_gets_its_own_row(base_results):

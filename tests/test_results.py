@@ -21,38 +21,14 @@ from bench import leaderboard
 from bench.data.tracks import load_track
 from bench.errors import ResultsError
 from bench.protocol import Protocol
-from bench.results import (RESULTS_DIR, check_against_benchmark, dump_json, find_run, load_run, per_utterance_bytes,
+from bench.results import (check_against_benchmark, load_run, per_utterance_bytes,
                            sha256_bytes, summarize_metrics, validate_summary)
 from bench.stats import bootstrap_ci
 
-TRACK = "vctk-mini"
+from conftest import COMMITTED_TRACK, committed, copy_committed_runs, copy_run, edit_summary
+
+TRACK = COMMITTED_TRACK
 NEW_ID = "29990101-000000"  # later than any committed run: shown if it were valid
-
-
-def committed(model: str) -> Path:
-    return find_run(model, TRACK, RESULTS_DIR)
-
-
-def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str | None = None,
-             created: str | None = None) -> Path:
-    """Copy a run folder under `results`/<track>/<model>/<run_id>, keeping summary.json consistent."""
-    model = model or src.parent.name
-    run_id = run_id or src.name
-    dst = results / TRACK / model / run_id
-    shutil.copytree(src, dst)
-    s = json.loads((dst / "summary.json").read_text())
-    s["run_id"] = run_id
-    s["model"]["name"] = model
-    if created:
-        s["created"] = created
-    (dst / "summary.json").write_bytes(dump_json(s))
-    return dst
-
-
-def edit_summary(run: Path, fn) -> None:
-    s = json.loads((run / "summary.json").read_text())
-    fn(s)
-    (run / "summary.json").write_bytes(dump_json(s))
 
 
 def rewrite_per_utterance(run: Path, df: pd.DataFrame) -> None:
@@ -254,10 +230,7 @@ def test_untampered_rewrite_is_accepted(tmp_path):
 @pytest.fixture
 def board_results(tmp_path) -> Path:
     """A results dir holding copies of every committed vctk-mini run."""
-    results = tmp_path / "results"
-    for d in sorted((RESULTS_DIR / TRACK).glob("*/*/summary.json")):
-        copy_run(d.parent, results)
-    return results
+    return copy_committed_runs(tmp_path / "results")
 
 
 def _tables(md: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from bench.contract import PASS, WARN, check
 from bench.errors import BenchError
 from bench.scaffold import class_name, folder_name, scaffold, validate_name
 
-from conftest import make_vctk_corpus, track_spec
+from conftest import make_tiny_prepared
 
 REPO_SUBMISSIONS = sorted(p.name for p in (REPO_ROOT / "submissions").iterdir())
 
@@ -29,14 +29,7 @@ def root(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from bench.data.prepare import prepare
-    from bench.data.tracks import Track
-    from bench.protocol import Protocol
-
-    base = tmp_path_factory.mktemp("scaffold-track")
-    corpus = make_vctk_corpus(base / "corpus", "0.92", speakers=("p225", "p226", "p227"), n_utts=2, duration=1.0)
-    track = Track(track_spec("tiny-scaffold", "0.92", {"train": ["p225"], "valid": ["p226"], "test": ["p227"]}))
-    return prepare(track, Protocol.load(), corpus, base / "prepared", jobs=1)
+    return make_tiny_prepared(tmp_path_factory.mktemp("scaffold-track"), "tiny-scaffold", duration=1.0)
 
 
 @pytest.mark.parametrize("bad", ["My-Model", "my_model", "1model", "my--model", "-model", "model-", "my model",

@@ -17,13 +17,11 @@ import torch
 
 from bench import REPO_ROOT
 from bench.adapters import Adapter, Found
-from bench.data.prepare import prepare
 from bench.errors import BenchError
 from bench.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr
-from bench.protocol import Protocol
 from bench.train import SegmentBatches, load_checkpoint, train
 
-from conftest import make_vctk_corpus, track_spec
+from conftest import make_tiny_prepared
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -93,12 +91,7 @@ class TinyAdapter(Adapter):
 
 @pytest.fixture(scope="module")
 def tiny_prepared(tmp_path_factory):
-    from bench.data.tracks import Track
-
-    root = tmp_path_factory.mktemp("train")
-    corpus = make_vctk_corpus(root / "corpus", "0.92", speakers=("p225", "p226", "p227"), n_utts=2, duration=0.6)
-    track = Track(track_spec("tiny-train", "0.92", {"train": ["p225"], "valid": ["p226"], "test": ["p227"]}))
-    return prepare(track, Protocol.load(), corpus, root / "prepared", jobs=1)
+    return make_tiny_prepared(tmp_path_factory.mktemp("train"), "tiny-train", duration=0.6)
 
 
 def _found():

@@ -8,23 +8,17 @@ import json
 import pytest
 
 from bench.adapters import discover
-from bench.data.prepare import prepare
-from bench.data.tracks import Track
 from bench.pipeline import RunOptions, run
-from bench.protocol import Protocol
 from bench.results import load_run
 
-from conftest import make_vctk_corpus, track_spec
+from conftest import make_tiny_prepared
 
 TRAINABLE = sorted(name for name, f in discover().items() if f.adapter.trainable)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("smoke")
-    corpus = make_vctk_corpus(root / "corpus", "0.92", speakers=("p225", "p226", "p227"), n_utts=2, duration=1.0)
-    track = Track(track_spec("tiny-smoke", "0.92", {"train": ["p225"], "valid": ["p226"], "test": ["p227"]}))
-    return prepare(track, Protocol.load(), corpus, root / "prepared", jobs=1)
+    return make_tiny_prepared(tmp_path_factory.mktemp("smoke"), "tiny-smoke", duration=1.0)
 
 
 def test_there_are_trainable_adapters():

@@ -2,9 +2,8 @@
 # Train the `full` presets of the trainable adapters on a lent GPU machine, score them there, and pack
 # the result folders and logs into $OUT/results.tgz (checkpoints are too large to bring back).
 #
-# Runs in a copy of the repository without ../shared and without the project's virtual environment:
-#   .whl/      the project's non-torch dependencies as cp312 wheels (torch/torchaudio are the machine's)
-#   .devdata/  the prepared vctk-mini track as FLAC (scripts/gpu/pack_prepared.py pack)
+# Runs in a copy of the repository without ../shared and without the project's virtual environment
+# (scripts/gpu/setup.sh: dependencies as wheels in .whl/, the prepared track as FLAC in .devdata/).
 # Environment: MINUTES (training budget per model, wall clock), MODELS, RUN_ID, STEPS (instead of
 # MINUTES, for a smoke test), DEVICE, BENCH_GIT_COMMIT (the commit of the tree, recorded in the results).
 # The models train concurrently on the one GPU; scoring runs one model at a time, so that the CPU
@@ -17,7 +16,6 @@ OUT=${OUT:-/tmp/gpu-out}
 DEVICE=${DEVICE:-cuda}
 LOGS=runs/gpu-logs/$RUN_ID
 mkdir -p "$OUT" "$LOGS"
-export PYTHONUNBUFFERED=1 BENCH_DATA_ROOT=/nonexistent
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 pack() {  # results so far + logs: refreshed after each step, so a run cut short still brings back what it did
@@ -25,11 +23,7 @@ pack() {  # results so far + logs: refreshed after each step, so a run cut short
     $(ls runs/vctk-mini/*/"$RUN_ID"/{log.csv,config.json} 2>/dev/null) "$LOGS" && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"
 }
 
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-[ -d prepared/vctk-mini/clean ] || python3 scripts/gpu/pack_prepared.py unpack .devdata/vctk-mini prepared/vctk-mini || exit 1
+source scripts/gpu/setup.sh
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, pesq, pystoi, asteroid, speechbrain, soundfile, jsonschema; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" || exit 1
 stamp "set up"

@@ -15,10 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
-from bench.audio import sha256_pcm16
+from bench.audio import file_sha256_pcm16
 
 
 def _expected(root: Path) -> dict[Path, str]:
@@ -33,10 +32,9 @@ def _expected(root: Path) -> dict[Path, str]:
 def convert(src: Path, dst: Path, ext_in: str, ext_out: str, fmt: str) -> int:
     n = 0
     for p in sorted(src.rglob("*")):
-        rel = p.relative_to(src)
-        q = dst / rel
         if p.is_dir():
             continue
+        q = dst / p.relative_to(src)
         q.parent.mkdir(parents=True, exist_ok=True)
         if p.suffix == ext_in:
             data, sr = sf.read(p, dtype="int16", always_2d=False)
@@ -56,8 +54,7 @@ def check(root: Path) -> None:
         path = stem.with_suffix(".wav")
         if not path.exists():
             sys.exit(f"{path}: missing after unpack")
-        data, _ = sf.read(path, dtype="int16", always_2d=False)
-        if sha256_pcm16(np.asarray(data, dtype=np.int16)) != sha:
+        if file_sha256_pcm16(path) != sha:
             sys.exit(f"{path}: samples differ from the prepared manifest (sha256_pcm16)")
     print(f"{root}: {len(expected)} files match their manifests")
 

@@ -8,12 +8,7 @@ MODEL=${MODEL:-demucs}
 STEPS=${STEPS:-90}
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 BENCH_DATA_ROOT=/nonexistent
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-[ -d prepared/vctk-mini/clean ] || python3 scripts/gpu/pack_prepared.py unpack .devdata/vctk-mini prepared/vctk-mini > /dev/null || exit 1
+source scripts/gpu/setup.sh > /dev/null
 for compile in false true; do
   id=throughput-compile-$compile
   t0=$(date +%s)
