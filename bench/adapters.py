@@ -81,7 +81,7 @@ class Adapter:
         Causal adapters may return an object with the interface of `bench.streaming.Streamer`:
         ``push(chunk)`` (audio chunks of any size in, enhanced audio out), ``flush()`` (the tail),
         ``delay`` (fixed output delay in samples), ``hop`` (natural chunk size in samples). The
-        scorer then records the streaming RTF (`bench.streaming.streaming_speed`), `bench enhance
+        scorer then records the streaming RTF (`bench.speed.streaming_speed`), `bench enhance
         --stream` can run the model as a live device would, and scripts/bench_streaming.py times it.
         """
         return None

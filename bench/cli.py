@@ -9,20 +9,11 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from bench.console import console, err_console, progress_bar
 from bench.errors import BenchError
-
-console = Console(stderr=False)
-err_console = Console(stderr=True)
-
-
-def progress_bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False)
 
 
 # ---------------------------------------------------------------------------------------------

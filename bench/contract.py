@@ -48,6 +48,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from bench import SAMPLE_RATE
 from bench.errors import AdapterError, BenchError
 
 if TYPE_CHECKING:  # annotations only
@@ -58,7 +59,6 @@ if TYPE_CHECKING:  # annotations only
 # torch (and bench.adapters, which imports it) are imported inside the functions: `bench --help` and
 # the other commands stay fast, as this module is imported by bench/cli.py to register `bench check`.
 
-SAMPLE_RATE = 16000
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 #: lengths of the shape check (samples); the last one is the long input
 SHORT_LENGTHS = (1, 12345, SAMPLE_RATE)
@@ -623,7 +623,7 @@ def summary_table(reports: list[Report], quick: bool = False):
 def cmd_check(args) -> int:
     from rich.markup import escape
 
-    from bench.cli import console, err_console
+    from bench.console import console, err_console
 
     root = Path(args.root) if args.root else None
     if not args.all and not args.name:

@@ -187,7 +187,7 @@ def cmd_enhance(args) -> int:
 
     from rich.markup import escape
 
-    from bench.cli import console, err_console, progress_bar
+    from bench.console import console, err_console, progress_bar
     from bench.pipeline import resolve_device
 
     if args.chunk is not None and not args.stream:

@@ -59,22 +59,6 @@ def latest_training_run(pt: PreparedTrack, model_name: str, runs_dir: Path | Non
     return runs[-1].name
 
 
-def online_speed(adapter, model) -> dict:
-    """latency_ms (the adapter's stated lookahead) and, with a streamer, rtf_stream + stream_chunk_samples.
-    Informative columns: a failure is logged and leaves them empty, it never blocks scoring."""
-    from bench.streaming import streaming_speed
-
-    out = {}
-    try:
-        out.update(streaming_speed(adapter, model))
-        latency = adapter.latency_ms(model)
-        if latency is not None:
-            out["latency_ms"] = float(latency)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("online speed of %s not measured: %s", adapter.name, exc)
-    return out
-
-
 def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
     """Returns the results folder of the scored run, or with ``train_only`` the training run's folder."""
     started = time.time()
@@ -111,6 +95,8 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
         budget = {"trained": False, "preset": opts.preset, "steps": None, "epochs": None, "wall_minutes": None,
                   "max_steps": None, "max_minutes": None, "device": device, "hardware": hardware_label(device),
                   "checkpoint": None, "checkpoint_sha256": None}
+    from bench.speed import online_speed
+
     speed_extra = online_speed(a, model) if a.causal else {}
     from bench.score import score
 

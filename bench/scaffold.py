@@ -206,7 +206,7 @@ def scaffold(name: str, root: Path | None = None, *, author: str | None = None) 
 
 
 def cmd_new(args) -> int:
-    from bench.cli import console
+    from bench.console import console
 
     folder = scaffold(args.name, Path(args.root) if args.root else None, author=args.author)
     try:

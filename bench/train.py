@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import REPO_ROOT
+from bench import REPO_ROOT, SAMPLE_RATE
 from bench.adapters import Adapter, Found
 from bench.data.manifest import file_sha256
 from bench.data.prepared import PreparedTrack
@@ -232,7 +232,7 @@ def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, p
 
     train_clean = pt.load_split("train")
     valid = [(pt.load_noisy("valid", u), pt.load_clean("valid", u)) for u in pt.utt_ids("valid")]
-    segment = int(round(cfg["segment_seconds"] * 16000))
+    segment = int(round(cfg["segment_seconds"] * SAMPLE_RATE))
     steps_per_epoch = max(1, int(round(sum(len(a) for a in train_clean.values()) / (segment * cfg["batch_size"]))))
     valid_every = steps_per_epoch if cfg["valid_every"] == "epoch" else int(cfg["valid_every"])
     data = SegmentBatches(train_clean, pt.protocol, cfg["batch_size"], segment, cfg["seed"], step)

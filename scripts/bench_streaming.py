@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.adapters import count_parameters, discover  # noqa: E402
 from bench.env import cpu_model  # noqa: E402
 from bench.speed import measure_rtf  # noqa: E402
-from bench.streaming import measure_stream_rtf  # noqa: E402
+from bench.speed import measure_stream_rtf  # noqa: E402
 
 TARGET_LATENCY_MS = 40.0     # DNS-challenge real-time track rule (algorithmic latency)
 TARGET_RTF_STREAM = 0.5      # this benchmark's goal for 1 CPU thread at the natural hop
