@@ -385,9 +385,9 @@ def _register_run_commands(sub) -> None:
 
 
 def _register_other_modules(sub) -> None:
-    from bench import contract, enhance, scaffold
+    from bench import check, enhance, scaffold
 
-    for register in (scaffold.register, contract.register, enhance.register):
+    for register in (scaffold.register, check.register, enhance.register):
         register(sub)
 
 

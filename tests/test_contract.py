@@ -1,4 +1,4 @@
-"""Tests of `bench check` (bench/contract.py): every contract rule is broken on purpose by a small
+"""Tests of `bench check` (bench/check.py, bench/contract.py, bench/modelcard.py): every contract rule is broken on purpose by a small
 adapter written into a temporary root (never into the repository), which must fail with the expected
 message; a well-behaved adapter passes every rule; and `bench check --all --quick` (what CI runs)
 passes on every adapter of the repository."""
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.contract import FAIL, PASS, SKIP, WARN, check, check_all, parse_model_card
+from bench.check import check, check_all
+from bench.contract import FAIL, PASS, SKIP, WARN
+from bench.modelcard import parse_model_card
 
 CARD = """# {name}
 

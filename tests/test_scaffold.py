@@ -11,7 +11,8 @@ import pytest
 from bench import REPO_ROOT
 from bench.adapters import discover
 from bench.cli import main
-from bench.contract import PASS, WARN, check
+from bench.check import check
+from bench.contract import PASS, WARN
 from bench.errors import BenchError
 from bench.scaffold import class_name, folder_name, scaffold, validate_name
 
