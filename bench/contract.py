@@ -312,7 +312,7 @@ def rule_train(rep: Report, a: Adapter, cfg: dict) -> None:
     import torch
 
     from bench.losses import build_loss
-    from bench.train import train_config
+    from bench.runconfig import train_config
 
     if not a.trainable:
         rep.add("train", SKIP, "", "not trainable")

@@ -25,6 +25,7 @@ from bench.errors import BenchError, ResultsError
 from bench.metrics import METRICS
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 from bench.results import RESULTS_DIR, Run, check_against_benchmark, iter_run_dirs, load_run
+from bench.runconfig import read_record
 
 LEADERBOARD = REPO_ROOT / "leaderboard.md"
 HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only. Do not edit by hand; "
@@ -83,15 +84,16 @@ def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -
 
 
 def model_config_key(run: Run) -> str:
-    """Canonical JSON of the run's resolved model config ('' when its config.json has none)."""
-    try:
-        cfg = json.loads((run.path / "config.json").read_text()).get("model_config")
-    except (OSError, json.JSONDecodeError):
-        cfg = None
+    """Canonical JSON of the run's resolved model config ('' when its config record has none)."""
+    cfg = read_record(run.path).get("model_config")
     return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 
 def _preset(run: Run) -> str | None:
+    """The preset of the run's config record (older records without one: the summary's)."""
+    record = read_record(run.path)
+    if "preset" in record:
+        return record["preset"]
     return run.summary["model"].get("preset") or run.summary["budget"].get("preset")
 
 

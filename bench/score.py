@@ -86,10 +86,11 @@ def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None
 
 
 def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path, *, run_id: str, config: dict,
-          budget: dict, preset: str | None = None, split: str = "test", jobs: int | None = None,
+          budget: dict, split: str = "test", jobs: int | None = None,
           device: str = "cpu", progress=None, metrics: list[str] | None = None,
           speed_extra: dict | None = None, started: float | None = None) -> Path:
-    """Score `model` on the prepared `split`, writing a complete run folder to `out_dir`."""
+    """Score `model` on the prepared `split`, writing a complete run folder to `out_dir`; `config` is the
+    run's configuration record (`bench.runconfig.RunConfig.record`), written as its config.json."""
     import soundfile as sf
 
     t_start = started or time.time()
@@ -155,7 +156,7 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
         "created": now_iso(),
         "model": {"name": a.name, "kind": found.kind, "description": a.description, "reference": a.reference,
                   "trainable": a.trainable, "causal": a.causal, "oracle": a.oracle,
-                  "parameters": count_parameters(model), "preset": preset},
+                  "parameters": count_parameters(model), "preset": config.get("preset")},
         "benchmark": {"bench_version": __version__, "protocol": pt.protocol.record(),
                       "track": pt.track.record(pt.root), "split": split},
         "metrics": summarize_metrics(df, names),
