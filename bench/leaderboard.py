@@ -18,14 +18,17 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import REPO_ROOT
 from bench.data.tracks import available_tracks, load_track
 from bench.errors import BenchError, ResultsError
 from bench.metrics import METRICS
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
-from bench.results import RESULTS_DIR, Run, check_against_benchmark, iter_run_dirs, load_run
 from bench.runconfig import read_record
+
+if TYPE_CHECKING:   # pandas (bench.results) is imported when a board is made, not to register the command
+    from bench.results import Run
 
 LEADERBOARD = REPO_ROOT / "leaderboard.md"
 HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only. Do not edit by hand; "
@@ -49,6 +52,8 @@ def _test_ids(track) -> list[str] | None:
 
 
 def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -> Board:
+    from bench.results import RESULTS_DIR, check_against_benchmark, iter_run_dirs, load_run
+
     protocol = protocol or Protocol.load(DEFAULT_PROTOCOL)
     results_dir = Path(results_dir or RESULTS_DIR)
     shown: dict[str, list[Run]] = {}
@@ -247,6 +252,8 @@ def _refused_lines(refused: list[tuple[str, str]]) -> list[str]:
 
 
 def render(results_dir: Path | None = None) -> str:
+    from bench.results import RESULTS_DIR
+
     results_dir = Path(results_dir or RESULTS_DIR)
     protocol = Protocol.load(DEFAULT_PROTOCOL)
     board = collect(results_dir, protocol)
@@ -287,3 +294,33 @@ def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bo
     diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
                                         fromfile=f"{path.name} (on disk)", tofile=f"{path.name} (from results/)", n=1))
     return False, diff
+
+
+def cmd_leaderboard(args) -> int:
+    from bench.console import console, err_console
+
+    results = Path(args.results_dir) if args.results_dir else None
+    out = Path(args.output) if args.output else None
+    if args.check:
+        ok, diff = check(out, results)
+        if ok:
+            console.print("[green]leaderboard.md is up to date[/]")
+            return 0
+        err_console.print(diff)
+        err_console.print("[red]leaderboard.md is out of date or edited by hand[/]: run `bench leaderboard` and commit it")
+        return 1
+    path = write(out, results)
+    console.print(f"wrote {path}")
+    board = collect(results)
+    for track, refused in board.refused.items():
+        for p, reason in refused:
+            err_console.print(f"[yellow]refused[/] {p}: {reason}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md from results/ (or --check it is current)")
+    p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md is out of date")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md")
+    p.set_defaults(func=cmd_leaderboard)

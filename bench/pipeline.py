@@ -4,19 +4,19 @@ split -> write results -> regenerate the leaderboard."""
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.adapters import Found
-from bench.data.prepared import PreparedTrack
-from bench.env import hardware_label
+from bench.console import console, progress_bar
+from bench.data.commands import add_dirs, add_track, prepared_track
 from bench.errors import BenchError
-from bench.results import RESULTS_DIR, run_dir
 from bench.runconfig import RunConfig, check_preset
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:   # torch and pandas are imported when a run starts, not to register `bench run`
+    from bench.adapters import Found
+    from bench.data.prepared import PreparedTrack
 
 
 def new_run_id() -> str:
@@ -79,6 +79,9 @@ def run_config(found: Found, pt: PreparedTrack, opts: RunOptions, run_id: str) -
 
 def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
     """Returns the results folder of the scored run, or with ``train_only`` the training run's folder."""
+    from bench.env import hardware_label
+    from bench.results import RESULTS_DIR, run_dir
+
     started = time.time()
     a = found.adapter
     check_preset(a, opts.preset)
@@ -119,3 +122,95 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
 
         leaderboard.write(results_dir=opts.results_dir)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+def _parse_overrides(items: list[str] | None) -> dict:
+    import json
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise BenchError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def cmd_run(args) -> int:
+    from bench.adapters import get_adapter
+    from bench.results import load_run
+
+    found = get_adapter(args.model)
+    pt = prepared_track(args, prepare_if_missing=True)
+    train_over = _parse_overrides(args.train_set)
+    if args.max_steps is not None:
+        train_over["max_steps"] = args.max_steps
+    if args.max_minutes is not None:
+        train_over["max_minutes"] = args.max_minutes
+    opts = RunOptions(preset=args.preset, overrides=_parse_overrides(args.set), train_overrides=train_over,
+                      run_id=args.run_id, resume=args.resume, device=args.device, jobs=args.jobs,
+                      results_dir=Path(args.results_dir) if args.results_dir else None,
+                      runs_dir=Path(args.runs_dir) if args.runs_dir else None,
+                      leaderboard=not args.no_leaderboard,
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                      train_only=args.train_only)
+    if not opts.run_id and not opts.resume:
+        opts.run_id = new_run_id()
+    if opts.run_id:
+        console.print(f"run [bold]{found.adapter.name}[/] on {pt.track.name}, run id {opts.run_id} "
+                      f"(if interrupted: the same command with --resume --run-id {opts.run_id})")
+    with progress_bar() as prog:
+        path = run(found, pt, opts, progress=prog)
+    if opts.train_only:
+        console.print(f"trained: {path}; score it with: bench run --model {found.adapter.name} "
+                      f"--track {pt.track.name} --checkpoint {path / 'best.pt'} --run-id {opts.run_id}")
+        return 0
+    r = load_run(path)
+    _print_summary(r)
+    console.print(f"results: {path}" + ("" if args.no_leaderboard else "; leaderboard.md regenerated"))
+    return 0
+
+
+def _print_summary(r) -> None:
+    from rich.table import Table
+
+    from bench.metrics import METRICS
+
+    t = Table(title=f"{r.model} on {r.track} ({r.summary['counts']['utterances']} test utterances)")
+    for col in ("metric", "noisy", r.model, "improvement [95% CI]"):
+        t.add_column(col, justify="right")
+    for m, s in r.summary["metrics"].items():
+        nd = 3 if m in ("stoi", "estoi") else 2
+        fmt = lambda v: "-" if v is None else f"{v:.{nd}f}"
+        delta = "-" if s["delta"] is None else f"{s['delta']:+.{nd}f} [{s['delta_ci_low']:+.{nd}f}, {s['delta_ci_high']:+.{nd}f}]"
+        t.add_row(METRICS[m].label, fmt(s["noisy_mean"]), fmt(s["mean"]) + (f" ({s['failures']} failed)" if s["failures"] else ""), delta)
+    console.print(t)
+    sp = r.summary["speed"]
+    console.print(f"parameters {r.summary['model']['parameters']:,}  RTF (CPU, 1 thread) {sp['rtf_cpu_1thread']:.3f}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="prepare -> train (if trainable) -> score -> results -> leaderboard")
+    p.add_argument("--model", required=True, help="adapter name (see `bench list`)")
+    add_track(p)
+    add_dirs(p)
+    p.add_argument("--preset", default=None, help="adapter preset, e.g. quick (CPU, minutes) or full (GPU)")
+    p.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--train-set", nargs="*", default=None, metavar="KEY=VALUE", help="training config overrides")
+    p.add_argument("--max-steps", type=int, default=None, help="training budget in optimizer steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--run-id", default=None, help="run id (default: UTC timestamp)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted training run (--run-id, default: the latest one)")
+    p.add_argument("--checkpoint", default=None, help="score this checkpoint instead of training")
+    p.add_argument("--results-dir", default=None, help="default: <repo>/results")
+    p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
+    p.add_argument("--train-only", action="store_true",
+                   help="train, keep the checkpoints, do not score (score later with --checkpoint)")
+    p.set_defaults(func=cmd_run)
