@@ -330,7 +330,8 @@ def rule_train(rep: Report, a: Adapter, cfg: dict) -> None:
     try:
         loss_fn = build_loss(tcfg["loss"])
     except Exception as exc:  # noqa: BLE001
-        rep.add("train", FAIL, "train_config['loss']", _exc(exc), "use losses of bench/losses.py, e.g. {'l1': 1.0, 'mrstft': 1.0}")
+        rep.add("train", FAIL, "train_config['loss']", _exc(exc),
+                "use losses of bench/losses.py, e.g. {'l1': 1.0, 'mrstft': 1.0}")
         return
     where = "batch 2 x 1 s, train mode"
     no_grad_fix = "the output must depend on the parameters through differentiable ops"

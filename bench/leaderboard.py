@@ -203,7 +203,8 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
             cols.append(label)
             if m in WITH_DELTA:
                 cols.append(f"Δ {METRICS[m].label}")
-        lines += ["### Quality on the test split (mean <sub>[95% bootstrap CI]</sub>; Δ = paired improvement over the noisy input)", "",
+        lines += ["### Quality on the test split (mean <sub>[95% bootstrap CI]</sub>; "
+                  "Δ = paired improvement over the noisy input)", "",
                   "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
         rank = 0
         for r in runs:
@@ -231,7 +232,8 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
                     row.append("–" if r.model == "noisy" else _delta(s, _nd(m)))
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", "### Model size, speed and training budget", "",
-                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | speed measured on | training budget | training hardware | date | run |",
+                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | speed measured on "
+                  "| training budget | training hardware | date | run |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
             s, sp, b = r.summary, r.summary["speed"], r.summary["budget"]
@@ -259,7 +261,8 @@ def render(results_dir: Path | None = None) -> str:
     board = collect(results_dir, protocol)
     out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
            f"Noising protocol **{protocol.name}** (sha256 `{protocol.sha256[:16]}`, global seed {protocol.global_seed}). "
-           "Every row is one run folder under `results/`; the most recent valid run of each model configuration is shown (one row per adapter and model config, named by its preset when the model has several rows). "
+           "Every row is one run folder under `results/`; the most recent valid run of each model configuration "
+           "is shown (one row per adapter and model config, named by its preset when the model has several rows). "
            "Real systems are ranked by mean PESQ-WB; the noisy input and oracles are not ranked. "
            "Scores are on 16-bit outputs of the frozen noisy test set. RTF = processing time / audio duration on a fixed "
            "10 s input, CPU, 1 torch thread. `bench compare A B` tests whether a difference is significant.", ""]

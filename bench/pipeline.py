@@ -186,9 +186,13 @@ def _print_summary(r) -> None:
         t.add_column(col, justify="right")
     for m, s in r.summary["metrics"].items():
         nd = 3 if m in ("stoi", "estoi") else 2
-        fmt = lambda v: "-" if v is None else f"{v:.{nd}f}"
-        delta = "-" if s["delta"] is None else f"{s['delta']:+.{nd}f} [{s['delta_ci_low']:+.{nd}f}, {s['delta_ci_high']:+.{nd}f}]"
-        t.add_row(METRICS[m].label, fmt(s["noisy_mean"]), fmt(s["mean"]) + (f" ({s['failures']} failed)" if s["failures"] else ""), delta)
+        def fmt(v, nd=nd):
+            return "-" if v is None else f"{v:.{nd}f}"
+
+        delta = "-" if s["delta"] is None else \
+            f"{s['delta']:+.{nd}f} [{s['delta_ci_low']:+.{nd}f}, {s['delta_ci_high']:+.{nd}f}]"
+        failed = f" ({s['failures']} failed)" if s["failures"] else ""
+        t.add_row(METRICS[m].label, fmt(s["noisy_mean"]), fmt(s["mean"]) + failed, delta)
     console.print(t)
     sp = r.summary["speed"]
     console.print(f"parameters {r.summary['model']['parameters']:,}  RTF (CPU, 1 thread) {sp['rtf_cpu_1thread']:.3f}")
@@ -206,7 +210,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--run-id", default=None, help="run id (default: UTC timestamp)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted training run (--run-id, default: the latest one)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted training run (--run-id, default: the latest one)")
     p.add_argument("--checkpoint", default=None, help="score this checkpoint instead of training")
     p.add_argument("--results-dir", default=None, help="default: <repo>/results")
     p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")

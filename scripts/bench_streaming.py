@@ -161,7 +161,9 @@ def main(argv=None) -> int:
     for col in ("model", "params", "latency ms", "+hop ms", "hop", "RTF stream", "CPU RTF stream",
                 "floor", "RTF offline", "load"):
         t.add_column(col, justify="right")
-    fmt = lambda v, nd=3: "-" if v is None else f"{v:.{nd}f}"
+    def fmt(v, nd=3):
+        return "-" if v is None else f"{v:.{nd}f}"
+
     for r in rows:
         t.add_row(r["model"], f"{r['parameters']:,}", fmt(r["latency_ms"], 2), fmt(r.get("latency_with_hop_ms"), 2),
                   str(r.get("hop_samples", "-")), fmt(r.get("rtf_stream")), fmt(r.get("cpu_rtf_stream")),

@@ -117,7 +117,8 @@ def cmd_download(args) -> int:
     if args.url:
         spec["url"] = args.url
     folder = fetch_corpus(spec, root, progress=True)
-    console.print(f"[green]downloaded and extracted[/] {folder}\nnext: bench data prepare --track {track.name} --data-root {root}")
+    console.print(f"[green]downloaded and extracted[/] {folder}\n"
+                  f"next: bench data prepare --track {track.name} --data-root {root}")
     return 0
 
 
@@ -130,7 +131,8 @@ def cmd_freeze(args) -> int:
     track = load_track(args.track)
     target = MANIFEST_DIR / (track.spec.get("manifest") or f"{track.name}.csv")
     if target.exists() and not args.force:
-        raise BenchError(f"{target} exists: the track is frozen", hint="changing a frozen manifest changes the benchmark; use --force and bump the track version")
+        raise BenchError(f"{target} exists: the track is frozen",
+                         hint="changing a frozen manifest changes the benchmark; use --force and bump the track version")
     corpus = resolve_data_root(args.data_root, track)
     rows = describe_sources(track, corpus, jobs=args.jobs)
     digest = write_manifest(target, rows)

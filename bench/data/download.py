@@ -85,7 +85,8 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 
 def _kept(part: Path) -> str:
     size = part.stat().st_size if part.exists() else 0
-    return f"The partial file {part} ({_fmt_bytes(size)}) was kept; running the same command again resumes the download from there."
+    return (f"The partial file {part} ({_fmt_bytes(size)}) was kept; running the same command again resumes the "
+            "download from there.")
 
 
 def _size_mismatch(dest: Path, part: Path, expected: int, actual: int, what: str) -> DataError:
@@ -243,7 +244,8 @@ def extract_zip(archive: Path, dest_dir: Path, *, progress: bool = True) -> Path
                         hint=f"delete it and run the same command again; if you extracted {archive.name} there yourself "
                              f"and it is complete, create an empty {marker} file instead.")
     if not archive.is_file():
-        raise DataError(f"{archive}: archive not found.", hint="download it first (run the same command with downloading enabled).")
+        raise DataError(f"{archive}: archive not found.",
+                        hint="download it first (run the same command with downloading enabled).")
     parent = dest_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{dest_dir.name}.extracting-"
