@@ -1,13 +1,11 @@
-"""Resumable, verified download and safe extraction of a corpus (VCTK 0.92, 11.7 GB).
+"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) and its extraction (bench/data/archive.py).
 
 `download` writes to ``<dest>.part``, resumes it with HTTP ``Range`` requests (206: append; 200:
 the server ignores ranges, start over; 416 with ``bytes */N`` equal to the part's size: already
 complete), retries transient failures (network errors, timeouts, truncated bodies, HTTP 408/425/429/5xx)
 with exponential backoff, and renames the part to `dest` only once its size and SHA-256 verify.
-`extract_zip` refuses unsafe member names (zip-slip) before writing anything, extracts into a
-temporary sibling folder and renames it into place with a completion marker. `fetch_corpus` checks
-the free disk space, then does both for a track's ``download`` spec. Every failure a user can hit is
-a `DataError` naming the file and the fix. HTTP is the standard library's ``urllib``.
+`fetch_corpus` checks the free disk space, downloads and extracts a track's ``download`` spec. Every
+failure a user can hit is a `DataError` naming the file and the fix. HTTP is the standard library's ``urllib``.
 """
 
 from __future__ import annotations
@@ -19,20 +17,17 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from contextlib import nullcontext
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from bench import __version__
-from bench.console import bytes_bar, progress_bar
+from bench.console import bytes_bar
+from bench.data.archive import EXTRACTED_MARKER, _unsafe_reason, extract_zip
 from bench.errors import DataError
 
-#: written inside a folder once its extraction is complete
-EXTRACTED_MARKER = ".extracted"
 #: free space needed before fetching a corpus, as a multiple of the archive size (archive + files + slack)
 DISK_FACTOR = 2.1
 _TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -60,8 +55,8 @@ def _fmt_bytes(n: int | float) -> str:
     return f"{value:.0f} B ({int(n):,} bytes)" if unit == "B" else f"{value:.2f} {unit} ({int(n):,} bytes)"
 
 
-def _bar(progress: bool, kind=bytes_bar, transient: bool = False):
-    return kind(transient=transient) if progress else nullcontext()
+def _bar(progress: bool, transient: bool = False):
+    return bytes_bar(transient=transient) if progress else nullcontext()
 
 
 def sha256_file(path: Path, *, progress: bool = False, chunk_size: int = 1 << 20) -> str:
@@ -218,72 +213,6 @@ def _attempt(url: str, dest: Path, part: Path, size: int | None, chunk_size: int
         raise _Transient(f"connection closed after {received:,} of {want:,} bytes")
     if size is not None and received > size:
         raise _size_mismatch(dest, part, size, received, "downloaded file")
-
-
-def _unsafe_reason(name: str) -> str | None:
-    """Why a zip member name would escape the extraction folder, or None if it is safe."""
-    norm = name.replace("\\", "/")
-    if not name:
-        return "empty name"
-    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
-        return "absolute path"
-    if ".." in PurePosixPath(norm).parts:
-        return "'..' component"
-    return "NUL character" if "\x00" in name else None
-
-
-def extract_zip(archive: Path, dest_dir: Path, *, progress: bool = True) -> Path:
-    """Extract `archive`'s members directly under `dest_dir`, once (``dest_dir/.extracted`` marks it done),
-    atomically (an interrupted extraction leaves no `dest_dir`), refusing absolute or ``..`` names."""
-    archive, dest_dir = Path(archive), Path(dest_dir)
-    marker = dest_dir / EXTRACTED_MARKER
-    if marker.exists():
-        return dest_dir
-    if dest_dir.exists() and (not dest_dir.is_dir() or any(dest_dir.iterdir())):
-        raise DataError(f"{dest_dir} already exists but is not marked as a complete extraction (no {EXTRACTED_MARKER} file).",
-                        hint=f"delete it and run the same command again; if you extracted {archive.name} there yourself "
-                             f"and it is complete, create an empty {marker} file instead.")
-    if not archive.is_file():
-        raise DataError(f"{archive}: archive not found.",
-                        hint="download it first (run the same command with downloading enabled).")
-    parent = dest_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{dest_dir.name}.extracting-"
-    for stale in parent.glob(prefix + "*"):   # left by an earlier interrupted run
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{archive}: not a valid zip archive ({exc}).",
-                        hint="delete it and run the same command again to download it afresh.") from exc
-    with zf:
-        members = zf.infolist()
-        for info in members:   # every name is checked before anything is written
-            reason = _unsafe_reason(info.filename)
-            if reason:
-                raise DataError(f"{archive}: refusing to extract unsafe member {info.filename!r} ({reason}: it would be "
-                                f"written outside {dest_dir}).",
-                                hint="the archive is not the expected corpus; delete it and download it again.")
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-        try:
-            with _bar(progress, progress_bar) as prog:
-                task = prog.add_task(f"extracting {archive.name}", total=len(members)) if prog else None
-                for info in members:
-                    try:
-                        zf.extract(info, tmp)
-                    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-                        raise DataError(f"{archive}: member {info.filename!r} is corrupt ({exc}).",
-                                        hint="delete the archive and run the same command again to download it afresh.") from exc
-                    if prog:
-                        prog.advance(task)
-            (tmp / EXTRACTED_MARKER).write_text(f"{archive.name}\n{len(members)} members\n")
-            if dest_dir.exists():
-                dest_dir.rmdir()   # empty (checked above)
-            os.replace(tmp, dest_dir)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return dest_dir
 
 
 def fetch_corpus(spec: dict, data_root: Path, *, progress: bool = True) -> Path:
