@@ -1,25 +1,9 @@
-"""The adapter contract that `bench check` enforces: one function per rule, each adding its results
-(rule, status, input, what went wrong, how to fix it) to a `Report`. The rules are listed in
-submissions/README.md; in short:
-
-``import``       the module imports and defines an `Adapter` with a valid ``name``, ``description`` and flags
-``config``       the config (default, or ``--preset``) is JSON-serializable and ``build(**config)`` is an ``nn.Module``
-``cpu``          the model runs on the CPU (every rule runs as the scorer does: CPU, eval, inference mode)
-``shape``        output shape and dtype equal the input's (float32 ``(batch, time)``) for lengths 1, 12345,
-                 16000 at batch 1 and 2, and 30 s at batch 1 (5 s with ``--quick``)
-``batch``        an utterance alone and in a batch of 2 with a very different partner give the same output
-                 within ``BATCH_RTOL`` x the input's peak (1 s and 12345 samples)
-``determinism``  two eval calls on the same input are identical
-``finite``       no NaN or Inf on 1 s of silence, full-scale white noise and a clipped square wave
-``train``        trainable adapters: a ``quick`` preset with a valid training config and budget, and a
-                 forward + backward pass in train mode (2 x 1 s, the adapter's loss) with a finite loss
-                 and finite gradients, some non-zero
-``model-card``   submissions: the card of `bench.modelcard` (``CHANGE ME`` markers left: a warning);
-                 baselines: a ``reference`` and a module docstring
-``size/speed``   reported, never failing: parameters and CPU RTF (1 thread; 10 s x 3, 2 s x 1 with ``--quick``)
-
-Oracle adapters receive the input itself as ``clean=``. torch is imported inside the functions, so
-that registering `bench check` keeps ``bench --help`` fast.
+"""The adapter contract that `bench check` enforces: one function per rule (``rule_<name>``), each
+adding its results (rule, status, input, what went wrong, how to fix it) to a `Report`. The rules
+and their inputs are listed in submissions/README.md: import, config, cpu, shape, batch,
+determinism, finite, train, model-card, and size/speed (reported, never failing). Every rule runs
+the model as the scorer does (CPU, eval mode, inference mode; oracles receive the input as
+``clean=``). torch is imported inside the functions, so registering `bench check` stays fast.
 """
 
 from __future__ import annotations
