@@ -1,6 +1,6 @@
 # Two commands for a newcomer:
 #   make run    install into .venv, prepare the offline vctk-mini track, train + score Demucs (quick preset, ~10 min on 2 CPU cores), update leaderboard.md
-#   make test   install into .venv and run the test suite (what CI runs)
+#   make test   install into .venv, lint (ruff) and run the test suite (what CI runs)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH := $(VENV)/bin/bench
@@ -21,6 +21,7 @@ run: install
 	$(BENCH) run --model $(MODEL) --preset $(PRESET)
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(BENCH) leaderboard --check
 	$(VENV)/bin/pytest -q -m "not slow"
 

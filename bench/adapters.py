@@ -33,10 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import torch
+from typing import TYPE_CHECKING
 
 from bench import REPO_ROOT
 from bench.errors import AdapterError
+
+if TYPE_CHECKING:   # torch is imported by the adapters' modules, not to register `bench list`
+    import torch
 
 ADAPTER_DIRS = ("baselines", "submissions")
 
@@ -81,7 +84,7 @@ class Adapter:
         Causal adapters may return an object with the interface of `bench.streaming.Streamer`:
         ``push(chunk)`` (audio chunks of any size in, enhanced audio out), ``flush()`` (the tail),
         ``delay`` (fixed output delay in samples), ``hop`` (natural chunk size in samples). The
-        scorer then records the streaming RTF (`bench.streaming.streaming_speed`), `bench enhance
+        scorer then records the streaming RTF (`bench.speed.streaming_speed`), `bench enhance
         --stream` can run the model as a live device would, and scripts/bench_streaming.py times it.
         """
         return None
@@ -179,3 +182,23 @@ def get_adapter(name: str) -> Found:
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def cmd_list(args) -> int:
+    from rich.table import Table
+
+    from bench.console import console
+
+    t = Table(title="adapters")
+    for col in ("name", "kind", "trainable", "causal", "oracle", "description"):
+        t.add_column(col)
+    for name, f in sorted(discover().items()):
+        a = f.adapter
+        t.add_row(name, f.kind, "yes" if a.trainable else "", "yes" if a.causal else "", "yes" if a.oracle else "",
+                  a.description)
+    console.print(t)
+    return 0
+
+
+def register(subparsers) -> None:
+    subparsers.add_parser("list", help="list the adapters (baselines and submissions)").set_defaults(func=cmd_list)

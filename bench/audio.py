@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench import SAMPLE_RATE
 from bench.errors import AudioError
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16000
 
 #: The one resampler of the benchmark (torchaudio's windowed-sinc, Kaiser window,
 #: the parameters librosa calls "kaiser_best"). Changing it changes every track.

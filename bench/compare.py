@@ -7,13 +7,19 @@ Wilcoxon signed-rank test (the decision test) and the paired t-test, and win/los
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from bench.errors import ResultsError
 from bench.metrics import METRICS
-from bench.results import Run
-from bench.stats import paired_comparison
+
+if TYPE_CHECKING:
+    from bench.results import Run
 
 
 def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: float = 0.05) -> dict:
+    from bench.stats import paired_comparison   # scipy: imported when used, not to register `bench compare`
+
     ba, bb = a.summary["benchmark"], b.summary["benchmark"]
     for key, what in (("protocol", "protocol"), ("track", "track")):
         ka = ba[key]["sha256"] if key == "protocol" else ba[key]["manifest_sha256"]
@@ -45,3 +51,42 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
             res["verdict"] = f"no significant difference (p={res['wilcoxon_p']:.2g})"
         out["metrics"][m] = res
     return out
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from rich.table import Table
+
+    from bench.console import console
+    from bench.results import find_run, load_run
+
+    results = Path(args.results_dir) if args.results_dir else None
+    a = load_run(find_run(args.a, args.track, results))
+    b = load_run(find_run(args.b, args.track, results))
+    res = compare_runs(a, b, args.metrics)
+    if args.json:
+        console.print_json(json.dumps(res, default=float))
+        return 0
+    t = Table(title=f"{a.model}@{a.run_id} (A) vs {b.model}@{b.run_id} (B): {res['n_utterances']} paired utterances, "
+                    f"track {res['track']}, protocol {res['protocol']}")
+    for col in ("metric", "A", "B", "A - B [95% CI]", "wins/losses", "Wilcoxon p", "t-test p", "verdict"):
+        t.add_column(col)
+    for m, s in res["metrics"].items():
+        nd = 3 if m in ("stoi", "estoi") else 2
+        t.add_row(METRICS[m].label, f"{s['mean_a']:.{nd}f}", f"{s['mean_b']:.{nd}f}",
+                  f"{s['mean_diff']:+.{nd}f} [{s['ci_low']:+.{nd}f}, {s['ci_high']:+.{nd}f}]",
+                  f"{s['wins']}/{s['losses']}", f"{s['wilcoxon_p']:.2g}", f"{s['ttest_p']:.2g}", s["verdict"])
+    console.print(t)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="paired comparison of two runs: per-utterance differences, CI, significance")
+    p.add_argument("a", help="run folder, MODEL (latest run) or MODEL@RUN_ID")
+    p.add_argument("b")
+    p.add_argument("--track", default="vctk-mini")
+    p.add_argument("--metrics", nargs="*", default=None)
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)

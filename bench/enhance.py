@@ -1,29 +1,13 @@
-"""`bench enhance`: run a model on your own audio files.
+"""`bench enhance --run RUN_OR_CHECKPOINT IN.wav [...] -o OUT_DIR [--stream] [--chunk N]`: run a model on
+your own audio files (user guide: docs/streaming.md).
 
-    bench enhance --run RUN_OR_CHECKPOINT IN.wav [IN2.flac ...] -o OUT_DIR [--stream] [--chunk N]
-
-RUN_OR_CHECKPOINT is one of
-
-* a results run folder (``results/<track>/<model>/<run-id>``): the model named in its
-  ``summary.json``, with the weights of ``budget.checkpoint`` (trained models) or the
-  ``model_config`` of its ``config.json`` (training-free models);
-* ``MODEL@RUN_ID``: the same, found under ``--results-dir`` (default ``results/``);
-* a checkpoint file (``runs/<track>/<model>/<run-id>/best.pt``), which names its adapter and config;
-* the name of a training-free adapter (``spectral-subtraction``, ``noisy``), with its default config.
-
-Audio: any sample rate and channel count that libsndfile reads. Each channel is enhanced on its own
-(channels are never down-mixed): resampled to 16 kHz with the benchmark's pinned resampler
-(`bench.audio.resample`), enhanced, resampled back to the file's rate and cut to the input's exact
-length. The output, ``OUT_DIR/<input stem>.wav``, is 16-bit PCM WAV with the input's sample rate,
-channel count and length. A file that cannot be read is reported (by name, no traceback) and skipped;
-the others are still processed and the exit status is 1.
-
-``--stream`` runs the model as a live device would: the 16 kHz audio is pushed through the adapter's
-streaming wrapper (`bench.streaming`) in chunks of ``--chunk`` samples (default: the model's hop), all
-channels side by side, and the delay-compensated output is collected. Only causal adapters with a
-streamer support it (Demucs). Its output differs from the offline one where the model's offline
-processing is not causal, e.g. Demucs' utterance-level normalization, which streaming replaces with
-a running std (see bench/streaming.py). The resampling to and from 16 kHz is done on the whole file.
+RUN_OR_CHECKPOINT is a results run folder (the model of its ``summary.json`` with the weights of
+``budget.checkpoint``, or the ``model_config`` of its ``config.json`` for training-free models),
+``MODEL@RUN_ID`` (found under ``--results-dir``), a checkpoint file (it names its adapter and config)
+or the name of a training-free adapter. Each channel is enhanced on its own, at 16 kHz through the
+pinned resampler and back, cut to the input's length; the output is 16-bit WAV at the input's rate.
+An unreadable file is reported by name and skipped (exit status 1). ``--stream`` pushes the audio
+through the adapter's `Streamer` in chunks (default: its hop), delay compensated.
 """
 
 from __future__ import annotations
@@ -187,7 +171,7 @@ def cmd_enhance(args) -> int:
 
     from rich.markup import escape
 
-    from bench.cli import console, err_console, progress_bar
+    from bench.console import console, err_console, progress_bar
     from bench.pipeline import resolve_device
 
     if args.chunk is not None and not args.stream:

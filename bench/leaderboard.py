@@ -18,13 +18,17 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import REPO_ROOT
 from bench.data.tracks import available_tracks, load_track
 from bench.errors import BenchError, ResultsError
 from bench.metrics import METRICS
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
-from bench.results import RESULTS_DIR, Run, check_against_benchmark, iter_run_dirs, load_run
+from bench.runconfig import read_record
+
+if TYPE_CHECKING:   # pandas (bench.results) is imported when a board is made, not to register the command
+    from bench.results import Run
 
 LEADERBOARD = REPO_ROOT / "leaderboard.md"
 HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only. Do not edit by hand; "
@@ -48,6 +52,8 @@ def _test_ids(track) -> list[str] | None:
 
 
 def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -> Board:
+    from bench.results import RESULTS_DIR, check_against_benchmark, iter_run_dirs, load_run
+
     protocol = protocol or Protocol.load(DEFAULT_PROTOCOL)
     results_dir = Path(results_dir or RESULTS_DIR)
     shown: dict[str, list[Run]] = {}
@@ -83,15 +89,16 @@ def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -
 
 
 def model_config_key(run: Run) -> str:
-    """Canonical JSON of the run's resolved model config ('' when its config.json has none)."""
-    try:
-        cfg = json.loads((run.path / "config.json").read_text()).get("model_config")
-    except (OSError, json.JSONDecodeError):
-        cfg = None
+    """Canonical JSON of the run's resolved model config ('' when its config record has none)."""
+    cfg = read_record(run.path).get("model_config")
     return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 
 def _preset(run: Run) -> str | None:
+    """The preset of the run's config record (older records without one: the summary's)."""
+    record = read_record(run.path)
+    if "preset" in record:
+        return record["preset"]
     return run.summary["model"].get("preset") or run.summary["budget"].get("preset")
 
 
@@ -196,7 +203,8 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
             cols.append(label)
             if m in WITH_DELTA:
                 cols.append(f"Δ {METRICS[m].label}")
-        lines += ["### Quality on the test split (mean <sub>[95% bootstrap CI]</sub>; Δ = paired improvement over the noisy input)", "",
+        lines += ["### Quality on the test split (mean <sub>[95% bootstrap CI]</sub>; "
+                  "Δ = paired improvement over the noisy input)", "",
                   "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
         rank = 0
         for r in runs:
@@ -224,7 +232,8 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
                     row.append("–" if r.model == "noisy" else _delta(s, _nd(m)))
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", "### Model size, speed and training budget", "",
-                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | speed measured on | training budget | training hardware | date | run |",
+                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | speed measured on "
+                  "| training budget | training hardware | date | run |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
             s, sp, b = r.summary, r.summary["speed"], r.summary["budget"]
@@ -245,12 +254,15 @@ def _refused_lines(refused: list[tuple[str, str]]) -> list[str]:
 
 
 def render(results_dir: Path | None = None) -> str:
+    from bench.results import RESULTS_DIR
+
     results_dir = Path(results_dir or RESULTS_DIR)
     protocol = Protocol.load(DEFAULT_PROTOCOL)
     board = collect(results_dir, protocol)
     out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
            f"Noising protocol **{protocol.name}** (sha256 `{protocol.sha256[:16]}`, global seed {protocol.global_seed}). "
-           "Every row is one run folder under `results/`; the most recent valid run of each model configuration is shown (one row per adapter and model config, named by its preset when the model has several rows). "
+           "Every row is one run folder under `results/`; the most recent valid run of each model configuration "
+           "is shown (one row per adapter and model config, named by its preset when the model has several rows). "
            "Real systems are ranked by mean PESQ-WB; the noisy input and oracles are not ranked. "
            "Scores are on 16-bit outputs of the frozen noisy test set. RTF = processing time / audio duration on a fixed "
            "10 s input, CPU, 1 torch thread. `bench compare A B` tests whether a difference is significant.", ""]
@@ -285,3 +297,33 @@ def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bo
     diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
                                         fromfile=f"{path.name} (on disk)", tofile=f"{path.name} (from results/)", n=1))
     return False, diff
+
+
+def cmd_leaderboard(args) -> int:
+    from bench.console import console, err_console
+
+    results = Path(args.results_dir) if args.results_dir else None
+    out = Path(args.output) if args.output else None
+    if args.check:
+        ok, diff = check(out, results)
+        if ok:
+            console.print("[green]leaderboard.md is up to date[/]")
+            return 0
+        err_console.print(diff)
+        err_console.print("[red]leaderboard.md is out of date or edited by hand[/]: run `bench leaderboard` and commit it")
+        return 1
+    path = write(out, results)
+    console.print(f"wrote {path}")
+    board = collect(results)
+    for track, refused in board.refused.items():
+        for p, reason in refused:
+            err_console.print(f"[yellow]refused[/] {p}: {reason}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md from results/ (or --check it is current)")
+    p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md is out of date")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md")
+    p.set_defaults(func=cmd_leaderboard)

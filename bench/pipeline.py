@@ -4,18 +4,19 @@ split -> write results -> regenerate the leaderboard."""
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.adapters import Found
-from bench.data.prepared import PreparedTrack
-from bench.env import hardware_label
+from bench.console import console, progress_bar
+from bench.data.commands import add_dirs, add_track, prepared_track
 from bench.errors import BenchError
-from bench.results import RESULTS_DIR, run_dir
+from bench.runconfig import RunConfig, check_preset
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:   # torch and pandas are imported when a run starts, not to register `bench run`
+    from bench.adapters import Found
+    from bench.data.prepared import PreparedTrack
 
 
 def new_run_id() -> str:
@@ -59,65 +60,162 @@ def latest_training_run(pt: PreparedTrack, model_name: str, runs_dir: Path | Non
     return runs[-1].name
 
 
-def online_speed(adapter, model) -> dict:
-    """latency_ms (the adapter's stated lookahead) and, with a streamer, rtf_stream + stream_chunk_samples.
-    Informative columns: a failure is logged and leaves them empty, it never blocks scoring."""
-    from bench.streaming import streaming_speed
+def run_config(found: Found, pt: PreparedTrack, opts: RunOptions, run_id: str) -> RunConfig:
+    """The run's configuration, resolved once: from the command line for a fresh run (the preset is
+    validated in every case), from the last checkpoint (plus a new budget) for ``--resume``."""
+    from bench.train import load_checkpoint, training_run_dir
 
-    out = {}
-    try:
-        out.update(streaming_speed(adapter, model))
-        latency = adapter.latency_ms(model)
-        if latency is not None:
-            out["latency_ms"] = float(latency)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("online speed of %s not measured: %s", adapter.name, exc)
-    return out
+    a = found.adapter
+    rc = RunConfig.resolve(a, opts.preset, opts.overrides)
+    if not a.trainable or opts.checkpoint:   # a given checkpoint brings its own: see `run`
+        return rc
+    if opts.resume:
+        last = training_run_dir(opts.runs_dir, pt, a.name, run_id) / "last.pt"
+        if not last.exists():
+            raise BenchError(f"nothing to resume: {last} does not exist", hint="check --run-id")
+        return RunConfig.from_checkpoint(load_checkpoint(last, mmap=True)).with_budget(opts.train_overrides)
+    return RunConfig.resolve(a, opts.preset, opts.overrides, opts.train_overrides, train=True)
 
 
 def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
     """Returns the results folder of the scored run, or with ``train_only`` the training run's folder."""
+    from bench.env import hardware_label
+    from bench.results import RESULTS_DIR, run_dir
+
     started = time.time()
     a = found.adapter
-    config = a.resolved_config(opts.preset, opts.overrides)
+    check_preset(a, opts.preset)
     device = resolve_device(opts.device)
     run_id = opts.run_id or (latest_training_run(pt, a.name, opts.runs_dir) if opts.resume else new_run_id())
     out = run_dir(pt.track.name, a.name, run_id, opts.results_dir or RESULTS_DIR)
     if (out / "summary.json").exists():
         raise BenchError(f"{out} already holds a finished run", hint="choose another --run-id or delete the folder")
-    record = {"model": a.name, "model_config": config, "preset": opts.preset, "track": pt.track.name,
-              "protocol": pt.protocol.name, "device": device}
+    if opts.train_only and (opts.checkpoint or not a.trainable):
+        raise BenchError("--train-only and --checkpoint exclude each other" if a.trainable
+                         else f"--train-only: {a.name} is not trainable")
+    rc = run_config(found, pt, opts, run_id)
     if a.trainable:
-        from bench.train import load_checkpoint_model, train
+        from bench.train import load_checkpoint_model, train, training_run_dir
 
-        if opts.train_only and opts.checkpoint:
-            raise BenchError("--train-only and --checkpoint exclude each other")
         if opts.checkpoint:
             model, budget, trained = load_checkpoint_model(a, opts.checkpoint)
+            rc = RunConfig(a.name, trained["model_config"], trained["preset"], trained["train_config"])
         else:
-            model, budget, trained = train(found, pt, config, run_id=run_id, preset=opts.preset,
-                                           overrides=opts.train_overrides or {}, device=device,
-                                           resume=opts.resume, runs_dir=opts.runs_dir, progress=progress)
+            model, budget, _ = train(found, pt, rc, run_id=run_id, device=device, resume=opts.resume,
+                                     runs_dir=opts.runs_dir, progress=progress)
         if opts.train_only:
-            from bench.train import training_run_dir
-
             return training_run_dir(opts.runs_dir, pt, a.name, run_id)
-        # what the checkpoint was trained with (a resumed run or --checkpoint: not the command line's)
-        record.update(model_config=trained["model_config"], preset=trained["preset"], train=trained["train_config"])
     else:
-        if opts.train_only:
-            raise BenchError(f"--train-only: {a.name} is not trainable")
-        model = a.build(**config)
-        budget = {"trained": False, "preset": opts.preset, "steps": None, "epochs": None, "wall_minutes": None,
+        model = a.build(**rc.model_config)
+        budget = {"trained": False, "preset": rc.preset, "steps": None, "epochs": None, "wall_minutes": None,
                   "max_steps": None, "max_minutes": None, "device": device, "hardware": hardware_label(device),
                   "checkpoint": None, "checkpoint_sha256": None}
-    speed_extra = online_speed(a, model) if a.causal else {}
     from bench.score import score
+    from bench.speed import online_speed
 
-    path = score(found, model, pt, out, run_id=run_id, config=record, budget=budget, preset=record["preset"],
-                 jobs=opts.jobs, device=device, progress=progress, speed_extra=speed_extra, started=started)
+    speed_extra = online_speed(a, model) if a.causal else {}
+    path = score(found, model, pt, out, run_id=run_id, config=rc.record(pt.track.name, pt.protocol.name, device),
+                 budget=budget, jobs=opts.jobs, device=device, progress=progress, speed_extra=speed_extra,
+                 started=started)
     if opts.leaderboard:
         from bench import leaderboard
 
         leaderboard.write(results_dir=opts.results_dir)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+def _parse_overrides(items: list[str] | None) -> dict:
+    import json
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise BenchError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def cmd_run(args) -> int:
+    from bench.adapters import get_adapter
+    from bench.results import load_run
+
+    found = get_adapter(args.model)
+    pt = prepared_track(args, prepare_if_missing=True)
+    train_over = _parse_overrides(args.train_set)
+    if args.max_steps is not None:
+        train_over["max_steps"] = args.max_steps
+    if args.max_minutes is not None:
+        train_over["max_minutes"] = args.max_minutes
+    opts = RunOptions(preset=args.preset, overrides=_parse_overrides(args.set), train_overrides=train_over,
+                      run_id=args.run_id, resume=args.resume, device=args.device, jobs=args.jobs,
+                      results_dir=Path(args.results_dir) if args.results_dir else None,
+                      runs_dir=Path(args.runs_dir) if args.runs_dir else None,
+                      leaderboard=not args.no_leaderboard,
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                      train_only=args.train_only)
+    if not opts.run_id and not opts.resume:
+        opts.run_id = new_run_id()
+    if opts.run_id:
+        console.print(f"run [bold]{found.adapter.name}[/] on {pt.track.name}, run id {opts.run_id} "
+                      f"(if interrupted: the same command with --resume --run-id {opts.run_id})")
+    with progress_bar() as prog:
+        path = run(found, pt, opts, progress=prog)
+    if opts.train_only:
+        console.print(f"trained: {path}; score it with: bench run --model {found.adapter.name} "
+                      f"--track {pt.track.name} --checkpoint {path / 'best.pt'} --run-id {opts.run_id}")
+        return 0
+    r = load_run(path)
+    _print_summary(r)
+    console.print(f"results: {path}" + ("" if args.no_leaderboard else "; leaderboard.md regenerated"))
+    return 0
+
+
+def _print_summary(r) -> None:
+    from rich.table import Table
+
+    from bench.metrics import METRICS
+
+    t = Table(title=f"{r.model} on {r.track} ({r.summary['counts']['utterances']} test utterances)")
+    for col in ("metric", "noisy", r.model, "improvement [95% CI]"):
+        t.add_column(col, justify="right")
+    for m, s in r.summary["metrics"].items():
+        nd = 3 if m in ("stoi", "estoi") else 2
+        def fmt(v, nd=nd):
+            return "-" if v is None else f"{v:.{nd}f}"
+
+        delta = "-" if s["delta"] is None else \
+            f"{s['delta']:+.{nd}f} [{s['delta_ci_low']:+.{nd}f}, {s['delta_ci_high']:+.{nd}f}]"
+        failed = f" ({s['failures']} failed)" if s["failures"] else ""
+        t.add_row(METRICS[m].label, fmt(s["noisy_mean"]), fmt(s["mean"]) + failed, delta)
+    console.print(t)
+    sp = r.summary["speed"]
+    console.print(f"parameters {r.summary['model']['parameters']:,}  RTF (CPU, 1 thread) {sp['rtf_cpu_1thread']:.3f}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="prepare -> train (if trainable) -> score -> results -> leaderboard")
+    p.add_argument("--model", required=True, help="adapter name (see `bench list`)")
+    add_track(p)
+    add_dirs(p)
+    p.add_argument("--preset", default=None, help="adapter preset, e.g. quick (CPU, minutes) or full (GPU)")
+    p.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--train-set", nargs="*", default=None, metavar="KEY=VALUE", help="training config overrides")
+    p.add_argument("--max-steps", type=int, default=None, help="training budget in optimizer steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--run-id", default=None, help="run id (default: UTC timestamp)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted training run (--run-id, default: the latest one)")
+    p.add_argument("--checkpoint", default=None, help="score this checkpoint instead of training")
+    p.add_argument("--results-dir", default=None, help="default: <repo>/results")
+    p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
+    p.add_argument("--train-only", action="store_true",
+                   help="train, keep the checkpoints, do not score (score later with --checkpoint)")
+    p.set_defaults(func=cmd_run)

@@ -167,7 +167,8 @@ def _check_recompute(run: Run) -> None:
             raise ResultsError(f"{run.path}/summary.json: mean {m} = {s['mean']} but per_utterance.csv gives {mean}")
     n = len(run.per_utterance)
     if n != run.summary["counts"]["utterances"]:
-        raise ResultsError(f"{run.path}: summary counts {run.summary['counts']['utterances']} utterances, per_utterance.csv has {n}")
+        raise ResultsError(f"{run.path}: summary counts {run.summary['counts']['utterances']} utterances, "
+                           f"per_utterance.csv has {n}")
 
 
 def check_against_benchmark(run: Run, *, protocol, track_record: dict, test_ids: list[str] | None) -> None:
@@ -178,7 +179,8 @@ def check_against_benchmark(run: Run, *, protocol, track_record: dict, test_ids:
                            f"the benchmark is {protocol.name} ({protocol.sha256[:12]})",
                            hint="re-score the model with the current protocol")
     if b["track"]["manifest_sha256"] != track_record["manifest_sha256"] or b["track"]["split_id"] != track_record["split_id"]:
-        raise ResultsError(f"{run.path}: scored on split {b['track']['split_id']} (manifest {b['track']['manifest_sha256'][:12]}), "
+        raise ResultsError(f"{run.path}: scored on split {b['track']['split_id']} "
+                           f"(manifest {b['track']['manifest_sha256'][:12]}), "
                            f"the track is {track_record['split_id']} (manifest {track_record['manifest_sha256'][:12]})",
                            hint="re-score the model on the current split")
     if test_ids is not None and b["split"] == "test":

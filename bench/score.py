@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench import __version__
+from bench import SAMPLE_RATE, __version__
 from bench.adapters import Found, count_parameters
 from bench.audio import from_pcm16, to_pcm16
 from bench.data.prepared import PreparedTrack
@@ -44,9 +44,9 @@ def _score_one(args) -> dict:
     from bench.metrics import compute_all
 
     utt_id, clean, noisy, enhanced, names = args
-    vals, errs = compute_all(clean, enhanced, 16000, names)
-    nvals, nerrs = compute_all(clean, noisy, 16000, names)
-    row = {"utt_id": utt_id, "seconds": round(len(clean) / 16000, 4)}
+    vals, errs = compute_all(clean, enhanced, SAMPLE_RATE, names)
+    nvals, nerrs = compute_all(clean, noisy, SAMPLE_RATE, names)
+    row = {"utt_id": utt_id, "seconds": round(len(clean) / SAMPLE_RATE, 4)}
     row.update(vals)
     row.update({f"noisy_{k}": v for k, v in nvals.items()})
     row["errors"] = json.dumps({**errs, **{f"noisy_{k}": v for k, v in nerrs.items()}}, sort_keys=True) if (errs or nerrs) else ""
@@ -86,10 +86,11 @@ def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None
 
 
 def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path, *, run_id: str, config: dict,
-          budget: dict, preset: str | None = None, split: str = "test", jobs: int | None = None,
+          budget: dict, split: str = "test", jobs: int | None = None,
           device: str = "cpu", progress=None, metrics: list[str] | None = None,
           speed_extra: dict | None = None, started: float | None = None) -> Path:
-    """Score `model` on the prepared `split`, writing a complete run folder to `out_dir`."""
+    """Score `model` on the prepared `split`, writing a complete run folder to `out_dir`; `config` is the
+    run's configuration record (`bench.runconfig.RunConfig.record`), written as its config.json."""
     import soundfile as sf
 
     t_start = started or time.time()
@@ -115,7 +116,7 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
                 noisy = pt.load_noisy(split, utt)
                 enhanced = enhance_one(found, model, noisy, clean, device)
                 if utt in listen:
-                    sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(enhanced), 16000, subtype="PCM_16")
+                    sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(enhanced), SAMPLE_RATE, subtype="PCM_16")
                 futures.append(ex.submit(_score_one, (utt, clean, noisy, enhanced, names)))
                 # write finished rows as they come, keeping memory bounded
                 while futures and (futures[0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
@@ -140,7 +141,7 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
     for utt in listen:  # resumed runs may lack some listening files
         if not (out_dir / "enhanced" / f"{utt}.flac").exists():
             y = enhance_one(found, model, pt.load_noisy(split, utt), pt.load_clean(split, utt), device)
-            sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(y), 16000, subtype="PCM_16")
+            sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(y), SAMPLE_RATE, subtype="PCM_16")
 
     cols = ["utt_id", "seconds", *names, *[f"noisy_{m}" for m in names], "errors"]
     df = pd.DataFrame([done[u] for u in utt_ids])[cols].sort_values("utt_id").reset_index(drop=True)
@@ -155,7 +156,7 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
         "created": now_iso(),
         "model": {"name": a.name, "kind": found.kind, "description": a.description, "reference": a.reference,
                   "trainable": a.trainable, "causal": a.causal, "oracle": a.oracle,
-                  "parameters": count_parameters(model), "preset": preset},
+                  "parameters": count_parameters(model), "preset": config.get("preset")},
         "benchmark": {"bench_version": __version__, "protocol": pt.protocol.record(),
                       "track": pt.track.record(pt.root), "split": split},
         "metrics": summarize_metrics(df, names),

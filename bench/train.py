@@ -22,17 +22,21 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from bench import REPO_ROOT
+from bench import REPO_ROOT, SAMPLE_RATE
 from bench.adapters import Adapter, Found
 from bench.data.manifest import file_sha256
 from bench.data.prepared import PreparedTrack
 from bench.env import hardware_label
 from bench.errors import BenchError
 from bench.losses import build_loss
+
+if TYPE_CHECKING:   # the trainer reads the run configuration it is given (bench/runconfig.py sits above it)
+    from bench.runconfig import RunConfig
 
 RUNS_DIR = REPO_ROOT / "runs"
 
@@ -58,20 +62,6 @@ DEFAULTS = {
     "amp": "auto",                 # bf16 autocast on CUDA when "auto"/true; never on CPU
     "compile": False,
 }
-
-
-def train_config(adapter: Adapter, preset: str | None, overrides: dict) -> dict:
-    cfg = {**DEFAULTS, **adapter.train_config}
-    if preset and preset in adapter.presets:
-        cfg.update(adapter.presets[preset].get("train", {}))
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(cfg) - set(DEFAULTS)
-    if unknown:
-        raise BenchError(f"unknown training option(s) {sorted(unknown)}", hint=f"known: {', '.join(DEFAULTS)}")
-    if cfg["max_steps"] is None and cfg["max_minutes"] is None:
-        raise BenchError(f"no training budget for {adapter.name}",
-                         hint="pass --max-steps and/or --max-minutes, or a --preset (quick, full)")
-    return cfg
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,26 +185,22 @@ def training_run_dir(runs_dir: Path, pt: PreparedTrack, name: str, run_id: str) 
     return Path(runs_dir or RUNS_DIR) / pt.track.name / name / run_id
 
 
-def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, preset: str | None = None,
-          overrides: dict | None = None, device: str = "cpu", resume: bool = False, runs_dir: Path | None = None,
-          progress=None):
-    """Train `found.adapter` on the prepared track; returns (best model, budget record, what was trained:
-    ``{"model_config", "train_config", "preset"}``). A resumed run takes all three from its checkpoint."""
+def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, device: str = "cpu", resume: bool = False,
+          runs_dir: Path | None = None, progress=None):
+    """Train `found.adapter` on the prepared track with the resolved `run` configuration (for ``resume``:
+    the configuration of the run's last checkpoint, see `bench.pipeline.run_config`); returns (best
+    model, budget record, what was trained: ``{"model_config", "train_config", "preset"}``)."""
     adapter = found.adapter
+    model_config, cfg, preset = run.model_config, dict(run.train_config), run.preset
     rdir = training_run_dir(runs_dir, pt, adapter.name, run_id)
     last_path, best_path = rdir / "last.pt", rdir / "best.pt"
     if resume:
         if not last_path.exists():
             raise BenchError(f"nothing to resume: {last_path} does not exist", hint="check --run-id")
         ck = load_checkpoint(last_path)
-        cfg, model_config, preset = ck["train_config"], ck["model_config"], ck.get("preset")
-        for k, v in (overrides or {}).items():  # a resumed run may get a larger budget
-            if k in ("max_steps", "max_minutes") and v is not None:
-                cfg[k] = v
     else:
         if last_path.exists():
             raise BenchError(f"{rdir} already holds a training run", hint="pass --resume to continue it, or another --run-id")
-        cfg = train_config(adapter, preset, overrides or {})
         ck = None
     if device == "cpu":
         # intra-op threads that compete with the data workers for the same cores stall each other
@@ -232,7 +218,7 @@ def train(found: Found, pt: PreparedTrack, model_config: dict, *, run_id: str, p
 
     train_clean = pt.load_split("train")
     valid = [(pt.load_noisy("valid", u), pt.load_clean("valid", u)) for u in pt.utt_ids("valid")]
-    segment = int(round(cfg["segment_seconds"] * 16000))
+    segment = int(round(cfg["segment_seconds"] * SAMPLE_RATE))
     steps_per_epoch = max(1, int(round(sum(len(a) for a in train_clean.values()) / (segment * cfg["batch_size"]))))
     valid_every = steps_per_epoch if cfg["valid_every"] == "epoch" else int(cfg["valid_every"])
     data = SegmentBatches(train_clean, pt.protocol, cfg["batch_size"], segment, cfg["seed"], step)

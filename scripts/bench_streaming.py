@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.adapters import count_parameters, discover  # noqa: E402
 from bench.env import cpu_model  # noqa: E402
 from bench.speed import measure_rtf  # noqa: E402
-from bench.streaming import measure_stream_rtf  # noqa: E402
+from bench.speed import measure_stream_rtf  # noqa: E402
 
 TARGET_LATENCY_MS = 40.0     # DNS-challenge real-time track rule (algorithmic latency)
 TARGET_RTF_STREAM = 0.5      # this benchmark's goal for 1 CPU thread at the natural hop
@@ -161,7 +161,9 @@ def main(argv=None) -> int:
     for col in ("model", "params", "latency ms", "+hop ms", "hop", "RTF stream", "CPU RTF stream",
                 "floor", "RTF offline", "load"):
         t.add_column(col, justify="right")
-    fmt = lambda v, nd=3: "-" if v is None else f"{v:.{nd}f}"
+    def fmt(v, nd=3):
+        return "-" if v is None else f"{v:.{nd}f}"
+
     for r in rows:
         t.add_row(r["model"], f"{r['parameters']:,}", fmt(r["latency_ms"], 2), fmt(r.get("latency_with_hop_ms"), 2),
                   str(r.get("hop_samples", "-")), fmt(r.get("rtf_stream")), fmt(r.get("cpu_rtf_stream")),

@@ -1,7 +1,7 @@
-"""Tests of `bench check` (bench/contract.py): every contract rule is broken on purpose by a small
-adapter written into a temporary root (never into the repository), which must fail with the expected
-message; a well-behaved adapter passes every rule; and `bench check --all --quick` (what CI runs)
-passes on every adapter of the repository."""
+"""Tests of `bench check` (bench/check.py, bench/contract.py, bench/modelcard.py): every contract rule
+is broken on purpose by a small adapter written into a temporary root (never into the repository),
+which must fail with the expected message; a well-behaved adapter passes every rule; and `bench check
+--all --quick` (what CI runs) passes on every adapter of the repository."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.contract import FAIL, PASS, SKIP, WARN, check, check_all, parse_model_card
+from bench.check import check, check_all
+from bench.contract import FAIL, PASS, SKIP, WARN
+from bench.modelcard import parse_model_card
 
 CARD = """# {name}
 
@@ -125,7 +127,8 @@ def test_batch_statistics_fail_batch_invariance(tmp_path):
 
 
 def test_per_utterance_statistics_are_batch_invariant(tmp_path):
-    write_submission(tmp_path, "item-norm", adapter_source("item-norm", "0.5 * x / (x.abs().amax(-1, keepdim=True) + 1e-8) * self.w"))
+    write_submission(tmp_path, "item-norm",
+                     adapter_source("item-norm", "0.5 * x / (x.abs().amax(-1, keepdim=True) + 1e-8) * self.w"))
     assert run_check(tmp_path, "item-norm").ok
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from bench.data import download as dl
-from bench.data.download import EXTRACTED_MARKER, download, extract_zip, fetch_corpus
+from bench.data.archive import EXTRACTED_MARKER, extract_zip
+from bench.data.download import download, fetch_corpus
 from bench.errors import DataError
 
 pytestmark = pytest.mark.network

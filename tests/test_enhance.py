@@ -20,7 +20,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from baselines.demucs.adapter import Demucs as DemucsAdapter  # noqa: E402
-from bench.streaming import running_norm_reference  # noqa: E402
+from baselines.demucs.streamer import running_norm_reference  # noqa: E402
 
 FILES = ("p232_010.flac", "p232_014.flac")     # 2.8 s and 4.6 s of real noisy speech at 16 kHz
 TINY = {"hidden": 4, "depth": 4, "resample": 2}

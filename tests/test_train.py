@@ -19,6 +19,8 @@ from bench import REPO_ROOT
 from bench.adapters import Adapter, Found
 from bench.errors import BenchError
 from bench.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr
+from bench.pipeline import RunOptions, run_config
+from bench.runconfig import RunConfig
 from bench.train import SegmentBatches, load_checkpoint, train
 
 from conftest import make_tiny_prepared
@@ -98,6 +100,16 @@ def _found():
     return Found(adapter=TinyAdapter(), kind="submission", path=REPO_ROOT / "tests" / "test_train.py")
 
 
+def _fresh(preset=None, **train_overrides) -> RunConfig:
+    return RunConfig.resolve(TinyAdapter(), preset, train_overrides=train_overrides, train=True)
+
+
+def _resumed(pt, runs_dir, run_id, **train_overrides) -> RunConfig:
+    """The configuration `bench run --resume` trains with (bench.pipeline.run_config)."""
+    opts = RunOptions(resume=True, run_id=run_id, runs_dir=runs_dir, train_overrides=train_overrides)
+    return run_config(_found(), pt, opts, run_id)
+
+
 def _weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -117,9 +129,7 @@ def test_batches_depend_only_on_seed_and_step(tiny_prepared):
 
 
 def test_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatch):
-    cfg = TinyAdapter.config
-    budget_cfg = {"max_steps": 6}
-    train(_found(), tiny_prepared, cfg, run_id="full", overrides=budget_cfg, runs_dir=tmp_path)
+    train(_found(), tiny_prepared, _fresh(max_steps=6), run_id="full", runs_dir=tmp_path)
 
     # the same run, interrupted (Ctrl-C) while fetching the batch of step 5; last.pt holds step 4
     real_batch = SegmentBatches.batch
@@ -131,12 +141,12 @@ def test_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatc
 
     monkeypatch.setattr(SegmentBatches, "batch", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        train(_found(), tiny_prepared, cfg, run_id="split", overrides=budget_cfg, runs_dir=tmp_path)
+        train(_found(), tiny_prepared, _fresh(max_steps=6), run_id="split", runs_dir=tmp_path)
     monkeypatch.setattr(SegmentBatches, "batch", real_batch)
     rdir = tmp_path / "tiny-train" / "tiny-conv"
     assert load_checkpoint(rdir / "split" / "last.pt")["step"] == 4
-    _, budget, _ = train(_found(), tiny_prepared, cfg, run_id="split", overrides=budget_cfg, runs_dir=tmp_path,
-                         resume=True)
+    _, budget, _ = train(_found(), tiny_prepared, _resumed(tiny_prepared, tmp_path, "split", max_steps=6),
+                         run_id="split", runs_dir=tmp_path, resume=True)
     last_full = load_checkpoint(rdir / "full" / "last.pt")
     last_split = load_checkpoint(rdir / "split" / "last.pt")
     assert last_full["step"] == last_split["step"] == 6
@@ -149,8 +159,7 @@ def test_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatc
 
 
 def test_checkpoint_is_weights_only_and_budget_recorded(tiny_prepared, tmp_path):
-    model, budget, cfg = train(_found(), tiny_prepared, TinyAdapter.config, run_id="r", overrides={"max_steps": 4},
-                               runs_dir=tmp_path)
+    model, budget, cfg = train(_found(), tiny_prepared, _fresh(max_steps=4), run_id="r", runs_dir=tmp_path)
     rdir = tmp_path / "tiny-train" / "tiny-conv" / "r"
     for name in ("last.pt", "best.pt"):
         ck = torch.load(rdir / name, map_location="cpu", weights_only=True)
@@ -158,12 +167,12 @@ def test_checkpoint_is_weights_only_and_budget_recorded(tiny_prepared, tmp_path)
     assert (rdir / "log.csv").read_text().startswith("step,epoch,train_loss,valid_loss")
     assert budget["steps"] == 4 and budget["max_steps"] == 4 and budget["checkpoint_sha256"]
     with pytest.raises(BenchError, match="already holds a training run"):
-        train(_found(), tiny_prepared, TinyAdapter.config, run_id="r", overrides={"max_steps": 4}, runs_dir=tmp_path)
+        train(_found(), tiny_prepared, _fresh(max_steps=4), run_id="r", runs_dir=tmp_path)
 
 
 def test_missing_budget_is_a_clear_error(tiny_prepared, tmp_path):
     with pytest.raises(BenchError, match="no training budget"):
-        train(_found(), tiny_prepared, TinyAdapter.config, run_id="x", runs_dir=tmp_path)
+        train(_found(), tiny_prepared, _fresh(), run_id="x", runs_dir=tmp_path)
 
 
 def test_one_batch_overfit_loss_falls(tiny_prepared):
@@ -186,10 +195,10 @@ def test_one_batch_overfit_loss_falls(tiny_prepared):
 def test_resume_takes_config_and_preset_from_the_checkpoint(tiny_prepared, tmp_path):
     TinyAdapter.presets = {"quick": {"model": {"hidden": 4}, "train": {"max_steps": 2}}}
     try:
-        train(_found(), tiny_prepared, {"hidden": 4, "dropout": 0.1}, run_id="p", preset="quick", runs_dir=tmp_path)
+        train(_found(), tiny_prepared, _fresh("quick"), run_id="p", runs_dir=tmp_path)
         # resumed from the command line without --preset and with the default model config
-        model, budget, trained = train(_found(), tiny_prepared, TinyAdapter.config, run_id="p", resume=True,
-                                       overrides={"max_steps": 3}, runs_dir=tmp_path)
+        model, budget, trained = train(_found(), tiny_prepared, _resumed(tiny_prepared, tmp_path, "p", max_steps=3),
+                                       run_id="p", resume=True, runs_dir=tmp_path)
     finally:
         TinyAdapter.presets = {}
     assert trained["preset"] == "quick" and budget["preset"] == "quick"
@@ -217,3 +226,18 @@ def test_train_only_then_score_the_best_checkpoint(tiny_prepared, tmp_path):
     with pytest.raises(BenchError, match="exclude each other"):
         run(_found(), tiny_prepared, RunOptions(train_only=True, checkpoint=rdir / "best.pt", run_id="u",
                                                 runs_dir=tmp_path / "runs"))
+
+
+def test_unknown_preset_is_an_error_for_both_halves():
+    """The preset is validated once for the model and the training configuration alike (train_config
+    used to ignore an unknown preset silently)."""
+    from bench.runconfig import train_config
+
+    with pytest.raises(BenchError, match="no preset 'nope'"):
+        RunConfig.resolve(TinyAdapter(), "nope")
+    with pytest.raises(BenchError, match="no preset 'nope'"):
+        train_config(TinyAdapter(), "nope", {"max_steps": 1})
+    rc = _fresh(max_steps=2)
+    assert rc.preset is None and rc.train_config["max_steps"] == 2 and rc.model_config == TinyAdapter.config
+    assert rc.record("t", "p", "cpu") == {"model": "tiny-conv", "model_config": TinyAdapter.config, "preset": None,
+                                          "track": "t", "protocol": "p", "device": "cpu", "train": rc.train_config}

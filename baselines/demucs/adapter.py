@@ -7,7 +7,7 @@ model's default 56. That removes 126 samples of lookahead at H=48 / depth 5 / re
 (763 -> 637 samples, 47.69 -> 39.81 ms, within the DNS-challenge 40 ms rule) and changes no
 parameter (18,867,937).
 
-Online inference: `streamer` returns a `bench.streaming.DemucsStreamer` (chunks of any size in,
+Online inference: `streamer` returns a `baselines.demucs.streamer.DemucsStreamer` (chunks of any size in,
 enhanced audio out with a fixed delay of ``model.lookahead`` samples).
 """
 
@@ -47,6 +47,6 @@ class Demucs(Adapter):
         return model.algorithmic_latency_ms()
 
     def streamer(self, model):
-        from bench.streaming import DemucsStreamer
+        from .streamer import DemucsStreamer
 
         return DemucsStreamer(model) if getattr(model, "causal", False) else None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import __version__
+from bench import SAMPLE_RATE, __version__
 from bench.audio import (atomic_write_bytes, check_speech, from_pcm16, read_audio, resample, sha256_pcm16,
                          to_pcm16, write_wav_pcm16)
 from bench.data.corpus import scan
@@ -79,7 +79,7 @@ def _prepare_one(job: Job) -> dict:
         else:
             x, sr = _read_source(utt, Path(job.corpus_root), job.verify_source)
             check_speech(x, Path(job.corpus_root) / utt.path, allow_clipping=(utt.split == "train"))
-            q = write_wav_pcm16(clean_path, resample(x, sr, 16000))
+            q = write_wav_pcm16(clean_path, resample(x, sr, SAMPLE_RATE))
         out.update(clean_samples=int(q.shape[0]), clean_sha256=sha256_pcm16(q))
         if job.noisy_path:
             noisy_path = Path(job.noisy_path)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import SAMPLE_RATE
 from bench.audio import read_audio
 from bench.data.tracks import Track
 from bench.errors import DataError
@@ -86,6 +87,6 @@ class PreparedTrack:
 
 def _read16(path: Path) -> np.ndarray:
     x, sr = read_audio(path, mono="error")
-    if sr != 16000:
+    if sr != SAMPLE_RATE:
         raise DataError(f"{path}: prepared audio must be 16 kHz, is {sr} Hz; delete the prepared dir and prepare again")
     return x

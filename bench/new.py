@@ -1,20 +1,9 @@
-"""`bench new NAME`: scaffold a submission in ``submissions/<name_with_underscores>/``.
-
-Two files are written:
-
-``adapter.py``  the model (a tiny residual conv net on the waveform that trains and passes
-                ``bench check`` as generated) and its adapter. The adapter's class attributes
-                ``config`` / ``train_config`` / ``presets`` are the *one* source of truth for the
-                configuration: the trainer and the scorer read them, ``bench run`` records the resolved
-                values in ``results/.../config.json``, and ``--set`` / ``--train-set`` override them for
-                one run. There is deliberately no separate config file that could disagree with them.
-``README.md``   the model card (authors, paper, licence, training budget, notes), which
-                ``bench check`` requires for submissions. The scaffold fills every field with a
-                working default (the author from ``git config user.name``); the submitter edits them.
-
-Names are lowercase letters, digits and single '-' (starting with a letter); the folder is the
-name with '-' replaced by '_'. A name that an adapter already has, or whose folder/file exists in
-``baselines/`` or ``submissions/``, is refused.
+"""`bench new NAME`: scaffold a submission in ``submissions/<name_with_underscores>/``: ``adapter.py``
+(a tiny residual conv net that trains and passes ``bench check`` as generated; its class attributes
+``config`` / ``train_config`` / ``presets`` are the one source of the configuration, deliberately
+without a separate config file) and ``README.md``, the model card ``bench check`` requires, filled
+with working defaults (the author from ``git config user.name``). Names are lowercase letters, digits
+and single '-'; a name an adapter or a file in ``baselines/`` or ``submissions/`` already has is refused.
 """
 
 from __future__ import annotations
@@ -206,7 +195,7 @@ def scaffold(name: str, root: Path | None = None, *, author: str | None = None) 
 
 
 def cmd_new(args) -> int:
-    from bench.cli import console
+    from bench.console import console
 
     folder = scaffold(args.name, Path(args.root) if args.root else None, author=args.author)
     try:

@@ -1,5 +1,6 @@
 """`bench noise examples`: clean/noisy pairs as WAV and a clean-vs-noisy spectrogram figure, made
-by the real protocol from prepared test utterances, plus their PESQ-WB / STOI."""
+by the real protocol from prepared test utterances, plus their PESQ-WB / STOI; `bench noise show`:
+the protocol spec and its hash."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.audio import write_wav_pcm16
+from bench.console import console
+from bench.data.commands import add_dirs, add_track, prepared_track
 from bench.data.prepared import PreparedTrack
 
 DEFAULT_UTTERANCES = ("p232_005", "p257_011", "p232_170")
@@ -63,3 +66,44 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
     meta = {"protocol": proto.record(), "track": pt.track.name, "utterances": scores}
     (out_dir / "examples.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def cmd_examples(args) -> int:
+    from bench import REPO_ROOT
+
+    pt = prepared_track(args, prepare_if_missing=True)
+    out = Path(args.out) if args.out else REPO_ROOT / "docs" / "noise-examples"
+    meta = write_examples(pt, out, args.utterances, args.count)
+    from rich.table import Table
+
+    t = Table(title=f"noise examples ({pt.protocol.name}) -> {out}")
+    for col in ("utterance", "PESQ-WB", "STOI", "SI-SDR"):
+        t.add_column(col)
+    for utt, s in meta["utterances"].items():
+        t.add_row(utt, f"{s['pesq_wb']:.2f}", f"{s['stoi']:.3f}", f"{s['si_sdr']:.1f}")
+    console.print(t)
+    return 0
+
+
+def cmd_show(args) -> int:
+    import json
+
+    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+
+    p = Protocol.load(args.protocol or DEFAULT_PROTOCOL)
+    console.print_json(json.dumps({"sha256": p.sha256, **p.spec}))
+    return 0
+
+
+def register(subparsers) -> None:
+    noise = subparsers.add_parser("noise", help="the noising protocol").add_subparsers(dest="noise_cmd", required=True)
+    p = noise.add_parser("examples", help="write clean/noisy example pairs (WAV) and a spectrogram figure (PNG)")
+    add_track(p)
+    add_dirs(p)
+    p.add_argument("--out", default=None, help="output folder (default: docs/noise-examples)")
+    p.add_argument("--count", type=int, default=3)
+    p.add_argument("--utterances", nargs="*", default=None)
+    p.set_defaults(func=cmd_examples)
+    p = noise.add_parser("show", help="print the protocol spec and its hash")
+    p.add_argument("--protocol", default=None)
+    p.set_defaults(func=cmd_show)

@@ -1,4 +1,4 @@
-"""Tests of `bench new` (bench/scaffold.py): names are validated, the scaffold is generated into a
+"""Tests of `bench new` (bench/new.py): names are validated, the scaffold is generated into a
 temporary root (never the repository), passes `bench check` as generated, and trains a few steps
 through the real pipeline (train -> score -> results) on a tiny prepared track."""
 
@@ -11,9 +11,10 @@ import pytest
 from bench import REPO_ROOT
 from bench.adapters import discover
 from bench.cli import main
-from bench.contract import PASS, WARN, check
+from bench.check import check
+from bench.contract import PASS, WARN
 from bench.errors import BenchError
-from bench.scaffold import class_name, folder_name, scaffold, validate_name
+from bench.new import class_name, folder_name, scaffold, validate_name
 
 from conftest import make_tiny_prepared
 
