@@ -35,7 +35,7 @@ from bench.data.tracks import load_track
 from bench.errors import BenchError
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 from bench.protocol import batched as TB
-from bench.protocol.batched import BatchContext, BatchedProtocol, band_rectangles
+from bench.protocol.batched import BatchContext, BatchedProtocol, at_or_above_quantile, band_rectangles
 from bench.protocol.manipulations import MANIPULATIONS, Context
 
 from conftest import speech_like
@@ -43,6 +43,8 @@ from conftest import speech_like
 Z_MAX = 4.5
 P_MIN = 1e-4
 SR, N_FFT, HOP = 16000, 512, 128
+#: the torch path is tested on every device this machine has (CUDA too where present)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(scope="module")
@@ -72,25 +74,25 @@ def gaussian_X(items: int, bins: int, frames: int, seed: int) -> np.ndarray:
 
 
 def run_both(op: str, X: np.ndarray, ref_params: dict, torch_params: dict, *, clean_power=None, seed=0,
-             chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+             chunk: int = 64, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(numpy reference output, torch output) of manipulation `op` on each item of X (items, F, N)."""
     power = np.ones(len(X)) if clean_power is None else np.asarray(clean_power, dtype=np.float64)
     ref = np.stack([MANIPULATIONS[op](X[i], np.random.default_rng([seed, i]), Context(SR, N_FFT, HOP, power[i]),
                                       **ref_params) for i in range(len(X))])
-    gen = torch.Generator().manual_seed(10_000 + seed)
+    gen = torch.Generator(device).manual_seed(10_000 + seed)
     out = []
     for s in range(0, len(X), chunk):
-        ctx = BatchContext(SR, N_FFT, HOP, torch.tensor(power[s:s + chunk], dtype=torch.float32))
-        Xt = torch.from_numpy(X[s:s + chunk]).to(torch.complex64)
-        out.append(getattr(TB, op)(Xt, gen, ctx, **torch_params).numpy())
+        ctx = BatchContext(SR, N_FFT, HOP, torch.tensor(power[s:s + chunk], dtype=torch.float32, device=device))
+        Xt = torch.from_numpy(X[s:s + chunk]).to(device=device, dtype=torch.complex64)
+        out.append(getattr(TB, op)(Xt, gen, ctx, **torch_params).cpu().numpy())
     return ref, np.concatenate(out)
 
 
 # ---------------------------------------------------------------------------------------------
 # per-manipulation equivalence: each check returns {statistic: (value, ok)}
-def check_zero_strongest(ref_params: dict, torch_params: dict) -> dict:
+def check_zero_strongest(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
     X = gaussian_X(8, 257, 400, seed=1)
-    ref, out = run_both("zero_strongest", X, ref_params, torch_params, seed=1)
+    ref, out = run_both("zero_strongest", X, ref_params, torch_params, seed=1, device=device)
     mag = np.abs(X)
     top = mag >= np.quantile(mag.reshape(len(X), -1), 1 - ref_params["top_fraction"], axis=1)[:, None, None]
     z = z_two_proportions(int((out == 0)[top].sum()), int(top.sum()), int((ref == 0)[top].sum()), int(top.sum()))
@@ -98,25 +100,25 @@ def check_zero_strongest(ref_params: dict, torch_params: dict) -> dict:
     return {"z(zeroed among the top)": (z, abs(z) < Z_MAX), "zeroed outside the top": (outside, outside == 0)}
 
 
-def check_zero_random(ref_params: dict, torch_params: dict) -> dict:
+def check_zero_random(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
     X = gaussian_X(8, 257, 400, seed=2)
-    ref, out = run_both("zero_random", X, ref_params, torch_params, seed=2)
+    ref, out = run_both("zero_random", X, ref_params, torch_params, seed=2, device=device)
     z = z_two_proportions(int((out == 0).sum()), out.size, int((ref == 0).sum()), ref.size)
     return {"z(zeroed fraction)": (z, abs(z) < Z_MAX)}
 
 
-def check_zero_frames(ref_params: dict, torch_params: dict) -> dict:
+def check_zero_frames(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
     X = gaussian_X(16, 4, 6000, seed=3)  # the op acts on whole frames: few bins, many frames
-    ref, out = run_both("zero_frames", X, ref_params, torch_params, seed=3)
+    ref, out = run_both("zero_frames", X, ref_params, torch_params, seed=3, device=device)
     f_out, f_ref = np.all(out == 0, axis=1), np.all(ref == 0, axis=1)
     z = z_two_proportions(int(f_out.sum()), f_out.size, int(f_ref.sum()), f_ref.size)
     partial = int(((out == 0).any(axis=1) & ~f_out).sum())
     return {"z(zeroed frames)": (z, abs(z) < Z_MAX), "partly zeroed frames": (partial, partial == 0)}
 
 
-def check_scale_random(ref_params: dict, torch_params: dict) -> dict:
+def check_scale_random(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
     X = gaussian_X(8, 257, 200, seed=4)
-    ref, out = run_both("scale_random", X, ref_params, torch_params, seed=4)
+    ref, out = run_both("scale_random", X, ref_params, torch_params, seed=4, device=device)
     Xc = X.astype(np.complex64)
     ch_out, ch_ref = out != Xc, ref != X
     z = z_two_proportions(int(ch_out.sum()), out.size, int(ch_ref.sum()), ref.size)
@@ -143,11 +145,11 @@ def _floor_estimates(Y: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.n
     return frac, snr, tilt
 
 
-def check_add_floor(ref_params: dict, torch_params: dict) -> dict:
+def check_add_floor(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
     items = 800
     power = 10.0 ** np.random.default_rng(5).uniform(-3, 1, items)  # the SNR is relative to each item's power
     Z = np.zeros((items, 257, 50), complex)
-    ref, out = run_both("add_floor", Z, ref_params, torch_params, clean_power=power, seed=5, chunk=100)
+    ref, out = run_both("add_floor", Z, ref_params, torch_params, clean_power=power, seed=5, chunk=100, device=device)
     (fo, so, to), (fr, sr, tr) = _floor_estimates(out, power), _floor_estimates(ref, power)
     z = z_two_proportions(int(round(fo.sum() * Z[0].size)), Z.size, int(round(fr.sum() * Z[0].size)), Z.size)
     ks_snr, ks_tilt = stats.ks_2samp(so, sr).pvalue, stats.ks_2samp(to, tr).pvalue
@@ -157,18 +159,18 @@ def check_add_floor(ref_params: dict, torch_params: dict) -> dict:
             "KS p(tilt dB/oct)": (ks_tilt, ks_tilt > P_MIN), "KS p(phase uniform)": (ks_phase, ks_phase > P_MIN)}
 
 
-def check_zero_bands(ref_params: dict, torch_params: dict) -> dict:
+def check_zero_bands(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
     """The zeroed area per item (reference vs torch), and the torch draws against their exact laws."""
     items, frames = 400, 250
     X = np.ones((items, 257, frames), complex)
-    ref, out = run_both("zero_bands", X, ref_params, torch_params, seed=6, chunk=50)
+    ref, out = run_both("zero_bands", X, ref_params, torch_params, seed=6, chunk=50, device=device)
     a_out, a_ref = (out == 0).mean(axis=(1, 2)), (ref == 0).mean(axis=(1, 2))
     res = {"z(mean zeroed area)": (z_welch(a_out, a_ref), abs(z_welch(a_out, a_ref)) < Z_MAX),
            "KS p(zeroed area)": (stats.ks_2samp(a_out, a_ref).pvalue, stats.ks_2samp(a_out, a_ref).pvalue > P_MIN)}
     # the torch draws themselves, against the laws the spec's (reference) parameters define
-    ctx = BatchContext(SR, N_FFT, HOP, torch.ones(items))
-    count, f0, width, t0, nfr = band_rectangles(torch.zeros(items, 257, frames), torch.Generator().manual_seed(7),
-                                                ctx, **torch_params)
+    ctx = BatchContext(SR, N_FFT, HOP, torch.ones(items, device=device))
+    count, f0, width, t0, nfr = (v.cpu() for v in band_rectangles(
+        torch.zeros(items, 257, frames, device=device), torch.Generator(device).manual_seed(7), ctx, **torch_params))
     lam = ref_params["rate_per_second"] * frames * HOP / SR
     zc = (count.sum().item() - items * lam) / math.sqrt(items * lam)
     res["z(Poisson count)"] = (zc, abs(zc) < Z_MAX)
@@ -216,11 +218,12 @@ def test_every_op_has_a_torch_twin_with_the_same_parameters():
         assert keywords(MANIPULATIONS[op]) == keywords(TB.TORCH_MANIPULATIONS[op]), op
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["stft-v1", "stft-heavy-v1"])
 @pytest.mark.parametrize("op", list(CHECKS))
-def test_manipulation_statistics_match_the_reference(name, op):
+def test_manipulation_statistics_match_the_reference(name, op, device):
     params = params_of(Protocol.load(name), op)
-    result = CHECKS[op](params, params)
+    result = CHECKS[op](params, params, device)
     assert not failures(result), f"{name} {op}: {result}"
 
 
@@ -250,18 +253,32 @@ def test_a_mutated_parameter_fails_the_equivalence_test(proto, mutation):
     assert failures(result), f"{mutation} passes the equivalence test of {op}: {result}"
 
 
+def test_strongest_threshold_is_numpys_quantile():
+    """The set `values >= at_or_above_quantile(...)` is exactly `values >= numpy.quantile(...)` per row,
+    including ties and rows where the quantile position is a whole number."""
+    rng = np.random.default_rng(0)
+    rows = [rng.rayleigh(size=1001), rng.rayleigh(size=1000), rng.integers(0, 5, 999).astype(float),
+            np.r_[np.zeros(600), rng.rayleigh(size=401)]]
+    for q in (0.9, 0.5, 0.0, 0.999, 0.3):
+        for row in rows:
+            thr = at_or_above_quantile(torch.from_numpy(row)[None], q)
+            assert np.array_equal(row >= thr.item(), row >= np.quantile(row, q)), (q, len(row))
+
+
 # ---------------------------------------------------------------------------------------------
 # the whole path
-def test_output_shape_dtype_and_clip(proto):
-    bp = BatchedProtocol(proto)
-    x = torch.from_numpy(np.stack([speech_like(12000, SR, seed=s, peak=1.0) for s in range(3)])).float()
+@pytest.mark.parametrize("device", DEVICES)
+def test_output_shape_dtype_and_clip(proto, device):
+    bp = BatchedProtocol(proto, device)
+    x = torch.from_numpy(np.stack([speech_like(12000, SR, seed=s, peak=1.0) for s in range(3)])).float().to(device)
     y = bp.apply(x, bp.generator(0, 0))
     assert y.shape == x.shape and y.dtype == torch.float32 and y.device == x.device
+    assert (y - x).square().mean() > 1e-4 * x.square().mean()  # noised
     assert torch.isfinite(y).all() and y.abs().max() <= 1.0
     with pytest.raises(BenchError, match="needs more than 256"):
-        bp.apply(torch.zeros(2, 256), bp.generator(0, 0))
+        bp.apply(torch.zeros(2, 256), bp.generator(0, 0, device="cpu"))
     with pytest.raises(BenchError, match=r"expected a float \(batch, time\) tensor, got \(1000,\)"):
-        bp.apply(torch.zeros(1000), bp.generator(0, 0))
+        bp.apply(torch.zeros(1000), bp.generator(0, 0, device="cpu"))
 
 
 def test_each_item_is_noised_as_if_alone(proto):
@@ -276,12 +293,14 @@ def test_each_item_is_noised_as_if_alone(proto):
     assert torch.allclose(y2[1], 0.1 * y1[1], atol=1e-5, rtol=1e-3)
 
 
-def test_same_seed_and_step_give_the_same_batch(proto):
-    bp = BatchedProtocol(proto)
-    x = torch.from_numpy(np.stack([speech_like(16000, SR, seed=s) for s in range(4)])).float()
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_and_step_give_the_same_batch(proto, device):
+    bp = BatchedProtocol(proto, device)
+    x = torch.from_numpy(np.stack([speech_like(16000, SR, seed=s) for s in range(4)])).float().to(device)
     a = bp.apply(x, bp.generator(seed=0, step=17))
-    b = BatchedProtocol(Protocol.from_spec(copy.deepcopy(proto.spec))).apply(x.clone(), bp.generator(seed=0, step=17))
-    assert a.numpy().tobytes() == b.numpy().tobytes()
+    b = BatchedProtocol(Protocol.from_spec(copy.deepcopy(proto.spec)), device).apply(x.clone(),
+                                                                                      bp.generator(seed=0, step=17))
+    assert a.cpu().numpy().tobytes() == b.cpu().numpy().tobytes()
     for other in (bp.generator(seed=0, step=18), bp.generator(seed=1, step=17)):
         assert (bp.apply(x, other) != a).float().mean() > 0.5
     # a different protocol gives a different stream for the same (seed, step)

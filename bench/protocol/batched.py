@@ -55,30 +55,35 @@ def _uniform(X, gen, lo: float, hi: float, *shape):
     return lo + (hi - lo) * _rand(X, gen, *shape)
 
 
-def item_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
-    """Per-row quantile of a ``(batch, n)`` tensor with numpy's default (linear) interpolation.
+def _zero(X, mask):
+    return torch.where(mask, 0, X)
 
-    Uses two `torch.kthvalue` calls, which has no size limit (unlike `torch.quantile`)."""
+
+def _power(X):
+    return X.real.square() + X.imag.square()
+
+
+def at_or_above_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """Per row of ``(batch, n)``, the order statistic ``t`` such that ``values >= t`` is exactly
+    ``values >= numpy.quantile(row, q)`` (numpy's default linear interpolation): the quantile lies
+    between the order statistics ``floor(pos)`` and ``ceil(pos)`` (``pos = q (n - 1)``), so nothing but
+    the upper one can be reached from above. It is invariant under any increasing map of the values
+    (magnitude or power). One `torch.kthvalue`, which has no size limit (unlike `torch.quantile`)."""
     n = values.shape[1]
-    pos = q * (n - 1)
-    lo = int(math.floor(pos))
-    hi = min(lo + 1, n - 1)
-    v_lo = torch.kthvalue(values, lo + 1, dim=1).values
-    v_hi = v_lo if hi == lo else torch.kthvalue(values, hi + 1, dim=1).values
-    return v_lo + (v_hi - v_lo) * (pos - lo)
+    k = min(int(math.ceil(q * (n - 1))), n - 1)
+    return torch.kthvalue(values, k + 1, dim=1).values
 
 
 def zero_strongest(X, gen, ctx, *, top_fraction: float, prob: float):
     """Zero each of an item's strongest `top_fraction` coefficients (by magnitude) with probability `prob`."""
-    mag = X.abs()
-    thr = item_quantile(mag.flatten(1), 1.0 - top_fraction)[:, None, None]
-    hit = (mag >= thr) & (mag > 0) & (_rand(X, gen, *X.shape) < prob)
-    return X.masked_fill(hit, 0)
+    power = _power(X)
+    thr = at_or_above_quantile(power.flatten(1), 1.0 - top_fraction)[:, None, None]
+    return _zero(X, (power >= thr) & (power > 0) & (_rand(X, gen, *X.shape) < prob))
 
 
 def zero_random(X, gen, ctx, *, prob: float):
     """Zero each coefficient independently with probability `prob`."""
-    return X.masked_fill(_rand(X, gen, *X.shape) < prob, 0)
+    return _zero(X, _rand(X, gen, *X.shape) < prob)
 
 
 def band_count_cap(mean: float) -> int:
@@ -112,34 +117,35 @@ def band_rectangles(X, gen, ctx, *, rate_per_second: float, width_hz, duration_m
 
 
 def zero_bands(X, gen, ctx, *, rate_per_second: float, width_hz, duration_ms, freq_range_hz):
-    """Zero time-frequency rectangles (see `band_rectangles`); vectorised over items and rectangles:
-    a rectangle is the outer product of its bin mask and its frame mask, their union a batched matmul."""
+    """Zero time-frequency rectangles (see `band_rectangles`), vectorised over items and rectangles: each
+    rectangle adds +1/-1 at its four corners of a 2-D difference array whose double cumulative sum counts
+    the rectangles covering each coefficient (unused rectangles add 0)."""
     count, f0, width, t0, frames = band_rectangles(X, gen, ctx, rate_per_second=rate_per_second, width_hz=width_hz,
                                                    duration_ms=duration_ms, freq_range_hz=freq_range_hz)
     B, n_bins, n_frames = X.shape
     cap = f0.shape[1]
     if cap == 0:
         return X
-    used = torch.arange(cap, device=X.device)[None, :] < count[:, None]  # (B, cap)
-    f = torch.arange(n_bins, device=X.device)[None, None, :]
-    t = torch.arange(n_frames, device=X.device)[None, None, :]
-    in_band = (f >= f0[..., None]) & (f < (f0 + width)[..., None]) & used[..., None]  # (B, cap, F)
-    in_time = (t >= t0[..., None]) & (t < (t0 + frames)[..., None])  # (B, cap, N)
-    covered = torch.bmm(in_band.transpose(1, 2).float(), in_time.float()) > 0  # (B, F, N)
-    return X.masked_fill(covered, 0)
+    used = (torch.arange(cap, device=X.device)[None, :] < count[:, None]).to(torch.int32)  # (B, cap)
+    f1, t1 = (f0 + width).clamp(max=n_bins), (t0 + frames).clamp(max=n_frames)
+    diff = torch.zeros(B, (n_bins + 1) * (n_frames + 1), dtype=torch.int32, device=X.device)
+    for f, t, sign in ((f0, t0, 1), (f1, t0, -1), (f0, t1, -1), (f1, t1, 1)):
+        diff.scatter_add_(1, f * (n_frames + 1) + t, sign * used)
+    covered = diff.view(B, n_bins + 1, n_frames + 1).cumsum(1).cumsum(2)[:, :n_bins, :n_frames] > 0
+    return _zero(X, covered)
 
 
 def zero_frames(X, gen, ctx, *, prob: float):
     """Zero whole STFT frames with probability `prob` each."""
     B, _, n_frames = X.shape
-    return X.masked_fill((_rand(X, gen, B, 1, n_frames) < prob), 0)
+    return _zero(X, _rand(X, gen, B, 1, n_frames) < prob)
 
 
 def scale_random(X, gen, ctx, *, prob: float, gain_db):
     """Multiply each coefficient with probability `prob` by a gain uniform in dB in `gain_db`."""
     mask = _rand(X, gen, *X.shape) < prob
-    gains = torch.pow(10.0, _uniform(X, gen, gain_db[0], gain_db[1], *X.shape) / 20.0)
-    return X * torch.where(mask, gains, torch.ones_like(gains))
+    gains = torch.exp(_uniform(X, gen, gain_db[0], gain_db[1], *X.shape) * (math.log(10.0) / 20.0))
+    return X * gains.masked_fill_(~mask, 1.0)
 
 
 def add_floor(X, gen, ctx, *, prob: float, snr_db, tilt_db_per_octave, reference_hz: float):
@@ -158,8 +164,8 @@ def add_floor(X, gen, ctx, *, prob: float, snr_db, tilt_db_per_octave, reference
     re = torch.randn(X.shape, generator=gen, device=X.device, dtype=torch.float32)
     im = torch.randn(X.shape, generator=gen, device=X.device, dtype=torch.float32)
     mask = _rand(X, gen, *X.shape) < prob
-    noise = torch.complex(re * scale, im * scale)
-    return X + noise.masked_fill(~mask, 0)
+    scale = scale * mask
+    return X + torch.complex(re.mul_(scale), im.mul_(scale))
 
 
 TORCH_MANIPULATIONS = {
@@ -263,7 +269,7 @@ class BatchedProtocol:
             raise BenchError(f"protocol {self.name} (batched): segments of {n} samples; needs more than {self.n_fft // 2}")
         X = self.stft(clean.to(torch.float32))
         ctx = BatchContext(self.protocol.sample_rate, self.n_fft, self.hop_length,
-                           clean_power=(X.real ** 2 + X.imag ** 2).mean(dim=(1, 2)))
+                           clean_power=_power(X).mean(dim=(1, 2)))
         for op, params in self.steps:
             X = op(X, generator, ctx, **params)
         return self.istft(X, n).clamp_(-self.clip, self.clip)
