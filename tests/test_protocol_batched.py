@@ -149,7 +149,8 @@ def check_add_floor(ref_params: dict, torch_params: dict, device: str = "cpu") -
     items = 800
     power = 10.0 ** np.random.default_rng(5).uniform(-3, 1, items)  # the SNR is relative to each item's power
     Z = np.zeros((items, 257, 50), complex)
-    ref, out = run_both("add_floor", Z, ref_params, torch_params, clean_power=power, seed=5, chunk=100, device=device)
+    ref, out = run_both("add_floor", Z, ref_params, torch_params, clean_power=power, seed=5, chunk=100,
+                        device=device)
     (fo, so, to), (fr, sr, tr) = _floor_estimates(out, power), _floor_estimates(ref, power)
     z = z_two_proportions(int(round(fo.sum() * Z[0].size)), Z.size, int(round(fr.sum() * Z[0].size)), Z.size)
     ks_snr, ks_tilt = stats.ks_2samp(so, sr).pvalue, stats.ks_2samp(to, tr).pvalue
@@ -169,8 +170,9 @@ def check_zero_bands(ref_params: dict, torch_params: dict, device: str = "cpu") 
            "KS p(zeroed area)": (stats.ks_2samp(a_out, a_ref).pvalue, stats.ks_2samp(a_out, a_ref).pvalue > P_MIN)}
     # the torch draws themselves, against the laws the spec's (reference) parameters define
     ctx = BatchContext(SR, N_FFT, HOP, torch.ones(items, device=device))
-    count, f0, width, t0, nfr = (v.cpu() for v in band_rectangles(
-        torch.zeros(items, 257, frames, device=device), torch.Generator(device).manual_seed(7), ctx, **torch_params))
+    empty = torch.zeros(items, 257, frames, device=device)
+    count, f0, width, t0, nfr = (v.cpu() for v in band_rectangles(empty, torch.Generator(device).manual_seed(7),
+                                                                  ctx, **torch_params))
     lam = ref_params["rate_per_second"] * frames * HOP / SR
     zc = (count.sum().item() - items * lam) / math.sqrt(items * lam)
     res["z(Poisson count)"] = (zc, abs(zc) < Z_MAX)
@@ -178,15 +180,17 @@ def check_zero_bands(ref_params: dict, torch_params: dict, device: str = "cpu") 
     for name, drawn, rng_, unit in (("width", width, ref_params["width_hz"], SR / N_FFT),
                                     ("duration", nfr, ref_params["duration_ms"], 1000 * HOP / SR)):
         values = drawn[used].numpy()
-        ks = np.arange(1, int(rng_[1] / unit) + 3)
-        # P(max(1, round(U(a, b) / unit)) = k): the part of [a, b] that rounds to k
+        # P(round(U(a, b) / unit) = k) is the part of [a, b] that rounds to k; max(1, .) moves k = 0 to 1
+        ks = np.arange(0, int(rng_[1] / unit) + 3)
         lo_e, hi_e = np.maximum((ks - 0.5) * unit, rng_[0]), np.minimum((ks + 0.5) * unit, rng_[1])
         pmf = np.clip(hi_e - lo_e, 0, None) / (rng_[1] - rng_[0])
-        pmf[0] += max(0.0, min(0.5 * unit, rng_[1]) - rng_[0]) / (rng_[1] - rng_[0]) if rng_[0] < 0.5 * unit else 0.0
+        pmf[1] += pmf[0]
+        pmf[0] = 0.0
         observed = np.array([(values == k).sum() for k in ks])
         keep = pmf > 0
-        outside = int(len(values) - observed[keep].sum())
-        p = stats.chisquare(observed[keep], pmf[keep] / pmf[keep].sum() * observed[keep].sum()).pvalue if not outside else 0.0
+        outside = int(len(values) - observed[keep].sum())  # a value the law cannot produce fails the test
+        expected = pmf[keep] / pmf[keep].sum() * observed[keep].sum()
+        p = 0.0 if outside else stats.chisquare(observed[keep], expected).pvalue
         res[f"chi2 p({name})"] = (p, p > P_MIN)
     # the start bin / frame ranges of the reference: f0 in [lo_bin, max(lo_bin + 1, hi_bin - width + 1)),
     # t0 in [0, max(1, frames - duration + 1))
@@ -298,8 +302,8 @@ def test_same_seed_and_step_give_the_same_batch(proto, device):
     bp = BatchedProtocol(proto, device)
     x = torch.from_numpy(np.stack([speech_like(16000, SR, seed=s) for s in range(4)])).float().to(device)
     a = bp.apply(x, bp.generator(seed=0, step=17))
-    b = BatchedProtocol(Protocol.from_spec(copy.deepcopy(proto.spec)), device).apply(x.clone(),
-                                                                                      bp.generator(seed=0, step=17))
+    twin = BatchedProtocol(Protocol.from_spec(copy.deepcopy(proto.spec)), device)
+    b = twin.apply(x.clone(), twin.generator(seed=0, step=17))
     assert a.cpu().numpy().tobytes() == b.cpu().numpy().tobytes()
     for other in (bp.generator(seed=0, step=18), bp.generator(seed=1, step=17)):
         assert (bp.apply(x, other) != a).float().mean() > 0.5
@@ -322,9 +326,12 @@ def _unchecked(spec: dict) -> Protocol:
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda s: s["manipulations"].append({"op": "reverse_time", "prob": 1.0}), r"manipulation 6: op 'reverse_time'"),
-    (lambda s: s["manipulations"][1].pop("prob"), r"manipulation 1 \(zero_random\) with missing parameter\(s\) prob"),
-    (lambda s: s["manipulations"][5].update(snr=[1, 2]), r"manipulation 5 \(add_floor\) with unknown parameter\(s\) snr"),
+    (lambda s: s["manipulations"].append({"op": "reverse_time", "prob": 1.0}),
+     r"manipulation 6: op 'reverse_time'"),
+    (lambda s: s["manipulations"][1].pop("prob"),
+     r"manipulation 1 \(zero_random\) with missing parameter\(s\) prob"),
+    (lambda s: s["manipulations"][5].update(snr=[1, 2]),
+     r"manipulation 5 \(add_floor\) with unknown parameter\(s\) snr"),
     (lambda s: s["stft"].update(window="hamming"), r"STFT window 'hamming'"),
     (lambda s: s["stft"].update(win_length=400), r"win_length 400 != n_fft 512"),
     (lambda s: s.update(reverb={"rt60": 0.3}), r"field\(s\) reverb"),

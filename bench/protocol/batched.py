@@ -178,7 +178,8 @@ TORCH_MANIPULATIONS = {
 }
 
 #: what this path knows of a spec; anything else in it is something it would silently ignore
-KNOWN_FIELDS = {"name", "id", "version", "description", "sample_rate", "stft", "seeding", "manipulations", "output"}
+KNOWN_FIELDS = {"name", "id", "version", "description", "sample_rate", "stft", "seeding", "manipulations",
+                "output"}
 STFT_FIELDS = {"n_fft", "hop_length", "win_length", "window", "center", "pad_mode", "dtype"}
 OUTPUT_FIELDS = {"clip", "storage"}
 
@@ -194,9 +195,11 @@ def check_supported(spec: dict) -> None:
 
     def fail(what: str):
         raise BenchError(f"protocol {name}: the batched torch path does not implement {what}",
-                         hint="use the numpy reference (Protocol.apply), or implement it in bench/protocol/batched.py")
+                         hint="use the numpy reference (Protocol.apply), or implement it in "
+                              "bench/protocol/batched.py")
 
-    for where, got, known in (("field", set(spec), KNOWN_FIELDS), ("stft field", set(spec.get("stft", {})), STFT_FIELDS),
+    for where, got, known in (("field", set(spec), KNOWN_FIELDS),
+                              ("stft field", set(spec.get("stft", {})), STFT_FIELDS),
                               ("output field", set(spec.get("output", {})), OUTPUT_FIELDS)):
         if got - known:
             fail(f"the {where}(s) {', '.join(sorted(got - known))}")
@@ -206,7 +209,8 @@ def check_supported(spec: dict) -> None:
     if st.get("win_length") != st.get("n_fft"):
         fail(f"win_length {st.get('win_length')} != n_fft {st.get('n_fft')}")
     if st.get("center") is not True or st.get("pad_mode") not in ("reflect", "constant"):
-        fail(f"center={st.get('center')!r}, pad_mode={st.get('pad_mode')!r} (needs center=true, reflect or constant)")
+        fail(f"center={st.get('center')!r}, pad_mode={st.get('pad_mode')!r} "
+             "(needs center=true, reflect or constant)")
     for i, step in enumerate(spec["manipulations"]):
         op = step.get("op")
         if op not in TORCH_MANIPULATIONS:
@@ -237,15 +241,18 @@ class BatchedProtocol:
         return self.protocol.name
 
     def generator(self, seed: int, step: int, device: str | torch.device | None = None) -> torch.Generator:
-        """A generator on `device` (default: this protocol's) seeded from sha256(name | global seed | seed | step)."""
-        key = "\x1f".join([self.name, str(self.protocol.global_seed), "batched-train", str(int(seed)), str(int(step))])
+        """A generator on `device` (default: this protocol's), seeded from
+        sha256(name | global seed | "batched-train" | seed | step)."""
+        key = "\x1f".join([self.name, str(self.protocol.global_seed), "batched-train", str(int(seed)),
+                           str(int(step))])
         g = torch.Generator(device=torch.device(device) if device is not None else self.device)
         g.manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & ((1 << 63) - 1))
         return g
 
     def _window(self, device: torch.device) -> torch.Tensor:
         if device not in self._windows:
-            self._windows[device] = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float32, device=device)
+            self._windows[device] = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float32,
+                                                      device=device)
         return self._windows[device]
 
     def stft(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,11 +269,13 @@ class BatchedProtocol:
             got = tuple(clean.shape) if isinstance(clean, torch.Tensor) else type(clean).__name__
             raise BenchError(f"protocol {self.name} (batched): expected a float (batch, time) tensor, got {got}")
         if generator.device.type != clean.device.type:
-            raise BenchError(f"protocol {self.name} (batched): generator on {generator.device}, batch on {clean.device}",
-                             hint="make the generator with BatchedProtocol.generator(seed, step, device=batch.device)")
+            raise BenchError(f"protocol {self.name} (batched): generator on {generator.device}, "
+                             f"batch on {clean.device}",
+                             hint="make it with BatchedProtocol.generator(seed, step, device=batch.device)")
         n = clean.shape[1]
         if n <= self.n_fft // 2:
-            raise BenchError(f"protocol {self.name} (batched): segments of {n} samples; needs more than {self.n_fft // 2}")
+            raise BenchError(f"protocol {self.name} (batched): segments of {n} samples; "
+                             f"needs more than {self.n_fft // 2}")
         X = self.stft(clean.to(torch.float32))
         ctx = BatchContext(self.protocol.sample_rate, self.n_fft, self.hop_length,
                            clean_power=_power(X).mean(dim=(1, 2)))
