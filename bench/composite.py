@@ -113,7 +113,8 @@ def _trimmed_mean(values: np.ndarray, keep: float = TRIM_FRACTION) -> float:
 def _autocorrelation(frames: np.ndarray, order: int) -> np.ndarray:
     """(frames, order + 1) lags 0..order of each frame."""
     w = frames.shape[1]
-    return np.stack([np.einsum("ij,ij->i", frames[:, : w - k], frames[:, k:]) for k in range(order + 1)], axis=1)
+    lags = [np.einsum("ij,ij->i", frames[:, : w - k], frames[:, k:]) for k in range(order + 1)]
+    return np.stack(lags, axis=1)
 
 
 def _levinson(r: np.ndarray) -> np.ndarray:
@@ -134,7 +135,8 @@ def _levinson(r: np.ndarray) -> np.ndarray:
 
 
 def _toeplitz_form(a: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """a T(r) a^T per frame, T(r) the symmetric Toeplitz matrix of r: r_0 c_0 + 2 sum_k r_k c_k, c = a's autocorr."""
+    """a T(r) a^T per frame, T(r) the symmetric Toeplitz matrix of r: r_0 c_0 + 2 sum_k r_k c_k,
+    c the autocorrelation of a."""
     c = _autocorrelation(a, a.shape[1] - 1)
     return r[:, 0] * c[:, 0] + 2.0 * np.einsum("ij,ij->i", r[:, 1:], c[:, 1:])
 

@@ -64,7 +64,7 @@ def unavailable_reason() -> str | None:
     if missing:
         return f"DNSMOS needs the optional package(s) {', '.join(missing)}: {INSTALL_HINT}"
     if not (_package_dir() / PRIMARY_MODEL).is_file():
-        return f"speechmos is installed but its model {PRIMARY_MODEL} is missing: reinstall speechmos==0.0.1.1"
+        return f"speechmos is installed but its model {PRIMARY_MODEL} is missing: reinstall speechmos"
     return None
 
 
@@ -101,8 +101,9 @@ def _scorer():
     # build sessions with the default (all cores) thread pools, so we set them ourselves.
     scorer = DNSMOS.__new__(DNSMOS)
     scorer.primary_model_path = str(root / PRIMARY_MODEL)
-    scorer.onnx_sess = ort.InferenceSession(scorer.primary_model_path, opts, providers=["CPUExecutionProvider"])
-    scorer.p808_onnx_sess = ort.InferenceSession(str(root / P808_MODEL), opts, providers=["CPUExecutionProvider"])
+    cpu = ["CPUExecutionProvider"]
+    scorer.onnx_sess = ort.InferenceSession(scorer.primary_model_path, opts, providers=cpu)
+    scorer.p808_onnx_sess = ort.InferenceSession(str(root / P808_MODEL), opts, providers=cpu)
     return scorer
 
 
@@ -122,6 +123,7 @@ def dnsmos_p835(estimate, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
         raise ValueError(f"DNSMOS needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
     peak = float(np.max(np.abs(x)))
     if peak > 1.0:
-        raise ValueError(f"DNSMOS needs samples in [-1, 1] (it is level-dependent; not rescaled here), peak {peak:.3g}")
+        raise ValueError(f"DNSMOS needs samples in [-1, 1] (it is level-dependent, we do not rescale), "
+                         f"peak {peak:.3g}")
     out = _scorer()(x, SAMPLE_RATE, False)
     return {"sig": float(out["sig_mos"]), "bak": float(out["bak_mos"]), "ovrl": float(out["ovrl_mos"])}

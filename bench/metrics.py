@@ -32,20 +32,14 @@ dnsmos_ovrl  DNSMOS OVRL  speechmos P.835, no reference    (-inf, 4.644]       M
 All are higher-is-better. ``table`` is a display hint (``Metric.table``): "extra" columns are
 rarely read and may go to a second table.
 
-Groups and reference-free metrics
-    CSIG/CBAK/COVL come from one `bench.composite.composite` run and DNSMOS SIG/BAK/OVRL from
-    one model run per utterance: their entries share a ``group`` (``GROUPS[group]`` returns a
-    dict), and `compute_all` calls each group once for all requested members. ``METRICS[n].fn``
-    alone still works for every metric (it computes the whole group and returns one value).
-    DNSMOS has ``needs_reference=False``: the clean signal is shape-checked and otherwise
-    ignored, so it scores the noisy input as well (and gives a value for a silent reference).
-
-Optional metrics
-    DNSMOS needs ``speechmos``, ``onnxruntime`` and ``librosa`` (extra ``metrics`` in
-    pyproject.toml). Without them the registry still lists the metrics, with
-    ``Metric.unavailable`` set to the reason, ``version`` ``"unavailable: <reason>"`` in
-    `metric_versions`, and `compute_all` records NaN + ``"MetricUnavailable: <reason>"`` for
-    them (never raises). `available_metrics` lists what can run here.
+Groups, reference-free and optional metrics
+    CSIG/CBAK/COVL (one `bench.composite.composite` run) and DNSMOS SIG/BAK/OVRL (one model
+    run) share a ``group``: `compute_all` calls ``GROUPS[group]`` (returns a dict) once per
+    utterance for all requested members; ``METRICS[n].fn`` alone still works. DNSMOS has
+    ``needs_reference=False`` (clean is shape-checked, otherwise ignored: it scores the noisy
+    input too). It needs the optional packages of the ``metrics`` extra; without them its entries
+    stay listed with ``unavailable`` set to the reason (``version`` "unavailable: ...") and
+    `compute_all` records NaN + ``"MetricUnavailable: <reason>"``. See `available_metrics`.
 
 PESQ
     ``pesq.pesq(fs, ref, deg, mode, on_error=PesqError.RAISE_EXCEPTION)`` from the ``pesq``
@@ -95,17 +89,15 @@ Failures
     number of failures per system (or rank such systems separately).
 
 CSIG / CBAK / COVL (formula id ``composite-v1``)
-    Hu & Loizou (2008) composite measures, our numpy implementation in `bench.composite` (its
-    docstring states the framing, the 95 % trimming of LLR and WSS, the segSNR clamp and the PESQ
-    term): P.862.2 wide-band MOS-LQO (the PESQ-WB value) in the regressions, as VoiceBank-DEMAND
-    papers do, not the raw P.862 score the paper fitted on 8 kHz speech. Checked per utterance
-    against reference values of the ``deepfilternet`` 0.5.6 port (tests/golden/
-    composite_reference.csv, tests/test_composite.py). Undefined (raises) where PESQ is.
+    Hu & Loizou (2008), numpy, `bench.composite` (framing, 95 % trimming of LLR/WSS, segSNR clamp
+    documented there). The PESQ term is the PESQ-WB value (P.862.2 MOS-LQO), as VoiceBank-DEMAND
+    papers use, not the raw P.862 the paper fitted on 8 kHz speech. Tested per utterance against
+    deepfilternet 0.5.6's port (tests/test_composite.py). Undefined (raises) where PESQ is.
 
 DNSMOS P.835 (SIG / BAK / OVRL)
     Microsoft's DNS-challenge models bundled in ``speechmos`` 0.0.1.1, run by `bench.dnsmos`
-    (windowing of short and long inputs, thread settings and level dependence documented there).
-    The version records the package versions and the model file's sha256.
+    (windowing, threads, level dependence documented there); the version records the package
+    versions and the model file's sha256.
 """
 
 from __future__ import annotations
@@ -371,7 +363,7 @@ class Metric:
     needs_reference: False for reference-free metrics (DNSMOS: ``clean`` is checked for shape and
     otherwise ignored, so it is also defined for the noisy input and for a silent reference).
     group: metrics with the same group come from one computation, ``GROUPS[group]``, run once per
-    utterance by `compute_all`; key: this metric's key in the group's result (default: name).
+    utterance by `compute_all`; the group's result holds this metric's value under its name.
     table: "main" or "extra", a display hint (rarely read columns may go to a second table).
     unavailable: None, or why the metric cannot run here (missing optional packages).
     """
@@ -394,8 +386,8 @@ class Metric:
         return self.fn(clean, estimate, sample_rate)
 
 
-def _grouped(name: str, label: str, group: str, key: str, **kw) -> Metric:
-    return Metric(name, label, _GroupValue(group, key), group=group, **kw)
+def _grouped(name: str, label: str, group: str, **kw) -> Metric:
+    return Metric(name, label, _GroupValue(group, name), group=group, **kw)
 
 
 _PESQ_IMPL = "pesq (ludlows/python-pesq)"
@@ -415,7 +407,7 @@ def _dnsmos_metrics() -> tuple[Metric, ...]:
     ref = "Reddy et al., ICASSP 2022 (DNSMOS P.835)"
     kw = dict(higher_is_better=True, unit="MOS", implementation=impl, version=dnsmos.version(), reference=ref,
               needs_reference=False, unavailable=reason)
-    return tuple(_grouped(f"dnsmos_{k}", f"DNSMOS {k.upper()}", "dnsmos", f"dnsmos_{k}",
+    return tuple(_grouped(f"dnsmos_{k}", f"DNSMOS {k.upper()}", "dnsmos",
                           range=(-math.inf, dnsmos.POLY_MAX[k]), table=table, **kw)
                  for k, table in (("sig", "extra"), ("bak", "extra"), ("ovrl", "main")))
 
@@ -435,10 +427,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "Le Roux et al., ICASSP 2019"),
     Metric("snr", "SNR", snr, True, (-_CAP_DB, _CAP_DB), "dB",
            "bench (numpy) SNR, residual estimate-clean, symmetric eps=1e-10", f"bench/{SNR_FORMULA}", ""),
-    *(_grouped(name, label, "composite", name, higher_is_better=True, range=(1.0, 5.0), unit="MOS",
+    *(_grouped(name, label, "composite", higher_is_better=True, range=(1.0, 5.0), unit="MOS",
                implementation=_COMPOSITE_IMPL, version=f"bench/{COMPOSITE_FORMULA}; pesq {_PESQ_VERSION}",
                reference=_COMPOSITE_REF, table=table)
-      for name, label, table in (("csig", "CSIG", "extra"), ("cbak", "CBAK", "extra"), ("covl", "COVL", "extra"))),
+      for name, label, table in (("csig", "CSIG", "extra"), ("cbak", "CBAK", "extra"),
+                                 ("covl", "COVL", "extra"))),
     *_dnsmos_metrics(),
 )}
 

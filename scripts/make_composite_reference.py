@@ -1,4 +1,4 @@
-"""Write tests/golden/composite_reference.csv: reference CSIG/CBAK/COVL values from a third-party implementation.
+"""Write tests/golden/composite_reference.csv: CSIG/CBAK/COVL reference values from a third-party port.
 
     /work/main/.venv/bin/pip download --no-deps deepfilternet==0.5.6 -d /tmp/dfwheel
     unzip -o /tmp/dfwheel/deepfilternet-0.5.6-py3-none-any.whl df/sepm.py -d /tmp/dfsepm
@@ -41,8 +41,9 @@ VARIANTS = {
     "identity": "the clean file itself",
 }
 IDENTITY_UTTERANCES = 3  # identity rows only for the first few utterances (they all clip to 5)
+NUMBERS = ("pesq", "llr", "wss", "segsnr", "csig", "cbak", "covl")
 COLUMNS = ["utt_id", "variant", "clean", "sha256_pcm16_clean", "noisy", "sha256_pcm16_noisy", "num_samples",
-           "pesq", "llr", "wss", "segsnr", "csig", "cbak", "covl"]
+           *NUMBERS]
 
 
 def variant(name: str, clean: np.ndarray, noisy: np.ndarray) -> np.ndarray:
@@ -85,8 +86,10 @@ def _sha256_file(path: Path) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sepm", type=Path, help="path of df/sepm.py extracted from the deepfilternet 0.5.6 wheel")
-    p.add_argument("--wheel", type=Path, default=None, help="the wheel it came from (its sha256 goes in the header)")
-    p.add_argument("--data-root", type=Path, default=None, help="folder holding vbdemand-sample/ (default: ../shared/data)")
+    p.add_argument("--wheel", type=Path, default=None,
+                   help="the wheel it came from (its sha256 goes in the header)")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder holding vbdemand-sample/ (default: ../shared/data)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
 
@@ -121,8 +124,8 @@ def main(argv=None) -> int:
                      "sha256_pcm16_noisy": row["sha256_pcm16_noisy"], "num_samples": len(clean),
                      "pesq": pesq_mos, "llr": sepm.llr(clean, est, sr), "wss": sepm.wss(clean, est, sr),
                      "segsnr": segsnr, "csig": csig, "cbak": cbak, "covl": covl})
-        print(f"{row['utt_id']:9s} {name:20s} pesq {pesq_mos:.3f} csig {csig:.3f} cbak {cbak:.3f} covl {covl:.3f}",
-              flush=True)
+        print(f"{row['utt_id']:9s} {name:20s} pesq {pesq_mos:.3f} csig {csig:.3f} cbak {cbak:.3f} "
+              f"covl {covl:.3f}", flush=True)
 
     def ver(dist):
         try:
@@ -132,14 +135,18 @@ def main(argv=None) -> int:
 
     header = [
         "Reference composite measures (Hu & Loizou 2008) computed by a THIRD-PARTY implementation, for",
-        "tests/test_composite.py. Produced by scripts/make_composite_reference.py; numbers only, no code copied.",
+        "tests/test_composite.py. Produced by scripts/make_composite_reference.py; numbers only, "
+        "no code copied.",
         "package: deepfilternet 0.5.6 (PyPI wheel deepfilternet-0.5.6-py3-none-any.whl"
         + (f", sha256 {_sha256_file(args.wheel)}" if args.wheel else "") + "), MIT licence",
         f"file: df/sepm.py (sha256 {_sha256_file(args.sepm)})",
-        "functions: composite(clean, est, 16000) -> pesq, csig, cbak, covl, segsnr; llr(clean, est, 16000) and",
-        "wss(clean, est, 16000) for the llr / wss columns. Its PESQ term is pesq.pesq(16000, clean, est, 'wb')",
+        "functions: composite(clean, est, 16000) -> pesq, csig, cbak, covl, segsnr; "
+        "llr(clean, est, 16000) and",
+        "wss(clean, est, 16000) for the llr / wss columns. Its PESQ term is "
+        "pesq.pesq(16000, clean, est, 'wb')",
         "(P.862.2 MOS-LQO).",
-        f"run with: pesq {ver('pesq')}, numpy {np.__version__}, scipy {ver('scipy')}, soundfile {ver('soundfile')}, "
+        f"run with: pesq {ver('pesq')}, numpy {np.__version__}, scipy {ver('scipy')}, "
+        f"soundfile {ver('soundfile')}, "
         f"python {sys.version.split()[0]}",
         f"inputs: {CORPUS}/manifest.csv pairs (files and sha256_pcm16 in the columns), read as float64 with",
         "soundfile; est = variant(name, clean, noisy) of scripts/make_composite_reference.py:",
@@ -153,8 +160,7 @@ def main(argv=None) -> int:
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({k: (f"{float(v):.10g}" if k in ("pesq", "llr", "wss", "segsnr", "csig", "cbak", "covl")
-                            else v) for k, v in r.items()})
+            w.writerow({k: (f"{float(v):.10g}" if k in NUMBERS else v) for k, v in r.items()})
     print(f"wrote {len(rows)} rows to {args.out}")
     return 0
 

@@ -153,11 +153,13 @@ def test_missing_packages_make_dnsmos_unavailable_not_a_crash():
         "x = np.sin(np.arange(16000) / 10.0) * 0.1\n"
         "v, e = compute_all(x, x + 0.01, metrics=['snr', 'dnsmos_sig', 'dnsmos_ovrl'])\n"
         "print(json.dumps({'v': {k: repr(x) for k, x in v.items()}, 'e': e, 'avail': available_metrics(),\n"
-        "  'version': metric_versions()['dnsmos_ovrl']['version'], 'unavailable': METRICS['dnsmos_bak'].unavailable,\n"
+        "  'version': metric_versions()['dnsmos_ovrl']['version'],\n"
+        "  'unavailable': METRICS['dnsmos_bak'].unavailable,\n"
         "  'names': list(METRICS)}))\n")
     assert res["names"][-3:] == NAMES
     assert res["v"]["dnsmos_sig"] == res["v"]["dnsmos_ovrl"] == "nan" and res["v"]["snr"] != "nan"
-    assert res["e"]["dnsmos_sig"].startswith("MetricUnavailable: DNSMOS needs the optional package(s) speechmos")
+    assert res["e"]["dnsmos_sig"].startswith("MetricUnavailable: DNSMOS needs the optional package(s) "
+                                             "speechmos")
     assert "pip install" in res["e"]["dnsmos_ovrl"] and len(res["e"]["dnsmos_ovrl"]) <= 200
     assert res["version"].startswith("unavailable: ") and "speechmos" in res["unavailable"]
     assert not any(n.startswith("dnsmos") for n in res["avail"]) and "csig" in res["avail"]

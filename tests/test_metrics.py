@@ -58,7 +58,8 @@ def _white_noise_at(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarr
 # --------------------------------------------------------------------------- registry
 
 
-BASIC = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr"]  # no group, need the reference, always available
+#: no group, need the reference, always available
+BASIC = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr"]
 #: the metrics computed in this environment (DNSMOS only where its optional packages are installed)
 RUNNABLE = [n for n in METRICS if METRICS[n].unavailable is None]
 
@@ -271,7 +272,8 @@ def test_compute_all_runs_each_group_once(pair, monkeypatch):
     assert len(calls) == 2  # not requested, not computed
     if METRICS["dnsmos_ovrl"].unavailable is None:
         dcalls = _counting(monkeypatch, "dnsmos")
-        values, errors = compute_all(clean, noisy, metrics=["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "csig"])
+        names = ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "csig"]
+        values, errors = compute_all(clean, noisy, metrics=names)
         assert len(dcalls) == 1 and len(calls) == 3 and errors == {}
 
 
