@@ -19,6 +19,8 @@ nothing here clips or rescales, so DNSMOS depends on the level of the signal, as
   the challenge's fixed polynomial (for example OVRL = -0.0677 r^2 + 1.1155 r + 0.0460) and the
   per-window values are averaged. The mapped values are not clipped: at most 4.44 (SIG), 4.52
   (BAK), 4.64 (OVRL) (the maxima of the polynomials), in practice about 1..4.5.
+* Silence is scored, not rejected: 3 s of zeros gives SIG 2.51, BAK 3.47, OVRL 1.84, so a
+  system that over-suppresses can gain BAK; read BAK with SIG/OVRL (and the reference metrics).
 * The package also runs its P.808 model (log-mel features through ``librosa``) on every window;
   its output is not reported here.
 
