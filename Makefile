@@ -12,7 +12,7 @@ PRESET ?= quick
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[models,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[models,dev,metrics]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,18 +12,34 @@ message; so do NaN/Inf samples and inputs on which the metric is undefined (see 
 Each metric has a registry entry, a frozen `Metric`, in `METRICS` (fixed display order,
 ``pesq_wb`` first):
 
-=========  =========  ==============================  ==================  ======
-name       label      implementation                  range               unit
-=========  =========  ==============================  ==================  ======
-pesq_wb    PESQ-WB    pesq, ITU-T P.862.2 wide-band    (0.999, 4.644)      MOS
-pesq_nb    PESQ-NB    pesq, ITU-T P.862 + P.862.1      (0.999, 4.549)      MOS
-stoi       STOI       pystoi, Taal et al. 2011         (-1, 1), ~[0, 1]    --
-estoi      eSTOI      pystoi, Jensen & Taal 2016       (-1, 1), ~[0, 1]    --
-si_sdr     SI-SDR     bench (numpy), Le Roux 2019      [-100, 100]         dB
-snr        SNR        bench (numpy)                    [-100, 100]         dB
-=========  =========  ==============================  ==================  ======
+===========  ===========  ==============================  ==================  ======  =====
+name         label        implementation                  range               unit    table
+===========  ===========  ==============================  ==================  ======  =====
+pesq_wb      PESQ-WB      pesq, ITU-T P.862.2 wide-band    (0.999, 4.644)      MOS     main
+pesq_nb      PESQ-NB      pesq, ITU-T P.862 + P.862.1      (0.999, 4.549)      MOS     main
+stoi         STOI         pystoi, Taal et al. 2011         (-1, 1), ~[0, 1]    --      main
+estoi        eSTOI        pystoi, Jensen & Taal 2016       (-1, 1), ~[0, 1]    --      main
+si_sdr       SI-SDR       bench (numpy), Le Roux 2019      [-100, 100]         dB      main
+snr          SNR          bench (numpy)                    [-100, 100]         dB      main
+csig         CSIG         bench.composite, Hu & Loizou     [1, 5]              MOS     extra
+cbak         CBAK         bench.composite, Hu & Loizou     [1, 5]              MOS     extra
+covl         COVL         bench.composite, Hu & Loizou     [1, 5]              MOS     extra
+dnsmos_sig   DNSMOS SIG   speechmos P.835, no reference    (-inf, 4.443]       MOS     extra
+dnsmos_bak   DNSMOS BAK   speechmos P.835, no reference    (-inf, 4.521]       MOS     extra
+dnsmos_ovrl  DNSMOS OVRL  speechmos P.835, no reference    (-inf, 4.644]       MOS     main
+===========  ===========  ==============================  ==================  ======  =====
 
-All are higher-is-better.
+All are higher-is-better. ``table`` is a display hint (``Metric.table``): "extra" columns are
+rarely read and may go to a second table.
+
+Groups, reference-free and optional metrics
+    CSIG/CBAK/COVL (one `bench.composite.composite` run) and DNSMOS SIG/BAK/OVRL (one model
+    run) share a ``group``: `compute_all` calls ``GROUPS[group]`` (returns a dict) once per
+    utterance for all requested members; ``METRICS[n].fn`` alone still works. DNSMOS has
+    ``needs_reference=False`` (clean is shape-checked, otherwise ignored: it scores the noisy
+    input too). It needs the optional packages of the ``metrics`` extra; without them its entries
+    stay listed with ``unavailable`` set to the reason (``version`` "unavailable: ...") and
+    `compute_all` records NaN + ``"MetricUnavailable: <reason>"``. See `available_metrics`.
 
 PESQ
     ``pesq.pesq(fs, ref, deg, mode, on_error=PesqError.RAISE_EXCEPTION)`` from the ``pesq``
@@ -72,13 +88,16 @@ Failures
     outputs silence gets NaN PESQ/SI-SDR, so averages that drop NaNs must also report the
     number of failures per system (or rank such systems separately).
 
-Composite measures (CSIG / CBAK / COVL, Hu & Loizou 2008) are deliberately *not* included:
-they are regressions on PESQ, LLR, WSS and segSNR whose published implementations (the
-original MATLAB ``composite.m``, pysepm, and the many ports in SE repositories) differ in
-details that move the scores noticeably (raw P.862 vs. P.862.2 PESQ, LLR/WSS framing,
-segSNR clipping, the 95 % frame trimming). We have no published per-utterance reference values
-available to validate an implementation against, so adding them would put unverifiable
-numbers on the leaderboard. Add them only together with a test against reference outputs.
+CSIG / CBAK / COVL (formula id ``composite-v1``)
+    Hu & Loizou (2008), numpy, `bench.composite` (framing, 95 % trimming of LLR/WSS, segSNR clamp
+    documented there). The PESQ term is the PESQ-WB value (P.862.2 MOS-LQO), as VoiceBank-DEMAND
+    papers use, not the raw P.862 the paper fitted on 8 kHz speech. Tested per utterance against
+    deepfilternet 0.5.6's port (tests/test_composite.py). Undefined (raises) where PESQ is.
+
+DNSMOS P.835 (SIG / BAK / OVRL)
+    Microsoft's DNS-challenge models bundled in ``speechmos`` 0.0.1.1, run by `bench.dnsmos`
+    (windowing, threads, level dependence documented there); the version records the package
+    versions and the model file's sha256.
 """
 
 from __future__ import annotations
@@ -95,9 +114,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Metric", "METRICS", "compute_all", "metric_versions",
+    "Metric", "METRICS", "GROUPS", "MetricUnavailable", "compute_all", "metric_versions", "available_metrics",
     "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr",
-    "SI_SDR_FORMULA", "SNR_FORMULA", "EPS",
+    "SI_SDR_FORMULA", "SNR_FORMULA", "COMPOSITE_FORMULA", "EPS",
 ]
 
 #: Symmetric relative regulariser of SI-SDR and SNR: caps both to [-100, +100] dB.
@@ -105,6 +124,7 @@ EPS = 1e-10
 #: Bump these ids whenever the corresponding formula changes (they are recorded with results).
 SI_SDR_FORMULA = "si-sdr-v1"
 SNR_FORMULA = "snr-v1"
+COMPOSITE_FORMULA = "composite-v1"  # bench/composite.py
 
 _CAP_DB = -10.0 * math.log10(EPS)  # 100 dB
 
@@ -294,14 +314,58 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _composite_group(clean, estimate, sample_rate: int) -> dict[str, float]:
+    from bench.composite import composite
+
+    return composite(clean, estimate, sample_rate, pesq_variant="wb")
+
+
+def _dnsmos_group(clean, estimate, sample_rate: int) -> dict[str, float]:
+    from bench.dnsmos import dnsmos_p835
+
+    _check_shapes(clean, estimate)  # the same caller contract as every metric, although clean is unused
+    return {f"dnsmos_{k}": v for k, v in dnsmos_p835(estimate, _check_rate(sample_rate)).items()}
+
+
+#: group name -> fn(clean, estimate, sample_rate) -> {metric name (or other key): float}; a group is
+#: computed once per utterance by `compute_all` for all of its requested metrics (looked up at call time)
+GROUPS: dict[str, Callable[..., dict[str, float]]] = {
+    "composite": _composite_group,
+    "dnsmos": _dnsmos_group,
+}
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric whose optional packages are not installed (recorded as a failure by `compute_all`)."""
+
+
+@dataclass(frozen=True)
+class _GroupValue:
+    """The metric function of a grouped metric: one value of its group's result (picklable)."""
+
+    group: str
+    key: str
+
+    def __call__(self, clean, estimate, sample_rate: int = 16000) -> float:
+        return float(GROUPS[self.group](clean, estimate, sample_rate)[self.key])
+
+
 @dataclass(frozen=True)
 class Metric:
     """One registered metric.
 
-    name: column name in results tables; label: display name; fn: the metric function;
+    name: column name in results tables; label: display name; fn: the metric function
+    ``fn(clean, estimate, sample_rate) -> float`` (for a grouped metric it computes the whole group);
     higher_is_better; range: (min, max) of possible values; unit: "dB", "MOS" or "";
     implementation: what computes it; version: the package version (``importlib.metadata``)
-    or ``"bench/<formula id>"`` for our own numpy code; reference: the paper.
+    or ``"bench/<formula id>"`` for our own numpy code, ``"unavailable: ..."`` when optional
+    packages are missing; reference: the paper.
+    needs_reference: False for reference-free metrics (DNSMOS: ``clean`` is checked for shape and
+    otherwise ignored, so it is also defined for the noisy input and for a silent reference).
+    group: metrics with the same group come from one computation, ``GROUPS[group]``, run once per
+    utterance by `compute_all`; the group's result holds this metric's value under its name.
+    table: "main" or "extra", a display hint (rarely read columns may go to a second table).
+    unavailable: None, or why the metric cannot run here (missing optional packages).
     """
 
     name: str
@@ -313,14 +377,40 @@ class Metric:
     implementation: str
     version: str
     reference: str = ""
+    needs_reference: bool = True
+    group: str | None = None
+    table: str = "main"
+    unavailable: str | None = None
 
     def __call__(self, clean, estimate, sample_rate: int = 16000) -> float:
         return self.fn(clean, estimate, sample_rate)
 
 
+def _grouped(name: str, label: str, group: str, **kw) -> Metric:
+    return Metric(name, label, _GroupValue(group, name), group=group, **kw)
+
+
 _PESQ_IMPL = "pesq (ludlows/python-pesq)"
 _PESQ_VERSION = _version("pesq")
 _PYSTOI_VERSION = _version("pystoi")
+_COMPOSITE_IMPL = ("bench (numpy) Hu & Loizou composite.m: LLR, WSS (95% trimmed), segSNR [-10, 35] dB, "
+                   "PESQ term = P.862.2 WB MOS-LQO (pesq_wb); clipped to [1, 5]")
+_COMPOSITE_REF = "Hu & Loizou, IEEE TASLP 16(1), 2008"
+
+
+def _dnsmos_metrics() -> tuple[Metric, ...]:
+    from bench import dnsmos
+
+    reason = dnsmos.unavailable_reason()
+    impl = (f"speechmos DNSMOS P.835 ({dnsmos.PRIMARY_MODEL}, not personalized), 9.01 s windows every 1 s, "
+            "short inputs repeated, 1-thread onnxruntime; no reference")
+    ref = "Reddy et al., ICASSP 2022 (DNSMOS P.835)"
+    kw = dict(higher_is_better=True, unit="MOS", implementation=impl, version=dnsmos.version(), reference=ref,
+              needs_reference=False, unavailable=reason)
+    return tuple(_grouped(f"dnsmos_{k}", f"DNSMOS {k.upper()}", "dnsmos",
+                          range=(-math.inf, dnsmos.POLY_MAX[k]), table=table, **kw)
+                 for k, table in (("sig", "extra"), ("bak", "extra"), ("ovrl", "main")))
+
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("pesq_wb", "PESQ-WB", pesq_wb, True, (PESQ_MIN, PESQ_WB_MAX), "MOS",
@@ -337,12 +427,26 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "Le Roux et al., ICASSP 2019"),
     Metric("snr", "SNR", snr, True, (-_CAP_DB, _CAP_DB), "dB",
            "bench (numpy) SNR, residual estimate-clean, symmetric eps=1e-10", f"bench/{SNR_FORMULA}", ""),
+    *(_grouped(name, label, "composite", higher_is_better=True, range=(1.0, 5.0), unit="MOS",
+               implementation=_COMPOSITE_IMPL, version=f"bench/{COMPOSITE_FORMULA}; pesq {_PESQ_VERSION}",
+               reference=_COMPOSITE_REF, table=table)
+      for name, label, table in (("csig", "CSIG", "extra"), ("cbak", "CBAK", "extra"),
+                                 ("covl", "COVL", "extra"))),
+    *_dnsmos_metrics(),
 )}
 
 
 def metric_versions() -> dict[str, dict[str, str]]:
-    """``{name: {"implementation": ..., "version": ...}}`` for every metric, for the results record."""
+    """``{name: {"implementation": ..., "version": ...}}`` for every metric, for the results record.
+
+    A metric whose optional packages are missing has version ``"unavailable: <reason>"``.
+    """
     return {m.name: {"implementation": m.implementation, "version": m.version} for m in METRICS.values()}
+
+
+def available_metrics() -> list[str]:
+    """Names of the metrics that can run in this environment, in display order."""
+    return [n for n, m in METRICS.items() if m.unavailable is None]
 
 
 def _error_message(exc: BaseException, limit: int = 200) -> str:
@@ -361,6 +465,9 @@ def compute_all(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 1600
     Returns ``(values, errors)``: ``values`` maps each requested metric name (registry order
     when ``metrics`` is None, else the given order) to a float, NaN where the metric failed;
     ``errors`` maps each failed metric name to a short ``"ExceptionType: message"``.
+    Metrics of one group (CSIG/CBAK/COVL, DNSMOS SIG/BAK/OVRL) are computed by one call of the
+    group function; if it fails, each requested metric of the group gets the same message. A
+    metric whose optional packages are missing fails with ``MetricUnavailable: <reason>``.
 
     Raises `ValueError` only for caller errors: signals that are not 1-D, differ in length or
     are empty, a bad ``sample_rate``, or an unknown metric name. NaN/Inf samples or silent
@@ -378,9 +485,24 @@ def compute_all(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 1600
                              f"available: {', '.join(METRICS)}")
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
+    groups: dict[str, dict[str, float] | BaseException] = {}
     for name in names:
+        m = METRICS[name]
         try:
-            values[name] = float(METRICS[name].fn(clean, estimate, sample_rate))
+            if m.unavailable is not None:
+                raise MetricUnavailable(m.unavailable)
+            if m.group is None:
+                values[name] = float(m.fn(clean, estimate, sample_rate))
+                continue
+            if m.group not in groups:
+                try:
+                    groups[m.group] = GROUPS[m.group](clean, estimate, sample_rate)
+                except Exception as exc:  # noqa: BLE001 -- recorded for every metric of the group
+                    groups[m.group] = exc
+            result = groups[m.group]
+            if isinstance(result, BaseException):
+                raise result
+            values[name] = float(result[m.fn.key])
         except Exception as exc:  # noqa: BLE001 -- any metric failure is recorded, never raised
             values[name] = math.nan
             errors[name] = _error_message(exc)

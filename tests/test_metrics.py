@@ -47,7 +47,7 @@ def pair() -> tuple[str, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def identity(pair):
     _, clean, _ = pair
-    return compute_all(clean, clean.copy())
+    return compute_all(clean, clean.copy(), metrics=[*BASIC, "csig", "cbak", "covl"])
 
 
 def _white_noise_at(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
@@ -58,16 +58,27 @@ def _white_noise_at(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarr
 # --------------------------------------------------------------------------- registry
 
 
+#: no group, need the reference, always available
+BASIC = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr"]
+#: the metrics computed in this environment (DNSMOS only where its optional packages are installed)
+RUNNABLE = [n for n in METRICS if METRICS[n].unavailable is None]
+
+
 def test_registry_order_and_fields():
-    assert list(METRICS) == ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr"]
+    assert list(METRICS) == [*BASIC, "csig", "cbak", "covl", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]
     labels = {n: m.label for n, m in METRICS.items()}
     assert labels == {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI",
-                      "si_sdr": "SI-SDR", "snr": "SNR"}
+                      "si_sdr": "SI-SDR", "snr": "SNR", "csig": "CSIG", "cbak": "CBAK", "covl": "COVL",
+                      "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL"}
     for name, m in METRICS.items():
         assert m.name == name and callable(m.fn) and m.higher_is_better
         lo, hi = m.range
         assert lo < hi
         assert m.implementation and m.version
+        assert m.table in ("main", "extra")
+        assert (m.group is None) == (name in BASIC) and m.needs_reference == (not name.startswith("dnsmos"))
+        if m.group:
+            assert m.group in M.GROUPS and m.fn.key == name
         with pytest.raises(dataclasses.FrozenInstanceError):
             m.name = "x"  # type: ignore[misc]
     assert METRICS["pesq_wb"].range == (0.999, 4.644) and METRICS["pesq_nb"].range == (0.999, 4.549)
@@ -82,6 +93,8 @@ def test_versions_come_from_installed_packages():
     assert v["stoi"]["version"] == v["estoi"]["version"] == metadata.version("pystoi")
     assert v["si_sdr"]["version"] == f"bench/{M.SI_SDR_FORMULA}"
     assert v["snr"]["version"] == f"bench/{M.SNR_FORMULA}"
+    assert v["csig"]["version"] == f"bench/{M.COMPOSITE_FORMULA}; pesq {metadata.version('pesq')}"
+    assert v["dnsmos_sig"]["version"] == v["dnsmos_ovrl"]["version"]  # one model run
     assert all(set(d) == {"implementation", "version"} for d in v.values())
 
 
@@ -91,7 +104,8 @@ def test_versions_come_from_installed_packages():
 def test_identity_gives_perfect_scores(identity):
     values, errors = identity
     assert errors == {}
-    assert list(values) == list(METRICS)
+    assert list(values) == [*BASIC, "csig", "cbak", "covl"]
+    assert values["csig"] == values["cbak"] == values["covl"] == 5.0  # clipped
     assert values["pesq_wb"] == pytest.approx(4.644, abs=0.01)
     assert values["pesq_nb"] == pytest.approx(4.549, abs=0.01)
     assert values["stoi"] == pytest.approx(1.0, abs=1e-6)
@@ -127,14 +141,15 @@ def test_scaled_copy_si_sdr_invariant_snr_not(pair, identity):
 
 def test_real_noisy_file_plausible_and_below_identity(pair, identity):
     utt, clean, noisy = pair
-    values, errors = compute_all(clean, noisy)
+    values, errors = compute_all(clean, noisy, metrics=identity[0])
     assert errors == {}, utt
     assert 1.0 < values["pesq_wb"] < 3.5, (utt, values)
     assert 1.0 < values["pesq_nb"] < 4.0, (utt, values)
     assert 0.6 < values["stoi"] < 1.0, (utt, values)
     assert 0.3 < values["estoi"] < values["stoi"], (utt, values)
     assert -10.0 < values["si_sdr"] < 30.0 and -10.0 < values["snr"] < 30.0, (utt, values)
-    for name in METRICS:
+    assert 1.0 < values["cbak"] < values["csig"] < 5.0, (utt, values)
+    for name in identity[0]:
         assert values[name] < identity[0][name], (utt, name)
 
 
@@ -143,8 +158,8 @@ def test_real_noisy_file_plausible_and_below_identity(pair, identity):
 
 def test_pesq_on_silent_estimate_is_a_recorded_failure(pair):
     _, clean, _ = pair
-    values, errors = compute_all(clean, np.zeros_like(clean))
-    for name in ("pesq_wb", "pesq_nb", "si_sdr"):
+    values, errors = compute_all(clean, np.zeros_like(clean), metrics=[*BASIC, "csig"])
+    for name in ("pesq_wb", "pesq_nb", "si_sdr", "csig"):
         assert math.isnan(values[name]) and "silent" in errors[name], name
     assert values["snr"] == pytest.approx(0.0, abs=1e-9)  # well defined: residual == -clean
     assert values["stoi"] == pytest.approx(0.0, abs=1e-6)  # no intelligible speech: a real score
@@ -153,8 +168,9 @@ def test_pesq_on_silent_estimate_is_a_recorded_failure(pair):
 
 def test_silent_reference_fails_every_metric(pair):
     _, clean, _ = pair
-    values, errors = compute_all(np.zeros_like(clean), clean)
-    assert set(errors) == set(METRICS)
+    needs_ref = [n for n in METRICS if METRICS[n].needs_reference]
+    values, errors = compute_all(np.zeros_like(clean), clean, metrics=needs_ref)
+    assert set(errors) == set(needs_ref)
     assert all(math.isnan(v) for v in values.values())
     assert all(isinstance(msg, str) and 0 < len(msg) <= 200 for msg in errors.values())
 
@@ -184,8 +200,8 @@ def test_non_finite_estimate_is_recorded_not_raised(pair):
     _, clean, noisy = pair
     bad = noisy.copy()
     bad[100] = np.nan
-    values, errors = compute_all(clean, bad)
-    assert set(errors) == set(METRICS) and all(math.isnan(v) for v in values.values())
+    values, errors = compute_all(clean, bad, metrics=RUNNABLE)
+    assert set(errors) == set(RUNNABLE) and all(math.isnan(v) for v in values.values())
     assert "NaN" in errors["snr"]
 
 
@@ -217,7 +233,7 @@ def test_compute_all_raises_on_caller_errors():
     with pytest.raises(ValueError, match="empty"):
         compute_all(x[:0], x[:0])
     with pytest.raises(ValueError, match="unknown metric"):
-        compute_all(x, x, metrics=["pesq_wb", "csig"])
+        compute_all(x, x, metrics=["pesq_wb", "pesq_swb"])
     with pytest.raises(ValueError, match="sample_rate"):
         compute_all(x, x, sample_rate=0)
 
@@ -227,3 +243,60 @@ def test_compute_all_subset_keeps_requested_order():
     values, errors = compute_all(x, x + 0.1, metrics=["snr", "si_sdr"])
     assert list(values) == ["snr", "si_sdr"] and errors == {}
     assert values["snr"] == pytest.approx(10 * math.log10(np.dot(x, x) / (0.01 * len(x))))
+
+
+# --------------------------------------------------------------------------- groups
+
+
+def _counting(monkeypatch, group: str) -> list:
+    calls = []
+    real = M.GROUPS[group]
+
+    def counted(clean, estimate, sample_rate):
+        calls.append(len(clean))
+        return real(clean, estimate, sample_rate)
+
+    monkeypatch.setitem(M.GROUPS, group, counted)
+    return calls
+
+
+def test_compute_all_runs_each_group_once(pair, monkeypatch):
+    _, clean, noisy = pair
+    calls = _counting(monkeypatch, "composite")
+    values, errors = compute_all(clean, noisy, metrics=["covl", "pesq_wb", "csig", "cbak"])
+    assert calls == [len(clean)] and errors == {}
+    assert list(values) == ["covl", "pesq_wb", "csig", "cbak"]
+    alone = METRICS["cbak"].fn(clean, noisy, 16000)  # a grouped metric alone computes its group
+    assert alone == values["cbak"] and len(calls) == 2
+    compute_all(clean, noisy, metrics=["pesq_wb", "snr"])
+    assert len(calls) == 2  # not requested, not computed
+    if METRICS["dnsmos_ovrl"].unavailable is None:
+        dcalls = _counting(monkeypatch, "dnsmos")
+        names = ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "csig"]
+        values, errors = compute_all(clean, noisy, metrics=names)
+        assert len(dcalls) == 1 and len(calls) == 3 and errors == {}
+
+
+def test_a_failing_group_fails_each_requested_member_once(pair, monkeypatch):
+    _, clean, noisy = pair
+    calls = []
+
+    def broken(clean, estimate, sample_rate):
+        calls.append(1)
+        raise RuntimeError("composite exploded")
+
+    monkeypatch.setitem(M.GROUPS, "composite", broken)
+    values, errors = compute_all(clean, noisy, metrics=["csig", "snr", "covl"])
+    assert len(calls) == 1 and math.isfinite(values["snr"])
+    assert math.isnan(values["csig"]) and math.isnan(values["covl"])
+    assert errors == {"csig": "RuntimeError: composite exploded", "covl": "RuntimeError: composite exploded"}
+
+
+def test_unavailable_metric_is_recorded_not_raised(pair, monkeypatch):
+    _, clean, noisy = pair
+    off = dataclasses.replace(METRICS["dnsmos_bak"], unavailable="DNSMOS needs speechmos: pip install it")
+    monkeypatch.setitem(METRICS, "dnsmos_bak", off)
+    values, errors = compute_all(clean, noisy, metrics=["snr", "dnsmos_bak"])
+    assert math.isnan(values["dnsmos_bak"]) and math.isfinite(values["snr"])
+    assert errors == {"dnsmos_bak": "MetricUnavailable: DNSMOS needs speechmos: pip install it"}
+    assert "dnsmos_bak" not in M.available_metrics()
