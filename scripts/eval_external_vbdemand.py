@@ -1,8 +1,8 @@
 """PESQ-WB and STOI of the external reference systems on the real VoiceBank-DEMAND pairs of
-../shared/data/vbdemand-sample (35 pairs, 16 kHz), against the noisy input; with the wall time per file
-and the CPU real-time factor at 1 thread (`bench.speed.measure_rtf`, 10 s input).
+../shared/data/vbdemand-sample (35 pairs, 16 kHz), against the noisy input; with the wall time per
+file and the CPU real-time factor at 1 thread (`bench.speed.measure_rtf`, 10 s input).
 
-    python scripts/eval_external_vbdemand.py                   # every external adapter whose package is installed
+    python scripts/eval_external_vbdemand.py            # every external adapter whose package is installed
     python scripts/eval_external_vbdemand.py dtln gtcrn --limit 5
 
 Each utterance is enhanced alone (batch 1, full length) under torch.inference_mode with 1 torch thread,
@@ -95,7 +95,8 @@ def main(argv=None) -> int:
         print(f"  done {name}", file=sys.stderr, flush=True)
 
     base = rows[0][1]
-    print(f"\n| system | PESQ-WB | Δ | STOI | Δ | s per file | RTF (1 thread) |\n|---|---|---|---|---|---|---|")
+    print("\n| system | PESQ-WB | Δ | STOI | Δ | s per file | RTF (1 thread) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r, rtf in rows:
         print(f"| {name} | {r['pesq_wb']:.3f} | {r['pesq_wb'] - base['pesq_wb']:+.3f} | {r['stoi']:.4f} | "
               f"{r['stoi'] - base['stoi']:+.4f} | {r['sec_per_file'] if name != 'noisy' else 0:.3f} | "

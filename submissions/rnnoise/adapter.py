@@ -35,13 +35,16 @@ INT16 = 32768.0
 
 class Rnnoise(Adapter):
     name = "rnnoise"
-    description = "RNNoise, pretrained (librnnoise of pyrnnoise 0.4.5, 48 kHz, causal, 20 ms); external, pretrained on other data"
-    reference = "Valin, A Hybrid DSP/Deep Learning Approach to Real-Time Full-Band Speech Enhancement, MMSP 2018; https://arxiv.org/abs/1709.08243"
+    description = ("RNNoise, pretrained (librnnoise of pyrnnoise 0.4.5, 48 kHz, causal, 20 ms); external, "
+                   "pretrained on other data")
+    reference = ("Valin, A Hybrid DSP/Deep Learning Approach to Real-Time Full-Band Speech Enhancement, "
+                 "MMSP 2018; https://arxiv.org/abs/1709.08243")
     trainable = False
     causal = True
     external = True
-    pretrained_on = ("the built-in model of xiph's RNNoise library; pyrnnoise does not declare which release or data "
-                     "(the 2018 paper's model: 6 h of speech, McGill TSP and NTT Multi-Lingual, and 4 h of noise)")
+    pretrained_on = ("the built-in model of xiph's RNNoise library; pyrnnoise does not declare which release "
+                     "or data (the 2018 paper's model: 6 h of speech, McGill TSP and NTT Multi-Lingual, "
+                     "and 4 h of noise)")
     package = PACKAGE
     import_name = "pyrnnoise.rnnoise"
     config = {}
@@ -49,8 +52,8 @@ class Rnnoise(Adapter):
     def build(self) -> torch.nn.Module:
         rn = require(self.import_name, PIP)
         if int(rn.FRAME_SIZE) != FRAME or int(rn.SAMPLE_RATE) != MODEL_RATE:
-            raise RuntimeError(f"librnnoise frames are {rn.FRAME_SIZE} samples at {rn.SAMPLE_RATE} Hz, not {FRAME} at "
-                               f"{MODEL_RATE}: is it the pinned {PACKAGE}?")
+            raise RuntimeError(f"librnnoise frames are {rn.FRAME_SIZE} samples at {rn.SAMPLE_RATE} Hz, not "
+                               f"{FRAME} at {MODEL_RATE}: is it the pinned {PACKAGE}?")
         lib = rn.lib
 
         def process(x: np.ndarray) -> np.ndarray:
