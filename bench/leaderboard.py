@@ -189,9 +189,10 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
     runs = sorted(runs, key=lambda r: (order[_role(r)], -((r.summary["metrics"].get("pesq_wb") or {}).get("mean") or -1e9),
                                        r.model))
     names = _names(runs, variants)
-    for r in runs:  # runs of an archived version of the track (same test split) say so
-        if (old := r.summary["benchmark"]["track"]["split_id"]) != rec["split_id"]:
-            names[r.path] += f" (split {old}, archived)"
+    archived = sorted({r.summary["benchmark"]["track"]["split_id"] for r in runs} - {rec["split_id"]})
+    for old in archived:  # runs of an archived version of the track (checked against that version) say so
+        which = ", ".join(names[r.path] for r in runs if r.summary["benchmark"]["track"]["split_id"] == old)
+        lines += [f"Made on the archived split `{old}` (its own train/valid data; the same test files): {which}.", ""]
     if runs:
         cols = ["#", "model"]
         for m in QUALITY:

@@ -36,7 +36,7 @@ def full_protocol_with_only(monkeypatch, keep: str) -> None:
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("stream", ["frozen", "train:0:17:3"])
 def test_derived_protocol_reproduces_the_full_protocols_draws(op, stream, monkeypatch):
-    x = speech_like(24000, 16000, seed=11).astype(np.float32)
+    x = speech_like(48000, 16000, seed=11).astype(np.float32)
     derived = PROTO.only(op)
     y = derived.apply(x, "p232_005", stream=stream)
     full_protocol_with_only(monkeypatch, op)

@@ -149,6 +149,7 @@ def test_pairs_need_both_files(tmp_path):
     with pytest.raises(DataError, match="the noisy file of the pair .*p232_001.wav is missing"):
         describe_sources(Track(pairs_spec()), corpus, jobs=1)
     write_audio(corpus / "noisy/p232_001.wav", speech_like(100, 48000, 1), 48000)
+    make_pairs(corpus, ["p257_001"])
     with pytest.raises(DataError, match="the noisy file of a pair must match its clean file"):
         describe_sources(Track(pairs_spec()), corpus, jobs=1)
 

@@ -17,7 +17,7 @@ from bench.data.corpus import scan
 from bench.data.manifest import OPTIONAL_COLUMNS, read_manifest
 from bench.data.prepare import describe_sources, prepare
 from bench.data.sampling import sampling_weights, shares
-from bench.data.tracks import (Track, available_tracks, load_archived, load_track, test_only_tracks,
+from bench.data.tracks import (Track, available_tracks, load_archived, load_track, only_test_tracks,
                                validate_track_spec)
 from bench.errors import DataError
 from bench.protocol import Protocol
@@ -93,7 +93,7 @@ def test_multi_corpus_track_describe_and_prepare(multi, tmp_path):
     src = tmp_path / "prep/multi/source_manifest.csv"
     assert src.read_text().splitlines()[0].endswith(",corpus") and read_manifest(src) == sorted(
         rows, key=lambda r: (("train", "valid", "test").index(r.split), r.utt_id))
-    assert pt.info()["counts"] == {"train": 8, "valid": 1, "test": 2}
+    assert pt.info()["counts"] == {"train": 9, "valid": 1, "test": 2}
     assert len(pt.load_clean("train", "19-100-0001")) == 16000
     assert track.source_path(multi, rows[0]) == multi / track.corpus_dir_of(rows[0].corpus) / rows[0].path
 
@@ -114,7 +114,7 @@ def test_spec_validation_multi_and_test_only():
     spec = multi_spec()
     bad = copy.deepcopy(spec)
     bad["splits"]["valid"]["so"] = {"subset": "train", "speakers": ["19"]}
-    with pytest.raises(DataError, match="speaker 19 is in both train and valid; splits must be disjoint"):
+    with pytest.raises(DataError, match="speaker 19 is in both valid and train; splits must be disjoint"):
         validate_track_spec(bad)
     bad = copy.deepcopy(spec)
     bad["splits"]["train"]["so"]["speakers"].append("26")
@@ -134,7 +134,7 @@ def test_spec_validation_multi_and_test_only():
     assert Track(only).test_only and Track(only).split_names == ("test",)
     with pytest.raises(DataError, match="a test-only track has only a test split"):
         validate_track_spec({**only, "splits": {"test": ["a"], "train": ["b"]}})
-    with pytest.raises(DataError, match="split 'valid' has no speakers"):
+    with pytest.raises(DataError, match="split 'train' has no speakers"):  # a benchmark track needs all three
         validate_track_spec({**only, "test_only": False})
     with pytest.raises(DataError, match="recorded noise needs a test-only track on a corpus of clean/noisy pairs"):
         validate_track_spec({**only, "noise": {"kind": "recorded"}})
@@ -195,12 +195,10 @@ def test_segment_batches_draw_with_the_weights():
     ws = SegmentBatches(clean, PROTO, 8, 4000, seed=3, start_step=0, weights=weights)
     counts = Counter()
     for step in range(12):
-        rng = np.random.default_rng([3, step])  # the draw of SegmentBatches.batch
-        counts.update(rng.choice(4, size=8, p=ws.weights / ws.weights.sum()).tolist())
-        b = ws.batch(step)[1]
-        levels = np.round(b.abs().amax(dim=1).numpy(), 1)
-        assert sorted(levels) == sorted(np.round(0.1 * (np.array(  # which utterance each segment came from
-            np.random.default_rng([3, step]).choice(4, size=8, p=ws.weights / ws.weights.sum())) + 1), 1))
+        drawn = np.random.default_rng([3, step]).choice(4, size=8, p=ws.weights / ws.weights.sum())  # as in .batch
+        counts.update(drawn.tolist())
+        levels = ws.batch(step)[1].abs().amax(dim=1).numpy()  # utterance i is the constant 0.1 * (i + 1)
+        assert sorted(np.rint(levels / 0.1).astype(int) - 1) == sorted(drawn)
     assert counts[0] > 0.55 * 96  # u0 (the shortest) gets most segments under the rule
     assert all(torch.equal(a, b) for a, b in zip(ws.batch(7), ws.batch(7)))  # a pure function of (seed, step)
 
@@ -209,10 +207,10 @@ def test_segment_batches_draw_with_the_weights():
 # the committed tracks on the real shared data
 def test_registry():
     assert available_tracks() == ["vctk", "vctk-mini"]  # benchmark tracks: one leaderboard section each
-    assert test_only_tracks() == ["librispeech-test-other", "so762-test", "vbdemand-sample"]
-    for name in test_only_tracks() + available_tracks():
+    assert only_test_tracks() == ["librispeech-test-other", "so762-test", "vbdemand-sample"]
+    for name in only_test_tracks() + available_tracks():
         t = load_track(name)
-        assert t.test_only == (name in test_only_tracks())
+        assert t.test_only == (name in only_test_tracks())
     v2 = load_track("vctk-mini")
     assert v2.split_id == "vctk-mini-v2" and v2.frozen and v2.diagnostics
     assert v2.evaluation_tracks == ["so762-test", "librispeech-test-other", "vbdemand-sample"]
@@ -286,7 +284,7 @@ def test_vctk_mini_v2_sampling_shares():
 
 @pytest.mark.parametrize("name, n, speakers, per_speaker", [
     ("so762-test", 125, 125, 1), ("librispeech-test-other", 80, 10, 8)])
-def test_test_only_tracks_follow_their_rules(shared_data, name, n, speakers, per_speaker):
+def test_only_test_tracks_follow_their_rules(shared_data, name, n, speakers, per_speaker):
     meta = _meta(shared_data)
     corpus = {"so762-test": "speechocean762-mini", "librispeech-test-other": "librispeech-mini"}[name]
     track = load_track(name)

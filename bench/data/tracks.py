@@ -45,7 +45,7 @@ def available_tracks() -> list[str]:
     return sorted(n for n, s in _current_specs().items() if not s.get("test_only"))
 
 
-def test_only_tracks() -> list[str]:
+def only_test_tracks() -> list[str]:
     """The test-only tracks: evaluation sets listed by benchmark tracks."""
     return sorted(n for n, s in _current_specs().items() if s.get("test_only"))
 
