@@ -322,3 +322,29 @@ def test_optional_manifest_columns_are_written_only_when_used():
     header = lambda t: t.manifest_path.read_text().splitlines()[0].split(",")  # noqa: E731
     assert header(v1)[7:] == [] and header(v2)[7:] == ["corpus"] and header(vb)[7:] == list(OPTIONAL_COLUMNS[1:])
     assert json.loads((Path(v2.manifest_path).parents[1] / "tracks/vctk-mini.json").read_text())["version"] == 2
+
+
+def test_test_only_track_prepares_its_test_split(multi, tmp_path):
+    spec = {"name": "so-test", "version": 1, "split_id": "so-test-v1", "test_only": True,
+            "corpus": {"layout": "speechocean762", "subdir": "so", "subset": "test"},
+            "splits": {"test": {"speakers": ["SPEAKER0003"], "pick": {"by": "length", "start": 0, "count": 1}}},
+            "manifest": None}
+    validate_track_spec(spec)
+    pt = prepare(Track(spec), PROTO, multi / "so", tmp_path / "prep", jobs=1)
+    assert pt.noisy_splits == ("test",) and pt.info()["counts"] == {"train": 0, "valid": 0, "test": 1}
+    assert pt.utt_ids("test") == ["000030000"] and pt.utt_ids("train") == []
+    assert sorted(p.name for p in pt.noisy_dir.iterdir()) == ["manifest.csv", "prepared.json", "test"]
+    u = "000030000"
+    from bench.audio import to_pcm16
+
+    assert np.array_equal(to_pcm16(pt.load_noisy("test", u)), to_pcm16(PROTO.apply(pt.load_clean("test", u), u)))
+
+
+@pytest.mark.parametrize("name", ["so762-test", "librispeech-test-other"])
+def test_real_test_only_tracks_prepare_to_the_committed_hashes(shared_data, tmp_path, name):
+    from bench.data.verify import verify_prepared
+
+    track = load_track(name)
+    pt = prepare(track, PROTO, shared_data / track.corpus_dir, tmp_path, jobs=2)
+    rep = verify_prepared(pt, jobs=2)
+    assert rep.ok and any(f"{name}.stft-v1.csv" in n for n in rep.notes), rep.notes
