@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def specs(data: Path) -> dict[str, dict]:
     sys.path.insert(0, str(REPO))
-    from bench.data.selection import (librispeech_test_other, librispeech_train, librispeech_valid, read_corpus_manifest,
-                                      so762_test, so762_train, so762_valid)
+    from bench.data.selection import (librispeech_test_other, librispeech_train, librispeech_valid,
+                                      read_corpus_manifest, so762_test, so762_train, so762_valid)
     from bench.data.tracks import TRACK_DIR
 
     ls = read_corpus_manifest(data / "librispeech-mini" / "manifest.csv")

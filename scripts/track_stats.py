@@ -66,7 +66,8 @@ def main() -> int:
             for r in train:
                 by_c[r.corpus] += r.seconds / total
                 by_s[r.speaker] += r.seconds / total
-            print("   without the rule (by length): corpus " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(by_c.items()))
+            corpus_txt = ", ".join(f"{k} {v:.3f}" for k, v in sorted(by_c.items()))
+            print(f"   without the rule (by length): corpus {corpus_txt}"
                   + "; largest speaker " + ", ".join(f"{k} {v:.4f}" for k, v in by_s.most_common(2)))
     return 0
 

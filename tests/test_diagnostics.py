@@ -12,7 +12,6 @@ import torch  # noqa: F401  (imported once here, so forked prepare workers do no
 
 from bench.audio import from_pcm16, read_audio, sha256_pcm16, to_pcm16
 from bench.data.prepare import prepare, prepare_diagnostics
-from bench.data.prepared import PreparedTrack
 from bench.data.tracks import Track, load_track
 from bench.data.verify import verify_prepared
 from bench.errors import BenchError
@@ -98,7 +97,8 @@ def test_prepare_diagnostics_materializes_the_test_split_of_each_manipulation(tm
     assert [s.protocol.name for s in sets] == [d.name for d in PROTO.diagnostics()]
     assert (main.clean_dir / "manifest.csv").read_bytes() == clean_manifest
     for pt in sets:
-        assert pt.is_prepared and pt.noisy_splits == ("test",) and pt.noisy_dir.name == f"{pt.protocol.name}-{pt.protocol.sha256[:8]}"
+        assert pt.is_prepared and pt.noisy_splits == ("test",)
+        assert pt.noisy_dir.name == f"{pt.protocol.name}-{pt.protocol.sha256[:8]}"
         assert not (pt.noisy_dir / "valid").exists()
         assert [r["utt_id"] for r in pt.manifest("noisy")] == ["p227_001", "p227_002"]
         for u in pt.utt_ids("test"):

@@ -218,9 +218,11 @@ def test_registry():
 
 def test_vctk_mini_v2_test_split_is_v1s():
     v1, v2 = load_archived("vctk-mini-v1"), load_track("vctk-mini")
-    t1 = [(u.utt_id, u.speaker, u.path, u.sample_rate, u.num_samples, u.sha256_pcm16) for u in v1.utterances(split="test")]
-    t2 = [(u.utt_id, u.speaker, u.path, u.sample_rate, u.num_samples, u.sha256_pcm16) for u in v2.utterances(split="test")]
-    assert t1 == t2 and len(t2) == 30
+    def rows(t):
+        return [(u.utt_id, u.speaker, u.path, u.sample_rate, u.num_samples, u.sha256_pcm16)
+                for u in t.utterances(split="test")]
+
+    assert rows(v1) == rows(v2) and len(rows(v2)) == 30
     assert {u.corpus for u in v2.utterances(split="test")} == {"vctk"}
     ref1 = v1.reference_noisy_path("stft-v1").read_text().splitlines()
     ref2 = v2.reference_noisy_path("stft-v1").read_text().splitlines()
@@ -266,8 +268,8 @@ def test_vctk_mini_v2_splits(shared_data):
     assert sel[("train", "librispeech")] == selection.librispeech_train(ls)
     assert sel[("valid", "speechocean762")] == selection.so762_valid(so)
     assert sel[("train", "speechocean762")] == selection.so762_train(so)
-    genders = Counter(meta["librispeech-mini"][next(u for u, m in meta["librispeech-mini"].items() if m["speaker"] == s)]
-                      ["gender"] for s in sel[("valid", "librispeech")])
+    gender = {m["speaker"]: m["gender"] for m in meta["librispeech-mini"].values()}
+    genders = Counter(gender[s] for s in sel[("valid", "librispeech")])
     assert genders == {"f": 3, "m": 3}
 
 
@@ -290,7 +292,8 @@ def test_only_test_tracks_follow_their_rules(shared_data, name, n, speakers, per
     track = load_track(name)
     rows = track.utterances()
     assert track.test_only and len(rows) == n and {r.split for r in rows} == {"test"}
-    assert len({r.speaker for r in rows}) == speakers and set(Counter(r.speaker for r in rows).values()) == {per_speaker}
+    assert len({r.speaker for r in rows}) == speakers
+    assert set(Counter(r.speaker for r in rows).values()) == {per_speaker}
     assert sum(r.seconds for r in rows) <= 8 * 60
     pick = track.selections()[0].pick
     for spk in {r.speaker for r in rows}:  # re-derive the pick from the distribution's metadata
@@ -319,7 +322,9 @@ def test_make_tracks_check_passes(shared_data):
 
 def test_optional_manifest_columns_are_written_only_when_used():
     v1, v2, vb = load_archived("vctk-mini-v1"), load_track("vctk-mini"), load_track("vbdemand-sample")
-    header = lambda t: t.manifest_path.read_text().splitlines()[0].split(",")  # noqa: E731
+    def header(t):
+        return t.manifest_path.read_text().splitlines()[0].split(",")
+
     assert header(v1)[7:] == [] and header(v2)[7:] == ["corpus"] and header(vb)[7:] == list(OPTIONAL_COLUMNS[1:])
     assert json.loads((Path(v2.manifest_path).parents[1] / "tracks/vctk-mini.json").read_text())["version"] == 2
 

@@ -107,7 +107,8 @@ def _speaker_files(root: Path, layout: str, spk: str, *, subset, mic, clean_dir,
             noisy = nf.relative_to(root).as_posix()
         rows.append(SourceFile(utt, spk, f.relative_to(root).as_posix(), noisy))
     if not rows and strict:
-        expected = {"0.92": f"<utt>_{mic}.flac", "0.80": "<utt>.wav or <utt>.flac", "librispeech": "<spk>-<chapter>-<n>.flac",
+        expected = {"0.92": f"<utt>_{mic}.flac", "0.80": "<utt>.wav or <utt>.flac",
+                    "librispeech": "<spk>-<chapter>-<n>.flac",
                     "speechocean762": "<nnnnnnnnn>.flac", "pairs": f"{spk}_<nnn>.wav or .flac"}[layout]
         raise DataError(f"{sdir}: speaker {spk} has no audio files named {expected}")
     ids = [r.utt_id for r in rows]

@@ -74,7 +74,8 @@ def read_manifest(path: Path) -> list[Utterance]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         header = tuple(reader.fieldnames or ())
-        if header[:len(COLUMNS)] != COLUMNS or header[len(COLUMNS):] != tuple(c for c in OPTIONAL_COLUMNS if c in header):
+        optional = tuple(c for c in OPTIONAL_COLUMNS if c in header)
+        if header[:len(COLUMNS)] != COLUMNS or header[len(COLUMNS):] != optional:
             raise DataError(f"{path}: manifest columns are {reader.fieldnames}, expected {list(COLUMNS)} "
                             f"(then optionally, in this order: {', '.join(OPTIONAL_COLUMNS)})")
         extra = header[len(COLUMNS):]

@@ -96,7 +96,8 @@ class PreparedTrack:
         or another version of the track."""
         if not self.is_prepared:
             raise DataError(f"track {self.track.name} is not prepared for {self.protocol.name} "
-                            f"(sha256 {self.protocol.sha256[:12]}...) in {self.root}", hint=f"run `{self.prepare_command()}`")
+                            f"(sha256 {self.protocol.sha256[:12]}...) in {self.root}",
+                            hint=f"run `{self.prepare_command()}`")
         self.check_identity()
 
     def mismatches(self) -> list[str]:
@@ -109,15 +110,17 @@ class PreparedTrack:
                        f"{want_p['name']} sha256 {want_p['sha256'][:12]}...")
         got_t, want_t = info.get("track", {}), self.track.record(self.root)
         if (got_t.get("split_id"), got_t.get("manifest_sha256")) != (want_t["split_id"], want_t["manifest_sha256"]):
-            out.append(f"split {got_t.get('split_id')} (manifest {str(got_t.get('manifest_sha256'))[:12]}...), the track "
+            out.append(f"split {got_t.get('split_id')} (manifest {str(got_t.get('manifest_sha256'))[:12]}...), "
+                       f"the track "
                        f"is {want_t['split_id']} (manifest {want_t['manifest_sha256'][:12]}...)")
         return out
 
     def check_identity(self) -> None:
         bad = self.mismatches()
         if bad:
-            raise DataError(f"{self.noisy_dir}: prepared for " + "; ".join(bad) + " -- refusing to use audio of another "
-                            "benchmark definition", hint=f"run `{self.prepare_command()}` to prepare the current one")
+            raise DataError(f"{self.noisy_dir}: prepared for " + "; ".join(bad)
+                            + " -- refusing to use audio of another benchmark definition",
+                            hint=f"run `{self.prepare_command()}` to prepare the current one")
 
     def manifest(self, which: str) -> list[dict]:
         path = (self.clean_dir if which == "clean" else self.noisy_dir) / "manifest.csv"

@@ -38,7 +38,8 @@ def librispeech_valid(rows: list[dict], per_gender: int = 3) -> list[str]:
     spk = _speakers(rows, subset="train-clean-100")
     out = []
     for g in ("f", "m"):
-        out += sorted((s for s, r in spk.items() if r["gender"] == g), key=lambda s: hash_rank("librispeech", s))[:per_gender]
+        group = [s for s, r in spk.items() if r["gender"] == g]
+        out += sorted(group, key=lambda s: hash_rank("librispeech", s))[:per_gender]
     return sorted(out)
 
 

@@ -326,7 +326,8 @@ def load_archived(split_id: str) -> Track:
     """A superseded version of a track, by its split id (e.g. ``vctk-mini-v1``)."""
     path = TRACK_DIR / ARCHIVE / f"{split_id}.json"
     if not path.exists():
-        raise DataError(f"no archived track version {split_id!r}", hint=f"archived: {', '.join(archived_split_ids()) or 'none'}")
+        raise DataError(f"no archived track version {split_id!r}",
+                        hint=f"archived: {', '.join(archived_split_ids()) or 'none'}")
     spec = _read_spec(path)
     if spec["split_id"] != split_id:
         raise DataError(f"{path}: split_id {spec['split_id']!r} does not match its file name")

@@ -96,7 +96,8 @@ def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
         local = {r["utt_id"]: r["sha256_pcm16"] for r in pt.manifest("noisy")}
         diff = sorted(u for u, h in ref.items() if local.get(u) != h)
         if diff:
-            report.changed.extend(f"{pt.noisy_dir}/<split>/{u}.wav (differs from the committed reference hash)" for u in diff)
+            report.changed.extend(f"{pt.noisy_dir}/<split>/{u}.wav (differs from the committed reference hash)"
+                                  for u in diff)
         else:
             report.notes.append(f"noisy {'/'.join(pt.noisy_splits)} audio ({pt.protocol.name}) matches the committed "
                                 f"reference hashes ({len(ref)} files, {reference_noisy_path(pt).name})")

@@ -87,7 +87,8 @@ class Protocol:
         """The protocol with only manipulation `op` (its name or index) of this one, drawing from the same
         generator as in this protocol: its output is this protocol's with the other manipulations removed."""
         if self.derived:
-            raise BenchError(f"protocol {self.name} is already derived; derive from {self.spec['derived_from']['name']}")
+            parent = self.spec["derived_from"]["name"]
+            raise BenchError(f"protocol {self.name} is already derived; derive from {parent}")
         ops = [m["op"] for m in self.spec["manipulations"]]
         i = op if isinstance(op, int) else (ops.index(op) if op in ops else -1)
         if not 0 <= i < len(ops) or ops.count(ops[i]) != 1:
