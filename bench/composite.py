@@ -60,7 +60,7 @@ import math
 
 import numpy as np
 
-from bench.metrics import COMPOSITE_FORMULA, _check_rate, _prepare, pesq_nb, pesq_wb
+from bench.measures import COMPOSITE_FORMULA, _check_rate, _prepare, pesq_nb, pesq_wb
 
 __all__ = ["composite", "llr", "wss", "segsnr", "COMPOSITE_FORMULA", "PESQ_VARIANTS", "TRIM_FRACTION"]
 

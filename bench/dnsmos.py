@@ -44,7 +44,7 @@ import numpy as np
 __all__ = ["dnsmos_p835", "unavailable_reason", "version", "REQUIRED_MODULES", "INSTALL_HINT", "SAMPLE_RATE",
            "WINDOW_SECONDS", "PRIMARY_MODEL"]
 
-SAMPLE_RATE = 16000
+from bench import SAMPLE_RATE  # noqa: E402
 WINDOW_SECONDS = 9.01
 PRIMARY_MODEL = "dnsmos_models/sig_bak_ovr.onnx"
 P808_MODEL = "dnsmos_models/model_v8.onnx"

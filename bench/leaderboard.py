@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import REPO_ROOT
-from bench.data.tracks import available_tracks, load_track
+from bench.data.tracks import available_tracks, load_track, track_version
 from bench.errors import BenchError, ResultsError
 from bench.metrics import METRICS
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
@@ -68,14 +68,14 @@ def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -
             if run.track != track_name or run.model != d.parent.name or run.run_id != d.name:
                 raise ResultsError(f"{d}: folder is results/{track_name}/{d.parent.name}/{d.name} but summary.json says "
                                    f"results/{run.track}/{run.model}/{run.run_id}")
-            track = load_track(track_name)
+            track = track_version(track_name, run.summary["benchmark"]["track"].get("split_id"))  # archived versions too
             if not track.frozen:
                 raise ResultsError(f"track {track_name} has no frozen manifest; its runs cannot be checked")
             check_against_benchmark(run, protocol=protocol, track_record=track.record(), test_ids=_test_ids(track))
         except (ResultsError, BenchError) as exc:
             refused.setdefault(track_name, []).append((rel.as_posix(), str(exc).splitlines()[0]))
             continue
-        key = (track_name, run.model, model_config_key(run))
+        key = (track_name, run.model, model_config_key(run), run.summary["benchmark"]["track"]["split_id"])
         preset = _preset(run)
         if preset:
             presets.setdefault(key, set()).add(preset)
@@ -196,6 +196,10 @@ def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]
     runs = sorted(runs, key=lambda r: (order[_role(r)], -((r.summary["metrics"].get("pesq_wb") or {}).get("mean") or -1e9),
                                        r.model))
     names = _names(runs, variants)
+    archived = sorted({r.summary["benchmark"]["track"]["split_id"] for r in runs} - {rec["split_id"]})
+    for old in archived:  # runs of an archived version of the track (checked against that version) say so
+        which = ", ".join(names[r.path] for r in runs if r.summary["benchmark"]["track"]["split_id"] == old)
+        lines += [f"Made on the archived split `{old}` (its own train/valid data; the same test files): {which}.", ""]
     if runs:
         cols = ["#", "model"]
         for m in QUALITY:

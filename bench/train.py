@@ -1,6 +1,8 @@
 """The one trainer, shared by every trainable adapter.
 
-Data: clean 16 kHz segments (``segment_seconds``) cut from the prepared train split; the noisy
+Data: clean 16 kHz segments (``segment_seconds``) cut from the prepared train split, the utterance of
+each drawn with the track's sampling weights (`bench.data.sampling`; without a rule in proportion to
+its length); the noisy
 input is made on the fly by the protocol with fresh seeds (stream ``train:<seed>:<step>:<i>``),
 so no two steps ever see the same noise. Batch ``step`` is a pure function of (seed, step):
 which utterances, where the crops start and the noise all follow from it, which makes
@@ -69,18 +71,20 @@ DEFAULTS = {
 class SegmentBatches(torch.utils.data.IterableDataset):
     """Infinite stream of (noisy, clean) batches; batch `step` depends only on (seed, step)."""
 
-    def __init__(self, clean: dict[str, np.ndarray], protocol, batch_size: int, segment: int, seed: int, start_step: int):
+    def __init__(self, clean: dict[str, np.ndarray], protocol, batch_size: int, segment: int, seed: int, start_step: int,
+                 weights: dict[str, float] | None = None):
         super().__init__()
         self.ids = sorted(clean)
         self.audio = [clean[u] for u in self.ids]
         self.lengths = np.array([len(a) for a in self.audio], dtype=np.float64)
+        # draw weights: the track's sampling rule (bench.data.sampling), else the lengths (uniform over the audio)
+        self.weights = self.lengths if weights is None else np.array([weights[u] for u in self.ids], dtype=np.float64)
         self.protocol, self.batch_size, self.segment = protocol, batch_size, segment
         self.seed, self.start_step = seed, start_step
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step])
-        # utterances drawn with probability proportional to length: uniform over the train audio
-        idx = rng.choice(len(self.ids), size=self.batch_size, p=self.lengths / self.lengths.sum())
+        idx = rng.choice(len(self.ids), size=self.batch_size, p=self.weights / self.weights.sum())
         clean = np.zeros((self.batch_size, self.segment), dtype=np.float32)
         noisy = np.zeros_like(clean)
         for i, k in enumerate(idx):
@@ -221,7 +225,7 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
     segment = int(round(cfg["segment_seconds"] * SAMPLE_RATE))
     steps_per_epoch = max(1, int(round(sum(len(a) for a in train_clean.values()) / (segment * cfg["batch_size"]))))
     valid_every = steps_per_epoch if cfg["valid_every"] == "epoch" else int(cfg["valid_every"])
-    data = SegmentBatches(train_clean, pt.protocol, cfg["batch_size"], segment, cfg["seed"], step)
+    data = SegmentBatches(train_clean, pt.protocol, cfg["batch_size"], segment, cfg["seed"], step, pt.sampling_weights())
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=cfg["num_workers"],
                                          worker_init_fn=_worker_init if cfg["num_workers"] else None,
                                          persistent_workers=False)

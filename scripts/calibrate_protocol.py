@@ -3,7 +3,8 @@
     python scripts/calibrate_protocol.py [--protocol stft-v1] [--ablate] [--set op.param=value ...]
 
 Uses the vctk-mini test speakers (p232, p257) from the resolved data root. Prints means; with
---ablate also the score with each manipulation alone, which is how v1's numbers were chosen.
+--ablate also the score with each manipulation alone (`Protocol.only`: the draws it has in the full
+protocol, i.e. the diagnostic sets `bench data prepare --diagnostics` materializes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 
 def _score(args):
-    spec, path, utt = args
+    spec, path, utt, only = args
     from pesq import pesq
     from pystoi import stoi
 
@@ -25,14 +26,16 @@ def _score(args):
     from bench.protocol import Protocol
 
     p = Protocol.from_spec(spec)
+    if only is not None:  # manipulation `only` alone, with the random draws it has in the full protocol
+        p = p.only(only)
     x = load_16k(path)
     y = p.apply(x, utt)
     return pesq(16000, x, y, "wb"), stoi(x, y, 16000, extended=False)
 
 
-def evaluate(spec, items, jobs):
+def evaluate(spec, items, jobs, only=None):
     with ProcessPoolExecutor(jobs) as ex:
-        res = list(ex.map(_score, [(spec, p, u) for u, p in items]))
+        res = list(ex.map(_score, [(spec, p, u, only) for u, p in items]))
     arr = np.array(res)
     return arr[:, 0].mean(), arr[:, 1].mean()
 
@@ -56,14 +59,12 @@ def main():
         step[param] = json.loads(val)
     track = load_track("vctk-mini")
     root = resolve_data_root(None, track)
-    items = [(u.utt_id, str(root / u.path)) for u in track.utterances(root) if u.split == "test"]
+    items = [(u.utt_id, str(track.source_path(root, u))) for u in track.utterances(split="test")]
     pq, st = evaluate(spec, items, args.jobs)
     print(f"all manipulations: PESQ-WB {pq:.3f}  STOI {st:.3f}  ({len(items)} utterances)")
     if args.ablate:
         for i, m in enumerate(spec["manipulations"]):
-            one = copy.deepcopy(spec)
-            one["manipulations"] = [m]
-            pq, st = evaluate(one, items, args.jobs)
+            pq, st = evaluate(spec, items, args.jobs, only=i)
             print(f"only {m['op']:>15}: PESQ-WB {pq:.3f}  STOI {st:.3f}")
 
 

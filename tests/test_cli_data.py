@@ -17,10 +17,12 @@ import torch  # noqa: F401  (imported once here, so forked prepare workers do no
 import bench
 import bench.data.tracks as tracks_mod
 from bench.cli import main
+from bench.protocol import Protocol
 
 from conftest import make_vctk_corpus, track_spec
 
 SPEAKERS = {"train": ["p225"], "valid": ["p226"], "test": ["p227"]}
+NOISY = f"stft-v1-{Protocol.load().sha256[:8]}"  # the noisy folder is keyed by the protocol's hash
 
 
 def flat(text: str) -> str:
@@ -75,7 +77,7 @@ def test_prepare_then_verify(cli, tiny):
     code, out, err = cli("data", "prepare", *args)
     assert code == 0, err
     assert flat("prepared tiny: train 2, valid 2, test 2") in flat(out)
-    assert (tiny["prepared"] / "tiny/stft-v1/test/p227_002.wav").exists()
+    assert (tiny["prepared"] / f"tiny/{NOISY}/test/p227_002.wav").exists()
     code, out, err = cli("data", "verify", *args)
     assert code == 0, err
     assert flat("ok 6 source files of tiny match the manifest written at first prepare") in flat(out)
@@ -86,7 +88,7 @@ def test_prepare_then_verify(cli, tiny):
     q, sr = sf.read(str(src), dtype="int16")
     q[100] ^= 4
     sf.write(str(src), q, sr, subtype="PCM_16")
-    noisy = tiny["prepared"] / "tiny/stft-v1/valid/p226_002.wav"
+    noisy = tiny["prepared"] / f"tiny/{NOISY}/valid/p226_002.wav"
     noisy.unlink()
     code, out, err = cli("data", "verify", *args)
     assert code == 1
@@ -152,18 +154,30 @@ def test_noise_show(cli):
 # ---------------------------------------------------------------------------------------------
 # the real vctk-mini corpus
 def test_verify_real_vctk_mini(cli, shared_data, vctk_mini, tmp_path):
+    """vctk-mini v2: 1270 files of three corpora (VCTK, LibriSpeech, speechocean762)."""
     code, out, err = cli("data", "verify", "--track", "vctk-mini", "--data-root", shared_data,
                          "--prepared-dir", tmp_path, "--jobs", 2)
     assert code == 0, err
-    assert flat("ok 579 source files of vctk-mini match the frozen manifest") in flat(out)
+    assert flat("ok 1270 source files of vctk-mini match the frozen manifest") in flat(out)
+    assert flat("not in manifest") not in flat(out)
     assert flat("not prepared yet") in flat(out) and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("track, n", [("so762-test", 125), ("librispeech-test-other", 80), ("vbdemand-sample", 35 * 2)])
+def test_verify_real_test_only_tracks(cli, shared_data, tmp_path, track, n):
+    """Test-only tracks verify against their frozen manifests; files their pick rule leaves out are not 'extra'."""
+    code, out, err = cli("data", "verify", "--track", track, "--data-root", shared_data, "--prepared-dir", tmp_path,
+                         "--jobs", 2)
+    assert code == 0, err
+    assert flat(f"ok {n} source files of {track} match the frozen manifest") in flat(out)
+    assert flat("not in manifest") not in flat(out)
 
 
 def test_verify_real_vctk_mini_subprocess(shared_data, vctk_mini, tmp_path):
     res = run_bench("data", "verify", "--track", "vctk-mini", "--data-root", shared_data,
                     "--prepared-dir", tmp_path, "--jobs", 2)
     assert res.returncode == 0, res.stderr
-    assert flat("ok 579 source files of vctk-mini match the frozen manifest") in flat(res.stdout)
+    assert flat("ok 1270 source files of vctk-mini match the frozen manifest") in flat(res.stdout)
 
 
 def test_prepare_broken_corpus_subprocess(tmp_path):
@@ -184,6 +198,8 @@ def test_prepare_vctk_mini_with_a_changed_file_is_a_manifest_mismatch(cli, vctk_
     (corpus / "wav48").mkdir(parents=True)
     for spk in ("p225", "p226", "p227", "p228", "p232", "p239", "p257", "p287"):
         (corpus / "wav48" / spk).mkdir()
+    (tmp_path / "data/librispeech-mini/train-clean-100").mkdir(parents=True)  # v2's other corpora, empty
+    (tmp_path / "data/speechocean762-mini/train").mkdir(parents=True)
     src = vctk_mini / "wav48/p232/p232_043.flac"
     q, sr = sf.read(str(src), dtype="int16")
     q[2000] = np.int16(q[2000] ^ 1)
@@ -192,13 +208,13 @@ def test_prepare_vctk_mini_with_a_changed_file_is_a_manifest_mismatch(cli, vctk_
     code, out, err = cli("data", "prepare", "--track", "vctk-mini", "--data-root", tmp_path / "data",
                          "--prepared-dir", tmp_path / "prep", "--jobs", 2)
     assert code == 2
-    assert flat("578 missing and 1 changed source file(s) under the manifest of vctk-mini") in flat(err)
+    assert flat("1269 missing and 1 changed source file(s) under the manifest of vctk-mini") in flat(err)
     assert flat("file listed in the manifest is missing") in flat(err)
     assert flat("bench data verify --track vctk-mini") in flat(err)
     code, out, err = cli("data", "verify", "--track", "vctk-mini", "--data-root", tmp_path / "data",
                          "--prepared-dir", tmp_path / "prep", "--jobs", 2)
     assert code == 1 and flat(f"changed {changed}") in flat(err)
-    assert flat("vctk-mini: 578 missing, 1 changed, 0 unreadable of 579 files") in flat(err)
+    assert flat("vctk-mini: 1269 missing, 1 changed, 0 unreadable of 1270 files") in flat(err)
 
 
 @pytest.mark.slow
@@ -206,12 +222,13 @@ def test_prepare_real_vctk_mini(cli, shared_data, vctk_mini, tmp_path):
     args = ["--track", "vctk-mini", "--data-root", shared_data, "--prepared-dir", tmp_path]
     code, out, err = cli("data", "prepare", *args)
     assert code == 0, err
-    assert flat("prepared vctk-mini: train 533, valid 16, test 30") in flat(out)
+    assert flat("prepared vctk-mini: train 1202, valid 38, test 30") in flat(out)
     code, out, err = cli("data", "verify", *args)
     assert code == 0, err
-    assert flat("ok 579 source files") in flat(out) and flat("ok 625 prepared files") in flat(out)
+    assert flat("ok 1270 source files") in flat(out) and flat("ok 1338 prepared files") in flat(out)
+    assert flat("matches the committed reference hashes (68 files, vctk-mini-v2.stft-v1.csv)") in flat(out)
     t = tmp_path / "vctk-mini"
-    assert len(list((t / "stft-v1" / "test").glob("*.wav"))) == 30 and not (t / "stft-v1" / "train").exists()
+    assert len(list((t / NOISY / "test").glob("*.wav"))) == 30 and not (t / NOISY / "train").exists()
     assert not list(t.rglob("*.tmp"))
     code, out, err = cli("data", "prepare", *args)  # re-run: only hashing
     assert code == 0, err

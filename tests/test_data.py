@@ -24,11 +24,11 @@ import bench.data.tracks as tracks_mod
 from bench.audio import (RESAMPLER, check_speech, file_sha256_pcm16, from_pcm16, load_16k, read_audio, resample,
                          sha256_pcm16, to_pcm16, write_wav_pcm16)
 from bench.data.corpus import detect_layout, scan
-from bench.data.manifest import COLUMNS, Utterance, manifest_bytes, read_manifest, write_manifest
+from bench.data.manifest import COLUMNS, Utterance, fields, manifest_bytes, read_manifest, write_manifest
 from bench.data.prepare import describe_sources, prepare
 from bench.data.prepared import PreparedTrack
 from bench.data.root import resolve_data_root
-from bench.data.tracks import Track, load_track, validate_track_spec
+from bench.data.tracks import Track, load_archived, load_track, track_version, validate_track_spec
 from bench.data.verify import verify_prepared, verify_sources
 from bench.errors import AudioError, DataError, ManifestMismatch
 from bench.protocol import Protocol
@@ -36,6 +36,7 @@ from bench.protocol import Protocol
 from conftest import make_vctk_corpus, speech_like, track_spec, write_audio
 
 PROTO = Protocol.load()
+NOISY = f"stft-v1-{PROTO.sha256[:8]}"  # the noisy folder is keyed by the protocol's hash
 FORK = multiprocessing.get_start_method() == "fork"
 
 
@@ -322,18 +323,23 @@ def test_unfrozen_track_needs_a_prepare(make_track, tmp_path):
 
 
 def test_committed_tracks():
-    mini, full = load_track("vctk-mini"), load_track("vctk")
-    assert mini.frozen and mini.layout == "0.80" and mini.corpus_dir == "vctk-mini"
+    v1, full = load_archived("vctk-mini-v1"), load_track("vctk")
+    assert v1.frozen and v1.archived and v1.layout == "0.80" and v1.corpus_dir == "vctk-mini" and v1.name == "vctk-mini"
     assert not full.frozen and full.layout == "0.92" and full.corpus_dir == "VCTK-Corpus-0.92"
-    assert mini.splits["test"] == full.splits["test"] == ["p232", "p257"]  # the VoiceBank-DEMAND test speakers
-    rows = mini.utterances()
-    assert len(rows) == 579 and tuple(rows[0].__dataclass_fields__) == COLUMNS
+    assert v1.splits["test"] == full.splits["test"] == ["p232", "p257"]  # the VoiceBank-DEMAND test speakers
+    rows = v1.utterances()
+    assert len(rows) == 579 and tuple(f.name for f in fields(rows[0]))[:len(COLUMNS)] == COLUMNS
+    assert v1.manifest_path.name == "vctk-mini.csv" and v1.manifest_path.read_text().startswith(",".join(COLUMNS) + "\n")
     by_split = {s: {r.speaker for r in rows if r.split == s} for s in ("train", "valid", "test")}
-    assert by_split == {s: set(v) for s, v in mini.splits.items()}
+    assert by_split == {s: set(v) for s, v in v1.splits.items()}
     assert sum(r.split == "test" for r in rows) == 30
-    assert all(r.path == f"wav48/{r.speaker}/{r.utt_id}.flac" for r in rows)
-    rec = mini.record()
-    assert rec["split_id"] == "vctk-mini-v1" and rec["frozen"] is True and len(rec["manifest_sha256"]) == 64
+    assert all(r.path == f"wav48/{r.speaker}/{r.utt_id}.flac" and r.corpus == "" for r in rows)
+    rec = v1.record()
+    # the committed vctk-mini-v1 results recorded exactly this
+    assert rec == {"name": "vctk-mini", "version": 1, "split_id": "vctk-mini-v1", "frozen": True,
+                   "manifest_sha256": "16e009b5d9fe7dcc" + rec["manifest_sha256"][16:]}
+    assert track_version("vctk-mini", "vctk-mini-v1") == v1 and track_version("vctk-mini").split_id == "vctk-mini-v2"
+    assert track_version("vctk-mini", "vctk-mini-v0").split_id == "vctk-mini-v2"  # unknown: checked against the current
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,12 +375,12 @@ def test_prepare_writes_clean_noisy_and_manifests(pristine):
     files = set(tree(prepared))
     clean = {f"tiny/clean/{s}/{spk}_{i:03d}.wav" for s, spks in SPEAKERS.items() for spk in spks
              for i in range(1, N_UTTS + 1)}
-    noisy = {f"tiny/stft-v1/{s}/{spk}_{i:03d}.wav" for s in ("valid", "test") for spk in SPEAKERS[s]
+    noisy = {f"tiny/{NOISY}/{s}/{spk}_{i:03d}.wav" for s in ("valid", "test") for spk in SPEAKERS[s]
              for i in range(1, N_UTTS + 1)}
-    meta = {"tiny/source_manifest.csv", "tiny/clean/manifest.csv", "tiny/stft-v1/manifest.csv",
-            "tiny/stft-v1/prepared.json"}
+    meta = {"tiny/source_manifest.csv", "tiny/track.json", "tiny/clean/manifest.csv", f"tiny/{NOISY}/manifest.csv",
+            f"tiny/{NOISY}/prepared.json"}
     assert files == clean | noisy | meta  # no train noisy, no mic2, no temp files
-    assert not (prepared / "tiny" / "stft-v1" / "train").exists() and not tmp_files(prepared)
+    assert not (prepared / "tiny" / NOISY / "train").exists() and not tmp_files(prepared)
     assert pt.is_prepared and pt.utt_ids("test") == ["p227_001", "p227_002"]
 
     src = read_manifest(prepared / "tiny" / "source_manifest.csv")
@@ -437,19 +443,19 @@ def test_prepare_resumes_after_an_interruption(work):
     before = tree(prepared)
     golden = {p: (prepared / p).read_bytes() for p in before}
     # an interrupted run: one noisy file never written, one clean+noisy pair lost mid-write (temp file left)
-    (prepared / "tiny/stft-v1/test/p227_002.wav").unlink()
+    (prepared / f"tiny/{NOISY}/test/p227_002.wav").unlink()
     (prepared / "tiny/clean/valid/p226_001.wav").unlink()
-    (prepared / "tiny/stft-v1/valid/p226_001.wav").unlink()
+    (prepared / f"tiny/{NOISY}/valid/p226_001.wav").unlink()
     stray = prepared / "tiny/clean/valid/.p226_001.wav.999999999.tmp"
     stray.write_bytes(b"RIFF" + b"\0" * 100)
-    (prepared / "tiny/stft-v1/manifest.csv").unlink()  # interrupted before the manifests
+    (prepared / f"tiny/{NOISY}/manifest.csv").unlink()  # interrupted before the manifests
     prepare(work["track"], PROTO, work["corpus"], prepared, jobs=2)
     after = tree(prepared)
     assert set(after) == set(before) and not tmp_files(prepared)
     assert all((prepared / p).read_bytes() == golden[p] for p in before), "resumed output differs"
     rewritten = {p for p in before if after[p] != before[p]}
-    assert rewritten == {"tiny/stft-v1/test/p227_002.wav", "tiny/clean/valid/p226_001.wav",
-                         "tiny/stft-v1/valid/p226_001.wav", "tiny/stft-v1/manifest.csv"}
+    assert rewritten == {f"tiny/{NOISY}/test/p227_002.wav", "tiny/clean/valid/p226_001.wav",
+                         f"tiny/{NOISY}/valid/p226_001.wav", f"tiny/{NOISY}/manifest.csv"}
 
 
 def test_prepare_keeps_the_temp_files_of_a_live_process(work):
@@ -462,7 +468,7 @@ def test_prepare_keeps_the_temp_files_of_a_live_process(work):
 
 def test_prepare_does_not_depend_on_worker_count(work, tmp_path):
     again = prepare(work["track"], PROTO, work["corpus"], tmp_path / "one_worker", jobs=1)
-    for name in ("source_manifest.csv", "clean/manifest.csv", "stft-v1/manifest.csv", "stft-v1/prepared.json"):
+    for name in ("source_manifest.csv", "clean/manifest.csv", f"{NOISY}/manifest.csv", f"{NOISY}/prepared.json"):
         assert (tmp_path / "one_worker/tiny" / name).read_bytes() == (work["prepared"] / "tiny" / name).read_bytes()
     assert again.is_prepared
 
@@ -522,7 +528,7 @@ def frozen_tiny(work, tmp_path, monkeypatch):
 def test_prepare_frozen_track_matches_the_unfrozen_one(work, frozen_tiny, tmp_path):
     pt = prepare(frozen_tiny, PROTO, work["corpus"], tmp_path / "fresh", jobs=2)
     assert not (tmp_path / "fresh/tiny/source_manifest.csv").exists()
-    for name in ("clean/manifest.csv", "stft-v1/manifest.csv"):
+    for name in ("clean/manifest.csv", f"{NOISY}/manifest.csv"):
         assert (tmp_path / "fresh/tiny" / name).read_bytes() == (work["prepared"] / "tiny" / name).read_bytes()
     assert pt.info()["track"]["frozen"] is True
 
@@ -596,7 +602,7 @@ def test_verify_prepared(work):
 
 
 def test_real_vctk_mini_verifies_against_the_committed_manifest(vctk_mini):
-    track = load_track("vctk-mini")
+    track = load_archived("vctk-mini-v1")
     rep = verify_sources(track, vctk_mini, track.utterances(), jobs=2)
     assert rep.ok, f"missing {rep.missing[:5]}, changed {rep.changed[:5]}, unreadable {rep.unreadable[:5]}"
     assert rep.checked == 579 and rep.extra == []
@@ -620,7 +626,7 @@ def no_shared(tmp_path, monkeypatch):
 
 def test_data_root_precedence(no_shared, monkeypatch):
     tmp = no_shared
-    track = load_track("vctk-mini")
+    track = load_archived("vctk-mini-v1")  # one corpus: the corpus folder itself may be given
     cli, env, shared = _corpus_at(tmp / "cli"), _corpus_at(tmp / "env"), _corpus_at(tmp / "fake" / "shared" / "data")
     cache = _corpus_at(tmp / "cache" / "data")
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp / "env"))
@@ -639,7 +645,7 @@ def test_explicit_root_without_the_corpus_is_an_error(no_shared, monkeypatch):
     tmp = no_shared
     _corpus_at(tmp / "fake" / "shared" / "data")  # would be found, but an explicit choice never falls through
     (tmp / "empty").mkdir()
-    mini, full = load_track("vctk-mini"), load_track("vctk")
+    mini, full = load_archived("vctk-mini-v1"), load_track("vctk")
     with pytest.raises(DataError, match=r"no vctk-mini corpus under .*empty \(from --data-root\)") as ei:
         resolve_data_root(tmp / "empty", mini)
     assert "--data-root" in ei.value.hint and "BENCH_DATA_ROOT" in ei.value.hint
@@ -661,7 +667,10 @@ def test_no_data_anywhere_lists_where_it_looked(no_shared):
 
 def test_default_data_root_is_the_shared_data(shared_data, monkeypatch):
     monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
-    expected = Path(root_mod.REPO_ROOT).parent / "shared" / "data" / "vctk-mini"
-    if not (expected / "wav48").is_dir():
+    expected = Path(root_mod.REPO_ROOT).parent / "shared" / "data"
+    if not (expected / "vctk-mini" / "wav48").is_dir():
         pytest.skip(f"no vctk-mini at {expected}")
-    assert resolve_data_root(None, load_track("vctk-mini")) == expected
+    assert resolve_data_root(None, load_archived("vctk-mini-v1")) == expected / "vctk-mini"
+    assert resolve_data_root(None, load_track("vctk-mini")) == {
+        "vctk": expected / "vctk-mini", "librispeech": expected / "librispeech-mini",
+        "speechocean762": expected / "speechocean762-mini"}

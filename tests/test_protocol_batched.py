@@ -31,7 +31,7 @@ import torch
 from scipy import stats
 
 from bench.audio import load_16k
-from bench.data.tracks import load_track
+from bench.data.tracks import load_archived
 from bench.errors import BenchError
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 from bench.protocol import batched as TB
@@ -360,7 +360,7 @@ def valid_noisy_means(corpus, draws: int, protocol: str = DEFAULT_PROTOCOL) -> d
 
     proto = Protocol.load(protocol)
     bp = BatchedProtocol(proto)
-    track = load_track("vctk-mini")
+    track = load_archived("vctk-mini-v1")  # its valid split: the 16 VCTK utterances of p287 and p228
     utts = [u for u in track.utterances() if u.split == "valid"]
     per_utt = {"ref": [], "torch": []}
     for j, u in enumerate(utts):

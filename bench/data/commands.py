@@ -56,7 +56,15 @@ def cmd_prepare(args) -> int:
         pt = prepare(track, proto, corpus, out, jobs=args.jobs, progress=prog)
     counts = pt.info()["counts"]
     console.print(f"[green]prepared[/] {track.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-                  + f"; noisy valid/test in {pt.noisy_dir}")
+                  + f"; noisy {'/'.join(pt.noisy_splits)} in {pt.noisy_dir}")
+    if getattr(args, "evaluation", False) or getattr(args, "diagnostics", False):
+        from bench.data.evaluation import prepare_evaluation
+
+        with progress_bar() as prog:
+            sets = prepare_evaluation(track, proto, args.data_root, out, jobs=args.jobs, progress=prog,
+                                      only_diagnostics=not args.evaluation)
+        for s in sets[1:]:
+            console.print(f"[green]prepared[/] {s.role} set {s.key}: test in {s.prepared.noisy_dir}")
     return 0
 
 
@@ -146,6 +154,10 @@ def register(subparsers) -> None:
     p = data.add_parser("prepare", help="resample, materialize the frozen noisy valid/test sets, write manifests")
     add_track(p)
     add_dirs(p)
+    p.add_argument("--evaluation", action="store_true",
+                   help="also prepare the track's evaluation sets: cross-corpus and recorded-noise test tracks, diagnostics")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="also prepare the test split under each manipulation of the protocol alone")
     p.set_defaults(func=cmd_prepare)
     p = data.add_parser("verify", help="check a local corpus and prepared audio against the frozen manifests")
     add_track(p)

@@ -1,10 +1,17 @@
-"""The VCTK corpus on disk, in its two official layouts.
+"""Speech corpora on disk, in the layouts the tracks use.
 
 - VCTK 0.92: ``wav48_silence_trimmed/<speaker>/<speaker>_<nnn>_<mic>.flac`` (mic1 or mic2, 48 kHz FLAC)
 - VCTK 0.80: ``wav48/<speaker>/<speaker>_<nnn>.wav`` (48 kHz WAV; FLAC accepted, as in vctk-mini)
+- ``librispeech``: ``<subset>/<speaker>/[<chapter>/]<speaker>-<chapter>-<nnnn>.flac`` (librispeech-mini keeps
+  the files directly in the speaker folder; the full corpus has chapter folders: both are found)
+- ``speechocean762``: ``<split>/<speaker>/<nnnnnnnnn>.flac`` (speechocean762-mini, split = the corpus's
+  own train/test speaker split)
+- ``pairs``: ``<clean_dir>/<utt>.flac`` and ``<noisy_dir>/<utt>.flac`` with ``<utt> = <speaker>_<nnn>``
+  (VoiceBank-DEMAND: the noisy file is a recording, not made by a protocol)
 
-`scan` lists the utterances of the given speakers; the file header, not the folder name, gives
-the sample rate (vctk-mini keeps 16 kHz files under ``wav48/``).
+`scan` lists the utterances of the given speakers, optionally picking some of each speaker's
+files by length; the file header, not the folder name, gives the sample rate (vctk-mini keeps
+16 kHz files under ``wav48/``).
 """
 
 from __future__ import annotations
@@ -15,10 +22,16 @@ from pathlib import Path
 
 from bench.errors import DataError
 
-LAYOUTS = {
+LAYOUTS = {  # VCTK: one folder per speaker under a fixed folder
     "0.92": {"dir": "wav48_silence_trimmed", "pattern": re.compile(r"^(?P<utt>[ps]\d+_\d+)_(?P<mic>mic[12])\.flac$")},
     "0.80": {"dir": "wav48", "pattern": re.compile(r"^(?P<utt>[ps]\d+_\d+)\.(?:wav|flac)$")},
 }
+SUBSET_LAYOUTS = {  # one folder per speaker under a subset (split) folder
+    "librispeech": {"pattern": re.compile(r"^(?P<utt>(?P<spk>\d+)-\d+-\d+)\.flac$"), "recursive": True},
+    "speechocean762": {"pattern": re.compile(r"^(?P<utt>\d{9})\.(?:flac|wav)$"), "recursive": False},
+}
+PAIRS_PATTERN = re.compile(r"^(?P<utt>(?P<spk>[ps]\d+)_\d+)\.(?:wav|flac)$")
+ALL_LAYOUTS = (*LAYOUTS, *SUBSET_LAYOUTS, "pairs")
 
 
 @dataclass(frozen=True)
@@ -26,9 +39,11 @@ class SourceFile:
     utt_id: str
     speaker: str
     path: str  # relative to the corpus root, POSIX separators
+    noisy_path: str = ""  # pairs layout only
 
 
 def detect_layout(root: Path) -> str:
+    """The VCTK release of a VCTK corpus folder (0.92 or 0.80)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: corpus folder does not exist")
@@ -40,40 +55,125 @@ def detect_layout(root: Path) -> str:
                     f"(VCTK 0.80); found: {listing}")
 
 
-def scan(root: Path, speakers: list[str], *, layout: str | None = None, mic: str = "mic1") -> list[SourceFile]:
-    """Utterances of `speakers` under `root`, sorted by (speaker, utterance id).
+def marker_dirs(layout: str, *, subsets=(), clean_dir: str = "clean", noisy_dir: str = "noisy") -> list[str]:
+    """Folders whose presence identifies a corpus folder of `layout` (any one of them suffices)."""
+    if layout in LAYOUTS:
+        return [lay["dir"] for lay in LAYOUTS.values()]
+    if layout in SUBSET_LAYOUTS:
+        return list(subsets)
+    if layout == "pairs":
+        return [clean_dir]
+    raise DataError(f"unknown corpus layout {layout!r}; known: {', '.join(ALL_LAYOUTS)}")
 
-    A listed speaker without a folder or without matching files is an error naming it.
+
+def _listing(root: Path) -> str:
+    return ", ".join(sorted(p.name for p in root.iterdir())[:12]) or "(empty)"
+
+
+def _speaker_files(root: Path, layout: str, spk: str, *, subset, mic, clean_dir, noisy_dir, strict) -> list[SourceFile]:
+    if layout in LAYOUTS:
+        lay = LAYOUTS[layout]
+        sdir = root / lay["dir"] / spk
+        files = sorted(sdir.iterdir()) if sdir.is_dir() else None
+    elif layout in SUBSET_LAYOUTS:
+        lay = SUBSET_LAYOUTS[layout]
+        sdir = root / subset / spk
+        files = (sorted(sdir.rglob("*")) if lay["recursive"] else sorted(sdir.iterdir())) if sdir.is_dir() else None
+    else:  # pairs
+        sdir = root / clean_dir
+        files = [f for f in sorted(sdir.iterdir()) if (m := PAIRS_PATTERN.match(f.name)) and m.group("spk") == spk]
+    if files is None:
+        if not strict:
+            return []
+        raise DataError(f"{sdir}: missing speaker {spk} (no such folder)",
+                        hint="the corpus is incomplete or not the expected release; re-download or re-extract it")
+    rows = []
+    for f in files:
+        m = lay["pattern"].match(f.name) if layout != "pairs" else PAIRS_PATTERN.match(f.name)
+        if not m or not f.is_file():
+            continue
+        if layout == "0.92" and m.group("mic") != mic:
+            continue
+        utt = m.group("utt")
+        if layout in LAYOUTS and not utt.startswith(spk + "_"):
+            raise DataError(f"{f}: file of another speaker in the folder of {spk}")
+        if layout == "librispeech" and m.group("spk") != spk:
+            raise DataError(f"{f}: file of another speaker in the folder of {spk}")
+        noisy = ""
+        if layout == "pairs":
+            nf = root / noisy_dir / f.name
+            if strict and not nf.is_file():
+                raise DataError(f"{nf}: the noisy file of the pair {f} is missing")
+            noisy = nf.relative_to(root).as_posix()
+        rows.append(SourceFile(utt, spk, f.relative_to(root).as_posix(), noisy))
+    if not rows and strict:
+        expected = {"0.92": f"<utt>_{mic}.flac", "0.80": "<utt>.wav or <utt>.flac",
+                    "librispeech": "<spk>-<chapter>-<n>.flac",
+                    "speechocean762": "<nnnnnnnnn>.flac", "pairs": f"{spk}_<nnn>.wav or .flac"}[layout]
+        raise DataError(f"{sdir}: speaker {spk} has no audio files named {expected}")
+    ids = [r.utt_id for r in rows]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise DataError(f"{sdir}: utterances present twice (e.g. both .wav and .flac): {', '.join(dup[:5])}")
+    return rows
+
+
+def pick_by_length(root: Path, rows: list[SourceFile], pick: dict, *, strict: bool = True) -> list[SourceFile]:
+    """Rows ``[start, start + count)`` of one speaker's files sorted by (number of samples, utterance id)."""
+    import soundfile as sf
+
+    start, count = int(pick.get("start", 0)), int(pick["count"])
+    if pick.get("by", "length") != "length":
+        raise DataError(f"unknown utterance pick {pick!r}: only by 'length' is defined")
+    if len(rows) < start + count and strict:
+        raise DataError(f"speaker {rows[0].speaker if rows else '?'} has {len(rows)} utterances, the selection takes "
+                        f"ranks {start}..{start + count - 1} by length")
+    sized = []
+    for r in rows:
+        try:
+            sized.append((sf.info(str(root / r.path)).frames, r.utt_id, r))
+        except RuntimeError as exc:
+            if strict:
+                raise DataError(f"{root / r.path}: cannot read the audio header ({exc})") from None
+    return [r for _, _, r in sorted(sized, key=lambda t: t[:2])[start:start + count]]
+
+
+def scan(root: Path, speakers: list[str], *, layout: str | None = None, mic: str = "mic1", subset: str | None = None,
+         pick: dict | None = None, clean_dir: str = "clean", noisy_dir: str = "noisy",
+         strict: bool = True) -> list[SourceFile]:
+    """Utterances of `speakers` under `root`, sorted by (speaker in the given order, utterance id).
+
+    `layout` None means a VCTK corpus of either release. A listed speaker without a folder or without
+    matching files is an error naming it (with ``strict=False`` it is skipped: what `verify` uses to list
+    files outside the manifest). `pick` keeps some of each speaker's files by length (`pick_by_length`).
     """
     root = Path(root)
-    found_layout = detect_layout(root)
-    if layout and found_layout != layout:
-        raise DataError(f"{root}: has the VCTK {found_layout} layout ({LAYOUTS[found_layout]['dir']}/), "
-                        f"but this track is defined on VCTK {layout} ({LAYOUTS[layout]['dir']}/)")
-    lay = LAYOUTS[found_layout]
-    audio_dir = root / lay["dir"]
+    if layout is None or layout in LAYOUTS:
+        found = detect_layout(root)
+        if layout and found != layout:
+            raise DataError(f"{root}: has the VCTK {found} layout ({LAYOUTS[found]['dir']}/), "
+                            f"but this track is defined on VCTK {layout} ({LAYOUTS[layout]['dir']}/)")
+        layout = found
+    elif layout in SUBSET_LAYOUTS:
+        if not subset:
+            raise DataError(f"a {layout} corpus needs a subset (e.g. train-clean-100, test)")
+        if not (root / subset).is_dir():
+            what = root if root.is_dir() else None
+            raise DataError(f"{root}: not a {layout} corpus folder with the subset {subset}/" +
+                            (f"; found: {_listing(root)}" if what else " (folder does not exist)"))
+    elif layout == "pairs":
+        for d in (clean_dir, noisy_dir):
+            if not (root / d).is_dir():
+                raise DataError(f"{root}: not a folder of clean/noisy pairs: expected {clean_dir}/ and {noisy_dir}/" +
+                                (f"; found: {_listing(root)}" if root.is_dir() else " (folder does not exist)"))
+    else:
+        raise DataError(f"unknown corpus layout {layout!r}; known: {', '.join(ALL_LAYOUTS)}")
     out: list[SourceFile] = []
     for spk in speakers:
-        sdir = audio_dir / spk
-        if not sdir.is_dir():
-            raise DataError(f"{sdir}: missing speaker {spk} (no such folder)",
-                            hint="the corpus is incomplete or not the expected VCTK release; re-download or re-extract it")
-        rows = []
-        for f in sorted(sdir.iterdir()):
-            m = lay["pattern"].match(f.name)
-            if not m:
-                continue
-            if found_layout == "0.92" and m.group("mic") != mic:
-                continue
-            if not m.group("utt").startswith(spk + "_"):
-                raise DataError(f"{f}: file of another speaker in the folder of {spk}")
-            rows.append(SourceFile(m.group("utt"), spk, f.relative_to(root).as_posix()))
-        if not rows:
-            expected = f"<utt>_{mic}.flac" if found_layout == "0.92" else "<utt>.wav or <utt>.flac"
-            raise DataError(f"{sdir}: speaker {spk} has no audio files named {expected}")
-        ids = [r.utt_id for r in rows]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise DataError(f"{sdir}: utterances present twice (e.g. both .wav and .flac): {', '.join(dup[:5])}")
+        rows = _speaker_files(root, layout, spk, subset=subset, mic=mic, clean_dir=clean_dir, noisy_dir=noisy_dir,
+                              strict=strict)
+        rows.sort(key=lambda r: r.utt_id)
+        if pick and rows:
+            rows = sorted(pick_by_length(root, rows, pick, strict=strict), key=lambda r: r.utt_id)
         out.extend(rows)
     return out

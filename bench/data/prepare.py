@@ -1,4 +1,4 @@
-"""`bench data prepare`: source corpus -> 16 kHz clean audio -> frozen noisy valid/test sets.
+"""`bench data prepare`: source corpora -> 16 kHz clean audio -> frozen noisy valid/test sets.
 
 Idempotent (outputs already on disk are hashed, not recomputed), atomic (every file is written
 to a temporary name and renamed, so an interrupted prepare leaves no half file), parallel over
@@ -25,6 +25,7 @@ from bench.audio import (atomic_write_bytes, check_speech, from_pcm16, read_audi
 from bench.data.corpus import scan
 from bench.data.manifest import Utterance, write_manifest
 from bench.data.prepared import PREPARED_COLUMNS, PreparedTrack
+from bench.data.recorded import RecordedNoise
 from bench.data.tracks import Track
 from bench.errors import BenchError, DataError, ManifestMismatch
 from bench.protocol import Protocol
@@ -35,11 +36,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Job:
     utt: Utterance
-    corpus_root: str
+    source: str                 # the clean source file
+    noisy_source: str | None    # recorded-noise tracks: the noisy source file of the pair
     clean_path: str
     noisy_path: str | None
-    protocol_name: str
+    protocol_spec: dict | None  # the noising protocol's spec (None for recorded noise)
     verify_source: bool
+
+
+_PROTOCOLS: dict[str, Protocol] = {}
 
 
 def _init_worker():
@@ -48,10 +53,18 @@ def _init_worker():
     torch.set_num_threads(1)
 
 
-def _read_source(utt: Utterance, corpus_root: Path, verify: bool) -> tuple[np.ndarray, int]:
-    path = corpus_root / utt.path
+def _protocol(spec: dict) -> Protocol:
+    from bench.protocol import canonical_json
+
+    key = canonical_json(spec).decode()
+    if key not in _PROTOCOLS:
+        _PROTOCOLS[key] = Protocol.from_spec(spec)
+    return _PROTOCOLS[key]
+
+
+def _read_source(path: Path, utt: Utterance, verify: bool, sha: str) -> tuple[np.ndarray, int]:
     if verify and not path.exists():
-        raise ManifestMismatch(f"{path}: file listed in the manifest is missing", missing=[utt.path], changed=[])
+        raise ManifestMismatch(f"{path}: file listed in the manifest is missing", missing=[str(path)], changed=[])
     x, sr = read_audio(path)
     if verify:
         problems = []
@@ -60,11 +73,11 @@ def _read_source(utt: Utterance, corpus_root: Path, verify: bool) -> tuple[np.nd
         if x.shape[0] != utt.num_samples:
             problems.append(f"{x.shape[0]} samples, manifest says {utt.num_samples}")
         digest = sha256_pcm16(to_pcm16(x))
-        if not problems and digest != utt.sha256_pcm16:
-            problems.append(f"sha256_pcm16 {digest[:12]}..., manifest says {utt.sha256_pcm16[:12]}...")
+        if not problems and digest != sha:
+            problems.append(f"sha256_pcm16 {digest[:12]}..., manifest says {sha[:12]}...")
         if problems:
             raise ManifestMismatch(f"{path}: changed file under the frozen manifest: " + "; ".join(problems),
-                                   missing=[], changed=[utt.path])
+                                   missing=[], changed=[str(path)])
     return x, sr
 
 
@@ -77,8 +90,12 @@ def _prepare_one(job: Job) -> dict:
             x_clean, _ = read_audio(clean_path, mono="error")
             q = to_pcm16(x_clean)
         else:
-            x, sr = _read_source(utt, Path(job.corpus_root), job.verify_source)
-            check_speech(x, Path(job.corpus_root) / utt.path, allow_clipping=(utt.split == "train"))
+            try:
+                x, sr = _read_source(Path(job.source), utt, job.verify_source, utt.sha256_pcm16)
+            except ManifestMismatch as exc:
+                raise ManifestMismatch(str(exc), missing=[utt.path] if exc.missing else [],
+                                       changed=[utt.path] if exc.changed else []) from None
+            check_speech(x, Path(job.source), allow_clipping=(utt.split == "train"))
             q = write_wav_pcm16(clean_path, resample(x, sr, SAMPLE_RATE))
         out.update(clean_samples=int(q.shape[0]), clean_sha256=sha256_pcm16(q))
         if job.noisy_path:
@@ -86,9 +103,15 @@ def _prepare_one(job: Job) -> dict:
             if noisy_path.exists():
                 y, _ = read_audio(noisy_path, mono="error")
                 qn = to_pcm16(y)
+            elif job.noisy_source:
+                try:
+                    y, sr = _read_source(Path(job.noisy_source), utt, job.verify_source, utt.noisy_sha256_pcm16)
+                except ManifestMismatch as exc:
+                    raise ManifestMismatch(str(exc), missing=[utt.noisy_path] if exc.missing else [],
+                                           changed=[utt.noisy_path] if exc.changed else []) from None
+                qn = write_wav_pcm16(noisy_path, resample(y, sr, SAMPLE_RATE))
             else:
-                proto = Protocol.load(job.protocol_name)
-                qn = write_wav_pcm16(noisy_path, proto.apply(from_pcm16(q), utt.utt_id))
+                qn = write_wav_pcm16(noisy_path, _protocol(job.protocol_spec).apply(from_pcm16(q), utt.utt_id))
             out.update(noisy_samples=int(qn.shape[0]), noisy_sha256=sha256_pcm16(qn))
     except ManifestMismatch as exc:
         out.update(error=str(exc), missing=exc.missing, changed=exc.changed)
@@ -106,11 +129,11 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-def source_utterances(track: Track, corpus_root: Path, prepared_root: Path, jobs: int | None) -> tuple[list[Utterance], bool]:
+def source_utterances(track: Track, corpus_root, prepared_root: Path, jobs: int | None) -> tuple[list[Utterance], bool]:
     """The utterances to prepare, and whether their sources must be checked against a manifest."""
     if track.frozen:
         return track.utterances(), True
-    manifest = prepared_root / track.name / "source_manifest.csv"
+    manifest = prepared_root / track.prepared_dirname / "source_manifest.csv"
     if manifest.exists():
         return track.utterances(prepared_root), True
     rows = describe_sources(track, corpus_root, jobs=jobs)
@@ -121,19 +144,43 @@ def source_utterances(track: Track, corpus_root: Path, prepared_root: Path, jobs
 
 
 def _describe(args) -> Utterance | str:
-    root, sf_, split = args
+    root, sf_, split, corpus = args
     try:
         x, sr = read_audio(Path(root) / sf_.path)
         q = to_pcm16(x)
-        return Utterance(sf_.utt_id, sf_.speaker, split, sf_.path, sr, int(q.shape[0]), sha256_pcm16(q))
+        noisy = {}
+        if sf_.noisy_path:
+            y, nsr = read_audio(Path(root) / sf_.noisy_path)
+            if nsr != sr or y.shape[0] != x.shape[0]:
+                return (f"{Path(root) / sf_.noisy_path}: the noisy file of a pair must match its clean file "
+                        f"({nsr} Hz, {y.shape[0]} samples vs {sr} Hz, {x.shape[0]} samples)")
+            noisy = {"noisy_path": sf_.noisy_path, "noisy_sha256_pcm16": sha256_pcm16(to_pcm16(y))}
+        return Utterance(sf_.utt_id, sf_.speaker, split, sf_.path, sr, int(q.shape[0]), sha256_pcm16(q),
+                         corpus=corpus, **noisy)
     except BenchError as exc:
         return str(exc)
 
 
-def describe_sources(track: Track, corpus_root: Path, *, jobs: int | None = None, progress=None) -> list[Utterance]:
-    """Scan the corpus for the track's speakers and hash every file (the manifest of its sources)."""
-    files = scan(corpus_root, track.speakers, layout=track.layout, mic=track.mic)
-    args = [(str(corpus_root), f, track.split_of(f.speaker)) for f in files]
+def source_files(track: Track, corpus_root) -> list[tuple[str, object, str, str]]:
+    """(corpus folder, SourceFile, split, corpus key) of every utterance the track's selections take."""
+    roots = track.roots(corpus_root)
+    out = []
+    for sel in track.selections():
+        c = track.corpora[sel.corpus]
+        files = scan(roots[sel.corpus], list(sel.speakers), layout=c["layout"], mic=c.get("mic", "mic1"),
+                     subset=sel.subset, pick=sel.pick, clean_dir=c.get("clean_dir", "clean"),
+                     noisy_dir=c.get("noisy_dir", "noisy"))
+        out += [(str(roots[sel.corpus]), f, sel.split, sel.corpus) for f in files]
+    ids = [f.utt_id for _, f, _, _ in out]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise DataError(f"track {track.name}: utterance ids are not unique across its corpora: {', '.join(dup[:5])}")
+    return out
+
+
+def describe_sources(track: Track, corpus_root, *, jobs: int | None = None, progress=None) -> list[Utterance]:
+    """Scan the corpora for the track's selections and hash every file (the manifest of its sources)."""
+    args = source_files(track, corpus_root)
     with ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker) as ex:
         res = list(ex.map(_describe, args, chunksize=8))
     errors = [r for r in res if isinstance(r, str)]
@@ -171,17 +218,52 @@ def _remove_stale_tmp(track_dir: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def prepare(track: Track, protocol: Protocol, corpus_root: Path, prepared_root: Path, *,
+def _check_track_dir(pt: PreparedTrack) -> None:
+    """Prepared audio of another version of the track (or from before track records) is removed, never reused:
+    its clean files could come from other sources. Then the current track record is written."""
+    import shutil
+
+    marker = pt.track_dir / "track.json"
+    want = pt.track.record(pt.root)
+    have = json.loads(marker.read_text()) if marker.exists() else None
+    stale = have is not None and (have.get("split_id"), have.get("manifest_sha256")) != \
+        (want["split_id"], want["manifest_sha256"])
+    if stale or (have is None and pt.clean_dir.exists()):
+        old = f"split {have.get('split_id')}" if have else "an older bench version"
+        for d in sorted(p.parent for p in pt.track_dir.glob("*/prepared.json")) + [pt.clean_dir]:
+            if d.is_dir():
+                log.warning("removing %s: prepared for %s, the track is now %s", d, old, want["split_id"])
+                shutil.rmtree(d)
+    _write_if_changed(marker, json.dumps(want, indent=2).encode())
+
+
+def prepare(track: Track, protocol, corpus_root, prepared_root: Path, *,
             jobs: int | None = None, progress=None) -> PreparedTrack:
-    """Prepare `track` for `protocol` under `prepared_root`; returns the PreparedTrack."""
-    pt = PreparedTrack(track, protocol, Path(prepared_root))
-    _remove_stale_tmp(pt.track_dir)
-    utts, verify = source_utterances(track, Path(corpus_root), Path(prepared_root), jobs)
-    job_list = [Job(u, str(corpus_root), str(pt.clean_path(u.split, u.utt_id)),
-                    str(pt.noisy_path(u.split, u.utt_id)) if u.split in ("valid", "test") else None,
-                    protocol.name, verify) for u in utts]
+    """Prepare `track` for `protocol` under `prepared_root`; returns the PreparedTrack.
+
+    `corpus_root`: the corpus folder (one-corpus track), a data root holding the corpora, or a mapping
+    corpus key -> folder (`bench.data.root.resolve_data_root`). A recorded-noise track ignores `protocol`
+    and prepares its recorded noisy files. A derived (diagnostic) protocol materializes the test split only,
+    over the clean audio of the track (prepared first when missing).
+    """
+    prepared_root = Path(prepared_root)
+    roots = track.roots(corpus_root)
+    (prepared_root / track.prepared_dirname).mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(prepared_root / track.prepared_dirname)
+    utts, verify = source_utterances(track, roots, prepared_root, jobs)
+    pt = PreparedTrack(track, protocol, prepared_root)
+    _check_track_dir(pt)
+    nsplits = pt.noisy_splits
+    clean_done = (pt.clean_dir / "manifest.csv").exists()
+    todo = [u for u in utts if u.split in nsplits] if (protocol_derived(pt.protocol) and clean_done) else utts
+    spec = None if isinstance(pt.protocol, RecordedNoise) else pt.protocol.spec
+    job_list = [Job(u, str(roots[u.corpus or track.primary_corpus] / u.path),
+                    str(roots[u.corpus or track.primary_corpus] / u.noisy_path) if u.noisy_path else None,
+                    str(pt.clean_path(u.split, u.utt_id)),
+                    str(pt.noisy_path(u.split, u.utt_id)) if u.split in nsplits else None,
+                    spec, verify) for u in todo]
     results = []
-    task = progress.add_task(f"prepare {track.name}", total=len(job_list)) if progress else None
+    task = progress.add_task(f"prepare {track.name} ({pt.noisy_dirname})", total=len(job_list)) if progress else None
     with ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker) as ex:
         for r in ex.map(_prepare_one, job_list, chunksize=4):
             results.append(r)
@@ -198,13 +280,26 @@ def prepare(track: Track, protocol: Protocol, corpus_root: Path, prepared_root: 
     if errors:
         raise DataError(f"{len(errors)} of {len(results)} utterances failed (finished files are kept; "
                         f"fix these and run the same command again):\n  " + "\n  ".join(errors[:20]))
-    clean_rows = [{"utt_id": r["utt_id"], "split": r["split"], "num_samples": r["clean_samples"],
-                   "sha256_pcm16": r["clean_sha256"]} for r in results]
+    if len(todo) == len(utts):
+        clean_rows = [{"utt_id": r["utt_id"], "split": r["split"], "num_samples": r["clean_samples"],
+                       "sha256_pcm16": r["clean_sha256"]} for r in results]
+        _write_if_changed(pt.clean_dir / "manifest.csv", _csv_bytes(clean_rows))
     noisy_rows = [{"utt_id": r["utt_id"], "split": r["split"], "num_samples": r["noisy_samples"],
                    "sha256_pcm16": r["noisy_sha256"]} for r in results if "noisy_sha256" in r]
-    _write_if_changed(pt.clean_dir / "manifest.csv", _csv_bytes(clean_rows))
     _write_if_changed(pt.noisy_dir / "manifest.csv", _csv_bytes(noisy_rows))
-    info = {"bench_version": __version__, "protocol": protocol.record(), "track": track.record(prepared_root),
-            "counts": {s: sum(1 for r in results if r["split"] == s) for s in ("train", "valid", "test")}}
+    info = {"bench_version": __version__, "protocol": pt.protocol.record(), "track": track.record(prepared_root),
+            "counts": {s: sum(1 for u in utts if u.split == s) for s in ("train", "valid", "test")},
+            "noisy_splits": list(nsplits)}
     _write_if_changed(pt.noisy_dir / "prepared.json", json.dumps(info, indent=2).encode())
     return pt
+
+
+def protocol_derived(noise) -> bool:
+    return bool(getattr(noise, "derived", False))
+
+
+def prepare_diagnostics(track: Track, protocol: Protocol, corpus_root, prepared_root: Path, *,
+                        jobs: int | None = None, progress=None) -> list[PreparedTrack]:
+    """The test split of `track` under each manipulation of `protocol` alone (`Protocol.diagnostics`)."""
+    prepare(track, protocol, corpus_root, prepared_root, jobs=jobs, progress=progress)
+    return [prepare(track, d, corpus_root, prepared_root, jobs=jobs, progress=progress) for d in protocol.diagnostics()]

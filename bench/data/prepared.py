@@ -1,14 +1,21 @@
 """The prepared form of a track: 16 kHz PCM16 clean audio for every split, and the frozen noisy
-valid/test sets of one protocol, each with a manifest of SHA-256 hashes.
+sets of one noise source (a protocol, a derived diagnostic protocol, or the recorded noise of a
+clean/noisy-pairs track), each with a manifest of SHA-256 hashes.
 
 Layout under the prepared dir (default ``<repo>/prepared``, git-ignored)::
 
+    <track>/track.json                           the track record (split id, manifest hash) it was prepared for
     <track>/clean/<split>/<utt>.wav              16 kHz PCM16, all splits
     <track>/clean/manifest.csv                   utt_id, split, num_samples, sha256_pcm16
-    <track>/<protocol>/<split>/<utt>.wav         frozen noisy valid + test
-    <track>/<protocol>/manifest.csv              same columns
-    <track>/<protocol>/prepared.json             protocol + track records
+    <track>/<noise>-<sha8>/<split>/<utt>.wav     frozen noisy valid + test (test only for test-only tracks
+                                                 and diagnostics); <sha8> = first 8 hex of the noise's sha256
+    <track>/<noise>-<sha8>/manifest.csv          same columns
+    <track>/<noise>-<sha8>/prepared.json         noise + track records
     <track>/source_manifest.csv                  unfrozen tracks only: the source manifest written at first prepare
+
+The noisy folder is keyed by the hash of the noise spec, so an edited spec never finds the audio of
+the old one; on every load `require` also checks prepared.json against the current protocol and
+track and refuses a mismatch. An archived track version is prepared under ``<split_id>/``.
 """
 
 from __future__ import annotations
@@ -22,30 +29,52 @@ import numpy as np
 
 from bench import SAMPLE_RATE
 from bench.audio import read_audio
+from bench.data.recorded import RecordedNoise
 from bench.data.tracks import Track
 from bench.errors import DataError
-from bench.protocol import Protocol
 
 PREPARED_COLUMNS = ("utt_id", "split", "num_samples", "sha256_pcm16")
+SHORT_HASH = 8
+
+
+def noisy_splits(track: Track, noise) -> tuple[str, ...]:
+    """The splits whose noisy audio is materialized: valid + test, or test alone for test-only tracks,
+    recorded noise and derived (diagnostic) protocols."""
+    if track.test_only or getattr(noise, "derived", False) or isinstance(noise, RecordedNoise):
+        return ("test",)
+    return ("valid", "test")
 
 
 @dataclass(frozen=True)
 class PreparedTrack:
     track: Track
-    protocol: Protocol
-    root: Path  # the prepared dir (holds one folder per track)
+    protocol: object  # bench.protocol.Protocol, or RecordedNoise (a recorded-noise track always uses its own)
+    root: Path        # the prepared dir (holds one folder per track)
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+        if self.track.recorded and not isinstance(self.protocol, RecordedNoise):
+            object.__setattr__(self, "protocol", RecordedNoise.of(self.track, self.root))
 
     @property
     def track_dir(self) -> Path:
-        return self.root / self.track.name
+        return self.root / self.track.prepared_dirname
 
     @property
     def clean_dir(self) -> Path:
         return self.track_dir / "clean"
 
     @property
+    def noisy_dirname(self) -> str:
+        return f"{self.protocol.name}-{self.protocol.sha256[:SHORT_HASH]}"
+
+    @property
     def noisy_dir(self) -> Path:
-        return self.track_dir / self.protocol.name
+        return self.track_dir / self.noisy_dirname
+
+    @property
+    def noisy_splits(self) -> tuple[str, ...]:
+        return noisy_splits(self.track, self.protocol)
 
     def clean_path(self, split: str, utt_id: str) -> Path:
         return self.clean_dir / split / f"{utt_id}.wav"
@@ -55,12 +84,44 @@ class PreparedTrack:
 
     @property
     def is_prepared(self) -> bool:
-        return (self.clean_dir / "manifest.csv").exists() and (self.noisy_dir / "manifest.csv").exists()
+        return all((d / "manifest.csv").exists() for d in (self.clean_dir, self.noisy_dir)) and \
+            (self.noisy_dir / "prepared.json").exists()
+
+    def prepare_command(self) -> str:
+        proto = "" if isinstance(self.protocol, RecordedNoise) or self.protocol.name == "stft-v1" else \
+            f" --protocol {self.protocol.name}"
+        return f"bench data prepare --track {self.track.name}{proto}"
 
     def require(self) -> None:
+        """Refuse a track that is not prepared, or whose prepared audio was made for another protocol spec
+        or another version of the track."""
         if not self.is_prepared:
-            raise DataError(f"track {self.track.name} is not prepared for protocol {self.protocol.name} in {self.root}",
-                            hint=f"run `bench data prepare --track {self.track.name}`")
+            raise DataError(f"track {self.track.name} is not prepared for {self.protocol.name} "
+                            f"(sha256 {self.protocol.sha256[:12]}...) in {self.root}",
+                            hint=f"run `{self.prepare_command()}`")
+        self.check_identity()
+
+    def mismatches(self) -> list[str]:
+        """How prepared.json differs from the current noise spec and track ([] when it matches)."""
+        info = self.info()
+        out = []
+        got_p, want_p = info.get("protocol", {}), self.protocol.record()
+        if (got_p.get("name"), got_p.get("sha256")) != (want_p["name"], want_p["sha256"]):
+            out.append(f"noise {got_p.get('name')} sha256 {str(got_p.get('sha256'))[:12]}..., the current spec is "
+                       f"{want_p['name']} sha256 {want_p['sha256'][:12]}...")
+        got_t, want_t = info.get("track", {}), self.track.record(self.root)
+        if (got_t.get("split_id"), got_t.get("manifest_sha256")) != (want_t["split_id"], want_t["manifest_sha256"]):
+            out.append(f"split {got_t.get('split_id')} (manifest {str(got_t.get('manifest_sha256'))[:12]}...), "
+                       f"the track "
+                       f"is {want_t['split_id']} (manifest {want_t['manifest_sha256'][:12]}...)")
+        return out
+
+    def check_identity(self) -> None:
+        bad = self.mismatches()
+        if bad:
+            raise DataError(f"{self.noisy_dir}: prepared for " + "; ".join(bad)
+                            + " -- refusing to use audio of another benchmark definition",
+                            hint=f"run `{self.prepare_command()}` to prepare the current one")
 
     def manifest(self, which: str) -> list[dict]:
         path = (self.clean_dir if which == "clean" else self.noisy_dir) / "manifest.csv"
@@ -81,8 +142,16 @@ class PreparedTrack:
         load = self.load_noisy if noisy else self.load_clean
         return {u: load(split, u) for u in self.utt_ids(split)}
 
+    def sampling_weights(self) -> dict[str, float] | None:
+        """Draw probabilities of the train utterances (`bench.data.sampling`); None: proportional to length."""
+        return self.track.sampling_weights(self.root)
+
     def info(self) -> dict:
         return json.loads((self.noisy_dir / "prepared.json").read_text())
+
+    def record(self) -> dict:
+        """What a result scored on this set records: ``{"track": Track.record(), "protocol": noise record}``."""
+        return {"track": self.track.record(self.root), "protocol": self.protocol.record()}
 
 
 def _read16(path: Path) -> np.ndarray:

@@ -7,8 +7,10 @@ Data root resolution, first match wins:
 4. the user cache dir (``platformdirs.user_cache_dir("vctk-denoise-bench")/data``), where
    ``bench data download`` puts the corpus.
 
-A data root holds one folder per corpus (``vctk-mini/``, ``VCTK-Corpus-0.92/``); a path that
-is itself a corpus folder (it has ``wav48/`` or ``wav48_silence_trimmed/``) also works.
+A data root holds one folder per corpus (``vctk-mini/``, ``VCTK-Corpus-0.92/``, ``librispeech-mini/``,
+``speechocean762-mini/``, ``vbdemand-sample/``); for a one-corpus track a path that is itself the
+corpus folder (it has ``wav48/``, ``wav48_silence_trimmed/``, the subset folder, ...) also works.
+A track drawn from several corpora looks each one up the same way.
 Prepared audio goes to ``--prepared-dir``, ``BENCH_PREPARED_DIR`` or ``<repo>/prepared``.
 """
 
@@ -42,25 +44,46 @@ def candidate_roots(cli_root: str | Path | None) -> list[tuple[str, Path]]:
     return out
 
 
-def is_corpus_dir(path: Path) -> bool:
-    return any((path / d).is_dir() for d in LAYOUT_DIRS)
+def is_corpus_dir(path: Path, markers=LAYOUT_DIRS) -> bool:
+    return any((path / d).is_dir() for d in markers)
 
 
-def resolve_data_root(cli_root: str | Path | None, track) -> Path:
-    """The corpus folder of `track` (a `bench.data.tracks.Track`)."""
+class CorpusRoots(dict):
+    """Corpus key -> corpus folder, for a track drawn from several corpora."""
+
+    def __str__(self) -> str:
+        return ", ".join(str(p) for p in self.values())
+
+
+def _find(cli_root, track, key: str) -> Path:
+    sub, markers = track.corpus_dir_of(key), track.markers_of(key)
+    single = len(track.corpora) == 1
     tried = []
     for origin, root in candidate_roots(cli_root):
-        for cand in (root / track.corpus_dir, root):
-            if cand.is_dir() and is_corpus_dir(cand):
+        for cand in ((root / sub, root) if single else (root / sub,)):
+            if cand.is_dir() and is_corpus_dir(cand, markers):
                 return cand
-        tried.append(f"{origin}: {root / track.corpus_dir}")
+        tried.append(f"{origin}: {root / sub}")
         if origin in ("--data-root", ENV_DATA_ROOT):
             # an explicit choice that does not hold the corpus is an error, not a fall-through
-            raise DataError(f"no {track.name} corpus under {root} (from {origin}): expected {track.corpus_dir}/ "
-                            f"with wav48_silence_trimmed/ (VCTK 0.92) or wav48/ (VCTK 0.80)",
+            raise DataError(f"no {track.name} corpus under {root} (from {origin}): expected {sub}/ with "
+                            + _expected(markers),
                             hint=track.get_data_command())
-    raise DataError(f"no data found for track {track.name!r}; looked in:\n    " + "\n    ".join(tried),
-                    hint=track.get_data_command())
+    raise DataError(f"no data found for track {track.name!r}" + (f" (corpus {sub})" if not single else "")
+                    + "; looked in:\n    " + "\n    ".join(tried), hint=track.get_data_command())
+
+
+def _expected(markers: list[str]) -> str:
+    names = {"wav48_silence_trimmed": "wav48_silence_trimmed/ (VCTK 0.92)", "wav48": "wav48/ (VCTK 0.80)"}
+    return " or ".join(names.get(m, f"{m}/") for m in markers)
+
+
+def resolve_data_root(cli_root: str | Path | None, track):
+    """The corpus folder of a one-corpus `track` (a `bench.data.tracks.Track`); for a track drawn from several
+    corpora, a `CorpusRoots` mapping each corpus key to its folder (each looked up the same way)."""
+    if len(track.corpora) == 1:
+        return _find(cli_root, track, track.primary_corpus)
+    return CorpusRoots({key: _find(cli_root, track, key) for key in track.corpora})
 
 
 def prepared_root(cli_dir: str | Path | None = None) -> Path:

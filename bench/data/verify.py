@@ -2,9 +2,10 @@
 
 Names every missing or changed file. Source files are compared by the SHA-256 of their decoded
 int16 samples (``sha256_pcm16``), so re-encoding (WAV <-> FLAC) is fine but any sample change is not.
-The prepared noisy sets are also compared with the committed reference hashes of the protocol
-(``bench/data/manifests/<track>.<protocol>.csv``) when they exist: a mismatch there means the
-protocol produced different audio on this platform.
+The prepared noisy sets are also compared with the committed reference hashes of the noise
+(``bench/data/manifests/<manifest stem>.<protocol>.csv``) when they exist: a mismatch there means the
+protocol produced different audio on this platform; and prepared.json must name the current
+protocol spec and track version (else the audio is of another benchmark definition).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.audio import file_sha256_pcm16
-from bench.data.corpus import LAYOUTS
 from bench.data.manifest import Utterance
 from bench.data.prepared import PreparedTrack
-from bench.data.tracks import MANIFEST_DIR, Track
+from bench.data.tracks import Track
 from bench.errors import BenchError
 
 
@@ -61,23 +61,33 @@ def _run(pairs: list[tuple[str, str]], jobs: int | None, report: Report) -> None
                 report.unreadable.append(detail)
 
 
-def verify_sources(track: Track, corpus_root: Path, rows: list[Utterance], *, jobs: int | None = None) -> Report:
+def verify_sources(track: Track, corpus_root, rows: list[Utterance], *, jobs: int | None = None) -> Report:
+    """Every source file of `rows` (and the noisy file of a pair) against its hash; files the track's
+    selections would take that are not in the manifest are listed as ``extra``."""
+    from bench.data.corpus import scan
+
     report = Report()
-    _run([(str(Path(corpus_root) / u.path), u.sha256_pcm16) for u in rows], jobs, report)
-    listed = {u.path for u in rows}
-    audio_dir = Path(corpus_root) / LAYOUTS[track.layout]["dir"]
-    for spk in track.speakers:
-        sdir = audio_dir / spk
-        if sdir.is_dir():
-            for f in sorted(sdir.iterdir()):
-                rel = f.relative_to(corpus_root).as_posix()
-                if f.suffix in (".wav", ".flac") and rel not in listed and (track.layout != "0.92" or track.mic in f.name):
-                    report.extra.append(rel)
+    roots = track.roots(corpus_root)
+    pairs = [(str(track.source_path(roots, u)), u.sha256_pcm16) for u in rows]
+    pairs += [(str(track.source_path(roots, u, noisy=True)), u.noisy_sha256_pcm16) for u in rows if u.noisy_path]
+    _run(pairs, jobs, report)
+    listed = {(u.corpus or track.primary_corpus, u.path) for u in rows}
+    for sel in track.selections():
+        c, root = track.corpora[sel.corpus], roots[sel.corpus]
+        try:
+            found = scan(root, list(sel.speakers), layout=c["layout"], mic=c.get("mic", "mic1"), subset=sel.subset,
+                         pick=sel.pick, clean_dir=c.get("clean_dir", "clean"), noisy_dir=c.get("noisy_dir", "noisy"),
+                         strict=False)
+        except BenchError:
+            continue  # a corpus folder that is not there: its files are reported missing above
+        report.extra += [f.path for f in found if (sel.corpus, f.path) not in listed]
     return report
 
 
 def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
     report = Report()
+    for problem in pt.mismatches():
+        report.changed.append(f"{pt.noisy_dir}: prepared for {problem} (run `{pt.prepare_command()}`)")
     pairs = [(str(pt.clean_path(r["split"], r["utt_id"])), r["sha256_pcm16"]) for r in pt.manifest("clean")]
     pairs += [(str(pt.noisy_path(r["split"], r["utt_id"])), r["sha256_pcm16"]) for r in pt.manifest("noisy")]
     _run(pairs, jobs, report)
@@ -86,14 +96,16 @@ def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
         local = {r["utt_id"]: r["sha256_pcm16"] for r in pt.manifest("noisy")}
         diff = sorted(u for u, h in ref.items() if local.get(u) != h)
         if diff:
-            report.changed.extend(f"{pt.noisy_dir}/<split>/{u}.wav (differs from the committed reference hash)" for u in diff)
+            report.changed.extend(f"{pt.noisy_dir}/<split>/{u}.wav (differs from the committed reference hash)"
+                                  for u in diff)
         else:
-            report.notes.append(f"noisy valid/test audio matches the committed reference hashes ({len(ref)} files)")
+            report.notes.append(f"noisy {'/'.join(pt.noisy_splits)} audio ({pt.protocol.name}) matches the committed "
+                                f"reference hashes ({len(ref)} files, {reference_noisy_path(pt).name})")
     return report
 
 
 def reference_noisy_path(pt: PreparedTrack) -> Path:
-    return MANIFEST_DIR / f"{pt.track.name}.{pt.protocol.name}.csv"
+    return pt.track.reference_noisy_path(pt.protocol.name)
 
 
 def reference_noisy_manifest(pt: PreparedTrack) -> dict[str, str] | None:

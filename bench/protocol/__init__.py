@@ -7,6 +7,10 @@ SHA-256 of its canonical JSON, and results always record both.
 The noisy version of an utterance depends only on (spec, utterance id, global seed, stream):
 randomness comes from a ``numpy`` PCG64 generator seeded from a SHA-256 of those values, each
 utterance is processed on its own (never batched), and the STFT runs in float64 on the CPU.
+
+A *derived* protocol keeps one manipulation of its parent (`Protocol.only`, name
+``<parent>.only-<op>``): it draws from exactly the generator that manipulation has in the parent
+(same seeding name, same spawn key), so it shows what that part of the full protocol does.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from bench.protocol.manipulations import MANIPULATIONS, Context
 SPEC_DIR = Path(__file__).resolve().parent
 DEFAULT_PROTOCOL = "stft-v1"
 FROZEN_STREAM = "frozen"
+ONLY = ".only-"  # <parent>.only-<op>: a derived protocol with one manipulation of its parent
 
 
 def canonical_json(obj) -> bytes:
@@ -67,21 +72,55 @@ class Protocol:
         return cls(spec=spec, sha256=hashlib.sha256(canonical_json(spec)).hexdigest())
 
     def record(self) -> dict:
-        """What results store about the protocol."""
-        return {"name": self.name, "id": self.spec["id"], "version": self.version,
-                "sha256": self.sha256, "global_seed": self.global_seed}
+        """What results store about the protocol (a derived one adds ``derived_from``)."""
+        rec = {"name": self.name, "id": self.spec["id"], "version": self.version,
+               "sha256": self.sha256, "global_seed": self.global_seed}
+        if "derived_from" in self.spec:
+            rec["derived_from"] = dict(self.spec["derived_from"])
+        return rec
+
+    @property
+    def derived(self) -> bool:
+        return "derived_from" in self.spec
+
+    def only(self, op: str | int) -> "Protocol":
+        """The protocol with only manipulation `op` (its name or index) of this one, drawing from the same
+        generator as in this protocol: its output is this protocol's with the other manipulations removed."""
+        if self.derived:
+            parent = self.spec["derived_from"]["name"]
+            raise BenchError(f"protocol {self.name} is already derived; derive from {parent}")
+        ops = [m["op"] for m in self.spec["manipulations"]]
+        i = op if isinstance(op, int) else (ops.index(op) if op in ops else -1)
+        if not 0 <= i < len(ops) or ops.count(ops[i]) != 1:
+            raise BenchError(f"protocol {self.name} has no single manipulation {op!r}; it has: {', '.join(ops)}")
+        spec = {k: v for k, v in self.spec.items() if k not in ("manipulations", "description")}
+        spec.update(
+            name=f"{self.name}{ONLY}{ops[i]}",
+            description=f"Diagnostic: manipulation {i} ({ops[i]}) of {self.name} alone, with the random draws it has "
+                        f"in {self.name}.",
+            derived_from={"name": self.name, "sha256": self.sha256, "keep": ops[i], "index": i},
+            seeding={**self.spec["seeding"], "name": self.name, "spawn_keys": [i]},
+            manipulations=[self.spec["manipulations"][i]],
+        )
+        return Protocol.from_spec(spec)
+
+    def diagnostics(self) -> list["Protocol"]:
+        """One derived protocol per manipulation, in the order of the spec."""
+        return [self.only(i) for i in range(len(self.spec["manipulations"]))]
 
     # ---- randomness -------------------------------------------------------------------------
     def seed_sequence(self, utt_id: str, stream: str = FROZEN_STREAM, seed: int | None = None):
         seed = self.global_seed if seed is None else int(seed)
-        key = "\x1f".join([self.name, str(utt_id), str(seed), str(stream)]).encode()
+        name = self.spec["seeding"].get("name", self.name)  # a derived protocol seeds as its parent
+        key = "\x1f".join([name, str(utt_id), str(seed), str(stream)]).encode()
         entropy = int.from_bytes(hashlib.sha256(key).digest()[:16], "little")
         return np.random.SeedSequence(entropy)
 
     def generators(self, utt_id: str, stream: str = FROZEN_STREAM, seed: int | None = None):
         ss = self.seed_sequence(utt_id, stream, seed)
-        return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(ss.entropy, spawn_key=(i,))))
-                for i in range(len(self.spec["manipulations"]))]
+        keys = self.spec["seeding"].get("spawn_keys", range(len(self.spec["manipulations"])))
+        return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(ss.entropy, spawn_key=(int(i),))))
+                for i in keys]
 
     # ---- STFT -------------------------------------------------------------------------------
     def _window(self):
@@ -135,7 +174,14 @@ def _validate_spec(spec: dict) -> None:
     for key in ("name", "id", "version", "sample_rate", "stft", "seeding", "manipulations", "output"):
         if key not in spec:
             raise BenchError(f"protocol spec is missing the field {key!r}")
-    if spec["name"] != f"{spec['id']}-v{spec['version']}":
+    base = f"{spec['id']}-v{spec['version']}"
+    if "derived_from" in spec:
+        d = spec["derived_from"]
+        if spec["name"] != f"{base}{ONLY}{d.get('keep')}" or d.get("name") != base:
+            raise BenchError(f"derived protocol spec name {spec['name']!r} must be '<parent>{ONLY}<op>'")
+        if len(spec["manipulations"]) != 1 or len(spec["seeding"].get("spawn_keys", [])) != 1:
+            raise BenchError(f"derived protocol {spec['name']}: needs one manipulation and one spawn key")
+    elif spec["name"] != base:
         raise BenchError(f"protocol spec name {spec['name']!r} must be '<id>-v<version>'")
     for i, step in enumerate(spec["manipulations"]):
         if step.get("op") not in MANIPULATIONS:
@@ -154,6 +200,9 @@ def _validate_spec(spec: dict) -> None:
 
 @lru_cache(maxsize=None)
 def _load(name: str) -> Protocol:
+    if ONLY in name:
+        parent, op = name.split(ONLY, 1)
+        return _load(parent).only(op)
     path = SPEC_DIR / f"{name}.json"
     if not path.exists():
         raise BenchError(f"unknown protocol {name!r}", hint=f"available: {', '.join(available_protocols())}")

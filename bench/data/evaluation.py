@@ -1,0 +1,68 @@
+"""The evaluation sets of a benchmark track: what a model trained on it is scored on.
+
+1. ``main``: the track's own frozen test split under the run's protocol;
+2. ``cross-corpus``: the test-only tracks the track lists (``"evaluation": {"tracks": [...]}``), under
+   the same protocol (unseen corpora and speakers);
+3. ``recorded``: listed test-only tracks whose noisy audio is a recording (VoiceBank-DEMAND pairs);
+   scored on their recorded noise whatever the protocol;
+4. ``diagnostic``: with ``"diagnostics": true``, the track's test split under each manipulation of the
+   protocol alone (`bench.protocol.Protocol.diagnostics`), to show which part of the noise a model undoes.
+
+Each set is a `PreparedTrack` (``load_clean``/``load_noisy``/``utt_ids("test")``) and its ``record()``
+is what a result scored on it stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data.prepared import PreparedTrack
+from bench.data.tracks import Track, load_track
+
+ROLES = ("main", "cross-corpus", "recorded", "diagnostic")
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    key: str                 # unique, folder-safe: the track name, or <track>.<derived protocol> for a diagnostic
+    role: str                # one of ROLES
+    prepared: PreparedTrack
+    split: str = "test"
+
+    def record(self) -> dict:
+        """``{"key", "role", "split", "track": Track.record(), "protocol": noise record}``."""
+        return {"key": self.key, "role": self.role, "split": self.split, **self.prepared.record()}
+
+
+def evaluation_sets(track: Track, protocol, prepared_root: Path, *, diagnostics: bool = True) -> list[EvalSet]:
+    """Every evaluation set of `track` under `protocol`, main set first (none is prepared by this call)."""
+    root = Path(prepared_root)
+    sets = [EvalSet(track.name, "main", PreparedTrack(track, protocol, root))]
+    for name in track.evaluation_tracks:
+        t = load_track(name)
+        sets.append(EvalSet(name, "recorded" if t.recorded else "cross-corpus", PreparedTrack(t, protocol, root)))
+    if diagnostics and track.diagnostics:
+        sets += [EvalSet(f"{track.name}.{d.name}", "diagnostic", PreparedTrack(track, d, root))
+                 for d in protocol.diagnostics()]
+    return sets
+
+
+def prepare_evaluation(track: Track, protocol, data_root, prepared_root: Path, *, jobs: int | None = None,
+                       progress=None, diagnostics: bool = True, only_diagnostics: bool = False) -> list[EvalSet]:
+    """Prepare every evaluation set of `track` (idempotent; the main set, then the others); returns them.
+    `data_root` is what ``--data-root`` gives (or None): each track's corpora are looked up from it
+    (`bench.data.root.resolve_data_root`). `only_diagnostics`: the main set and the diagnostics only."""
+    from bench.data.prepare import prepare
+    from bench.data.root import resolve_data_root
+
+    sets = evaluation_sets(track, protocol, prepared_root, diagnostics=diagnostics)
+    if only_diagnostics:
+        sets = [s for s in sets if s.role in ("main", "diagnostic")]
+    roots: dict[str, object] = {}
+    for s in sets:
+        t = s.prepared.track
+        if t.name not in roots:
+            roots[t.name] = resolve_data_root(data_root, t)
+        prepare(t, s.prepared.protocol, roots[t.name], prepared_root, jobs=jobs, progress=progress)
+    return sets
