@@ -92,15 +92,15 @@ def test_heavy_golden_tolerance_catches_a_small_parameter_change(heavy, change, 
 
 
 def test_heavy_reference_noisy_hashes_cover_valid_and_test():
-    """bench/data/manifests/vctk-mini.stft-heavy-v1.csv pins the frozen noisy valid/test audio (checked by
+    """bench/data/manifests/vctk-mini-v2.stft-heavy-v1.csv pins the frozen noisy valid/test audio (checked by
     `bench data verify --protocol stft-heavy-v1`): one row per valid/test utterance, lengths as the clean."""
-    with open(MANIFEST_DIR / f"vctk-mini.{NAME}.csv", newline="") as fh:
+    with open(MANIFEST_DIR / f"vctk-mini-v2.{NAME}.csv", newline="") as fh:
         rows = {r["utt_id"]: r for r in csv.DictReader(fh)}
     track = load_track("vctk-mini")
     expected = {u.utt_id: u for u in track.utterances() if u.split in ("valid", "test")}
     assert set(rows) == set(expected)
     assert all(rows[u]["split"] == expected[u].split for u in rows)
-    with open(MANIFEST_DIR / "vctk-mini.stft-v1.csv", newline="") as fh:
+    with open(MANIFEST_DIR / "vctk-mini-v2.stft-v1.csv", newline="") as fh:
         v1 = {r["utt_id"]: r for r in csv.DictReader(fh)}
     assert all(rows[u]["num_samples"] == v1[u]["num_samples"] for u in rows)  # same clean audio, same length
     assert not any(rows[u]["sha256_pcm16"] == v1[u]["sha256_pcm16"] for u in rows)
@@ -110,7 +110,7 @@ def test_heavy_reference_hashes_are_reproduced(heavy, vctk_mini):
     """Two of the frozen noisy test files, recomputed from the corpus, hash to the committed reference."""
     from bench.audio import from_pcm16, sha256_pcm16
 
-    with open(MANIFEST_DIR / f"vctk-mini.{NAME}.csv", newline="") as fh:
+    with open(MANIFEST_DIR / f"vctk-mini-v2.{NAME}.csv", newline="") as fh:
         ref = {r["utt_id"]: r["sha256_pcm16"] for r in csv.DictReader(fh)}
     for u in ("p232_170", "p257_054"):
         clean = from_pcm16(to_pcm16(load_16k(real_path(vctk_mini, u))))  # as prepared: 16 kHz PCM16 clean
