@@ -14,11 +14,17 @@ PACKAGES = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "pesq", "pysto
             "speechbrain", "asteroid", "asteroid-filterbanks", "torchmetrics", "rich", "jsonschema")
 
 
+#: the code a result depends on: uncommitted changes here make a run "dirty"
+CODE_PATHS = ("bench", "baselines", "submissions")
+
+
 def git_state() -> dict:
+    """``{"commit", "dirty", "dirty_paths"}``: dirty = uncommitted changes (untracked files included) under
+    `CODE_PATHS`; results, docs and the board do not count."""
     def run(*args):
         try:
             return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
+                                  check=True).stdout
         except Exception:
             return None
 
@@ -26,10 +32,13 @@ def git_state() -> dict:
         # a copy of the tree on another machine (a lent GPU machine, say), where .git is missing or stale:
         # the caller states the commit the copy was made from
         dirty = os.environ.get("BENCH_GIT_DIRTY")
-        return {"commit": os.environ["BENCH_GIT_COMMIT"], "dirty": None if dirty is None else dirty == "1"}
+        return {"commit": os.environ["BENCH_GIT_COMMIT"], "dirty": None if dirty is None else dirty == "1",
+                "dirty_paths": []}
     commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    status = run("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
+    paths = sorted(line[3:] for line in (status or "").splitlines() if line.strip() and "__pycache__" not in line)
+    return {"commit": commit.strip() if commit else None, "dirty": bool(paths) if status is not None else None,
+            "dirty_paths": paths[:20]}
 
 
 def cpu_model() -> str:

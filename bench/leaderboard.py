@@ -1,124 +1,41 @@
-"""`bench leaderboard`: render ``leaderboard.md`` from ``results/`` alone, and check it is current.
+"""`bench leaderboard`: render ``leaderboard.md`` from the checked results (`bench.board.collect`), and check
+that the committed file is current. The output depends only on results/ and the benchmark definition (no
+clock), so ``--check`` compares it byte for byte. ``bench leaderboard`` also writes the listening page
+(bench/site.py) and the diagnostics heatmap.
 
-One section per track. For each model configuration (adapter + its resolved model config, from the
-run's ``config.json``) the most recent run that passes every check
-(`bench.results.load_run` + `check_against_benchmark`) is shown, so a small CPU ``quick`` model and the
-paper-size ``full`` model of one adapter are two rows; runs that fail a check are
-listed with the reason instead of being shown. Real systems are ranked by mean PESQ-WB; the
-``noisy`` input (the floor) and oracles (upper bounds that use the clean reference) are shown
-below the ranking, never ranked. The output depends only on the files in ``results/`` and the
-benchmark definition (no clock), so ``--check`` can compare it byte for byte.
+Layout: what each metric and each evaluation set measures; the ranked table (vctk-mini test under
+stft-v1; systems ranked by mean PESQ-WB; the noisy input and oracles shown, not ranked), its second
+metrics table, streaming scores, model size / speed / budget / evidence; one table per generalization set
+with the rank agreement against the ranked set; the heavy-noise tier; what each model fixes (diagnostics);
+archived runs of superseded splits; refused runs.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench import REPO_ROOT
-from bench.data.tracks import available_tracks, load_track, track_version
-from bench.errors import BenchError, ResultsError
-from bench.metrics import METRICS
-from bench.protocol import DEFAULT_PROTOCOL, Protocol
-from bench.runconfig import read_record
-
-if TYPE_CHECKING:   # pandas (bench.results) is imported when a board is made, not to register the command
-    from bench.results import Run
+from bench.console import console, err_console
+from bench.errors import BenchError
 
 LEADERBOARD = REPO_ROOT / "leaderboard.md"
 HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only. Do not edit by hand; "
           "`bench leaderboard --check` (run in CI) fails when it is out of date. -->")
-QUALITY = ("pesq_wb", "stoi", "estoi", "si_sdr", "pesq_nb", "snr")
-WITH_DELTA = ("pesq_wb", "stoi", "estoi", "si_sdr")
-
-
-@dataclass
-class Board:
-    shown: dict[str, list[Run]]            # track -> runs shown
-    refused: dict[str, list[tuple[str, str]]]  # track -> (run path, reason)
-    variants: dict[Path, str]              # run path shown -> variant label (preset, else config hash)
-
-
-def _test_ids(track) -> list[str] | None:
-    try:
-        return [u.utt_id for u in track.utterances(split="test")]
-    except BenchError:
-        return None
-
-
-def collect(results_dir: Path | None = None, protocol: Protocol | None = None) -> Board:
-    from bench.results import RESULTS_DIR, check_against_benchmark, iter_run_dirs, load_run
-
-    protocol = protocol or Protocol.load(DEFAULT_PROTOCOL)
-    results_dir = Path(results_dir or RESULTS_DIR)
-    shown: dict[str, list[Run]] = {}
-    refused: dict[str, list[tuple[str, str]]] = {}
-    latest: dict[tuple[str, str, str], Run] = {}
-    presets: dict[tuple[str, str, str], set[str]] = {}
-    for d in iter_run_dirs(results_dir):
-        track_name = d.parent.parent.name
-        rel = d.relative_to(results_dir.parent) if results_dir.parent in d.parents else d
-        try:
-            run = load_run(d)
-            if run.track != track_name or run.model != d.parent.name or run.run_id != d.name:
-                raise ResultsError(f"{d}: folder is results/{track_name}/{d.parent.name}/{d.name} but summary.json says "
-                                   f"results/{run.track}/{run.model}/{run.run_id}")
-            track = track_version(track_name, run.summary["benchmark"]["track"].get("split_id"))  # archived versions too
-            if not track.frozen:
-                raise ResultsError(f"track {track_name} has no frozen manifest; its runs cannot be checked")
-            check_against_benchmark(run, protocol=protocol, track_record=track.record(), test_ids=_test_ids(track))
-        except (ResultsError, BenchError) as exc:
-            refused.setdefault(track_name, []).append((rel.as_posix(), str(exc).splitlines()[0]))
-            continue
-        key = (track_name, run.model, model_config_key(run), run.summary["benchmark"]["track"]["split_id"])
-        preset = _preset(run)
-        if preset:
-            presets.setdefault(key, set()).add(preset)
-        if key not in latest or (run.summary["created"], run.run_id) > (latest[key].summary["created"], latest[key].run_id):
-            latest[key] = run
-    variants = {}
-    for key, run in latest.items():
-        shown.setdefault(key[0], []).append(run)
-        variants[run.path] = variant_label(run, key[2], presets.get(key, set()))
-    return Board(shown, refused, variants)
-
-
-def model_config_key(run: Run) -> str:
-    """Canonical JSON of the run's resolved model config ('' when its config record has none)."""
-    cfg = read_record(run.path).get("model_config")
-    return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
-
-
-def _preset(run: Run) -> str | None:
-    """The preset of the run's config record (older records without one: the summary's)."""
-    record = read_record(run.path)
-    if "preset" in record:
-        return record["preset"]
-    return run.summary["model"].get("preset") or run.summary["budget"].get("preset")
-
-
-def variant_label(run: Run, config_key: str, group_presets: set[str]) -> str:
-    """The preset a run was made with; else the preset of the other runs with the same model config
-    (`config_key`, when they agree); else a short hash of its model config."""
-    preset = _preset(run)
-    if preset:
-        return preset
-    if len(group_presets) == 1:
-        return next(iter(group_presets))
-    return f"config {hashlib.sha256(config_key.encode()).hexdigest()[:8]}" if config_key else "default"
-
-
-def _names(runs: list[Run], variants: dict[Path, str]) -> dict[Path, str]:
-    """Row names: the model, plus its variant where the track shows the model more than once."""
-    count: dict[str, int] = {}
-    for r in runs:
-        count[r.model] = count.get(r.model, 0) + 1
-    return {r.path: r.model if count[r.model] == 1 else f"{r.model} · {variants[r.path]}" for r in runs}
+MAIN = ("pesq_wb", "stoi", "estoi", "si_sdr", "pesq_nb", "snr", "dnsmos_ovrl")
+EXTRA = ("csig", "cbak", "covl", "dnsmos_sig", "dnsmos_bak")
+GENERAL = ("pesq_wb", "stoi", "si_sdr", "csig", "covl", "dnsmos_ovrl")
+WITH_DELTA = ("pesq_wb", "stoi", "estoi", "si_sdr", "dnsmos_ovrl", "csig", "cbak", "covl", "dnsmos_sig", "dnsmos_bak")
+MEASURES = {
+    "pesq_wb": "perceived quality, ITU-T P.862.2 wide-band", "pesq_nb": "perceived quality, P.862 narrow-band",
+    "stoi": "short-time intelligibility (Taal 2011)", "estoi": "extended STOI, also for modulated noise",
+    "si_sdr": "scale-invariant signal-to-distortion ratio", "snr": "signal-to-noise ratio (level and polarity count)",
+    "csig": "composite: predicted signal distortion rating", "cbak": "composite: predicted background intrusiveness",
+    "covl": "composite: predicted overall quality", "dnsmos_sig": "DNSMOS P.835 speech quality (neural, no reference)",
+    "dnsmos_bak": "DNSMOS P.835 background quality", "dnsmos_ovrl": "DNSMOS P.835 overall quality",
+}
+ROLE_TITLES = {"cross-corpus": "unseen corpus and speakers, same protocol", "recorded": "real recorded noise"}
 
 
 def _f(v, nd=2, signed=False):
@@ -127,159 +44,231 @@ def _f(v, nd=2, signed=False):
     return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
 
 
-def _ci(m: dict, nd: int) -> str:
-    return f"{_f(m['mean'], nd)} <sub>[{_f(m['ci_low'], nd)}, {_f(m['ci_high'], nd)}]</sub>"
-
-
-def _delta(m: dict, nd: int) -> str:
-    return f"{_f(m['delta'], nd, True)} <sub>[{_f(m['delta_ci_low'], nd, True)}, {_f(m['delta_ci_high'], nd, True)}]</sub>"
-
-
-def _params(n: int) -> str:
-    if n == 0:
-        return "0"
-    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
-
-
-def _role(run: Run) -> str:
-    if run.summary["model"]["oracle"]:
-        return "oracle"
-    if run.model == "noisy":
-        return "floor"
-    return "system"
-
-
-def _budget(run: Run) -> str:
-    b = run.summary["budget"]
-    if not b.get("trained"):
-        return "no training"
-    parts = []
-    if b.get("steps") is not None:
-        parts.append(f"{b['steps']} steps")
-    if b.get("wall_minutes") is not None:
-        parts.append(f"{b['wall_minutes']:.0f} min")
-    if b.get("preset"):
-        parts.append(f"preset `{b['preset']}`")
-    return ", ".join(parts)
-
-
-def _speed_machine(run: Run) -> str:
-    """The CPU the speed columns were measured on, with the machine's core count from env.json (CPU
-    names of virtual machines are often generic, the core count tells two machines apart)."""
-    cpu = run.summary["speed"].get("cpu") or "?"
-    try:
-        cores = json.loads((run.path / run.summary["files"]["env"]).read_text()).get("cpu_count")
-    except (OSError, json.JSONDecodeError):
-        cores = None
-    return f"{cpu}, {cores}-core machine" if cores else cpu
-
-
 def _nd(metric: str) -> int:
     return 3 if metric in ("stoi", "estoi") else 2
 
 
-def render_track(track_name: str, runs: list[Run], refused: list[tuple[str, str]], results_dir: Path,
-                 variants: dict[Path, str]) -> list[str]:
-    track = load_track(track_name)
-    lines = [f"## Track `{track_name}`", ""]
-    if not track.frozen:
-        lines += [f"_{track.spec['description']}_", "",
-                  f"No frozen manifest yet (`{track.spec.get('manifest_note', '')}`); no runs can be listed.", ""]
-        return lines + _refused_lines(refused)
-    rec = track.record()
-    n_test = len(_test_ids(track) or [])
-    lines += [f"Split `{rec['split_id']}` (manifest sha256 `{rec['manifest_sha256'][:16]}`), test: {n_test} utterances "
-              f"of speakers {', '.join(track.splits['test'])}. {track.spec['description']}", ""]
-    if not runs:
-        lines += ["No runs yet.", ""]
+def _ci(m: dict, nd: int) -> str:
+    cell = f"{_f(m['mean'], nd)} <sub>[{_f(m['ci_low'], nd)}, {_f(m['ci_high'], nd)}]</sub>"
+    return cell + (f" ({m['failures']} failed)" if m["failures"] else "")
+
+
+def _delta(m: dict, nd: int) -> str:
+    return (f"{_f(m['delta'], nd, True)} <sub>[{_f(m['delta_ci_low'], nd, True)}, "
+            f"{_f(m['delta_ci_high'], nd, True)}]</sub>")
+
+
+def _label(metric: str) -> str:
+    from bench.metrics import METRICS
+
+    return METRICS[metric].label + (" (dB)" if METRICS[metric].unit == "dB" else "")
+
+
+def ordered(rows):
     order = {"system": 0, "floor": 1, "oracle": 2}
-    runs = sorted(runs, key=lambda r: (order[_role(r)], -((r.summary["metrics"].get("pesq_wb") or {}).get("mean") or -1e9),
-                                       r.model))
-    names = _names(runs, variants)
-    archived = sorted({r.summary["benchmark"]["track"]["split_id"] for r in runs} - {rec["split_id"]})
-    for old in archived:  # runs of an archived version of the track (checked against that version) say so
-        which = ", ".join(names[r.path] for r in runs if r.summary["benchmark"]["track"]["split_id"] == old)
-        lines += [f"Made on the archived split `{old}` (its own train/valid data; the same test files): {which}.", ""]
-    if runs:
-        cols = ["#", "model"]
-        for m in QUALITY:
-            label = METRICS[m].label + (" (dB)" if METRICS[m].unit == "dB" else "")
-            cols.append(label)
+    return sorted(rows, key=lambda r: (order[r.role], -((r.run.summary["metrics"].get("pesq_wb") or {}).get("mean")
+                                                         or -1e9), r.label))
+
+
+def _name(row) -> str:
+    s = row.run.summary["model"]
+    name = f"**{row.label}**" if row.role == "system" else row.label
+    name += {"floor": " (input, floor)", "oracle": " (oracle, not ranked)", "system": ""}[row.role]
+    if s.get("external"):
+        name += " <sub>external, pretrained on other data</sub>"
+    if row.marks:
+        name += f" <sub>⚠ {'; '.join(row.marks)}</sub>"
+    return name
+
+
+def quality_table(rows, metrics, *, rank: bool = True) -> list[str]:
+    shown = [m for m in metrics if any(m in r.run.summary["metrics"] for r in rows)]
+    cols = (["#"] if rank else []) + ["model"]
+    for m in shown:
+        cols += [_label(m)] + ([f"Δ {_label(m).split(' (')[0]}"] if m in WITH_DELTA else [])
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    n = 0
+    for r in ordered(rows):
+        cells = []
+        if rank:
+            n += r.role == "system"
+            cells.append(str(n) if r.role == "system" else "–")
+        cells.append(_name(r))
+        for m in shown:
+            s = r.run.summary["metrics"].get(m)
+            cells.append(_ci(s, _nd(m)) if s else "–")
             if m in WITH_DELTA:
-                cols.append(f"Δ {METRICS[m].label}")
-        lines += ["### Quality on the test split (mean <sub>[95% bootstrap CI]</sub>; "
-                  "Δ = paired improvement over the noisy input)", "",
-                  "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
-        rank = 0
-        for r in runs:
-            role = _role(r)
-            if role == "system":
-                rank += 1
-                tag = str(rank)
-            else:
-                tag = "–"
-            name = f"**{names[r.path]}**" if role == "system" else names[r.path]
-            name += {"floor": " (input, floor)", "oracle": " (oracle, not ranked)", "system": ""}[role]
-            row = [tag, name]
-            for m in QUALITY:
-                s = r.summary["metrics"].get(m)
-                if s is None:
-                    row.append("–")
-                    if m in WITH_DELTA:
-                        row.append("–")
-                    continue
-                cell = _ci(s, _nd(m))
-                if s["failures"]:
-                    cell += f" ({s['failures']} failed)"
-                row.append(cell)
-                if m in WITH_DELTA:
-                    row.append("–" if r.model == "noisy" else _delta(s, _nd(m)))
-            lines.append("| " + " | ".join(row) + " |")
-        lines += ["", "### Model size, speed and training budget", "",
-                  "| model | params | RTF CPU 1 thread | causal | latency (ms) | RTF stream | speed measured on "
-                  "| training budget | training hardware | date | run |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in runs:
-            s, sp, b = r.summary, r.summary["speed"], r.summary["budget"]
-            link = r.path.relative_to(results_dir.parent).as_posix() if results_dir.parent in r.path.parents else str(r.path)
-            hw = b.get("hardware") or f"CPU: {sp.get('cpu', '?')}"
-            lines.append(f"| {names[r.path]} | {_params(s['model']['parameters'])} | {_f(sp['rtf_cpu_1thread'], 3)} | "
-                         f"{'yes' if sp['causal'] else 'no'} | {_f(sp['latency_ms'], 1)} | {_f(sp['rtf_stream'], 3)} | "
-                         f"{_speed_machine(r)} | {_budget(r)} | {hw} | {s['created'][:10]} | [{r.run_id}]({link}/summary.json) |")
-        lines.append("")
-    return lines + _refused_lines(refused)
+                cells.append("–" if (s is None or r.run.model == "noisy") else _delta(s, _nd(m)))
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
 
 
-def _refused_lines(refused: list[tuple[str, str]]) -> list[str]:
-    if not refused:
+def _budget(run) -> str:
+    b = run.summary["budget"]
+    if not b.get("trained"):
+        return "no training"
+    parts = [f"{b['steps']} steps" if b.get("steps") is not None else None,
+             f"{b['wall_minutes']:.0f} min" if b.get("wall_minutes") is not None else None,
+             b.get("hardware")]
+    return ", ".join(p for p in parts if p)
+
+
+def _weights(run) -> str:
+    w = run.summary.get("weights")
+    if not run.summary["model"]["trainable"]:
+        return "no weights (training-free)"
+    if not w:
+        return "–"
+    if w["shipped"]:
+        return f"[{w['dtype']}, {w['bytes'] / 2**20:.1f} MiB](results/{w['file']})"
+    return f"not in the repository ({w['reason']}); sha256 `{w['weights_sha256'][:12]}`"
+
+
+def _commit(run) -> str:
+    p = run.summary.get("provenance") or {}
+    c = (p.get("commit") or "?")[:8]
+    return f"`{c}`" + (" dirty" if p.get("dirty") else "")
+
+
+def evidence_table(rows) -> list[str]:
+    from bench.results import rel
+
+    out = ["| model | params | RTF CPU 1 thread | causal | latency (ms) | training budget | weights | outputs | "
+           "commit | date | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ordered(rows):
+        s, sp = r.run.summary, r.run.summary["speed"]
+        o = s.get("outputs") or {}
+        n = s["model"]["parameters"]
+        params = "0" if n == 0 else (f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k")
+        outputs = f"all {s['counts']['utterances']} (FLAC)" if o.get("shipped") else "hashes only"
+        link = rel(r.run.path)
+        out.append(f"| {r.label} | {params} | {_f(sp['rtf_cpu_1thread'], 3)} | {'yes' if sp['causal'] else 'no'} | "
+                   f"{_f(sp['latency_ms'], 1)} | {_budget(r.run)} | {_weights(r.run)} | {outputs} | {_commit(r.run)} | "
+                   f"{s['created'][:10]} | [{r.run.run_id}]({link}/summary.json) |")
+    return out + [""]
+
+
+def stream_table(board, key: str) -> list[str]:
+    stream = {(r.run.model, r.run.run_id): r for r in board.rows(f"{key}+stream")}
+    rows = [r for r in ordered(board.rows(key)) if (r.run.model, r.run.run_id) in stream]
+    if not rows:
         return []
-    return ["### Runs refused by the checks (not shown above)", "",
-            *[f"- `{path}`: {reason}" for path, reason in sorted(refused)], ""]
+    out = ["| model | hop (samples) | latency (ms) | RTF stream | PESQ-WB offline | PESQ-WB streaming | "
+           "SI-SDR offline | SI-SDR streaming |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        st, sp = stream[(r.run.model, r.run.run_id)].run.summary["metrics"], r.run.summary["speed"]
+        m = r.run.summary["metrics"]
+        out.append(f"| {r.label} | {sp.get('stream_chunk_samples') or '–'} | {_f(sp['latency_ms'], 1)} | "
+                   f"{_f(sp['rtf_stream'], 3)} | {_ci(m['pesq_wb'], 2)} | {_ci(st['pesq_wb'], 2)} | "
+                   f"{_ci(m['si_sdr'], 2)} | {_ci(st['si_sdr'], 2)} |")
+    return out + [""]
 
 
-def render(results_dir: Path | None = None) -> str:
-    from bench.results import RESULTS_DIR
+def diagnostics_table(board, key: str) -> list[str]:
+    from bench.protocol import Protocol
 
-    results_dir = Path(results_dir or RESULTS_DIR)
-    protocol = Protocol.load(DEFAULT_PROTOCOL)
-    board = collect(results_dir, protocol)
+    ops = [d.name for d in Protocol.load(key.split("/")[1]).diagnostics()]
+    sets = {op: {(r.run.model, r.run.run_id): r for r in board.rows(f"{key.split('/')[0]}/{op}")} for op in ops}
+    rows = [r for r in ordered(board.rows(key)) if r.role == "system" and
+            any((r.run.model, r.run.run_id) in s for s in sets.values())]
+    if not rows:
+        return []
+    short = [op.split(".only-")[1] for op in ops]
+    out = ["| model | " + " | ".join(short) + " |", "|---|" + "---|" * len(ops)]
+    for r in rows:
+        cells = []
+        for op in ops:
+            d = sets[op].get((r.run.model, r.run.run_id))
+            m = d.run.summary["metrics"] if d else {}
+            cells.append("–" if not m else f"{_f(m['pesq_wb']['delta'], 2, True)} / {_f(m['si_sdr']['delta'], 2, True)}")
+        out.append(f"| {r.label} | " + " | ".join(cells) + " |")
+    noisy = [board.noisy.get(f"{key.split('/')[0]}/{op}") for op in ops]
+    out.append("| *noisy input (PESQ-WB / SI-SDR)* | " + " | ".join(
+        "–" if n is None else f"*{_f(n.summary['metrics']['pesq_wb']['mean'])} / {_f(n.summary['metrics']['si_sdr']['mean'])}*"
+        for n in noisy) + " |")
+    return out + [""]
+
+
+def agreement_line(board, ranked: str, other: str) -> str:
+    from bench.stats import rank_agreement
+
+    a = {(r.run.model, r.run.run_id): r.run for r in board.rows(ranked) if r.role == "system"}
+    b = {(r.run.model, r.run.run_id): r.run for r in board.rows(other) if r.role == "system"}
+    common = sorted(set(a) & set(b))
+    if len(common) < 3:
+        return f"Rank agreement with `{ranked}`: too few common systems ({len(common)})."
+    rho, lo, hi = rank_agreement([a[k].per_utterance["pesq_wb"].to_numpy(float) for k in common],
+                                 [b[k].per_utterance["pesq_wb"].to_numpy(float) for k in common])
+    return (f"Rank agreement with `{ranked}` (PESQ-WB, {len(common)} systems): Spearman ρ = {rho:+.2f} "
+            f"[{lo:+.2f}, {hi:+.2f}] (95 % CI, bootstrap over utterances of both sets).")
+
+
+def render(results_dir: Path | None = None, board=None) -> str:
+    from bench.board import collect
+    from bench.data.tracks import available_tracks, load_track
+    from bench.metrics import METRICS
+    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+    from bench.suite import suite
+
+    board = board or collect(results_dir)
+    proto = Protocol.load(DEFAULT_PROTOCOL)
     out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
-           f"Noising protocol **{protocol.name}** (sha256 `{protocol.sha256[:16]}`, global seed {protocol.global_seed}). "
-           "Every row is one run folder under `results/`; the most recent valid run of each model configuration "
-           "is shown (one row per adapter and model config, named by its preset when the model has several rows). "
-           "Real systems are ranked by mean PESQ-WB; the noisy input and oracles are not ranked. "
-           "Scores are on 16-bit outputs of the frozen noisy test set. RTF = processing time / audio duration on a fixed "
-           "10 s input, CPU, 1 torch thread. `bench compare A B` tests whether a difference is significant.", ""]
+           f"Noising protocol **{proto.name}** (sha256 `{proto.sha256[:16]}`). Every row is one results folder "
+           "under `results/`, checked on every rendering (statistics recomputed from `per_utterance.csv`, frozen "
+           "test utterances, noisy-input scores, no copies; `bench verify --all` re-scores the shipped outputs). "
+           "**Row rule:** one row per model configuration (adapter, model config, training noise): the most recent "
+           "run made from committed code that reached its preset's step budget; if there is none, the most recent "
+           "run, marked ⚠. Systems are ranked by mean PESQ-WB on the ranked set; the noisy input and oracles (which "
+           "use the clean reference) are shown, not ranked. Scores are on 16-bit outputs. Δ = paired improvement "
+           "over the noisy input, [95 % bootstrap CI]. `bench compare A B` tests a difference.", "",
+           "## What the columns measure", ""]
+    for m in (*MAIN, *EXTRA):
+        d = METRICS[m]
+        out.append(f"- **{d.label}**: {MEASURES[m]}; range {d.range[0]:g} to {d.range[1]:g}{(' ' + d.unit) if d.unit else ''}, "
+                   f"higher is better; {'needs the clean reference' if d.needs_reference else 'no reference needed'}.")
     for name in available_tracks():
-        runs = board.shown.get(name, [])
-        refused = board.refused.get(name, [])
-        if name != "vctk-mini" and not runs and not refused and not load_track(name).frozen:
-            out += [f"## Track `{name}`", "", f"No runs yet: needs the full corpus (`bench data download {name}`) "
-                    "and a frozen manifest.", ""]
+        if not load_track(name).frozen:
+            out += ["", f"## Track `{name}`", "", f"No runs: needs the full corpus (`bench data download {name}`) and "
+                    "a frozen manifest (README, Data).", ""]
             continue
-        out += render_track(name, runs, refused, results_dir, board.variants)
-    for name in sorted(set(board.refused) - set(available_tracks())):  # results/<folder>/ of no known track
-        out += [f"## Unknown track `{name}`", "", *_refused_lines(board.refused[name])]
+        evals = suite(name, Path("."))
+        out += ["", "## What each test set measures", ""]
+        for ev in evals:
+            t = ev.prepared.track
+            what = {"main": "the ranked set", "stream": "the ranked set through the model's streamer",
+                    "tier": "the test split under a stronger protocol tier", "diagnostic": "the test split under one "
+                    "manipulation alone"}.get(ev.role, ROLE_TITLES.get(ev.role, ev.role))
+            if ev.role in ("main", "cross-corpus", "recorded", "tier"):
+                out.append(f"- `{ev.key}` ({ev.role}): {what}; {t.spec['description'].split('. ')[0].rstrip('.')}.")
+        out.append(f"- `{name}/{DEFAULT_PROTOCOL}.only-<op>` (diagnostic): the ranked utterances under one "
+                   "manipulation of the protocol alone.")
+        key = f"{name}/{DEFAULT_PROTOCOL}"
+        rows = board.rows(key)
+        out += ["", f"## Ranked: `{key}` (split `{load_track(name).split_id}`)", ""]
+        out += quality_table(rows, MAIN) if rows else ["No runs yet.", ""]
+        if rows:
+            out += ["### Second metrics table (composite measures and DNSMOS components)", "",
+                    *quality_table(rows, EXTRA, rank=False),
+                    "### Streaming: scored on the streamer's output at its natural hop", "",
+                    *(stream_table(board, key) or ["No causal model with a streamer yet.", ""]),
+                    "### Size, speed, training budget and evidence", "", *evidence_table(rows)]
+        for ev in evals:
+            if ev.role in ("cross-corpus", "recorded"):
+                r = board.rows(ev.key)
+                out += [f"## Generalization: `{ev.key}` ({ROLE_TITLES[ev.role]})", "", agreement_line(board, key, ev.key), ""]
+                out += quality_table(r, GENERAL, rank=False) if r else ["No runs yet.", ""]
+            if ev.role == "tier":
+                r = board.rows(ev.key)
+                out += [f"## Protocol tier: `{ev.key}`", ""] + (quality_table(r, MAIN[:6]) if r else ["No runs yet.", ""])
+        out += ["## What each model fixes (diagnostics: Δ PESQ-WB / Δ SI-SDR dB on the ranked utterances under "
+                "each manipulation alone)", "", *(diagnostics_table(board, key) or ["No runs yet.", ""])]
+    if board.archived:
+        out += ["## Archived runs (superseded splits; same test utterances, other training data)", ""]
+        for key, rows in sorted(board.archived.items()):
+            out += [f"### `{key}`", "", *quality_table(rows, ("pesq_wb", "stoi", "si_sdr"), rank=False)]
+    if board.refused:
+        out += ["## Runs refused by the checks (not shown above)", "",
+                *[f"- `{p}`: {reason}" for p, reason in board.refused], ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -294,6 +283,8 @@ def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
 def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bool, str]:
     """(up_to_date, unified diff) of the committed leaderboard against a fresh rendering."""
     path = Path(path or LEADERBOARD)
+    if results_dir is not None and not Path(results_dir).is_dir():
+        raise BenchError(f"--results-dir {results_dir}: no such folder")
     fresh = render(results_dir)
     current = path.read_text() if path.exists() else ""
     if current == fresh:
@@ -304,7 +295,7 @@ def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bo
 
 
 def cmd_leaderboard(args) -> int:
-    from bench.console import console, err_console
+    from bench.board import collect
 
     results = Path(args.results_dir) if args.results_dir else None
     out = Path(args.output) if args.output else None
@@ -318,10 +309,8 @@ def cmd_leaderboard(args) -> int:
         return 1
     path = write(out, results)
     console.print(f"wrote {path}")
-    board = collect(results)
-    for track, refused in board.refused.items():
-        for p, reason in refused:
-            err_console.print(f"[yellow]refused[/] {p}: {reason}")
+    for p, reason in collect(results).refused:
+        err_console.print(f"[yellow]refused[/] {p}: {reason}")
     return 0
 
 

@@ -37,6 +37,8 @@ class RunOptions:
     leaderboard: bool = True
     checkpoint: Path | None = None
     train_only: bool = False  # stop after training (score later with --checkpoint <runs dir>/best.pt)
+    data_root: str | None = None
+    allow_dirty: bool = False  # write to results/ from a tree with uncommitted code changes
 
 
 def resolve_device(device: str) -> str:
@@ -77,23 +79,66 @@ def run_config(found: Found, pt: PreparedTrack, opts: RunOptions, run_id: str) -
     return RunConfig.resolve(a, opts.preset, opts.overrides, opts.train_overrides, train=True)
 
 
+def training_record(pt: PreparedTrack) -> dict:
+    rec = pt.track.record(pt.root)
+    return {"track": pt.track.name, "split_id": rec["split_id"], "manifest_sha256": rec["manifest_sha256"],
+            "protocol": pt.protocol.name, "protocol_sha256": pt.protocol.sha256}
+
+
+def ensure_prepared(evals, data_root, jobs: int | None, progress=None) -> None:
+    """Prepare every evaluation set that is not prepared yet (idempotent)."""
+    from bench.data.prepare import prepare
+    from bench.data.root import resolve_data_root
+
+    for ev in evals:
+        pt = ev.prepared
+        if not pt.is_prepared:
+            prepare(pt.track, pt.protocol, resolve_data_root(data_root, pt.track), pt.root, jobs=jobs,
+                    progress=progress)
+
+
+def _refuse_dirty(opts: RunOptions) -> None:
+    """A run written into the repository's results/ from uncommitted code is refused (unless allowed): the
+    board could not say which code made it."""
+    from bench.env import git_state
+    from bench.results import RESULTS_DIR
+
+    into_repo = Path(opts.results_dir or RESULTS_DIR).resolve() == Path(RESULTS_DIR).resolve()
+    if into_repo and opts.leaderboard and not opts.allow_dirty:
+        git = git_state()
+        if git["dirty"]:
+            raise BenchError(f"uncommitted changes to the code ({', '.join(git['dirty_paths'][:3])}): a run "
+                             "written to results/ must name the commit that made it",
+                             hint="commit first, or pass --allow-dirty (the board then marks the run dirty)")
+
+
 def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
-    """Returns the results folder of the scored run, or with ``train_only`` the training run's folder."""
+    """Train (if trainable) on `pt` and score the model on every set of the evaluation suite of
+    `pt.track` (bench/suite.py). Returns the run's home results folder (where its weights are), or
+    with ``train_only`` the training run's folder."""
     from bench.env import hardware_label
+    from bench.protocol import DEFAULT_PROTOCOL
     from bench.results import RESULTS_DIR, run_dir
+    from bench.suite import suite
 
     started = time.time()
     a = found.adapter
     check_preset(a, opts.preset)
     device = resolve_device(opts.device)
     run_id = opts.run_id or (latest_training_run(pt, a.name, opts.runs_dir) if opts.resume else new_run_id())
-    out = run_dir(pt.track.name, a.name, run_id, opts.results_dir or RESULTS_DIR)
-    if (out / "summary.json").exists():
-        raise BenchError(f"{out} already holds a finished run", hint="choose another --run-id or delete the folder")
+    results = Path(opts.results_dir or RESULTS_DIR)
+    trained_here = a.trainable
+    home_noise = pt.protocol.name if trained_here else DEFAULT_PROTOCOL
+    home = run_dir(pt.track.name, home_noise, a.name, run_id, results)
+    if (home / "summary.json").exists() and not opts.resume:
+        raise BenchError(f"{home} already holds a finished run", hint="choose another --run-id or delete the folder")
     if opts.train_only and (opts.checkpoint or not a.trainable):
         raise BenchError("--train-only and --checkpoint exclude each other" if a.trainable
                          else f"--train-only: {a.name} is not trainable")
+    if not opts.train_only:
+        _refuse_dirty(opts)
     rc = run_config(found, pt, opts, run_id)
+    training = None
     if a.trainable:
         from bench.train import load_checkpoint_model, train, training_run_dir
 
@@ -105,23 +150,60 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
                                      runs_dir=opts.runs_dir, progress=progress)
         if opts.train_only:
             return training_run_dir(opts.runs_dir, pt, a.name, run_id)
+        training = training_record(pt)
     else:
         model = a.build(**rc.model_config)
         budget = {"trained": False, "preset": rc.preset, "steps": None, "epochs": None, "wall_minutes": None,
                   "max_steps": None, "max_minutes": None, "device": device, "hardware": hardware_label(device),
                   "checkpoint": None, "checkpoint_sha256": None}
+    model = model.to("cpu").eval()
+    streaming = bool(a.causal and a.streamer(model) is not None)
+    evals = suite(pt.track.name, pt.root, streaming=streaming)
+    ensure_prepared(evals, opts.data_root, opts.jobs, progress)
+    weights = ship_weights(found, model, home, evals[0].prepared, results, opts.jobs) if a.trainable else None
+    speed = run_speed(a, model)
+    record = rc.record(pt.track.name, pt.protocol.name, device)
     from bench.score import score
-    from bench.speed import online_speed
 
-    speed_extra = online_speed(a, model) if a.causal else {}
-    path = score(found, model, pt, out, run_id=run_id, config=rc.record(pt.track.name, pt.protocol.name, device),
-                 budget=budget, jobs=opts.jobs, device=device, progress=progress, speed_extra=speed_extra,
-                 started=started)
+    for ev in evals:
+        out = run_dir(ev.track, ev.noise, a.name, run_id, results)
+        if (out / "summary.json").exists():
+            continue   # scored before an interruption
+        ship = ev.role == "main" and home_noise == DEFAULT_PROTOCOL
+        score(found, model, ev, out, run_id=run_id, config=record, budget=budget, speed=speed, weights=weights,
+              training=training, ship_outputs=ship, jobs=opts.jobs, device=device, progress=progress,
+              started=started)
     if opts.leaderboard:
         from bench import leaderboard
 
         leaderboard.write(results_dir=opts.results_dir)
-    return path
+    return home
+
+
+def ship_weights(found: Found, model, home: Path, ranked, results: Path, jobs: int | None) -> dict:
+    """Write the run's weights into its home folder (bench/weights.py decides the dtype and whether they
+    fit); the record names the file relative to the results root."""
+    from bench.evidence import fp16_reproduces
+    from bench.weights import ship_weights as write
+
+    home.mkdir(parents=True, exist_ok=True)
+    rec = write(model, home, adapter=found.adapter.name,
+                fp16_reproduces=lambda t16: fp16_reproduces(found, model, t16, ranked, jobs))
+    if rec["file"]:
+        rec["file"] = (home / rec["file"]).relative_to(results).as_posix()
+    return rec
+
+
+def run_speed(adapter, model) -> dict:
+    """The run's speed record (measured once, repeated in every folder of the run)."""
+    from bench.env import cpu_model
+    from bench.speed import measure_rtf, online_speed
+
+    seconds = 10.0
+    rtf = measure_rtf(adapter, model.to("cpu"), seconds=seconds, threads=1)
+    return {"rtf_cpu_1thread": round(rtf, 5), "rtf_input_seconds": seconds, "cpu": cpu_model(),
+            "causal": adapter.causal, "latency_ms": None, "rtf_stream": None, "stream_chunk_samples": None,
+            **(online_speed(adapter, model) if adapter.causal else {})}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +240,7 @@ def cmd_run(args) -> int:
                       runs_dir=Path(args.runs_dir) if args.runs_dir else None,
                       leaderboard=not args.no_leaderboard,
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                      train_only=args.train_only)
+                      train_only=args.train_only, data_root=args.data_root, allow_dirty=args.allow_dirty)
     if not opts.run_id and not opts.resume:
         opts.run_id = new_run_id()
     if opts.run_id:
@@ -218,4 +300,6 @@ def register(subparsers) -> None:
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
     p.add_argument("--train-only", action="store_true",
                    help="train, keep the checkpoints, do not score (score later with --checkpoint)")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="write to results/ although the code has uncommitted changes (the board marks the run)")
     p.set_defaults(func=cmd_run)

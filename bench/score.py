@@ -1,15 +1,24 @@
-"""Scoring: enhance the frozen noisy test set with a model and compute every metric per utterance.
+"""Scoring: enhance one frozen test set (`bench.suite.Evaluation`) with a model and compute its metrics
+per utterance, writing one results folder.
 
-The model runs in the main process (one utterance at a time, full length); metrics run in a
-process pool over utterances (``--jobs``, default all cores), overlapping with inference. Each
-finished utterance is appended to ``.scoring.partial.jsonl`` in the run folder (flushed and
-fsynced), so an interrupted scoring resumes without recomputing finished utterances. Outputs
-are scored as 16-bit audio, as they would be written to disk.
+The model runs in the main process (one utterance at a time, full length; offline, or through the
+adapter's streamer at its natural hop for the ``stream`` mode); metrics run in a process pool
+(``--jobs``) overlapping with inference. Outputs are quantized to 16 bit and clipped to [-1, 1) as a
+file would store them, and scored as such; each output's SHA-256 of its samples is recorded, and the
+outputs themselves are written as FLAC when the set ships them (the ranked set). The noisy input's
+scores are the same for every model: they are computed once per set and metric versions and cached
+beside the prepared noisy audio (`noisy_scores`).
+
+Each finished utterance is appended to ``.scoring.partial.jsonl`` (flushed and fsynced) whose first
+line is the fingerprint of the model (weights + config): an interrupted scoring resumes with the rows
+of the same model only; rows of another model are discarded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -21,47 +30,69 @@ import torch
 
 from bench import SAMPLE_RATE, __version__
 from bench.adapters import Found, count_parameters
-from bench.audio import from_pcm16, to_pcm16
-from bench.data.prepared import PreparedTrack
-from bench.env import cpu_model, environment_record, now_iso
+from bench.audio import atomic_write_bytes, from_pcm16, sha256_pcm16, to_pcm16
+from bench.env import environment_record, git_state, now_iso
 from bench.errors import BenchError
-from bench.metrics import METRICS, metric_versions
-from bench.results import (dump_json, per_utterance_bytes, sha256_bytes, summarize_metrics, validate_summary,
-                           write_json)
-from bench.speed import measure_rtf
+from bench.metrics import metric_versions
+from bench.results import (CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, SCHEMA_VERSION, dump_json, per_utterance_bytes,
+                           sha256_bytes, summarize_metrics, validate_summary, write_json)
+from bench.suite import Evaluation
 
+log = logging.getLogger(__name__)
 PARTIAL = ".scoring.partial.jsonl"
-#: utterances whose enhanced audio is kept in every run (for listening); same as the noise examples
-LISTEN_UTTERANCES = ("p232_005", "p257_011", "p232_170")
-RTF_SECONDS = 10.0
+OUTPUTS_DIR = "enhanced"
 
 
 def _init_worker():
     torch.set_num_threads(1)
+    try:   # die with the parent (Linux): an interrupted scoring leaves no worker behind
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
-def _score_one(args) -> dict:
+def _metric_row(args) -> dict:
     from bench.metrics import compute_all
 
-    utt_id, clean, noisy, enhanced, names = args
-    vals, errs = compute_all(clean, enhanced, SAMPLE_RATE, names)
-    nvals, nerrs = compute_all(clean, noisy, SAMPLE_RATE, names)
-    row = {"utt_id": utt_id, "seconds": round(len(clean) / SAMPLE_RATE, 4)}
-    row.update(vals)
-    row.update({f"noisy_{k}": v for k, v in nvals.items()})
-    row["errors"] = json.dumps({**errs, **{f"noisy_{k}": v for k, v in nerrs.items()}}, sort_keys=True) if (errs or nerrs) else ""
+    utt_id, clean, signal, names, prefix = args
+    vals, errs = compute_all(clean, signal, SAMPLE_RATE, names)
+    row = {"utt_id": utt_id, **{f"{prefix}{k}": v for k, v in vals.items()}}
+    row["errors"] = {f"{prefix}{k}": v for k, v in errs.items()}
     return row
 
 
-def _read_partial(path: Path) -> dict[str, dict]:
+def model_fingerprint(model: torch.nn.Module, config: dict) -> str:
+    """SHA-256 of the model's weights and its configuration record: what a partial scoring belongs to."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu").contiguous().numpy().tobytes() if v.dtype != torch.bfloat16
+                 else v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _read_partial(path: Path, fingerprint: str) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    try:
+        head = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        head = {}
+    if head.get("fingerprint") != fingerprint:
+        log.warning("%s: partial scores of another model (or an unreadable file) discarded", path)
+        path.unlink()
+        return {}
     done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                done[row["utt_id"]] = row
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by an interruption: recomputed
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+            done[row["utt_id"]] = row
+        except (json.JSONDecodeError, KeyError):
+            continue  # a line cut by an interruption: recomputed
     return done
 
 
@@ -71,113 +102,162 @@ def _append(fh, row: dict) -> None:
     os.fsync(fh.fileno())
 
 
-def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None, device: str) -> np.ndarray:
+def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None, device: str,
+                mode: str = "offline") -> np.ndarray:
+    """The model's output for one utterance, as stored: 16-bit, clipped, float32 in [-1, 1)."""
+    a = found.adapter
     x = torch.from_numpy(noisy)[None].to(device)
-    c = torch.from_numpy(clean)[None].to(device) if (clean is not None and found.adapter.oracle) else None
     with torch.inference_mode():
-        y = found.adapter.enhance(model, x, clean=c)
-    y = y.detach().float().cpu().numpy()
+        if mode == "stream":
+            from bench.streaming import stream
+
+            streamer = a.streamer(model)
+            y = stream(streamer, x, streamer.hop)
+        else:
+            c = torch.from_numpy(clean)[None].to(device) if (clean is not None and a.oracle) else None
+            y = a.enhance(model, x, clean=c)
+    y = y.detach().float().cpu().numpy().reshape(1, -1) if y.dim() != 2 else y.detach().float().cpu().numpy()
     if y.shape != (1, noisy.shape[0]):
-        raise BenchError(f"adapter {found.adapter.name}: output shape {tuple(y.shape)} != input shape {(1, noisy.shape[0])}",
-                         hint="an adapter must map (batch, time) to (batch, time); run `bench check " + found.adapter.name + "`")
+        raise BenchError(f"adapter {a.name}: output shape {tuple(y.shape)} != input shape {(1, noisy.shape[0])}",
+                         hint=f"an adapter must map (batch, time) to (batch, time); run `bench check {a.name}`")
     if not np.all(np.isfinite(y)):
-        raise BenchError(f"adapter {found.adapter.name}: output contains NaN or Inf")
+        raise BenchError(f"adapter {a.name}: output contains NaN or Inf")
     return from_pcm16(to_pcm16(y[0]))
 
 
-def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path, *, run_id: str, config: dict,
-          budget: dict, split: str = "test", jobs: int | None = None,
-          device: str = "cpu", progress=None, metrics: list[str] | None = None,
-          speed_extra: dict | None = None, started: float | None = None) -> Path:
-    """Score `model` on the prepared `split`, writing a complete run folder to `out_dir`; `config` is the
-    run's configuration record (`bench.runconfig.RunConfig.record`), written as its config.json."""
+def _pool(jobs: int | None) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker)
+
+
+def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None) -> pd.DataFrame:
+    """Per-utterance scores of the noisy input of `ev` (columns ``noisy_<metric>``, ``errors``), cached in
+    the prepared noisy folder under a name that hashes the metric names and versions."""
+    pt = ev.prepared
+    versions = metric_versions()
+    key = hashlib.sha256(json.dumps([[m, versions[m]] for m in names], sort_keys=True).encode()).hexdigest()[:12]
+    cache = pt.noisy_dir / f"noisy_scores.{key}.json"
+    ids = pt.utt_ids("test")
+    if cache.exists():
+        rows = json.loads(cache.read_text())
+        if sorted(rows) == sorted(ids):
+            return rows
+    with _pool(jobs) as ex:
+        futs = [ex.submit(_metric_row, (u, pt.load_clean("test", u), pt.load_noisy("test", u), names, "noisy_"))
+                for u in ids]
+        rows = {f.result()["utt_id"]: f.result() for f in futs}
+    atomic_write_bytes(cache, json.dumps(rows, allow_nan=True).encode())
+    return rows
+
+
+def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *, run_id: str, config: dict,
+          budget: dict, speed: dict, weights: dict | None, training: dict | None, ship_outputs: bool,
+          jobs: int | None = None, device: str = "cpu", progress=None, started: float | None = None) -> Path:
+    """Score `model` on the evaluation set `ev`, writing a complete results folder to `out_dir`.
+
+    `config` is the run's configuration record (written as config.json); `budget`, `speed`, `weights` and
+    `training` are the run-level records every folder of the run repeats."""
     import soundfile as sf
 
     t_start = started or time.time()
+    pt = ev.prepared
     pt.require()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = list(metrics or METRICS)
-    utt_ids = pt.utt_ids(split)
-    partial = out_dir / PARTIAL
-    done = _read_partial(partial)
-    todo = [u for u in utt_ids if u not in done]
+    names = ev.metrics
+    ids = pt.utt_ids("test")
+    noisy_rows = noisy_scores(ev, names, jobs)
     model = model.to(device).eval()
-    listen = [u for u in LISTEN_UTTERANCES if u in utt_ids] or utt_ids[:3]
-    (out_dir / "enhanced").mkdir(exist_ok=True)
-    task = progress.add_task(f"score {found.adapter.name}", total=len(utt_ids), completed=len(done)) if progress else None
-    with open(partial, "a") as fh, ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker) as ex:
-        if fh.tell() and not partial.read_bytes().endswith(b"\n"):
+    partial = out_dir / PARTIAL
+    fingerprint = model_fingerprint(model, config)
+    done = _read_partial(partial, fingerprint)
+    todo = [u for u in ids if u not in done]
+    if ship_outputs:
+        (out_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
+    label = f"score {found.adapter.name} on {ev.key}"
+    task = progress.add_task(label, total=len(ids), completed=len(done)) if progress else None
+    with open(partial, "a") as fh, _pool(jobs) as ex:
+        if fh.tell() == 0:
+            _append(fh, {"fingerprint": fingerprint})
+        elif not partial.read_bytes().endswith(b"\n"):
             fh.write("\n")  # end a line cut by an interruption, so the next row is readable
-        futures: list[Future] = []
-        try:
-            for utt in todo:
-                clean = pt.load_clean(split, utt)
-                noisy = pt.load_noisy(split, utt)
-                enhanced = enhance_one(found, model, noisy, clean, device)
-                if utt in listen:
-                    sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(enhanced), SAMPLE_RATE, subtype="PCM_16")
-                futures.append(ex.submit(_score_one, (utt, clean, noisy, enhanced, names)))
-                # write finished rows as they come, keeping memory bounded
-                while futures and (futures[0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
-                    row = futures.pop(0).result()
-                    _append(fh, row)
-                    done[row["utt_id"]] = row
-                    if progress:
-                        progress.advance(task)
-        except BaseException:
-            # interrupted (or the model failed): keep the rows the workers finish, as leaving the
-            # pool waits for them anyway; a second Ctrl-C while waiting abandons them
-            for f in futures:
-                if not f.cancelled() and f.exception() is None:
-                    _append(fh, f.result())
-            raise
-        for f in futures:
-            row = f.result()
+        futures: list[tuple[Future, str]] = []
+
+        def finish(fut: Future, sha: str) -> None:
+            row = {**fut.result(), "output_sha256": sha}
             _append(fh, row)
             done[row["utt_id"]] = row
             if progress:
                 progress.advance(task)
-    for utt in listen:  # resumed runs may lack some listening files
-        if not (out_dir / "enhanced" / f"{utt}.flac").exists():
-            y = enhance_one(found, model, pt.load_noisy(split, utt), pt.load_clean(split, utt), device)
-            sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(y), SAMPLE_RATE, subtype="PCM_16")
 
-    cols = ["utt_id", "seconds", *names, *[f"noisy_{m}" for m in names], "errors"]
-    df = pd.DataFrame([done[u] for u in utt_ids])[cols].sort_values("utt_id").reset_index(drop=True)
-    df["errors"] = df["errors"].fillna("")
+        try:
+            for utt in todo:
+                clean, noisy = pt.load_clean("test", utt), pt.load_noisy("test", utt)
+                y = enhance_one(found, model, noisy, clean, device, ev.mode)
+                if ship_outputs:
+                    sf.write(str(out_dir / OUTPUTS_DIR / f"{utt}.flac"), to_pcm16(y), SAMPLE_RATE, subtype="PCM_16")
+                futures.append((ex.submit(_metric_row, (utt, clean, y, names, "")), sha256_pcm16(to_pcm16(y))))
+                while futures and (futures[0][0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
+                    finish(*futures.pop(0))
+        except BaseException:
+            for f, sha in futures:   # keep what the workers finish; leaving the pool waits for them anyway
+                if not f.cancelled() and f.exception() is None:
+                    finish(f, sha)
+            raise
+        for f, sha in futures:
+            finish(f, sha)
+    if ship_outputs:   # a resumed scoring: outputs of rows finished before the interruption
+        for utt in ids:
+            path = out_dir / OUTPUTS_DIR / f"{utt}.flac"
+            if not path.exists():
+                y = enhance_one(found, model, pt.load_noisy("test", utt), pt.load_clean("test", utt), device, ev.mode)
+                sf.write(str(path), to_pcm16(y), SAMPLE_RATE, subtype="PCM_16")
+
+    rows = []
+    for u in ids:
+        r, n = done[u], noisy_rows[u]
+        errors = {**r.get("errors", {}), **n.get("errors", {})}
+        rows.append({"utt_id": u, "seconds": round(len(pt.load_clean("test", u)) / SAMPLE_RATE, 4),
+                     **{m: r[m] for m in names}, **{f"noisy_{m}": n[f"noisy_{m}"] for m in names},
+                     "output_sha256": r["output_sha256"],
+                     "errors": json.dumps(errors, sort_keys=True) if errors else ""})
+    df = pd.DataFrame(rows).sort_values("utt_id").reset_index(drop=True)
     csv_bytes = per_utterance_bytes(df)
-    df = pd.read_csv(pd.io.common.BytesIO(csv_bytes), dtype={"utt_id": str, "errors": str})  # summarize exactly what is stored
-    rtf = measure_rtf(found.adapter, model.to("cpu"), seconds=RTF_SECONDS, threads=1)
+    stored = pd.read_csv(pd.io.common.BytesIO(csv_bytes), dtype={"utt_id": str, "errors": str,
+                                                                  "output_sha256": str})
     a = found.adapter
+    git = git_state()
     summary = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created": now_iso(),
         "model": {"name": a.name, "kind": found.kind, "description": a.description, "reference": a.reference,
                   "trainable": a.trainable, "causal": a.causal, "oracle": a.oracle,
+                  "external": bool(getattr(a, "external", False)),
+                  "pretrained_on": getattr(a, "pretrained_on", None),
                   "parameters": count_parameters(model), "preset": config.get("preset")},
         "benchmark": {"bench_version": __version__, "protocol": pt.protocol.record(),
-                      "track": pt.track.record(pt.root), "split": split},
-        "metrics": summarize_metrics(df, names),
+                      "track": pt.track.record(pt.root), "split": "test", "evaluation": ev.record()},
+        "training": training,
+        "metrics": summarize_metrics(stored, list(names)),
         "metric_versions": {m: v for m, v in metric_versions().items() if m in names},
-        "counts": {"utterances": len(df), "audio_seconds": round(float(df["seconds"].sum()), 3),
-                   "failed_utterances": int((df["errors"].fillna("") != "").sum())},
-        "ci": {"method": "percentile bootstrap of the mean", "confidence": 0.95, "resamples": 10000, "seed": 0},
-        "speed": {"rtf_cpu_1thread": round(rtf, 5), "rtf_input_seconds": RTF_SECONDS, "cpu": cpu_model(),
-                  "causal": a.causal, "latency_ms": None, "rtf_stream": None, "stream_chunk_samples": None,
-                  **(speed_extra or {})},
+        "counts": {"utterances": len(stored), "audio_seconds": round(float(stored["seconds"].sum()), 3),
+                   "failed_utterances": int((stored["errors"].fillna("") != "").sum())},
+        "ci": {"method": "percentile bootstrap of the mean", "confidence": CI_CONFIDENCE,
+               "resamples": CI_RESAMPLES, "seed": CI_SEED},
+        "speed": speed,
         "budget": budget,
+        "weights": weights,
+        "outputs": {"shipped": ship_outputs, "dir": OUTPUTS_DIR if ship_outputs else None,
+                    "format": "FLAC, 16-bit PCM, 16 kHz" if ship_outputs else None,
+                    "hashes": "per_utterance.csv output_sha256 (SHA-256 of the 16-bit samples)"},
+        "provenance": {"commit": git["commit"], "dirty": git["dirty"], "dirty_paths": git.get("dirty_paths", [])},
         "files": {"per_utterance": "per_utterance.csv", "per_utterance_sha256": sha256_bytes(csv_bytes),
-                  "config": "config.json", "env": "env.json",
-                  "enhanced": sorted(f"enhanced/{p.name}" for p in (out_dir / "enhanced").glob("*.flac"))},
+                  "config": "config.json", "env": "env.json"},
     }
     validate_summary(summary)
-    from bench.audio import atomic_write_bytes
-
     atomic_write_bytes(out_dir / "per_utterance.csv", csv_bytes)
     write_json(out_dir / "config.json", config)
     write_json(out_dir / "env.json", environment_record(wall_seconds=round(time.time() - t_start, 2)))
-    atomic_write_bytes(out_dir / "summary.json", dump_json(summary))  # written last: its presence marks a complete run
+    atomic_write_bytes(out_dir / "summary.json", dump_json(summary))  # last: its presence marks a complete run
     partial.unlink(missing_ok=True)
     return out_dir

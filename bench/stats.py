@@ -24,6 +24,7 @@ for multiple comparisons (e.g. Holm) before calling a difference significant.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 import warnings
 
 import numpy as np
@@ -53,20 +54,28 @@ def _check_params(n_resamples: int, confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
 
 
-def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """Means of `n_resamples` resamples (with replacement) of `x`, drawn in fixed-size chunks.
+@lru_cache(maxsize=16)
+def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """How often each of `n` values is drawn in each resample: ``(n_resamples, n)``, float64.
 
-    The chunk size depends only on ``len(x)``, so results do not depend on available memory.
+    The draws are fixed-size chunks of ``Generator(PCG64(seed)).integers(0, n, (rows, n))`` with a chunk
+    size that depends only on ``n``, so results do not depend on available memory; the matrix is cached,
+    as every metric of a results folder with `n` values uses the same draws.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
-    n = x.size
     rows = max(1, _CHUNK_ELEMENTS // n)
-    out = np.empty(n_resamples, dtype=np.float64)
+    out = np.zeros((n_resamples, n), dtype=np.float64)
     for start in range(0, n_resamples, rows):
         stop = min(start + rows, n_resamples)
         idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = x[idx].mean(axis=1)
+        np.add.at(out, (np.arange(start, stop)[:, None], idx), 1.0)
+    out.setflags(write=False)
     return out
+
+
+def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Means of `n_resamples` resamples (with replacement) of `x` (see `_resample_counts`)."""
+    return _resample_counts(x.size, n_resamples, seed) @ x / x.size
 
 
 def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
@@ -157,3 +166,34 @@ def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confiden
         out["ttest_p"] = float(_st.ttest_rel(xa, xb).pvalue) if n > 1 else nan
     out["significant"] = bool(out["wilcoxon_p"] < alpha)
     return out
+
+
+def rank_agreement(a: list, b: list, *, n_resamples: int = 2000, confidence: float = 0.95,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """Spearman rank correlation between the systems' mean scores on two test sets, with a percentile
+    bootstrap CI: each resample draws the utterances of each set with replacement (the same draw for
+    every system of that set, so the systems stay paired) and recomputes the means and the correlation.
+
+    `a`, `b`: one array of per-utterance scores per system (same system order in both); NaNs are ignored.
+    """
+    _check_params(n_resamples, confidence)
+    A, B = np.vstack([np.asarray(x, float) for x in a]), np.vstack([np.asarray(x, float) for x in b])
+    if A.shape[0] != B.shape[0] or A.shape[0] < 3:
+        raise ValueError("rank agreement needs the same systems (at least 3) on both sets")
+
+    def rho(ma, mb):
+        return float(_st.spearmanr(ma, mb).statistic)
+
+    point = rho(np.nanmean(A, axis=1), np.nanmean(B, axis=1))
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_resamples):
+        ia, ib = rng.integers(0, A.shape[1], A.shape[1]), rng.integers(0, B.shape[1], B.shape[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = rho(np.nanmean(A[:, ia], axis=1), np.nanmean(B[:, ib], axis=1))
+        if math.isfinite(r):
+            vals.append(r)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(vals, [alpha, 1 - alpha]) if vals else (math.nan, math.nan)
+    return point, float(lo), float(hi)

@@ -190,6 +190,11 @@ class Track:
         return list((self.spec.get("evaluation") or {}).get("tracks", []))
 
     @property
+    def tiers(self) -> list[str]:
+        """Further protocols (noise tiers) whose frozen test sets every model of this track is scored on."""
+        return list((self.spec.get("evaluation") or {}).get("tiers", []))
+
+    @property
     def diagnostics(self) -> bool:
         return bool((self.spec.get("evaluation") or {}).get("diagnostics"))
 

@@ -1,0 +1,217 @@
+"""The board's data: every results folder checked, the refused ones with their reason, and the row shown
+for each model configuration on each evaluation set. `bench.leaderboard` renders it as markdown and
+`bench.site` as a web page; neither reads results/ itself.
+
+A folder is refused (listed with the first line of the reason) unless:
+- it loads (`bench.results.load_run`: schema, CSV hash, every statistic recomputed from the CSV);
+- its folder is ``<track>/<noise>/<model>/<run-id>`` as its summary says, and that set is in the
+  evaluation suite of a benchmark track (bench/suite.py);
+- its model is an adapter of this repository (`bench list`);
+- it was scored under the current protocol (or the track's recorded noise), on the track's current or an
+  archived split, on exactly the frozen test utterances, each once;
+- its noisy-input columns equal those of the ``noisy`` run of the same set (same inputs, same metric code);
+- its per-utterance scores are not a copy of another run's (the older one is kept).
+
+Row selection (printed on the board): one row per model configuration (adapter, model config, training
+noise): the most recent run that is *clean* (made from committed code) and, for a trained model, reached
+its preset's step budget; when none is, the most recent run, marked. Archived splits get their own table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.errors import BenchError, ResultsError
+from bench.runconfig import read_record
+
+if TYPE_CHECKING:
+    from bench.results import Run
+
+#: noisy-column agreement with the noisy run of the set (both computed by the same code on the same inputs)
+NOISY_TOL = 2e-4
+SCORE_COLUMNS_IGNORED = ("utt_id", "seconds", "errors", "output_sha256")
+
+
+@dataclass
+class Row:
+    run: Run
+    label: str            # "demucs · quick", "demucs · quick (trained on stft-heavy-v1)"
+    marks: list[str] = field(default_factory=list)   # "dirty", "below preset budget"
+
+    @property
+    def role(self) -> str:
+        s = self.run.summary["model"]
+        if s["oracle"]:
+            return "oracle"
+        if self.run.model == "noisy":
+            return "floor"
+        return "system"
+
+
+@dataclass
+class Board:
+    sets: dict[str, list[Row]]                  # evaluation key "<track>/<noise>" -> rows (current split)
+    archived: dict[str, list[Row]]              # "<track>/<noise> (<split id>)" -> rows of archived splits
+    refused: list[tuple[str, str]]              # (folder relative to the repo, reason)
+    roles: dict[str, str]                       # evaluation key -> role in the suite
+    noisy: dict[str, Run] = field(default_factory=dict)
+
+    def rows(self, key: str) -> list[Row]:
+        return self.sets.get(key, [])
+
+
+def _test_ids(track) -> list[str]:
+    return [u.utt_id for u in track.utterances(split="test")]
+
+
+def _noise_record(track, noise_name: str):
+    from bench.data.recorded import RecordedNoise
+    from bench.protocol import Protocol
+
+    if noise_name == "recorded":
+        return RecordedNoise.of(track)
+    return Protocol.load(noise_name)
+
+
+def model_config_key(run: Run) -> str:
+    cfg = read_record(run.path).get("model_config")
+    return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def preset_of(run: Run) -> str | None:
+    record = read_record(run.path)
+    if "preset" in record:
+        return record["preset"]
+    return run.summary["model"].get("preset") or run.summary["budget"].get("preset")
+
+
+def training_noise(run: Run) -> str | None:
+    t = run.summary.get("training")
+    return t["protocol"] if t else (read_record(run.path).get("protocol") if run.summary["model"]["trainable"]
+                                    else None)
+
+
+def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, bool]:
+    """(run, its evaluation role, archived?) of a results folder, or ResultsError/BenchError."""
+    from bench.data.tracks import track_version
+    from bench.results import check_against_benchmark, load_run
+    from bench.suite import role_of
+
+    run = load_run(d)
+    track_name, noise = d.parent.parent.parent.name, d.parent.parent.name
+    parts = (run.track, run.noise, run.model, run.run_id)
+    if parts != (track_name, noise, d.parent.name, d.name):
+        raise ResultsError(f"folder is results/{track_name}/{noise}/{d.parent.name}/{d.name} but summary.json says "
+                           f"results/{'/'.join(parts)}")
+    role = role_of(track_name, noise)
+    if role is None:
+        raise ResultsError(f"results/{track_name}/{noise}/ is no evaluation set of any benchmark track")
+    if run.model not in adapters:
+        raise ResultsError(f"model {run.model!r} is no adapter of this repository (`bench list`)")
+    track = track_version(track_name, run.split_id)
+    if not track.frozen:
+        raise ResultsError(f"track {track_name} has no frozen manifest; its runs cannot be checked")
+    check_against_benchmark(run, protocol=_noise_record(track, noise.removesuffix("+stream")),
+                            track_record=track.record(), test_ids=_test_ids(track))
+    from bench.data.tracks import load_track
+
+    return run, role, track.split_id != load_track(track_name).split_id
+
+
+def _score_fingerprint(run: Run) -> str:
+    import hashlib
+
+    cols = [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
+    return hashlib.sha256(run.per_utterance[["utt_id", *cols]].to_csv(index=False).encode()).hexdigest()
+
+
+def _check_noisy_columns(run: Run, ref: Run) -> None:
+    import numpy as np
+
+    a, b = run.per_utterance.set_index("utt_id"), ref.per_utterance.set_index("utt_id")
+    for m in run.metric_names:
+        if m not in ref.metric_names:
+            continue
+        x, y = a[f"noisy_{m}"].to_numpy(float), b.loc[a.index, m].to_numpy(float)
+        bad = ~((np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= NOISY_TOL))
+        if bad.any():
+            utt = a.index[np.argmax(bad)]
+            raise ResultsError(f"noisy_{m} of {utt} is {x[np.argmax(bad)]:.6f}, the noisy input scores "
+                               f"{y[np.argmax(bad)]:.6f} (results/{ref.track}/{ref.noise}/noisy/{ref.run_id})")
+
+
+def _eligible(run: Run, adapters: dict) -> list[str]:
+    """Why a run may not take a row from a cleaner one (empty: it may)."""
+    marks = []
+    if run.dirty:
+        marks.append("dirty")
+    b = run.summary["budget"]
+    if b.get("trained"):
+        found = adapters[run.model]
+        want = (found.adapter.presets.get(preset_of(run) or "", {}).get("train") or {}).get("max_steps")
+        if want and (b.get("steps") or 0) < want:
+            marks.append(f"below preset budget ({b.get('steps')} of {want} steps)")
+    return marks
+
+
+def label_of(run: Run, adapters: dict) -> str:
+    preset = preset_of(run)
+    name = run.model + (f" · {preset}" if preset and run.summary["model"]["trainable"] else "")
+    tn = training_noise(run)
+    from bench.protocol import DEFAULT_PROTOCOL
+
+    if tn and tn != DEFAULT_PROTOCOL:
+        name += f" (trained on {tn})"
+    return name
+
+
+def collect(results_dir: Path | None = None) -> Board:
+    from bench.adapters import discover
+    from bench.results import RESULTS_DIR, iter_run_dirs, rel
+
+    results_dir = Path(results_dir or RESULTS_DIR)
+    adapters = discover(strict=False)
+    board = Board({}, {}, [], {})
+    checked: list[tuple[Run, str, bool]] = []
+    for d in iter_run_dirs(results_dir):
+        try:
+            checked.append(check_folder(d, results_dir, adapters))
+        except (ResultsError, BenchError) as exc:
+            board.refused.append((rel(d), str(exc).splitlines()[0]))
+    # the noisy input of each current set: the reference for every run's noisy columns
+    for run, role, archived in checked:
+        key = f"{run.track}/{run.noise}"
+        board.roles[key] = role
+        if run.model == "noisy" and not archived:
+            old = board.noisy.get(key)
+            if old is None or (run.summary["created"], run.run_id) > (old.summary["created"], old.run_id):
+                board.noisy[key] = run
+    seen: dict[tuple[str, str], Run] = {}
+    groups: dict[tuple, list[Run]] = {}
+    for run, role, archived in sorted(checked, key=lambda c: (c[0].summary["created"], c[0].run_id)):
+        key = f"{run.track}/{run.noise}"
+        try:
+            ref = board.noisy.get(key)
+            if ref is not None and not archived and run.model != "noisy":
+                _check_noisy_columns(run, ref)
+            fp = (key, _score_fingerprint(run))
+            if fp in seen and run.model != "noisy":
+                other = seen[fp]
+                raise ResultsError(f"per_utterance.csv scores are identical to those of "
+                                   f"results/{key}/{other.model}/{other.run_id}")
+            seen.setdefault(fp, run)
+        except ResultsError as exc:
+            board.refused.append((rel(run.path), str(exc).splitlines()[0]))
+            continue
+        set_key = f"{key} ({run.split_id})" if archived else key
+        groups.setdefault((set_key, archived, run.model, model_config_key(run), training_noise(run)), []).append(run)
+    for (set_key, archived, *_), runs in sorted(groups.items(), key=lambda kv: kv[0][:3]):
+        ok = [r for r in runs if not _eligible(r, adapters)]
+        chosen = (ok or runs)[-1]
+        row = Row(chosen, label_of(chosen, adapters), [] if ok else _eligible(chosen, adapters))
+        (board.archived if archived else board.sets).setdefault(set_key, []).append(row)
+    board.refused.sort()
+    return board
