@@ -10,13 +10,13 @@ import sys
 
 from rich.logging import RichHandler
 
-from bench import adapters, check, compare, enhance, leaderboard, new, noise, pipeline
+from bench import adapters, check, compare, enhance, evidence, leaderboard, new, noise, pipeline, reproduce
 from bench.console import err_console
 from bench.data import commands as data_commands
 from bench.errors import BenchError
 
 #: the command modules, in the order `bench --help` lists them
-COMMANDS = (adapters, data_commands, noise, pipeline, leaderboard, compare, new, check, enhance)
+COMMANDS = (adapters, data_commands, noise, pipeline, leaderboard, compare, evidence, reproduce, new, check, enhance)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,6 @@ through the adapter's `Streamer` in chunks (default: its hop), delay compensated
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -49,35 +48,31 @@ def _from_checkpoint(path: Path):
 
 
 def _from_run_dir(run: Path):
-    from bench.adapters import get_adapter
+    """A results folder: the model built from its config.json, with the weights the run ships
+    (``weights.safetensors`` of its home folder); older runs without shipped weights: their checkpoint."""
+    from bench.errors import ResultsError
+    from bench.evidence import model_of, weights_path
+    from bench.results import RESULTS_DIR, load_run
 
     try:
-        summary = json.loads((run / "summary.json").read_text())
-        name = summary["model"]["name"]
-        checkpoint = (summary.get("budget") or {}).get("checkpoint")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BenchError(f"{run}: cannot read the model from summary.json ({exc.__class__.__name__}: {exc})") from None
-    if checkpoint:
-        path = _checkpoint_path(checkpoint, run)
-        if not path.exists():
-            raise BenchError(f"{run}: its checkpoint {checkpoint} does not exist here",
-                             hint="checkpoints live in the git-ignored runs/ folder of the machine that trained the model; "
-                                  "pass the .pt file with --run")
+        r = load_run(run)
+    except ResultsError as exc:
+        raise BenchError(f"--run {run}: {exc}") from None
+    name = r.model
+    results_root = run.resolve().parents[3] if len(run.resolve().parents) > 3 else RESULTS_DIR
+    if r.summary["model"]["trainable"] and weights_path(r, results_root) is None:
+        checkpoint = (r.summary.get("budget") or {}).get("checkpoint")
+        path = _checkpoint_path(checkpoint, run) if checkpoint else None
+        if path is None or not path.exists():
+            raise BenchError(f"{run}: the run ships no weights and its checkpoint {checkpoint} is not here",
+                             hint="weights larger than 10 MiB stay out of the repository; pass the .pt file with --run")
         adapter, model, _ = _from_checkpoint(path)
-        if adapter.name != name:
-            raise BenchError(f"{run}: summary names model {name!r} but its checkpoint is for {adapter.name!r}")
         return adapter, model, f"{name} ({run}, checkpoint {checkpoint})"
+    from bench.adapters import get_adapter
+
     found = get_adapter(name)
-    if found.adapter.trainable:
-        raise BenchError(f"{run}: trained model {name!r} without a checkpoint in summary.json")
-    config = {}
-    cfg_path = run / "config.json"
-    if cfg_path.exists():
-        try:
-            config = json.loads(cfg_path.read_text()).get("model_config") or {}
-        except ValueError as exc:
-            raise BenchError(f"{cfg_path}: not valid JSON ({exc})") from None
-    return found.adapter, found.adapter.build(**config), f"{name} ({run})"
+    model = model_of(r, results_root, found)
+    return found.adapter, model, f"{name} ({run})"
 
 
 def resolve_model(spec: str, results_dir: Path | None = None, track: str | None = None):

@@ -216,3 +216,43 @@ def fp16_reproduces(found, model, tensors16: dict, pt, jobs: int | None = None) 
 
 def verify_all(results_root: Path | None = None, **kw) -> list[Check]:
     return [verify_run(d, results_root=results_root, **kw) for d in iter_run_dirs(results_root)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+def cmd_verify(args) -> int:
+    from bench.console import console, err_console
+
+    mode = "fast" if args.fast else ("reenhance" if args.reenhance else "rescore")
+    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
+    if not args.all and not args.runs:
+        raise BenchError("bench verify: give run folders, or --all")
+    if args.all and not root.is_dir():
+        raise BenchError(f"--results-dir {root}: no such folder")
+    paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
+    prepared = Path(args.prepared_dir) if args.prepared_dir else None
+    bad = 0
+    for p in paths:
+        c = verify_run(p, results_root=root, mode=mode, jobs=args.jobs, prepared_root=prepared)
+        if c.ok:
+            console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
+        else:
+            bad += 1
+            for problem in c.problems:
+                err_console.print(f"[red]FAIL[/] {c.path}: {problem}")
+    console.print(f"{len(paths) - bad} of {len(paths)} results folders verified ({mode})")
+    return 1 if bad else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("verify", help="re-derive results from the files in the repository "
+                                             "(hashes; re-score shipped outputs; re-enhance from weights)")
+    p.add_argument("runs", nargs="*", help="results folders (results/<track>/<noise>/<model>/<run-id>)")
+    p.add_argument("--all", action="store_true", help="every results folder")
+    p.add_argument("--fast", action="store_true", help="files and hashes only, no metric computation")
+    p.add_argument("--reenhance", action="store_true", help="also re-enhance the test set from the shipped weights")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--prepared-dir", default=None)
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--verbose-notes", action="store_true", help="print the largest differences found")
+    p.set_defaults(func=cmd_verify)

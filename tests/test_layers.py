@@ -35,10 +35,12 @@ LAYERS = (
     ("train", ("bench.train",)),
     ("run configuration", ("bench.runconfig",)),
     ("results format", ("bench.results",)),
+    ("suite", ("bench.suite",)),
     ("score", ("bench.score",)),
-    ("board", ("bench.leaderboard", "bench.compare")),
+    ("evidence", ("bench.evidence",)),
+    ("board", ("bench.board", "bench.leaderboard", "bench.compare")),
     ("pipeline", ("bench.pipeline",)),
-    ("commands", ("bench.noise", "bench.contract", "bench.check", "bench.new", "bench.enhance")),
+    ("commands", ("bench.reproduce", "bench.noise", "bench.contract", "bench.check", "bench.new", "bench.enhance")),
     ("cli", ("bench.cli", "bench.__main__")),
 )
 PACKAGES = ("bench", "baselines", "submissions")
