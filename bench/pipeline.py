@@ -158,7 +158,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
                   "checkpoint": None, "checkpoint_sha256": None}
     model = model.to("cpu").eval()
     streaming = bool(a.causal and a.streamer(model) is not None)
-    evals = suite(pt.track.name, pt.root, streaming=streaming)
+    evals = suite(pt.track, pt.root, streaming=streaming)
     ensure_prepared(evals, opts.data_root, opts.jobs, progress)
     weights = ship_weights(found, model, home, evals[0].prepared, results, opts.jobs) if a.trainable else None
     speed = run_speed(a, model)
@@ -199,7 +199,8 @@ def run_speed(adapter, model) -> dict:
     from bench.env import cpu_model
     from bench.speed import measure_rtf, online_speed
 
-    seconds = 10.0
+    from bench.speed import RTF_SECONDS as seconds
+
     rtf = measure_rtf(adapter, model.to("cpu"), seconds=seconds, threads=1)
     return {"rtf_cpu_1thread": round(rtf, 5), "rtf_input_seconds": seconds, "cpu": cpu_model(),
             "causal": adapter.causal, "latency_ms": None, "rtf_stream": None, "stream_chunk_samples": None,

@@ -151,7 +151,8 @@ def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None
 
 def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *, run_id: str, config: dict,
           budget: dict, speed: dict, weights: dict | None, training: dict | None, ship_outputs: bool,
-          jobs: int | None = None, device: str = "cpu", progress=None, started: float | None = None) -> Path:
+          jobs: int | None = None, device: str = "cpu", progress=None, started: float | None = None,
+          metrics: tuple[str, ...] | None = None) -> Path:
     """Score `model` on the evaluation set `ev`, writing a complete results folder to `out_dir`.
 
     `config` is the run's configuration record (written as config.json); `budget`, `speed`, `weights` and
@@ -163,7 +164,7 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
     pt.require()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = ev.metrics
+    names = tuple(metrics or ev.metrics)
     ids = pt.utt_ids("test")
     noisy_rows = noisy_scores(ev, names, jobs)
     model = model.to(device).eval()

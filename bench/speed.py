@@ -22,6 +22,8 @@ from bench import SAMPLE_RATE
 from bench.streaming import Streamer, stream
 
 log = logging.getLogger(__name__)
+#: the fixed input of the scorer's speed measurement
+RTF_SECONDS = 10.0
 
 
 @contextmanager

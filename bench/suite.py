@@ -71,10 +71,10 @@ class Evaluation:
         return {"key": self.key, "role": self.role, "mode": self.mode}
 
 
-def suite(track_name: str, prepared_root: Path, *, streaming: bool = False,
-          protocol: str = DEFAULT_PROTOCOL) -> list[Evaluation]:
-    """The evaluation sets of a run on benchmark track `track_name`, the ranked (main) set first."""
-    track = load_track(track_name)
+def suite(track, prepared_root: Path, *, streaming: bool = False, protocol: str = DEFAULT_PROTOCOL) -> list[Evaluation]:
+    """The evaluation sets of a run on benchmark track `track` (a Track or a registered name), the ranked
+    (main) set first."""
+    track = load_track(track) if isinstance(track, str) else track
     proto = Protocol.load(protocol)
     out = []
     for s in evaluation_sets(track, proto, prepared_root):

@@ -19,7 +19,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from bench import score as score_mod
 from bench.adapters import Adapter, Found, get_adapter
 from bench.audio import to_pcm16
 from bench.data.prepare import prepare
@@ -30,10 +29,13 @@ from bench.metrics import METRICS, PESQ_WB_MAX, compute_all
 from bench.pipeline import RunOptions, run
 from bench.protocol import Protocol
 from bench.results import check_against_benchmark, load_run, sha256_bytes, validate_summary
-from bench.score import PARTIAL, _read_partial, score
+from bench.score import PARTIAL, score
+from bench.speed import RTF_SECONDS
+from bench.suite import Evaluation
 
 FAST = ["si_sdr", "snr"]
-RTF_LEN = int(score_mod.RTF_SECONDS * 16000)  # the fixed input of the speed measurement
+FAST_V1 = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr"]  # the metrics of results schema v1
+RTF_LEN = int(RTF_SECONDS * 16000)  # the fixed input of the speed measurement
 TINY_FILES = {  # the shortest real files of each speaker (about 2 s each for test/valid)
     "test": {"p232": ["p232_043", "p232_052", "p232_170"], "p257": ["p257_054", "p257_143"]},
     "valid": {"p287": ["p287_001"]},
@@ -139,8 +141,13 @@ def _found(adapter: Adapter) -> Found:
 
 
 def _score(pt, out, adapter, model, metrics=FAST, run_id="r1", jobs=2) -> Path:
-    return score(_found(adapter), model, pt, out, run_id=run_id, config={"test": True}, budget={"trained": False},
-                 metrics=metrics, jobs=jobs, device="cpu")
+    return score(_found(adapter), model, Evaluation("main", pt), out, run_id=run_id, config={"test": True},
+                 budget={"trained": False}, speed=SPEED, weights=None, training=None, ship_outputs=True,
+                 metrics=tuple(metrics), jobs=jobs, device="cpu")
+
+
+SPEED = {"rtf_cpu_1thread": 0.0, "rtf_input_seconds": RTF_SECONDS, "causal": False, "latency_ms": None,
+         "rtf_stream": None, "stream_chunk_samples": None}
 
 
 def _interrupt_after(n: int):
@@ -166,7 +173,14 @@ def _counter(calls: list):
 
 
 def _partial_ids(out: Path) -> list[str]:
-    return sorted(_read_partial(out / PARTIAL))
+    """The utterances of a partial scoring file (its first line is the model's fingerprint)."""
+    ids = []
+    for line in (out / PARTIAL).read_text().splitlines()[1:]:
+        try:
+            ids.append(json.loads(line)["utt_id"])
+        except (json.JSONDecodeError, KeyError):
+            pass
+    return sorted(ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +205,8 @@ def test_run_folder_is_complete_and_validates(noisy_run, tiny_pt):
     assert sha256_bytes(raw) == summary["files"]["per_utterance_sha256"]
     df = pd.read_csv(noisy_run / "per_utterance.csv", dtype={"utt_id": str})
     assert list(df["utt_id"]) == TEST_IDS
-    assert list(df.columns) == ["utt_id", "seconds", *METRICS, *[f"noisy_{m}" for m in METRICS], "errors"]
+    assert list(df.columns) == ["utt_id", "seconds", *METRICS, *[f"noisy_{m}" for m in METRICS], "output_sha256",
+                                "errors"]
     for m, s in summary["metrics"].items():  # the summary is what per_utterance.csv gives
         assert s["mean"] == pytest.approx(df[m].mean(), abs=1e-9)
         assert s["n"] == len(TEST_IDS) and s["failures"] == 0
@@ -207,15 +222,20 @@ def test_run_folder_is_complete_and_validates(noisy_run, tiny_pt):
                             test_ids=tiny_pt.utt_ids("test"))
 
 
-def test_enhanced_audio_is_kept_for_a_few_utterances_only(noisy_run, tiny_pt):
+def test_every_output_is_shipped_and_hashed(noisy_run, tiny_pt):
+    """The ranked set ships every output as 16-bit FLAC; per_utterance.csv holds the hash of its samples."""
+    from bench.audio import sha256_pcm16
+
     summary = json.loads((noisy_run / "summary.json").read_text())
+    assert summary["outputs"]["shipped"] is True and summary["outputs"]["dir"] == "enhanced"
     files = sorted(p.name for p in (noisy_run / "enhanced").iterdir())
-    # p232_170 is one of the listening utterances of the scorer; the others are not kept
-    assert files == ["p232_170.flac"]
-    assert summary["files"]["enhanced"] == ["enhanced/p232_170.flac"]
-    q, sr = sf.read(str(noisy_run / "enhanced" / "p232_170.flac"), dtype="int16")
-    assert sr == 16000 and q.dtype == np.int16
-    np.testing.assert_array_equal(q, to_pcm16(tiny_pt.load_noisy("test", "p232_170")))  # identity output, 16 bit
+    assert files == [f"{u}.flac" for u in TEST_IDS]
+    df = pd.read_csv(noisy_run / "per_utterance.csv", dtype={"utt_id": str, "output_sha256": str}).set_index("utt_id")
+    for u in TEST_IDS:
+        q, sr = sf.read(str(noisy_run / "enhanced" / f"{u}.flac"), dtype="int16")
+        assert sr == 16000 and q.dtype == np.int16
+        np.testing.assert_array_equal(q, to_pcm16(tiny_pt.load_noisy("test", u)))  # identity output, 16 bit
+        assert df.loc[u, "output_sha256"] == sha256_pcm16(q)
 
 
 def test_identity_scores_exactly_the_noisy_input(noisy_run, tiny_pt):
@@ -246,7 +266,7 @@ def test_per_utterance_values_are_the_metrics_of_the_prepared_audio(noisy_run, t
 def test_finished_run_is_not_overwritten(noisy_run, tiny_pt):
     with pytest.raises(BenchError, match="already holds a finished run"):
         run(get_adapter("noisy"), tiny_pt, RunOptions(run_id="r1", device="cpu", jobs=2,
-                                                      results_dir=noisy_run.parent.parent.parent, leaderboard=False))
+                                                      results_dir=noisy_run.parents[3], leaderboard=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +324,7 @@ def test_interrupted_scoring_resumes_without_recomputing(tiny_pt, tmp_path, refe
     assert not (out / "summary.json").exists()
     # every utterance enhanced before the interruption is kept (the workers finish their metrics)
     assert _partial_ids(out) == TEST_IDS[:n]
-    assert len((out / PARTIAL).read_text().splitlines()) == n
+    assert len((out / PARTIAL).read_text().splitlines()) == n + 1   # the model's fingerprint, then one row each
 
     calls: list[int] = []
     _score(tiny_pt, out, IdentityAdapter(), _Model(_counter(calls)))
@@ -330,10 +350,10 @@ def test_truncated_last_line_is_recomputed(tiny_pt, tmp_path, reference_fast, le
     with pytest.raises(KeyboardInterrupt):
         _score(tiny_pt, out, IdentityAdapter(), _Model(_interrupt_after(3)))
     lines = (out / PARTIAL).read_text().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4 and "fingerprint" in json.loads(lines[0])
     cut = json.loads(lines[-1])["utt_id"]
     (out / PARTIAL).write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # a cut write
-    assert _partial_ids(out) == sorted(json.loads(line)["utt_id"] for line in lines[:-1])
+    assert _partial_ids(out) == sorted(json.loads(line)["utt_id"] for line in lines[1:-1])
 
     # interrupted again after one utterance: the row written after the cut line must be readable
     calls: list[int] = []
@@ -343,6 +363,21 @@ def test_truncated_last_line_is_recomputed(tiny_pt, tmp_path, reference_fast, le
 
     _score(tiny_pt, out, IdentityAdapter(), _Model(_counter(calls)))
     assert sorted(length_to_utt[c] for c in calls) == TEST_IDS[3:]
+    _assert_same_results(out, reference_fast)
+
+
+def test_partial_scores_of_another_model_are_discarded(tiny_pt, tmp_path, reference_fast, length_to_utt):
+    """Scoring interrupted, then resumed with another model (here: another configuration record, as after
+    more training): the rows of the first model are not reused; every utterance is scored again."""
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        score(_found(IdentityAdapter()), _Model(_interrupt_after(3)), Evaluation("main", tiny_pt), out, run_id="r1",
+              config={"test": "first model"}, budget={"trained": False}, speed=SPEED, weights=None, training=None,
+              ship_outputs=True, metrics=tuple(FAST), jobs=2)
+    assert len(_partial_ids(out)) == 3
+    calls: list[int] = []
+    _score(tiny_pt, out, IdentityAdapter(), _Model(_counter(calls)))
+    assert sorted(length_to_utt[c] for c in calls) == TEST_IDS   # nothing reused
     _assert_same_results(out, reference_fast)
 
 
@@ -375,6 +410,11 @@ def test_scoring_reproduces_the_committed_noisy_run(tmp_path):
     out = run(get_adapter("noisy"), pt, RunOptions(run_id="r1", device="cpu", results_dir=tmp_path / "results",
                                                    leaderboard=False))
     ref = find_run("noisy", "vctk-mini", RESULTS_DIR)
+    if json.loads((ref / "summary.json").read_text())["schema_version"] == 1:   # the archived v1 run: same scores
+        cols = ["utt_id", *[m for c in ("", "noisy_") for m in (c + n for n in FAST_V1)]]
+        a, b = pd.read_csv(out / "per_utterance.csv")[cols], pd.read_csv(ref / "per_utterance.csv")[cols]
+        pd.testing.assert_frame_equal(a, b)
+        return
     assert (out / "per_utterance.csv").read_bytes() == (ref / "per_utterance.csv").read_bytes()
     s, s_ref = json.loads((out / "summary.json").read_text()), json.loads((ref / "summary.json").read_text())
     assert s["metrics"] == s_ref["metrics"] and s["counts"] == s_ref["counts"]
