@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr
 from bench.pipeline import RunOptions, run_config
 from bench.runconfig import RunConfig
-from bench.train import SegmentBatches, load_checkpoint, train
+from bench.train import DeviceBatches, SegmentBatches, load_checkpoint, train
 
 from conftest import make_tiny_prepared
 
@@ -128,21 +128,23 @@ def test_batches_depend_only_on_seed_and_step(tiny_prepared):
     assert n0.shape == (2, 4000)
 
 
-def test_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatch):
-    train(_found(), tiny_prepared, _fresh(max_steps=6), run_id="full", runs_dir=tmp_path)
+@pytest.mark.parametrize("noise, batches", [("torch", DeviceBatches), ("numpy", SegmentBatches)])
+def test_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatch, noise, batches):
+    """Bit for bit on CPU, for both data paths (the model has dropout: the torch RNG is restored too)."""
+    train(_found(), tiny_prepared, _fresh(max_steps=6, noise=noise), run_id="full", runs_dir=tmp_path)
 
     # the same run, interrupted (Ctrl-C) while fetching the batch of step 5; last.pt holds step 4
-    real_batch = SegmentBatches.batch
+    real_batch = batches.batch
 
     def interrupting(self, step):
         if step == 4:
             raise KeyboardInterrupt
         return real_batch(self, step)
 
-    monkeypatch.setattr(SegmentBatches, "batch", interrupting)
+    monkeypatch.setattr(batches, "batch", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        train(_found(), tiny_prepared, _fresh(max_steps=6), run_id="split", runs_dir=tmp_path)
-    monkeypatch.setattr(SegmentBatches, "batch", real_batch)
+        train(_found(), tiny_prepared, _fresh(max_steps=6, noise=noise), run_id="split", runs_dir=tmp_path)
+    monkeypatch.setattr(batches, "batch", real_batch)
     rdir = tmp_path / "tiny-train" / "tiny-conv"
     assert load_checkpoint(rdir / "split" / "last.pt")["step"] == 4
     _, budget, _ = train(_found(), tiny_prepared, _resumed(tiny_prepared, tmp_path, "split", max_steps=6),
