@@ -183,10 +183,20 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
     under torchrun every process calls this. Only rank 0 writes (checkpoints, log) and returns the
     model; the other ranks return ``(None, None, None)``."""
     kwargs = dict(found=found, pt=pt, run=run, run_id=run_id, device=device, resume=resume, runs_dir=runs_dir)
-    if nproc > 1 and not distributed.torchrun_env():
+    if nproc < 1 or (nproc > 1 and distributed.torchrun_env()):
+        raise BenchError(f"--nproc {nproc}: " + ("must be >= 1" if nproc < 1 else "under torchrun the processes are "
+                                                 "torchrun's"), hint="--nproc N, or torchrun --nproc-per-node N")
+    if nproc > 1:
+        _check_batch(run.train_config["batch_size"], nproc)
         return distributed.spawn(nproc, device, _train, kwargs, {"progress": progress})
     distributed.init_from_env(device)
     return _train(**kwargs, progress=progress)
+
+
+def _check_batch(batch_size: int, world: int) -> None:
+    if batch_size % world:
+        raise BenchError(f"batch_size {batch_size} (the global batch) is not a multiple of the {world} processes",
+                         hint="choose --nproc to divide it, or another batch_size")
 
 
 def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, device: str, resume: bool,
@@ -199,9 +209,7 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     model_config, cfg, preset = run.model_config, dict(run.train_config), run.preset
     if cfg["noise"] not in ("torch", "numpy"):
         raise BenchError(f"training option noise={cfg['noise']!r}: choose torch or numpy")
-    if cfg["batch_size"] % rank.world:
-        raise BenchError(f"batch_size {cfg['batch_size']} (the global batch) is not a multiple of the "
-                         f"{rank.world} processes", hint="choose --nproc to divide it, or another batch_size")
+    _check_batch(cfg["batch_size"], rank.world)
     if cfg["noise"] == "numpy" and cfg["shift"]:
         raise BenchError("the shift augmentation is implemented on the torch path only",
                          hint="train with noise=torch, or shift=0")
