@@ -243,3 +243,51 @@ def test_unknown_preset_is_an_error_for_both_halves():
     assert rc.preset is None and rc.train_config["max_steps"] == 2 and rc.model_config == TinyAdapter.config
     assert rc.record("t", "p", "cpu") == {"model": "tiny-conv", "model_config": TinyAdapter.config, "preset": None,
                                           "track": "t", "protocol": "p", "device": "cpu", "train": rc.train_config}
+
+
+def test_mrstft_terms_weighted_apart():
+    """``mrstft_sc`` / ``mrstft_mag`` are the two terms of ``mrstft``: the reference Demucs recipe's
+    0.5 / 0.5 is half the ``mrstft`` term, and for a pure gain g the terms are |1-g| and |log g|."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8000)
+    recipe = CompositeLoss({"l1": 1.0, "mrstft_sc": 0.5, "mrstft_mag": 0.5})
+    plain = CompositeLoss({"l1": 1.0, "mrstft": 1.0})
+    total, parts = recipe(0.5 * x, x)
+    total_plain, parts_plain = plain(0.5 * x, x)
+    assert float(parts["mrstft_sc"]) == pytest.approx(0.5, rel=0.02)
+    assert float(parts["mrstft_mag"]) == pytest.approx(math.log(2), rel=0.02)
+    assert float(parts["mrstft_sc"] + parts["mrstft_mag"]) == pytest.approx(float(parts_plain["mrstft"]), rel=1e-6)
+    assert float(total) == pytest.approx(float(parts["l1"]) + 0.5 * float(parts_plain["mrstft"]), rel=1e-6)
+
+
+class Negate(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return -self.gain * x
+
+
+class NegatingAdapter(TinyAdapter):
+    name = "negating"
+    config = {}
+
+    def build(self):
+        return Negate()
+
+
+def test_validation_flags_inverted_polarity(tiny_prepared, tmp_path, capsys):
+    """A model whose output is its input negated: valid_scale (least-squares scale of the output onto
+    the clean target) and valid_corr are negative, in the log and the budget record, with a warning."""
+    found = Found(adapter=NegatingAdapter(), kind="submission", path=REPO_ROOT / "tests" / "test_train.py")
+    rc = RunConfig.resolve(NegatingAdapter(), None, train_overrides={"max_steps": 1}, train=True)
+    _, budget, _ = train(found, tiny_prepared, rc, run_id="neg", runs_dir=tmp_path)
+    assert budget["valid_scale"] < -0.2   # about -0.45: the noisy input keeps about half the clean energy
+    log = (tmp_path / "tiny-train" / "negating" / "neg" / "log.csv").read_text().splitlines()
+    row = dict(zip(log[0].split(","), log[1].split(",")))
+    assert float(row["valid_scale"]) < -0.2 and float(row["valid_corr"]) < -0.5
+    assert "inverted polarity" in capsys.readouterr().err
+    # and a model that passes its input through is not flagged
+    _, ok, _ = train(_found(), tiny_prepared, _fresh(max_steps=1), run_id="pos", runs_dir=tmp_path)
+    assert ok["valid_scale"] > 0.2
