@@ -290,4 +290,4 @@ def test_validation_flags_inverted_polarity(tiny_prepared, tmp_path, capsys):
     assert "inverted polarity" in capsys.readouterr().err
     # and a model that passes its input through is not flagged
     _, ok, _ = train(_found(), tiny_prepared, _fresh(max_steps=1), run_id="pos", runs_dir=tmp_path)
-    assert ok["valid_scale"] > 0.2
+    assert ok["valid_scale"] > 0.1
