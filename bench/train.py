@@ -49,7 +49,7 @@ from bench.env import hardware_label
 from bench.errors import BenchError
 from bench.losses import build_loss
 
-__all__ = ["DEFAULTS", "SegmentBatches", "DeviceBatches", "train", "validate", "load_checkpoint",
+__all__ = ["DEFAULTS", "SegmentBatches", "DeviceBatches", "train", "train_step", "validate", "load_checkpoint",
            "load_checkpoint_model", "save_checkpoint", "training_run_dir", "lr_at"]
 
 if TYPE_CHECKING:   # the trainer reads the run configuration it is given (bench/runconfig.py sits above it)
@@ -144,6 +144,23 @@ def lr_at(step: int, cfg: dict) -> float:
         return lo + 0.5 * (base - lo) * (1 + math.cos(math.pi * t))
     return base
 
+
+
+def train_step(fwd, model, opt, loss_fn, noisy: torch.Tensor, clean: torch.Tensor, *, lr: float, grad_clip: float,
+               amp: bool) -> torch.Tensor:
+    """One optimizer step on a batch already on the device (`fwd`: the model, or its DDP / compiled
+    wrapper); returns the loss, detached, without waiting for the device."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        est = fwd(noisy)
+    loss, _ = loss_fn(est.float(), clean)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
 
 
 def validate(adapter: Adapter, model, valid: list[tuple[np.ndarray, np.ndarray]], loss_fn, device: str) -> dict:
@@ -326,18 +343,10 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     while not (stop or (max_steps is not None and step >= max_steps)):
         noisy, clean = next_batch(step)
         noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            est = fwd(noisy)
-        loss, _ = loss_fn(est.float(), clean)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        opt.step()
+        loss = train_step(fwd, model, opt, loss_fn, noisy, clean, lr=lr_at(step, cfg), grad_clip=cfg["grad_clip"],
+                          amp=use_amp)
         step += 1
-        running += loss.detach()   # no per-step wait for the device: the loss is read every log_every steps
+        running += loss   # no per-step wait for the device: the loss is read every log_every steps
         n_running += 1
         if not rank.active or step % log_every == 0:
             stop = time_up()
