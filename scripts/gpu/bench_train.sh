@@ -46,8 +46,9 @@ if [ "$n" -gt 1 ]; then
   torchrun --nproc-per-node "$n" -m bench run --model "$MODEL" --preset full --device cuda --max-steps 40 \
     --run-id ddp-torchrun --train-set valid_every=20 --train-only > "$OUT/ddp-torchrun.log" 2>&1
   stamp "torchrun --nproc-per-node $n: exit $?"
-  cp runs/vctk-mini/"$MODEL"/ddp-*/log.csv "$OUT/" 2>/dev/null
-  for d in runs/vctk-mini/"$MODEL"/ddp-*; do tail -1 "$d/log.csv" | sed "s|^|$d: |"; done
+  for d in runs/vctk-mini/"$MODEL"/ddp-*; do
+    cp "$d/log.csv" "$OUT/$(basename "$d")-log.csv" && tail -1 "$d/log.csv" | sed "s|^|$d: |"
+  done
 else
   stamp "one GPU: no data-parallel run"
 fi
