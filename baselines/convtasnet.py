@@ -30,9 +30,11 @@ objective; Asteroid's ``pairwise_neg_sisdr``, PIT being moot with one source), A
 weight decay (the trainer's AdamW with weight_decay 0), gradients clipped at norm 5, batch 6 of 3 s
 segments. Not reproduced: the recipe's ``half_lr`` (halve the lr on a validation plateau) and early
 stopping (the trainer keeps the lr constant under a time budget and keeps the best checkpoint), and its
-``mask_act="relu"`` (the model config keeps the constructor's ``"sigmoid"``, see above). The ``quick`` preset is a 62,705-parameter model
-(64 filters of 32 samples, hop 16; 2 x 4 blocks of 32/64/32 channels, a 61 ms receptive field) for a
-CPU smoke run: one step on 8 x 2 s costs ~0.65 s of CPU time (forward, backward and Adam, one thread).
+``mask_act="relu"`` (the model config keeps the constructor's ``"sigmoid"``, see above).
+
+The ``quick`` preset is a 62,705-parameter model (64 filters of 32 samples, hop 16; 2 x 4 blocks of
+32/64/32 channels, a 61 ms receptive field) for a CPU smoke run: one step on 8 x 2 s costs ~0.65 s of
+CPU time (forward, backward and Adam, one thread).
 
 How Asteroid is installed here (the ``models`` extra of pyproject.toml): ``asteroid==0.7.0``. Its
 metadata pins ``torchmetrics<=0.11.4`` (and asks for ``pytorch-lightning>=2.0``, ``torchaudio>=0.5``,
