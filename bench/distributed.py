@@ -60,10 +60,17 @@ def env_rank() -> int:
     return int(os.environ.get("RANK", "0")) if torchrun_env() else 0
 
 
-def init_from_env(device: str) -> None:
-    """Join torchrun's process group (once)."""
+def init_from_env(device: str) -> bool:
+    """Join torchrun's process group; True if this call joined it (then `leave` it when done)."""
     if torchrun_env() and not dist.is_initialized():
         dist.init_process_group(backend(device), init_method="env://", timeout=TIMEOUT)
+        return True
+    return False
+
+
+def leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_device(device: str, r: Rank) -> str:

@@ -206,8 +206,12 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
     if nproc > 1:
         _check_batch(run.train_config["batch_size"], nproc)
         return distributed.spawn(nproc, device, _train, kwargs, {"progress": progress})
-    distributed.init_from_env(device)
-    return _train(**kwargs, progress=progress)
+    joined = distributed.init_from_env(device)
+    try:
+        return _train(**kwargs, progress=progress)
+    finally:
+        if joined:
+            distributed.leave()
 
 
 def _check_batch(batch_size: int, world: int) -> None:
@@ -237,7 +241,7 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
             raise BenchError(f"nothing to resume: {last_path} does not exist", hint="check --run-id")
         ck = load_checkpoint(last_path)
     else:
-        if last_path.exists() and rank.main:
+        if last_path.exists():
             raise BenchError(f"{rdir} already holds a training run", hint="pass --resume to continue it, or another --run-id")
         ck = None
     workers = cfg["num_workers"] if cfg["noise"] == "numpy" else 0
