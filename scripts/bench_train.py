@@ -21,7 +21,8 @@ machine drift hits every mode alike); the median round is reported:
 
 Prints steps/s, audio seconds per second (batch x segment seconds x steps/s) and the ratio of each mode to
 model only, as a Markdown table, with the machine, the load average and the command. ``--profile`` adds
-the torch profiler's top operators of the end-to-end torch path.
+the torch profiler's top operators (model only, reference, end to end torch); ``--sync-debug`` (CUDA)
+counts the host-device synchronizations of the end-to-end torch steps (there should be none).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +85,7 @@ class Setup:
         self.torch_batches = DeviceBatches(self.audio, self.pt.protocol, self.segment, 0, range(self.batch))
         self.premade = tuple(t.clone() for t in self.torch_batches.batch(10_000))
         self.cores = os.cpu_count() or 1
+        self.syncs = []
 
     def model(self, reference: bool = False):
         torch.manual_seed(0)
@@ -112,8 +115,9 @@ def reference_model(path: str, config: dict) -> torch.nn.Module:
     return Waveform()
 
 
-def timed(s: Setup, model, next_batch, threads: int, *, train: bool = True) -> float:
-    """Steps per second of `--steps` steps after `--warmup`."""
+def timed(s: Setup, model, next_batch, threads: int, *, train: bool = True, watch_syncs: bool = False) -> float:
+    """Steps per second of `--steps` steps after `--warmup`; `watch_syncs` (CUDA, ``--sync-debug``): count
+    the host-device synchronizations of the timed steps (torch.cuda.set_sync_debug_mode) into `s.syncs`."""
     args = s.args
     if args.device == "cpu":
         torch.set_num_threads(max(1, threads))
@@ -121,10 +125,16 @@ def timed(s: Setup, model, next_batch, threads: int, *, train: bool = True) -> f
     opt = torch.optim.AdamW(model.parameters(), lr=s.cfg["lr"], betas=tuple(s.cfg["betas"]),
                             weight_decay=s.cfg["weight_decay"]) if train else None
     last = None
+    watch = watch_syncs and args.sync_debug and args.device.startswith("cuda")
     for i in range(args.warmup + args.steps):
         if i == args.warmup:
             sync(args.device)
             t0 = time.perf_counter()
+            if watch:
+                caught = warnings.catch_warnings(record=True)
+                s.syncs = caught.__enter__()
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
         noisy, clean = next_batch(i)
         noisy, clean = noisy.to(args.device, non_blocking=True), clean.to(args.device, non_blocking=True)
         if train:
@@ -132,6 +142,9 @@ def timed(s: Setup, model, next_batch, threads: int, *, train: bool = True) -> f
                               amp=s.amp)
         else:
             last = noisy
+    if watch:
+        torch.cuda.set_sync_debug_mode("default")
+        caught.__exit__(None, None, None)
     if last is not None:
         float(last.flatten()[0])   # wait for the device
     sync(args.device)
@@ -155,7 +168,7 @@ def numpy_mode(s: Setup) -> float:
 MODES = {
     "model": ("model only", lambda s: timed(s, s.model(), lambda _i: s.premade, s.cores)),
     "numpy": ("end to end, numpy", numpy_mode),
-    "torch": ("end to end, torch", lambda s: timed(s, s.model(), s.torch_batches.batch, s.cores)),
+    "torch": ("end to end, torch", lambda s: timed(s, s.model(), s.torch_batches.batch, s.cores, watch_syncs=True)),
     "data": ("data only, torch", lambda s: timed(s, None, s.torch_batches.batch, s.cores, train=False)),
     "reference": ("model only, reference", lambda s: timed(s, s.model(reference=True), lambda _i: s.premade, s.cores)),
 }
@@ -205,6 +218,8 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default=None, help=f"comma-separated subset of {','.join(MODES)}")
     ap.add_argument("--reference", default=None, help="a checkout of facebookresearch/denoiser (not copied)")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--sync-debug", action="store_true",
+                    help="CUDA: count host-device synchronizations in the end-to-end torch steps")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()
     s = Setup(args)
@@ -242,6 +257,10 @@ def main(argv=None) -> int:
     if "reference" in med and base:
         print(f"model only, ours / reference: {base / med['reference']:.2f}x (medians), "
               f"{base_best / best['reference']:.2f}x (best rounds)")
+    if args.sync_debug and args.device.startswith("cuda"):
+        msgs = sorted({str(w.message).splitlines()[0] for w in s.syncs})
+        print(f"\nhost-device synchronizations in the timed end-to-end torch steps (last round): {len(s.syncs)}"
+              + "".join(f"\n- {m}" for m in msgs[:10]))
     if args.profile:
         for what in [m for m in ("model", "reference", "torch") if m in modes]:
             print(f"\nprofile, {MODES[what][0]} (5 steps):\n```\n{profile(s, what)}\n```")

@@ -3,7 +3,9 @@
 # the numpy and the torch data paths, one run per batch size) at batch 16/32/64, bf16, `demucs --preset full`;
 # then model only, ours vs the reference at the same config (56 sinc zero crossings), with the torch
 # profiler's top operators of both (where the gap is); then, with more than one GPU, a data-parallel
-# smoke run (`bench run --nproc N` and torchrun). Everything goes to $OUT (*.md: the tables; *.log: stderr).
+# smoke run (`bench run --nproc N` and torchrun). Also: the profile of our end-to-end step at batch 64 and the
+# number of host-device synchronizations in it (--sync-debug; there should be none). Everything goes to
+# $OUT (*.md: the tables; *.log: stderr).
 #
 # Same set-up as full_runs.sh (scripts/gpu/setup.sh: dependencies as wheels in .whl/, the prepared track as
 # FLAC in .devdata/). The reference, facebookresearch/denoiser, is never part of the repository: put a
@@ -31,6 +33,10 @@ for b in $BATCHES; do
   stamp "batch $b: exit $?"
   grep -E "^\||x$" "$OUT/bench-train-b$b.md"
 done
+python3 scripts/bench_train.py --model "$MODEL" --preset full --device cuda --batch 64 --bf16 --steps 10 --rounds 1 \
+  --modes model,torch --profile --sync-debug > "$OUT/bench-train-b64-profile.md" 2> "$OUT/bench-train-b64-profile.log"
+stamp "batch 64 profile (ours, end to end) and host-device synchronizations: exit $?"
+grep -E "^\||synchronizations|^- " "$OUT/bench-train-b64-profile.md"
 if [ ${#ref[@]} -gt 0 ]; then
   python3 scripts/bench_train.py --model "$MODEL" --preset full --device cuda --batch 64 --bf16 --steps "$STEPS" \
     --set sinc_zeros=56 --modes model,reference --profile "${ref[@]}" > "$OUT/bench-train-b64-z56-profile.md" \
