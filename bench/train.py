@@ -83,6 +83,9 @@ DEFAULTS = {
     "compile": False,
 }
 
+#: the values of options added since, for a checkpoint whose configuration does not have them
+LEGACY = {"noise": "numpy", "shift": 0, "log_every": 50}
+
 
 # ----------------------------------------------------------------------------------------------
 # checkpoints
@@ -227,7 +230,8 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     device = distributed.rank_device(device, rank)
     run_id = distributed.broadcast_object(run_id, rank)   # under torchrun each process made its own default id
     progress = progress if rank.main else None
-    model_config, cfg, preset = run.model_config, dict(run.train_config), run.preset
+    # a checkpoint of the trainer before these options resumes as it was trained: numpy noise, no shift
+    model_config, cfg, preset = run.model_config, {**LEGACY, **run.train_config}, run.preset
     if cfg["noise"] not in ("torch", "numpy"):
         raise BenchError(f"training option noise={cfg['noise']!r}: choose torch or numpy")
     _check_batch(cfg["batch_size"], rank.world)
