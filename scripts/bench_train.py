@@ -120,7 +120,7 @@ def timed(s: Setup, model, next_batch, threads: int, *, train: bool = True, watc
     the host-device synchronizations of the timed steps (torch.cuda.set_sync_debug_mode) into `s.syncs`."""
     args = s.args
     if args.device == "cpu":
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(max(1, args.threads or threads))
     loss_fn = build_loss(s.cfg["loss"]).to(args.device)
     opt = torch.optim.AdamW(model.parameters(), lr=s.cfg["lr"], betas=tuple(s.cfg["betas"]),
                             weight_decay=s.cfg["weight_decay"]) if train else None
@@ -212,6 +212,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action="store_true", help="torch.compile our model")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     ap.add_argument("--workers", type=int, default=None, help="numpy path's DataLoader workers (default: preset's)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU: torch threads of every mode (default: cores, or cores - workers for numpy)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
@@ -240,7 +242,7 @@ def main(argv=None) -> int:
     print(f"load average (1 min) before {load0[0]:.2f}, after {load1[0]:.2f}")
     print(f"model {args.model}, preset {args.preset}, model config {json.dumps(s.run.model_config)}")
     print(f"batch {s.batch} x {s.cfg['segment_seconds']} s, loss {json.dumps(s.cfg['loss'])}, amp bf16 {s.amp}, "
-          f"numpy workers {s.workers}; train audio resident as {s.audio.dtype} ({s.audio.nbytes / 1e6:.0f} MB)")
+          f"numpy workers {s.workers}, torch threads {args.threads or 'default'}; train audio resident as {s.audio.dtype} ({s.audio.nbytes / 1e6:.0f} MB)")
     print(f"{args.steps} timed steps after {args.warmup}, {args.rounds} rounds: median and best round (on a shared "
           f"machine the best is the better estimate of the cost)\n")
     print("| mode | steps/s (median) | audio-s/s (median) | vs model only (median) | steps/s (best) | "

@@ -296,8 +296,10 @@ def test_validation_flags_inverted_polarity(tiny_prepared, tmp_path, capsys):
 def test_a_checkpoint_of_the_earlier_trainer_resumes_on_the_numpy_path(tiny_prepared, tmp_path):
     """A last.pt whose configuration predates the options noise / shift / log_every (written by the trainer
     before the torch data path) resumes as it was trained: numpy noise, exactly."""
-    train(_found(), tiny_prepared, _fresh(max_steps=4, noise="numpy"), run_id="ref", runs_dir=tmp_path)
-    train(_found(), tiny_prepared, _fresh(max_steps=2, noise="numpy"), run_id="old", runs_dir=tmp_path)
+    train(_found(), tiny_prepared, _fresh(max_steps=4, noise="numpy", schedule="constant"), run_id="ref",
+          runs_dir=tmp_path)
+    train(_found(), tiny_prepared, _fresh(max_steps=2, noise="numpy", schedule="constant"), run_id="old",
+          runs_dir=tmp_path)
     rdir = tmp_path / "tiny-train" / "tiny-conv"
     ck = load_checkpoint(rdir / "old" / "last.pt")
     for key in ("noise", "shift", "log_every"):
