@@ -242,7 +242,8 @@ def main(argv=None) -> int:
     print(f"load average (1 min) before {load0[0]:.2f}, after {load1[0]:.2f}")
     print(f"model {args.model}, preset {args.preset}, model config {json.dumps(s.run.model_config)}")
     print(f"batch {s.batch} x {s.cfg['segment_seconds']} s, loss {json.dumps(s.cfg['loss'])}, amp bf16 {s.amp}, "
-          f"numpy workers {s.workers}, torch threads {args.threads or 'default'}; train audio resident as {s.audio.dtype} ({s.audio.nbytes / 1e6:.0f} MB)")
+          f"numpy workers {s.workers}, torch threads {args.threads or 'default'}; "
+          f"train audio resident as {s.audio.dtype} ({s.audio.nbytes / 1e6:.0f} MB)")
     print(f"{args.steps} timed steps after {args.warmup}, {args.rounds} rounds: median and best round (on a shared "
           f"machine the best is the better estimate of the cost)\n")
     print("| mode | steps/s (median) | audio-s/s (median) | vs model only (median) | steps/s (best) | "
