@@ -39,6 +39,7 @@ class RunOptions:
     train_only: bool = False  # stop after training (score later with --checkpoint <runs dir>/best.pt)
     data_root: str | None = None
     allow_dirty: bool = False  # write to results/ from a tree with uncommitted code changes
+    nproc: int = 1            # data-parallel training processes (bench.distributed); torchrun's are found by itself
 
 
 def resolve_device(device: str) -> str:
@@ -112,10 +113,11 @@ def _refuse_dirty(opts: RunOptions) -> None:
                              hint="commit first, or pass --allow-dirty (the board then marks the run dirty)")
 
 
-def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
+def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path | None:
     """Train (if trainable) on `pt` and score the model on every set of the evaluation suite of
     `pt.track` (bench/suite.py). Returns the run's home results folder (where its weights are), or
-    with ``train_only`` the training run's folder."""
+    with ``train_only`` the training run's folder; None in a data-parallel process other than rank 0
+    (it trains; rank 0 alone writes and scores)."""
     from bench.env import hardware_label
     from bench.protocol import DEFAULT_PROTOCOL
     from bench.results import RESULTS_DIR, run_dir
@@ -147,7 +149,9 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
             rc = RunConfig(a.name, trained["model_config"], trained["preset"], trained["train_config"])
         else:
             model, budget, _ = train(found, pt, rc, run_id=run_id, device=device, resume=opts.resume,
-                                     runs_dir=opts.runs_dir, progress=progress)
+                                     runs_dir=opts.runs_dir, progress=progress, nproc=opts.nproc)
+            if model is None:   # a data-parallel rank other than 0
+                return None
         if opts.train_only:
             return training_run_dir(opts.runs_dir, pt, a.name, run_id)
         training = training_record(pt)
@@ -241,12 +245,19 @@ def cmd_run(args) -> int:
                       runs_dir=Path(args.runs_dir) if args.runs_dir else None,
                       leaderboard=not args.no_leaderboard,
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                      train_only=args.train_only, data_root=args.data_root, allow_dirty=args.allow_dirty)
+                      train_only=args.train_only, data_root=args.data_root, allow_dirty=args.allow_dirty,
+                      nproc=args.nproc)
     if not opts.run_id and not opts.resume:
         opts.run_id = new_run_id()
-    if opts.run_id:
+    from bench.distributed import env_rank
+
+    main_rank = env_rank() == 0   # under torchrun only rank 0 speaks
+    if opts.run_id and main_rank:
         console.print(f"run [bold]{found.adapter.name}[/] on {pt.track.name}, run id {opts.run_id} "
                       f"(if interrupted: the same command with --resume --run-id {opts.run_id})")
+    if not main_rank:
+        run(found, pt, opts)
+        return 0
     with progress_bar() as prog:
         path = run(found, pt, opts, progress=prog)
     if opts.train_only:
@@ -299,6 +310,9 @@ def register(subparsers) -> None:
     p.add_argument("--results-dir", default=None, help="default: <repo>/results")
     p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N data-parallel processes (DistributedDataParallel; gloo on CPU, nccl on CUDA, "
+                        "one GPU each); batch_size is the global batch. Or launch with torchrun --nproc-per-node N")
     p.add_argument("--train-only", action="store_true",
                    help="train, keep the checkpoints, do not score (score later with --checkpoint)")
     p.add_argument("--allow-dirty", action="store_true",

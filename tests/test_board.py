@@ -113,7 +113,7 @@ def test_the_best_utterance_copied_30_times_is_refused(results):
 
 def test_a_run_of_no_adapter_is_refused(results):
     src = next((results / RANKED / "spectral-subtraction").iterdir())
-    run = copy_run(src, results, model="my-new-model", run_id="29990101-000000", created=LATER)
+    copy_run(src, results, model="my-new-model", run_id="29990101-000000", created=LATER)
     reason = refused(results)[f"results/{RANKED}/my-new-model/29990101-000000"]
     assert "model 'my-new-model' is no adapter of this repository" in reason
 
