@@ -98,7 +98,7 @@ def ensure_prepared(evals, data_root, jobs: int | None, progress=None) -> None:
                     progress=progress)
 
 
-def _refuse_dirty(opts: RunOptions) -> None:
+def _refuse_dirty(opts: RunOptions, git: dict | None = None) -> None:
     """A run written into the repository's results/ from uncommitted code is refused (unless allowed): the
     board could not say which code made it."""
     from bench.env import git_state
@@ -106,7 +106,7 @@ def _refuse_dirty(opts: RunOptions) -> None:
 
     into_repo = Path(opts.results_dir or RESULTS_DIR).resolve() == Path(RESULTS_DIR).resolve()
     if into_repo and opts.leaderboard and not opts.allow_dirty:
-        git = git_state()
+        git = git or git_state()
         if git["dirty"]:
             raise BenchError(f"uncommitted changes to the code ({', '.join(git['dirty_paths'][:3])}): a run "
                              "written to results/ must name the commit that made it",
@@ -137,8 +137,11 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     if opts.train_only and (opts.checkpoint or not a.trainable):
         raise BenchError("--train-only and --checkpoint exclude each other" if a.trainable
                          else f"--train-only: {a.name} is not trainable")
+    from bench.env import git_state
+
+    provenance = git_state()   # the code this run is made with: recorded in every folder, whenever written
     if not opts.train_only:
-        _refuse_dirty(opts)
+        _refuse_dirty(opts, provenance)
     rc = run_config(found, pt, opts, run_id)
     training = None
     if a.trainable:
@@ -176,7 +179,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
         ship = ev.role == "main" and home_noise == DEFAULT_PROTOCOL
         score(found, model, ev, out, run_id=run_id, config=record, budget=budget, speed=speed, weights=weights,
               training=training, ship_outputs=ship, jobs=opts.jobs, device=device, progress=progress,
-              started=started)
+              started=started, provenance=provenance)
     if opts.leaderboard:
         from bench import leaderboard
 
