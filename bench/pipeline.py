@@ -39,6 +39,7 @@ class RunOptions:
     train_only: bool = False  # stop after training (score later with --checkpoint <runs dir>/best.pt)
     data_root: str | None = None
     allow_dirty: bool = False  # write to results/ from a tree with uncommitted code changes
+    metrics: tuple[str, ...] | None = None   # a subset of every set's metrics (tests; the board shows "–")
     nproc: int = 1            # data-parallel training processes (bench.distributed); torchrun's are found by itself
 
 
@@ -179,7 +180,8 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
         ship = ev.role == "main" and home_noise == DEFAULT_PROTOCOL
         score(found, model, ev, out, run_id=run_id, config=record, budget=budget, speed=speed, weights=weights,
               training=training, ship_outputs=ship, jobs=opts.jobs, device=device, progress=progress,
-              started=started, provenance=provenance)
+              started=started, provenance=provenance,
+              metrics=tuple(m for m in ev.metrics if m in opts.metrics) if opts.metrics else None)
     if opts.leaderboard:
         from bench import leaderboard
 
