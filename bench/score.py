@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +28,14 @@ from bench.errors import BenchError
 from bench.metrics import METRICS, metric_versions
 from bench.results import (dump_json, per_utterance_bytes, sha256_bytes, summarize_metrics, validate_summary,
                            write_json)
+from bench.runguard import model_fingerprint, open_partial
 from bench.speed import measure_rtf
+from bench.workers import worker_pool
 
 PARTIAL = ".scoring.partial.jsonl"
 #: utterances whose enhanced audio is kept in every run (for listening); same as the noise examples
 LISTEN_UTTERANCES = ("p232_005", "p257_011", "p232_170")
 RTF_SECONDS = 10.0
-
-
-def _init_worker():
-    torch.set_num_threads(1)
 
 
 def _score_one(args) -> dict:
@@ -66,9 +64,12 @@ def _read_partial(path: Path) -> dict[str, dict]:
 
 
 def _append(fh, row: dict) -> None:
-    fh.write(json.dumps(row, allow_nan=True) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
+    try:
+        fh.write(json.dumps(row, allow_nan=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    except OSError as exc:  # e.g. disk full: name the file
+        raise OSError(exc.errno, exc.strerror, fh.name) from None
 
 
 def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None, device: str) -> np.ndarray:
@@ -100,13 +101,14 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
     names = list(metrics or METRICS)
     utt_ids = pt.utt_ids(split)
     partial = out_dir / PARTIAL
-    done = _read_partial(partial)
+    done = open_partial(partial, model_fingerprint(model, config),  # rows of another model are discarded
+                        derived=sorted((out_dir / "enhanced").glob("*.flac")))
     todo = [u for u in utt_ids if u not in done]
     model = model.to(device).eval()
     listen = [u for u in LISTEN_UTTERANCES if u in utt_ids] or utt_ids[:3]
     (out_dir / "enhanced").mkdir(exist_ok=True)
     task = progress.add_task(f"score {found.adapter.name}", total=len(utt_ids), completed=len(done)) if progress else None
-    with open(partial, "a") as fh, ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker) as ex:
+    with open(partial, "a") as fh, worker_pool(jobs) as ex:
         if fh.tell() and not partial.read_bytes().endswith(b"\n"):
             fh.write("\n")  # end a line cut by an interruption, so the next row is readable
         futures: list[Future] = []

@@ -304,7 +304,7 @@ def test_interrupted_scoring_resumes_without_recomputing(tiny_pt, tmp_path, refe
     assert not (out / "summary.json").exists()
     # every utterance enhanced before the interruption is kept (the workers finish their metrics)
     assert _partial_ids(out) == TEST_IDS[:n]
-    assert len((out / PARTIAL).read_text().splitlines()) == n
+    assert len((out / PARTIAL).read_text().splitlines()) == 1 + n  # the model's fingerprint, then the rows
 
     calls: list[int] = []
     _score(tiny_pt, out, IdentityAdapter(), _Model(_counter(calls)))
@@ -329,10 +329,10 @@ def test_truncated_last_line_is_recomputed(tiny_pt, tmp_path, reference_fast, le
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         _score(tiny_pt, out, IdentityAdapter(), _Model(_interrupt_after(3)))
-    lines = (out / PARTIAL).read_text().splitlines()
+    header, *lines = (out / PARTIAL).read_text().splitlines()   # the model's fingerprint, then the rows
     assert len(lines) == 3
     cut = json.loads(lines[-1])["utt_id"]
-    (out / PARTIAL).write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # a cut write
+    (out / PARTIAL).write_text("\n".join([header, *lines[:-1]]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # a cut write
     assert _partial_ids(out) == sorted(json.loads(line)["utt_id"] for line in lines[:-1])
 
     # interrupted again after one utterance: the row written after the cut line must be readable
