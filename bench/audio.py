@@ -155,13 +155,13 @@ def atomic_write_bytes(path: Path, payload: bytes, *, fsync: bool = True) -> Non
 
 
 def write_wav_pcm16(path: str | Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Atomically write 16-bit PCM WAV; returns the int16 samples written.
-
-    Float input is quantized with `to_pcm16`; int16 input is written as is.
-    """
+    """Atomically write 16-bit PCM audio (WAV, or FLAC for a ``.flac`` path); returns the int16 samples
+    written. Float input is quantized with `to_pcm16`; int16 input is written as is. The file is encoded
+    in memory and written by plain file I/O, so an error names the file and the reason (libsndfile's own
+    would say "System error")."""
     path = Path(path)
     q = x if np.asarray(x).dtype == np.int16 else to_pcm16(x)
-    buf = io.BytesIO()   # encoded in memory, written by plain file I/O: errors name the file and the reason
-    sf.write(buf, q, sr, subtype="PCM_16", format="WAV")
+    buf = io.BytesIO()
+    sf.write(buf, q, sr, subtype="PCM_16", format="FLAC" if path.suffix.lower() == ".flac" else "WAV")
     atomic_write_bytes(path, buf.getvalue(), fsync=False)
     return q

@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # torch and pandas are imported when a run starts, not to re
 
 def new_run_id() -> str:
     """UTC time to the second plus a random suffix: unique even for runs started in the same second."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
 
 
 @dataclass
@@ -103,8 +103,8 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     a = found.adapter
     validate_model_name(a.name)
     validate_track_name(pt.track.name)
-    run_id = validate_run_id(opts.run_id or (latest_training_run(pt, a.name, opts.runs_dir) if opts.resume
-                                             else new_run_id()))
+    run_id = validate_run_id(opts.run_id if opts.run_id is not None else (
+        latest_training_run(pt, a.name, opts.runs_dir) if opts.resume else new_run_id()))
     opts = replace(opts, run_id=run_id, jobs=None if opts.jobs is None else positive_jobs(opts.jobs))
     check_budget(opts.train_overrides or {})
     root = Path(opts.results_dir or RESULTS_DIR)

@@ -21,7 +21,7 @@ import torch
 
 from bench import SAMPLE_RATE, __version__
 from bench.adapters import Found, count_parameters
-from bench.audio import from_pcm16, to_pcm16
+from bench.audio import from_pcm16, to_pcm16, write_wav_pcm16
 from bench.data.prepared import PreparedTrack
 from bench.env import cpu_model, environment_record, now_iso
 from bench.errors import BenchError
@@ -92,8 +92,6 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
           speed_extra: dict | None = None, started: float | None = None) -> Path:
     """Score `model` on the prepared `split`, writing a complete run folder to `out_dir`; `config` is the
     run's configuration record (`bench.runconfig.RunConfig.record`), written as its config.json."""
-    import soundfile as sf
-
     t_start = started or time.time()
     pt.require()
     out_dir = Path(out_dir)
@@ -118,7 +116,7 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
                 noisy = pt.load_noisy(split, utt)
                 enhanced = enhance_one(found, model, noisy, clean, device)
                 if utt in listen:
-                    sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(enhanced), SAMPLE_RATE, subtype="PCM_16")
+                    write_wav_pcm16(out_dir / "enhanced" / f"{utt}.flac", enhanced)  # (FLAC by its suffix)
                 futures.append(ex.submit(_score_one, (utt, clean, noisy, enhanced, names)))
                 # write finished rows as they come, keeping memory bounded
                 while futures and (futures[0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
@@ -143,7 +141,7 @@ def score(found: Found, model: torch.nn.Module, pt: PreparedTrack, out_dir: Path
     for utt in listen:  # resumed runs may lack some listening files
         if not (out_dir / "enhanced" / f"{utt}.flac").exists():
             y = enhance_one(found, model, pt.load_noisy(split, utt), pt.load_clean(split, utt), device)
-            sf.write(str(out_dir / "enhanced" / f"{utt}.flac"), to_pcm16(y), SAMPLE_RATE, subtype="PCM_16")
+            write_wav_pcm16(out_dir / "enhanced" / f"{utt}.flac", y)
 
     cols = ["utt_id", "seconds", *names, *[f"noisy_{m}" for m in names], "errors"]
     df = pd.DataFrame([done[u] for u in utt_ids])[cols].sort_values("utt_id").reset_index(drop=True)
