@@ -26,15 +26,20 @@ def add_dirs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=jobs_arg, default=None, help="worker processes, >= 1 (default: all cores)")
 
 
-def jobs_arg(value: str) -> int:
-    """argparse type of ``--jobs``: an integer >= 1 (0 and negatives are refused, not "all cores")."""
+def positive_int(value: str, *, note: str = "") -> int:
+    """argparse type: an integer >= 1."""
     try:
         n = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
     if n < 1:
-        raise argparse.ArgumentTypeError(f"{n}: must be >= 1 (omit --jobs to use all cores)")
+        raise argparse.ArgumentTypeError(f"{n}: must be >= 1{note}")
     return n
+
+
+def jobs_arg(value: str) -> int:
+    """argparse type of ``--jobs``: an integer >= 1 (0 and negatives are refused, not "all cores")."""
+    return positive_int(value, note=" (omit --jobs to use all cores)")
 
 
 def prepared_track(args, *, prepare_if_missing: bool = False):
