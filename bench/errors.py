@@ -70,6 +70,8 @@ def os_error_message(exc: OSError) -> BenchError:
 
     reason = exc.strerror or str(exc) or exc.__class__.__name__
     name = _errno.errorcode.get(exc.errno or -1)
+    if name == "EEXIST" and exc.filename is not None and Path(exc.filename).is_file():
+        reason, name = "is a file, not a folder", "ENOTDIR"   # mkdir(parents=True) through a file
     where = None if exc.filename is None else str(exc.filename)
     if where is not None and exc.filename2 is not None:
         where += f" -> {exc.filename2}"
