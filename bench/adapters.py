@@ -173,7 +173,9 @@ def discover(root: Path | None = None, *, strict: bool = True,
                     try:
                         validate_model_name(obj.name)   # it becomes a folder name under results/ and runs/
                     except BenchError as exc:
-                        bad = AdapterError(f"{path}: adapter {obj.__name__}: {exc.message}", hint=exc.hint)
+                        bad = AdapterError(f"{path}: adapter {obj.__name__}: name {obj.name!r} is not lowercase "
+                                           "letters, digits and single '-' (starting with a letter)", hint=exc.hint)
+                        bad.adapter_name = obj.name
                         if strict:
                             raise bad from None
                         if errors is not None:

@@ -64,7 +64,7 @@ def check(name: str, *, root: Path | None = None, quick: bool = False, preset: s
     if name in found:
         return _check_one(found[name], threads, quick=quick, preset=preset, rtf=rtf, strict=strict)
     for path, err in errors:
-        if _module_stem(path) in (name, name.replace("-", "_")):
+        if _module_stem(path) in (name, name.replace("-", "_")) or getattr(err, "adapter_name", None) == name:
             return import_failure_report(path, err, _kind_of(path))
     hint = f"known: {', '.join(sorted(found))}"
     if errors:

@@ -11,8 +11,8 @@ from bench.errors import BenchError
 
 #: run ids: letters, digits, '.', '_', '-'; starts with a letter or digit (so never '.', '..' or hidden)
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-#: adapter (model) names: lowercase letters, digits and single '-' between them
-MODEL_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+#: adapter (model) names: lowercase letters, digits and single '-' between them, starting with a letter
+MODEL_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 #: track names and split ids: lowercase letters, digits, '.', '_', '-'; starts with a letter or digit
 TRACK_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MAX_LEN = 100
@@ -30,7 +30,8 @@ def validate_run_id(run_id) -> str:
 
 
 def validate_model_name(name) -> str:
-    return _check("model name", name, MODEL_RE, "use lowercase letters, digits and '-' (e.g. my-model)")
+    return _check("model name", name, MODEL_RE,
+                  "use lowercase letters, digits and single '-', starting with a letter (e.g. my-model)")
 
 
 def validate_track_name(name) -> str:

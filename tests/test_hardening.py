@@ -207,10 +207,10 @@ def test_an_adapter_named_like_a_path_is_refused(tmp_path, tiny_pt):
             name = "../../x"
             description = "escapes"
     '''))
-    with pytest.raises(AdapterError, match="invalid model name"):
+    with pytest.raises(AdapterError, match="name '../../x' is not lowercase letters"):
         discover(tmp_path)
     errors = []
-    assert discover(tmp_path, strict=False, errors=errors) == {} and "invalid model name" in str(errors[0][1])
+    assert discover(tmp_path, strict=False, errors=errors) == {} and "is not lowercase" in str(errors[0][1])
 
     class Evil(TinyAdapter):
         name = "../../x"

@@ -193,3 +193,31 @@ def test_stoi_and_estoi_reference_values():
     assert abs(STOI_REF - ESTOI_REF) > 0.5   # the reference pair tells the two apart
     assert values["stoi"] == pytest.approx(STOI_REF, abs=1e-6)
     assert values["estoi"] == pytest.approx(ESTOI_REF, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# under CI, missing shared data fails the run instead of skipping
+def test_missing_shared_data_fails_under_ci_and_skips_elsewhere(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    tests = Path(__file__).parent
+    (tmp_path / "conftest.py").write_text(
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('bench_tests_conftest', {str(tests / 'conftest.py')!r})\n"
+        "mod = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(mod)\n"
+        "shared_data, vctk_mini = mod.shared_data, mod.vctk_mini\n")
+    (tmp_path / "test_needs_data.py").write_text("def test_it(vctk_mini):\n    assert vctk_mini.is_dir()\n")
+    base = {k: v for k, v in os.environ.items() if k != "CI"}
+    base.update(BENCH_DATA_ROOT=str(tmp_path / "nowhere"), PYTHONPATH=str(Path(__file__).parents[1]))
+
+    def pytest_run(**extra):
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(tmp_path)],
+                              capture_output=True, text=True, env={**base, **extra}, cwd=tmp_path, timeout=300)
+
+    local = pytest_run()
+    assert local.returncode == 0 and "1 skipped" in local.stdout, local.stdout
+    ci = pytest_run(CI="true")
+    assert ci.returncode == 1 and "1 error" in ci.stdout, ci.stdout
+    assert "CI=true: the shared real-speech data is required" in ci.stdout
