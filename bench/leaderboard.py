@@ -302,6 +302,9 @@ def cmd_leaderboard(args) -> int:
     from bench.board import collect
 
     results = Path(args.results_dir) if args.results_dir else None
+    if results is not None and not results.is_dir():
+        raise BenchError(f"--results-dir {results}: " + ("is not a folder" if results.exists() else "does not exist"),
+                         hint="give the folder holding <track>/<model>/<run-id>/ (default: <repo>/results)")
     out = Path(args.output) if args.output else None
     if args.check:
         ok, diff = check(out, results)

@@ -20,7 +20,8 @@ from bench import REPO_ROOT
 
 #: bottom first; a name ending in ".*" stands for the package and everything in it
 LAYERS = (
-    ("foundation", ("bench", "bench.errors", "bench.console", "bench.env")),
+    ("foundation", ("bench", "bench.errors", "bench.console", "bench.env", "bench.names", "bench.locks",
+                    "bench.workers", "bench.runguard")),
     ("signal", ("bench.audio", "bench.dsp", "bench.streaming", "bench.speed")),
     ("protocol", ("bench.protocol", "bench.protocol.manipulations", "bench.protocol.batched")),
     ("data", ("bench.data", "bench.data.corpus", "bench.data.manifest", "bench.data.tracks", "bench.data.root",
