@@ -323,7 +323,7 @@ def page(board, site_dir: Path, files: dict, clean) -> str:
     proto = Protocol.load(DEFAULT_PROTOCOL)
     keys = sorted(board.sets, key=lambda k: _role_rank(board, k))
     main = [k for k in keys if board.roles.get(k) == "main"]
-    body = [f"<h1>vctk-denoise-bench: leaderboard and listening page</h1>",
+    body = ["<h1>vctk-denoise-bench: leaderboard and listening page</h1>",
             f"<p>Noising protocol <b>{proto.name}</b> (sha256 <code>{proto.sha256[:16]}</code>). Rendered by "
             "<code>bench leaderboard</code> from <code>results/</code> with <code>leaderboard.md</code> (its row rule "
             "and checks); every cell is mean <small>[95 % bootstrap CI]</small> and, for models, Δ = the paired "

@@ -136,7 +136,7 @@ def heatmap_png(systems: list[str], ops: list[str], delta: np.ndarray, noisy: li
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(matplotlib.rcParamsDefault):
-        matplotlib.rcParams.update({"font.size": 8, "svg.hashsalt": "bench"})
+        matplotlib.rcParams["font.size"] = 8
         fig = Figure(figsize=(1.6 + 1.05 * len(ops), 1.0 + 0.32 * max(len(systems), 1)), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_axes((0.3, 0.3, 0.65, 0.55))
@@ -150,7 +150,6 @@ def heatmap_png(systems: list[str], ops: list[str], delta: np.ndarray, noisy: li
                       rotation=0)
         ax.set_yticks(range(len(systems)), systems)
         ax.set_title("Δ PESQ-WB over the noisy input, each manipulation alone")
-        fig.subplots_adjust()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.1,
                     metadata={"Software": None})
