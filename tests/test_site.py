@@ -20,7 +20,7 @@ import pytest
 from bench import leaderboard, site
 from bench.cli import main
 from bench.errors import BenchError
-from bench.site_media import SPEC_HEIGHT, SPEC_WIDTH, choose_utterances, read_pcm16, spectrogram_png
+from bench.site_media import SPEC_HEIGHT, SPEC_WIDTH, choose_utterances, flac_bytes, read_pcm16, spectrogram_png
 
 from tiny_site import TRACK, site_results
 
@@ -231,3 +231,37 @@ def test_leaderboard_writes_and_checks_the_page(tmp_path, capsys):
     (tmp_path / "site" / "index.html").write_text((tmp_path / "site" / "index.html").read_text() + "<!-- edit -->")
     assert main(["leaderboard", "--check", "--results-dir", str(results), "--output", str(out)]) == 1
     assert "site/index.html: differs from a fresh rendering" in capsys.readouterr().err
+
+
+def test_an_existing_clean_copy_with_the_same_samples_keeps_its_bytes(tiny, page):
+    """FLAC encoders (libFLAC versions, settings) differ in bytes, not samples: the page keeps its copy."""
+    import soundfile as sf
+
+    board, clean, _ = tiny
+    out, files, _ = page
+    p = out / next(f for f in files if f.startswith("audio/"))
+    q = read_pcm16(p)
+    sf.write(str(p), q, 16000, format="FLAC", subtype="PCM_16", compression_level=0.0)
+    other = p.read_bytes()
+    assert other != files[p.relative_to(out).as_posix()]
+    assert site.render_site(board, out, clean)[p.relative_to(out).as_posix()] == other == p.read_bytes()
+    p.write_bytes(flac_bytes(q // 2))                      # other samples: replaced by the reference
+    assert not np.array_equal(read_pcm16(p), q)
+    site.render_site(board, out, clean)
+    assert np.array_equal(read_pcm16(p), q)
+
+
+def test_clean_reference_is_checked_against_the_frozen_manifest(vctk_mini, tmp_path, monkeypatch):
+    """The default source of the clean audio: the page's copy when its samples have the manifest's hash,
+    else the prepared track; anything else is refused with the command that prepares it."""
+    from bench.site_media import clean_samples
+
+    monkeypatch.setenv("BENCH_PREPARED_DIR", str(tmp_path / "no-prepared"))
+    copy = tmp_path / "p232_003.flac"
+    shutil.copyfile(vctk_mini / "wav48" / "p232" / "p232_003.flac", copy)   # the corpus file is 16 kHz
+    q = clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", copy)
+    assert np.array_equal(q, read_pcm16(copy))
+    copy.write_bytes(flac_bytes(q[:-1]))
+    with pytest.raises(BenchError, match="matching the frozen manifest") as err:
+        clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", copy)
+    assert "bench data prepare --track vctk-mini" in err.value.hint
