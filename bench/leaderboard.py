@@ -311,7 +311,7 @@ def cmd_leaderboard(args) -> int:
     if args.check:
         ok, diff = check(out, results)
         if ok:
-            console.print("[green]leaderboard.md is up to date[/]")
+            console.print("[green]leaderboard.md and site/ are up to date[/]")
             return 0
         err_console.print(diff)
         err_console.print("[red]leaderboard.md or site/ is out of date or edited by hand[/]: run `bench leaderboard` "
