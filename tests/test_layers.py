@@ -39,7 +39,7 @@ LAYERS = (
     ("suite", ("bench.suite",)),
     ("score", ("bench.score",)),
     ("evidence", ("bench.evidence",)),
-    ("board", ("bench.board", "bench.leaderboard", "bench.compare")),
+    ("board", ("bench.board", "bench.leaderboard", "bench.compare", "bench.site", "bench.site_media")),
     ("pipeline", ("bench.pipeline",)),
     ("commands", ("bench.reproduce", "bench.noise", "bench.contract", "bench.check", "bench.new", "bench.enhance")),
     ("cli", ("bench.cli", "bench.__main__")),
