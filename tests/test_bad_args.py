@@ -181,6 +181,14 @@ TABLE = [
     ([*ENH, "--device", "tpu"], 2, r"--device 'tpu': unknown device"),
     ([*ENH, "--block-seconds", "-1"], 2, r"--block-seconds -1.0: must be 0"),
     ([*ENH, "--context-seconds", "0"], 2, r"--context-seconds 0.0: must be in"),
+    # verify / reproduce
+    (["verify"], 2, r"give run folders, or --all"),
+    (["verify", "--all", "--results-dir", "/nonexistent"], 2, r"--results-dir /nonexistent: no such folder"),
+    (["verify", "--all", "--jobs", "0"], 2, r"argument --jobs: 0: must be >= 1"),
+    (["verify", "--all", "--fast", "--reenhance"], 2, r"--fast and --reenhance exclude each other"),
+    (["verify", "{FILE}"], 1, r"not a run folder \(no summary\.json\)"),
+    (["reproduce"], 2, r"required: run"),
+    (["reproduce", "/nonexistent"], 2, r"/nonexistent: not a run folder"),
 ]
 
 
@@ -272,7 +280,7 @@ def test_a_full_disk_is_one_line(env, tmp_path):
     argv = [a.format(**env) for a in RUN] + ["--model", "noisy", "--results-dir", str(tmp_path / "res"), "--jobs", "1"]
     p = run_bench(argv, env, fsize=4096)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
-    assert re.search(r"res/tiny-args/noisy/\S+/enhanced/p227_001\.flac: File too large", _flat(p.stderr)), p.stderr
+    assert re.search(r"res/tiny-args/stft-v1/noisy/\S+/enhanced/p227_001\.flac: File too large", _flat(p.stderr)), p.stderr
     argv = ["enhance", "--run", "noisy", env["IN"], "-o", str(tmp_path / "out")]
     p = run_bench(argv, env, fsize=4096)
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
