@@ -102,9 +102,10 @@ class ConvTasNetAdapter(Adapter):
         # 62,705 parameters, for a few-minute CPU smoke run (see the module docstring)
         "quick": {"model": {"n_filters": 64, "kernel_size": 32, "stride": 16, "bn_chan": 32, "hid_chan": 64,
                             "skip_chan": 32, "n_blocks": 4, "n_repeats": 2},
-                  "train": {"max_minutes": 8, "batch_size": 8, "segment_seconds": 2.0}},
+                  "train": {"max_steps": 2400, "max_minutes": None, "batch_size": 8, "segment_seconds": 2.0,
+                            "valid_every": 200, "checkpoint_every": 200}},
         "full": {"model": {},
-                 "train": {"max_minutes": 60, "batch_size": 6, "segment_seconds": 3.0,
+                 "train": {"max_steps": 20000, "max_minutes": None, "batch_size": 6, "segment_seconds": 3.0,
                            "num_workers": 4, "valid_every": 200, "checkpoint_every": 1000}},
     }
 

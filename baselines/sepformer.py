@@ -117,10 +117,11 @@ class SepFormerAdapter(Adapter):
     presets = {
         "quick": {"model": {"n_filters": 64, "kernel_size": 32, "num_layers": 1, "intra_layers": 1,
                             "inter_layers": 1, "nhead": 4, "d_ffn": 256, "chunk_size": 100},
-                  "train": {"max_minutes": 8, "lr": 1e-3, "batch_size": 8, "segment_seconds": 2.0,
-                            "loss": {"si_sdr": 1.0, "mrstft": 4.0}}},
+                  "train": {"max_steps": 2000, "max_minutes": None, "lr": 1e-3, "batch_size": 8,
+                            "segment_seconds": 2.0, "loss": {"si_sdr": 1.0, "mrstft": 4.0}, "valid_every": 200,
+                            "checkpoint_every": 200}},
         "full": {"model": {},
-                 "train": {"max_minutes": 60, "batch_size": 4, "segment_seconds": 4.0,
+                 "train": {"max_steps": 20000, "max_minutes": None, "batch_size": 4, "segment_seconds": 4.0,
                            "num_workers": 3, "valid_every": 200, "checkpoint_every": 1000}},
     }
 

@@ -50,11 +50,11 @@ class Demucs(Adapter):
                     "weight_decay": 0.0, "batch_size": 64, "segment_seconds": 4.0}
     presets = {
         "quick": {"model": {"hidden": 24, "depth": 4, "resample": 2},
-                  "train": {"max_minutes": 8.0, "batch_size": 8, "segment_seconds": 2.0, "lr": 1e-3,
-                            "loss": {"l1": 1.0, "mrstft": 1.0},
-                            "warmup_steps": 20, "schedule": "constant", "valid_every": 100}},
+                  "train": {"max_steps": 2400, "max_minutes": None, "batch_size": 8, "segment_seconds": 2.0,
+                            "lr": 1e-3, "loss": {"l1": 1.0, "mrstft": 1.0}, "warmup_steps": 20,
+                            "schedule": "cosine", "valid_every": 200, "checkpoint_every": 200}},
         # GPU; num_workers only serves the numpy data path (noise=numpy), kept to compare it
-        "full": {"model": {}, "train": {"max_minutes": 60.0, "batch_size": 64, "segment_seconds": 4.0,
+        "full": {"model": {}, "train": {"max_steps": 20000, "max_minutes": None, "batch_size": 64, "segment_seconds": 4.0,
                                         "num_workers": 6, "valid_every": 200, "checkpoint_every": 1000}},
     }
 

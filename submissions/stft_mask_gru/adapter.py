@@ -89,10 +89,11 @@ class StftMaskGru(Adapter):
     presets = {
         # the submitted model: about 0.6 s of CPU time per step (forward, backward, Adam; 1 thread),
         # half of it in the multi-resolution STFT loss; data are made by a worker process alongside
-        "quick": {"model": {}, "train": {"max_minutes": 12.0}},
+        "quick": {"model": {}, "train": {"max_steps": 2400, "max_minutes": None, "valid_every": 200,
+                                         "checkpoint_every": 200}},
         # a larger model for a GPU (or a long CPU run)
         "full": {"model": {"hidden": 256, "layers": 3},
-                 "train": {"max_minutes": 60.0, "batch_size": 16, "segment_seconds": 4.0, "num_workers": 3,
+                 "train": {"max_steps": 20000, "max_minutes": None, "batch_size": 16, "segment_seconds": 4.0, "num_workers": 3,
                            "valid_every": 200}},
     }
 
