@@ -36,6 +36,9 @@ def train_config(adapter, preset: str | None, overrides: dict) -> dict:
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise BenchError(f"unknown training option(s) {sorted(unknown)}", hint=f"known: {', '.join(DEFAULTS)}")
+    from bench.adversarial import resolve_config
+
+    cfg["adversarial"] = resolve_config(cfg["adversarial"])   # defaults filled in, recorded as trained
     if cfg["max_steps"] is None and cfg["max_minutes"] is None:
         raise BenchError(f"no training budget for {adapter.name}",
                          hint="pass --max-steps and/or --max-minutes, or a --preset (quick, full)")

@@ -14,6 +14,10 @@ included, summed over resumes); the budget actually used is returned for the res
 Checkpoints (``last.pt`` every ``checkpoint_every`` steps and at the end, ``best.pt``) hold only
 tensors and plain Python values and load with ``torch.load(weights_only=True)``; they go to the
 git-ignored ``runs/<track>/<model>/<run-id>/`` with a CSV log of train/valid loss per epoch.
+
+Adversarial training (an ``"adversarial"`` block and an adapter's ``discriminator()``): the mechanism is
+`bench.adversarial`; here it is one call per generator step, the discriminator and its optimizer in the
+checkpoints, ``d_loss``/``g_adv``/``g_fm`` columns in the log (``train_loss`` stays the regression loss).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 
 from bench import REPO_ROOT, SAMPLE_RATE
 from bench.adapters import Adapter, Found
+from bench.adversarial import build as build_adversarial
 from bench.data.manifest import file_sha256
 from bench.data.prepared import PreparedTrack
 from bench.env import hardware_label
@@ -63,6 +68,7 @@ DEFAULTS = {
     "cpu_threads": "auto",         # torch threads when training on CPU: "auto" = cores - data workers (>= 1)
     "amp": "auto",                 # bf16 autocast on CUDA when "auto"/true; never on CPU
     "compile": False,
+    "adversarial": None,           # a GAN block: discriminator, its optimizer, LSGAN + feature matching (bench/adversarial.py)
 }
 
 
@@ -219,6 +225,8 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
     loss_fn = build_loss(cfg["loss"]).to(device)
     use_amp = device.startswith("cuda") and cfg["amp"] in ("auto", True)
     fwd = torch.compile(model) if cfg["compile"] else model
+    # None without an "adversarial" block: then nothing is built and no random number drawn
+    adv = build_adversarial(adapter, cfg.get("adversarial"), device, use_amp)
 
     train_clean = pt.load_split("train")
     valid = [(pt.load_noisy("valid", u), pt.load_clean("valid", u)) for u in pt.utt_ids("valid")]
@@ -238,6 +246,7 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
     if progress and step:
         progress.update(task, completed=step)
     running, n_running = 0.0, 0
+    adv_running = {k: [] for k in (adv.COLUMNS if adv else ())}
     t0 = time.time() - elapsed
     hardware = hardware_label(device, torch.get_num_threads())
 
@@ -246,7 +255,7 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
                 "step": step_now, "elapsed": time.time() - t0, "best_valid": best,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state() if device.startswith("cuda") else None,
-                "budget": budget(step_now)}
+                "budget": budget(step_now), **(adv.state_dict() if adv else {})}
 
     def budget(step_now):
         return {"trained": True, "preset": preset, "steps": step_now, "epochs": round(step_now / steps_per_epoch, 2),
@@ -262,6 +271,8 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        if adv:
+            adv.load_state_dict(ck)
         torch.set_rng_state(ck["torch_rng"])
         if device.startswith("cuda") and ck.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ck["cuda_rng"])
@@ -273,11 +284,17 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             est = fwd(noisy)
         loss, _ = loss_fn(est.float(), clean)
-        if not torch.isfinite(loss):
-            raise BenchError(f"training {adapter.name}: loss became {float(loss)} at step {step}",
+        total = loss
+        if adv and adv.active(step):   # discriminator update(s), then the generator's adversarial terms
+            extra, logged = adv.step(clean, est.float(), lr_at(step, cfg) / cfg["lr"])
+            total = loss + extra
+            for k, v in logged.items():
+                adv_running[k].append(v)
+        if not torch.isfinite(total):
+            raise BenchError(f"training {adapter.name}: loss became {float(total)} at step {step}",
                              hint="lower the learning rate or check the model's output scale")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         if cfg["grad_clip"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
         opt.step()
@@ -293,6 +310,9 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
             row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": round(running / n_running, 6),
                    "valid_loss": round(v["valid_loss"], 6), "valid_si_sdr": round(v["valid_si_sdr"], 4),
                    "lr": lr_at(step, cfg), "elapsed_s": round(time.time() - t0, 1)}
+            # adversarial runs: the means since the last row ("" during the warm-up); train_loss is the regression loss
+            row.update({k: round(float(np.mean(v)), 6) if v else "" for k, v in adv_running.items()})
+            adv_running = {k: [] for k in adv_running}
             new_file = not log_path.exists()
             with open(log_path, "a", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(row))
@@ -300,7 +320,8 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
                     w.writeheader()
                 w.writerow(row)
             running, n_running = 0.0, 0
-            if v["valid_loss"] < best:
+            # a GAN's best checkpoint is chosen among those trained adversarially (past the warm-up)
+            if v["valid_loss"] < best and (adv is None or adv.active(step - 1)):
                 best = v["valid_loss"]
                 save_checkpoint(best_path, state(step))
         if step % cfg["checkpoint_every"] == 0 or done(step):
