@@ -6,7 +6,9 @@ its ``"loss"`` stays as configured and the adversarial terms are added to it. Pe
 once ``warmup_steps`` generator steps of regression alone are done:
 
 1. ``d_steps`` discriminator updates on the clean batch (real) against the generator's output of the
-   same batch, detached (fake), with the LSGAN loss;
+   same batch, detached (fake), with the LSGAN loss; with ``segment_seconds`` the discriminator sees one
+   window of that length of each item (the same window of clean and output; where, a pure function of
+   (seed, step), so ``--resume`` stays exact without drawing from torch's generator);
 2. the generator's loss = regression + ``adv_weight`` * LSGAN generator loss + ``fm_weight`` *
    feature-matching loss (the updated discriminator's feature maps of the output against those of the
    clean batch, the latter without gradient), one backward pass and one generator update.
@@ -31,8 +33,10 @@ sub-discriminators (HiFi-GAN sums over them; averaging keeps the weights indepen
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from bench import SAMPLE_RATE
 from bench.errors import BenchError
 
 #: the ``"adversarial"`` block of a training config; every key optional, unknown keys are an error
@@ -46,6 +50,7 @@ ADVERSARIAL_DEFAULTS = {
     "warmup_steps": 0,          # generator steps of regression alone before the discriminator and its terms start
     "d_steps": 1,               # discriminator updates per generator step
     "grad_clip": None,          # gradient-norm clip of the discriminator (None: none)
+    "segment_seconds": None,    # the discriminator's window of each training segment (None: all of it)
     "discriminator": {},        # keyword arguments of Adapter.discriminator
 }
 LOSSES = ("lsgan",)
@@ -81,8 +86,9 @@ def resolve_config(block) -> dict | None:
     out["lr"], out["weight_decay"] = _number(out, "lr", strict=True), _number(out, "weight_decay")
     out["warmup_steps"] = _number(out, "warmup_steps", integer=True)
     out["d_steps"] = _number(out, "d_steps", low=1, integer=True)
-    if out["grad_clip"] is not None:
-        out["grad_clip"] = _number(out, "grad_clip", strict=True)
+    for key in ("grad_clip", "segment_seconds"):
+        if out[key] is not None:
+            out[key] = _number(out, key, strict=True)
     b = out["betas"]
     if not (isinstance(b, (list, tuple)) and len(b) == 2 and all(isinstance(x, (int, float)) and 0 <= x < 1 for x in b)):
         raise BenchError(f"adversarial.betas = {b!r}: expected two numbers in [0, 1)", hint="e.g. [0.8, 0.99]")
@@ -115,8 +121,8 @@ class AdversarialTraining:
 
     COLUMNS = ("d_loss", "g_adv", "g_fm")   # what `step` returns, logged by the trainer
 
-    def __init__(self, discriminator: torch.nn.Module, cfg: dict, device: str, use_amp: bool):
-        self.cfg, self.use_amp = cfg, use_amp
+    def __init__(self, discriminator: torch.nn.Module, cfg: dict, device: str, use_amp: bool, seed: int = 0):
+        self.cfg, self.use_amp, self.seed = cfg, use_amp, seed
         self.discriminator = discriminator.to(device).train()
         self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
                                            weight_decay=cfg["weight_decay"])
@@ -124,6 +130,17 @@ class AdversarialTraining:
     def active(self, step: int) -> bool:
         """Whether generator step `step` (0-based) trains adversarially (the warm-up is over)."""
         return step >= self.cfg["warmup_steps"]
+
+    def windows(self, clean: torch.Tensor, est: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The discriminator's view of step `step`: a ``segment_seconds`` window of each item, the same one
+        of `clean` and `est` (all of them without ``segment_seconds`` or when the window is longer)."""
+        n = clean.shape[-1]
+        w = n if self.cfg["segment_seconds"] is None else int(round(self.cfg["segment_seconds"] * SAMPLE_RATE))
+        if w >= n:
+            return clean, est
+        starts = np.random.default_rng([self.seed, step, 1]).integers(0, n - w + 1, size=clean.shape[0])
+        idx = torch.from_numpy(starts)[:, None].to(clean.device) + torch.arange(w, device=clean.device)
+        return clean.gather(-1, idx), est.gather(-1, idx)
 
     def _d(self, x: torch.Tensor):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
@@ -159,8 +176,10 @@ class AdversarialTraining:
         adv, fm = lsgan_generator_loss(fake), feature_matching_loss(real, fake)
         return self.cfg["adv_weight"] * adv + self.cfg["fm_weight"] * fm, adv.item(), fm.item()
 
-    def step(self, clean: torch.Tensor, est: torch.Tensor, lr_scale: float) -> tuple[torch.Tensor, dict]:
-        """The discriminator's update(s), then the generator's adversarial terms: (loss to add, logged values)."""
+    def step(self, clean: torch.Tensor, est: torch.Tensor, step: int, lr_scale: float) -> tuple[torch.Tensor, dict]:
+        """Generator step `step`: the discriminator's update(s), then the generator's adversarial terms
+        (loss to add, logged values)."""
+        clean, est = self.windows(clean, est, step)
         d_loss = self.discriminator_step(clean, est, lr_scale)
         extra, adv, fm = self.generator_terms(clean, est)
         return extra, {"d_loss": d_loss, "g_adv": adv, "g_fm": fm}
@@ -175,7 +194,7 @@ class AdversarialTraining:
         self.optimizer.load_state_dict(ck["d_optimizer"])
 
 
-def build(adapter, cfg: dict | None, device: str, use_amp: bool) -> AdversarialTraining | None:
+def build(adapter, cfg: dict | None, device: str, use_amp: bool, seed: int = 0) -> AdversarialTraining | None:
     """The adversarial half of a training run, or None when the config has no ``"adversarial"`` block
     (then nothing is built and no random number is drawn)."""
     cfg = resolve_config(cfg)
@@ -185,4 +204,4 @@ def build(adapter, cfg: dict | None, device: str, use_amp: bool) -> AdversarialT
     if disc is None:
         raise BenchError(f"training config of {adapter.name} has an 'adversarial' block but the adapter declares "
                          "no discriminator", hint="implement Adapter.discriminator(), or drop the block")
-    return AdversarialTraining(disc, cfg, device, use_amp)
+    return AdversarialTraining(disc, cfg, device, use_amp, seed)

@@ -226,7 +226,7 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
     use_amp = device.startswith("cuda") and cfg["amp"] in ("auto", True)
     fwd = torch.compile(model) if cfg["compile"] else model
     # None without an "adversarial" block: then nothing is built and no random number drawn
-    adv = build_adversarial(adapter, cfg.get("adversarial"), device, use_amp)
+    adv = build_adversarial(adapter, cfg.get("adversarial"), device, use_amp, cfg["seed"])
 
     train_clean = pt.load_split("train")
     valid = [(pt.load_noisy("valid", u), pt.load_clean("valid", u)) for u in pt.utt_ids("valid")]
@@ -286,7 +286,7 @@ def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devic
         loss, _ = loss_fn(est.float(), clean)
         total = loss
         if adv and adv.active(step):   # discriminator update(s), then the generator's adversarial terms
-            extra, logged = adv.step(clean, est.float(), lr_at(step, cfg) / cfg["lr"])
+            extra, logged = adv.step(clean, est.float(), step, lr_at(step, cfg) / cfg["lr"])
             total = loss + extra
             for k, v in logged.items():
                 adv_running[k].append(v)

@@ -32,7 +32,7 @@ LAYERS = (
     ("metrics", ("bench.metrics", "bench.stats", "bench.losses")),
     ("adapters", ("bench.adapters", "bench.modelcard", "bench.weights")),
     ("models", ("baselines.*", "submissions.*")),
-    ("train", ("bench.train",)),
+    ("train", ("bench.adversarial", "bench.train")),
     ("run configuration", ("bench.runconfig",)),
     ("results format", ("bench.results",)),
     ("suite", ("bench.suite",)),
