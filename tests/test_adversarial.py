@@ -116,8 +116,8 @@ def test_hifigan_discriminator_shapes():
 class TinyGANAdapter(TinyAdapter):
     name = "tiny-gan"
     train_config = {**TinyAdapter.train_config,
-                    "adversarial": {"adv_weight": 0.5, "fm_weight": 1.0, "warmup_steps": 2, "segment_seconds": 0.1,
-                                    "discriminator": {"periods": [2, 3], "scales": 2, "width": 1 / 32}}}
+                    "adversarial": {"adv_weight": 0.5, "fm_weight": 1.0, "warmup_steps": 2, "segment_seconds": 0.05,
+                                    "discriminator": {"periods": [3], "scales": 2, "width": 1 / 32}}}
 
     def discriminator(self, **config):
         return HiFiGANDiscriminator(**config)
