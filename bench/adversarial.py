@@ -33,6 +33,8 @@ sub-discriminators (HiFi-GAN sums over them; averaging keeps the weights indepen
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -117,72 +119,109 @@ def feature_matching_loss(real_outs, fake_outs) -> torch.Tensor:
 
 
 class AdversarialTraining:
-    """The discriminator, its optimizer and its two roles in a generator step (see the module docstring)."""
+    """The discriminator, its optimizer and its two roles in a generator step (see the module docstring).
+    The discriminator must treat the items of a batch independently (no batch norm): real and fake go
+    through it as one batch."""
 
-    COLUMNS = ("d_loss", "g_adv", "g_fm")   # what `step` returns, logged by the trainer
+    COLUMNS = ("d_loss", "g_adv", "g_fm")   # logged by the trainer: means since the last validation
 
-    def __init__(self, discriminator: torch.nn.Module, cfg: dict, device: str, use_amp: bool, seed: int = 0):
+    def __init__(self, discriminator: torch.nn.Module, cfg: dict, device: str, use_amp: bool, seed: int = 0,
+                 batch: int | None = None):
         self.cfg, self.use_amp, self.seed = cfg, use_amp, seed
         self.discriminator = discriminator.to(device).train()
+        self.d_train = self.discriminator          # its DistributedDataParallel wrapper under DDP (`distribute`)
         self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
                                            weight_decay=cfg["weight_decay"])
+        self.batch = batch
+        self.items: range | None = None            # this process's slice of the global batch (the trainer sets it)
+        self.sums, self.count = torch.zeros(len(self.COLUMNS), device=device), 0
 
     def active(self, step: int) -> bool:
         """Whether generator step `step` (0-based) trains adversarially (the warm-up is over)."""
         return step >= self.cfg["warmup_steps"]
 
+    def distribute(self, device: str) -> None:
+        """Data-parallel: the discriminator's updates average the gradients of all processes."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.d_train = DistributedDataParallel(self.discriminator, device_ids=[torch.cuda.current_device()]
+                                               if device.startswith("cuda") else None)
+
     def windows(self, clean: torch.Tensor, est: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The discriminator's view of step `step`: a ``segment_seconds`` window of each item, the same one
-        of `clean` and `est` (all of them without ``segment_seconds`` or when the window is longer)."""
+        of `clean` and `est` (all of them without ``segment_seconds`` or when the window is longer). Where,
+        follows from (seed, step, item index in the global batch)."""
         n = clean.shape[-1]
         w = n if self.cfg["segment_seconds"] is None else int(round(self.cfg["segment_seconds"] * SAMPLE_RATE))
         if w >= n:
             return clean, est
-        starts = np.random.default_rng([self.seed, step, 1]).integers(0, n - w + 1, size=clean.shape[0])
-        idx = torch.from_numpy(starts)[:, None].to(clean.device) + torch.arange(w, device=clean.device)
+        items = self.items or range(clean.shape[0])
+        starts = np.random.default_rng([self.seed, step, 1]).integers(0, n - w + 1, size=max(self.batch or 0, items.stop))
+        idx = torch.from_numpy(starts[items.start:items.stop])[:, None].to(clean.device) + \
+            torch.arange(w, device=clean.device)
         return clean.gather(-1, idx), est.gather(-1, idx)
 
-    def _d(self, x: torch.Tensor):
+    def _d(self, module, x: torch.Tensor):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
-            return self.discriminator(x)
+            return module(x)
 
-    def discriminator_step(self, clean: torch.Tensor, fake: torch.Tensor, lr_scale: float) -> float:
-        """``d_steps`` updates of the discriminator, clean (real) against `fake` (detached); the last loss."""
+    def discriminator_step(self, clean: torch.Tensor, fake: torch.Tensor, lr_scale: float) -> torch.Tensor:
+        """``d_steps`` updates of the discriminator, clean (real) against `fake` (detached), both in one
+        batch; the last loss, detached (no wait for the device)."""
         for g in self.optimizer.param_groups:
             g["lr"] = self.cfg["lr"] * lr_scale
-        fake = fake.detach()
+        both, b = torch.cat([clean, fake.detach()]), clean.shape[0]
         for _ in range(self.cfg["d_steps"]):
-            loss = lsgan_discriminator_loss(self._d(clean), self._d(fake))
-            if not torch.isfinite(loss):
-                raise BenchError(f"discriminator loss became {float(loss)}",
-                                 hint="lower adversarial.lr or set adversarial.grad_clip")
+            outs = self._d(self.d_train, both)
+            real = [(s[:b], [f[:b] for f in feats]) for s, feats in outs]
+            fake_outs = [(s[b:], [f[b:] for f in feats]) for s, feats in outs]
+            loss = lsgan_discriminator_loss(real, fake_outs)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.cfg["grad_clip"])
             self.optimizer.step()
-        return loss.item()
+        return loss.detach()
 
-    def generator_terms(self, clean: torch.Tensor, est: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    def generator_terms(self, clean: torch.Tensor, est: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(weighted adversarial + feature-matching loss of the output `est`, with gradient to the generator
         only; the adversarial loss; the feature-matching loss)."""
         self.discriminator.requires_grad_(False)    # no weight gradients: the generator's pass only
         try:
             with torch.no_grad():
-                real = self._d(clean)
-            fake = self._d(est)
+                real = self._d(self.discriminator, clean)
+            fake = self._d(self.discriminator, est)
         finally:
             self.discriminator.requires_grad_(True)
         adv, fm = lsgan_generator_loss(fake), feature_matching_loss(real, fake)
-        return self.cfg["adv_weight"] * adv + self.cfg["fm_weight"] * fm, adv.item(), fm.item()
+        return self.cfg["adv_weight"] * adv + self.cfg["fm_weight"] * fm, adv.detach(), fm.detach()
 
     def step(self, clean: torch.Tensor, est: torch.Tensor, step: int, lr_scale: float) -> tuple[torch.Tensor, dict]:
-        """Generator step `step`: the discriminator's update(s), then the generator's adversarial terms
-        (loss to add, logged values)."""
+        """Generator step `step`: the discriminator's update(s), then the generator's adversarial terms:
+        (loss to add, {"d_loss", "g_adv", "g_fm"} as detached tensors), added to the running means."""
         clean, est = self.windows(clean, est, step)
         d_loss = self.discriminator_step(clean, est, lr_scale)
         extra, adv, fm = self.generator_terms(clean, est)
-        return extra, {"d_loss": d_loss, "g_adv": adv, "g_fm": fm}
+        self.sums += torch.stack([d_loss, adv, fm]).to(self.sums.dtype)
+        self.count += 1
+        return extra, dict(zip(self.COLUMNS, (d_loss, adv, fm)))
+
+    def generator_step(self, step: int, lr_scale: float):
+        """The trainer's hook for generator step `step`: ``(clean, output) -> loss to add``."""
+        return lambda clean, est: self.step(clean, est, step, lr_scale)[0]
+
+    def take_means(self, reduce=lambda t: t) -> dict:
+        """The logged means since the last call ("" when no adversarial step was taken), then reset; `reduce`
+        averages a tensor over the processes (every process calls this)."""
+        if not self.count:
+            return {k: "" for k in self.COLUMNS}
+        means = (reduce(self.sums) / self.count).tolist()
+        self.sums.zero_()
+        self.count = 0
+        if not all(map(math.isfinite, means)):
+            raise BenchError(f"adversarial training: losses became {dict(zip(self.COLUMNS, means))}",
+                             hint="lower adversarial.lr, the weights, or set adversarial.grad_clip")
+        return {k: round(v, 6) for k, v in zip(self.COLUMNS, means)}
 
     def state_dict(self) -> dict:
         return {"discriminator": self.discriminator.state_dict(), "d_optimizer": self.optimizer.state_dict()}
@@ -194,7 +233,8 @@ class AdversarialTraining:
         self.optimizer.load_state_dict(ck["d_optimizer"])
 
 
-def build(adapter, cfg: dict | None, device: str, use_amp: bool, seed: int = 0) -> AdversarialTraining | None:
+def build(adapter, cfg: dict | None, device: str, use_amp: bool, seed: int = 0,
+          batch: int | None = None) -> AdversarialTraining | None:
     """The adversarial half of a training run, or None when the config has no ``"adversarial"`` block
     (then nothing is built and no random number is drawn)."""
     cfg = resolve_config(cfg)
@@ -204,4 +244,4 @@ def build(adapter, cfg: dict | None, device: str, use_amp: bool, seed: int = 0) 
     if disc is None:
         raise BenchError(f"training config of {adapter.name} has an 'adversarial' block but the adapter declares "
                          "no discriminator", hint="implement Adapter.discriminator(), or drop the block")
-    return AdversarialTraining(disc, cfg, device, use_amp, seed)
+    return AdversarialTraining(disc, cfg, device, use_amp, seed, batch)

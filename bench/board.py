@@ -173,6 +173,15 @@ def collect(results_dir: Path | None = None) -> Board:
     from bench.results import RESULTS_DIR, iter_run_dirs, rel
 
     results_dir = Path(results_dir or RESULTS_DIR)
+    base = results_dir.resolve().parent
+
+    def shown(path: Path) -> str:   # paths as the board shows them: relative to the folder holding results/
+        p = Path(path).resolve()
+        return p.relative_to(base).as_posix() if base in p.parents else rel(p)
+
+    def reason(exc: Exception) -> str:
+        return str(exc).splitlines()[0].replace(f"{base}/", "")
+
     adapters = discover(strict=False)
     board = Board({}, {}, [], {})
     checked: list[tuple[Run, str, bool]] = []
@@ -180,7 +189,7 @@ def collect(results_dir: Path | None = None) -> Board:
         try:
             checked.append(check_folder(d, results_dir, adapters))
         except (ResultsError, BenchError) as exc:
-            board.refused.append((rel(d), str(exc).splitlines()[0]))
+            board.refused.append((shown(d), reason(exc)))
     # the noisy input of each current set: the reference for every run's noisy columns
     for run, role, archived in checked:
         key = f"{run.track}/{run.noise}"
@@ -204,7 +213,7 @@ def collect(results_dir: Path | None = None) -> Board:
                                    f"results/{key}/{other.model}/{other.run_id}")
             seen.setdefault(fp, run)
         except ResultsError as exc:
-            board.refused.append((rel(run.path), str(exc).splitlines()[0]))
+            board.refused.append((shown(run.path), reason(exc)))
             continue
         set_key = f"{key} ({run.split_id})" if archived else key
         groups.setdefault((set_key, archived, run.model, model_config_key(run), training_noise(run)), []).append(run)

@@ -364,6 +364,7 @@ def rule_adversarial(rep: Report, a: Adapter, adv_cfg: dict, model, noisy) -> No
         model.zero_grad(set_to_none=True)
         extra, logged = adv.step(0.8 * noisy, model(noisy).float(), adv_cfg["warmup_steps"], 1.0)
         extra.backward()
+        logged = {k: float(v) for k, v in logged.items()}
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if not all(map(math.isfinite, logged.values())) or not grads or not all(bool(torch.isfinite(g).all()) for g in grads):
             rep.add("train", FAIL, where, f"non-finite losses or gradients ({logged})", "check the discriminator")

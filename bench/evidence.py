@@ -117,8 +117,9 @@ def compare_scores(run: Run, fresh: dict[str, dict], tol: dict, check: Check, wh
 
 
 def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "rescore", jobs: int | None = None,
-               prepared_root: Path | None = None) -> Check:
-    """Check one results folder; `mode` is ``fast``, ``rescore`` or ``reenhance``."""
+               prepared_root: Path | None = None, track=None) -> Check:
+    """Check one results folder; `mode` is ``fast``, ``rescore`` or ``reenhance``. `track`: the Track the
+    run was scored on when it is not a registered one (tests)."""
     results_root = Path(results_root or RESULTS_DIR)
     check = Check(rel(path))
     try:
@@ -129,7 +130,7 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
     audio = check_files(run, results_root, check)
     if mode == "fast" or not check.ok:
         return check
-    pt = _prepared_of(run, prepared_root) if (audio or mode == "reenhance") else None
+    pt = _prepared_of(run, prepared_root, track) if (audio or mode == "reenhance") else None
     if audio:
         items = [(u, pt.load_clean("test", u), y) for u, y in audio.items()]
         compare_scores(run, _rescore_rows(items, run.metric_names, jobs), RESCORE_TOL, check, "re-scored outputs",
@@ -139,14 +140,14 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
     return check
 
 
-def _prepared_of(run: Run, prepared_root: Path | None):
+def _prepared_of(run: Run, prepared_root: Path | None, track=None):
     from bench.data.prepared import PreparedTrack
     from bench.data.root import prepared_root as default_root
     from bench.data.tracks import track_version
     from bench.protocol import Protocol
 
     b = run.summary["benchmark"]
-    track = track_version(b["track"]["name"], b["track"]["split_id"])
+    track = track or track_version(b["track"]["name"], b["track"]["split_id"])
     proto = None if b["protocol"]["name"] == "recorded" else Protocol.load(b["protocol"]["name"])
     pt = PreparedTrack(track, proto, prepared_root or default_root(None))
     pt.require()

@@ -130,9 +130,7 @@ def _commit(run) -> str:
     return f"`{c}`" + (" dirty" if p.get("dirty") else "")
 
 
-def evidence_table(rows) -> list[str]:
-    from bench.results import rel
-
+def evidence_table(rows, links) -> list[str]:
     out = ["| model | params | RTF CPU 1 thread | causal | latency (ms) | training budget | weights | outputs | "
            "commit | date | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ordered(rows):
@@ -141,7 +139,7 @@ def evidence_table(rows) -> list[str]:
         n = s["model"]["parameters"]
         params = "0" if n == 0 else (f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k")
         outputs = f"all {s['counts']['utterances']} (FLAC)" if o.get("shipped") else "hashes only"
-        link = rel(r.run.path)
+        link = links(r.run.path)
         out.append(f"| {r.label} | {params} | {_f(sp['rtf_cpu_1thread'], 3)} | {'yes' if sp['causal'] else 'no'} | "
                    f"{_f(sp['latency_ms'], 1)} | {_budget(r.run)} | {_weights(r.run)} | {outputs} | {_commit(r.run)} | "
                    f"{s['created'][:10]} | [{r.run.run_id}]({link}/summary.json) |")
@@ -210,7 +208,13 @@ def render(results_dir: Path | None = None, board=None) -> str:
     from bench.protocol import DEFAULT_PROTOCOL, Protocol
     from bench.suite import suite
 
+    from bench.results import RESULTS_DIR
+
     board = board or collect(results_dir)
+    base = Path(results_dir or RESULTS_DIR).resolve().parent
+
+    def links(path: Path) -> str:
+        return Path(path).resolve().relative_to(base).as_posix()
     proto = Protocol.load(DEFAULT_PROTOCOL)
     out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
            f"Noising protocol **{proto.name}** (sha256 `{proto.sha256[:16]}`). Every row is one results folder "
@@ -251,7 +255,7 @@ def render(results_dir: Path | None = None, board=None) -> str:
                     *quality_table(rows, EXTRA, rank=False),
                     "### Streaming: scored on the streamer's output at its natural hop", "",
                     *(stream_table(board, key) or ["No causal model with a streamer yet.", ""]),
-                    "### Size, speed, training budget and evidence", "", *evidence_table(rows)]
+                    "### Size, speed, training budget and evidence", "", *evidence_table(rows, links)]
         for ev in evals:
             if ev.role in ("cross-corpus", "recorded"):
                 r = board.rows(ev.key)

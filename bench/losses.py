@@ -4,11 +4,17 @@
 - ``mrstft``: multi-resolution STFT loss (Yamamoto et al., Parallel WaveGAN, ICASSP 2020; used by
   Demucs): for each (FFT size, hop, window) the spectral convergence
   ``||S| - |Y||_F / ||S||_F`` plus the mean absolute log-magnitude difference, averaged over
-  resolutions (512/50/240, 1024/120/600, 2048/240/1200).
+  resolutions (512/50/240, 1024/120/600, 2048/240/1200). ``mrstft_sc`` and ``mrstft_mag`` are its two
+  terms alone, to weight them apart: facebookresearch/denoiser's ``factor_sc`` / ``factor_mag``, so
+  ``{"l1": 1, "mrstft_sc": 0.5, "mrstft_mag": 0.5}`` is that recipe's loss, and ``mrstft: w`` equals
+  ``mrstft_sc: w, mrstft_mag: w``. The spectral convergence is computed per item and averaged over
+  the batch (the reference takes one ratio over the whole batch), so that a loss averaged over a data-
+  parallel process's slice, then over the processes, is the loss of the whole batch.
 - ``si_sdr``: negative scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean, averaged over
   the batch.
 
 `build_loss({"l1": 1.0, "mrstft": 1.0})` returns a module computing the weighted sum and the parts.
+Every term is a mean over the batch items (of equal length), which data-parallel training relies on.
 """
 
 from __future__ import annotations
@@ -45,21 +51,26 @@ class MultiResolutionSTFTLoss(torch.nn.Module):
         X = torch.stft(x, n_fft, hop, win, window, return_complex=True)
         return (X.real.pow(2) + X.imag.pow(2)).clamp_min(1e-7).sqrt()
 
-    def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        total = est.new_zeros(())
+    def terms(self, est: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spectral convergence, log-magnitude L1), each averaged over the resolutions."""
+        sc_total, mag_total = est.new_zeros(()), est.new_zeros(())
         for i, (n_fft, hop, win) in enumerate(self.resolutions):
             window = getattr(self, f"window{i}").to(est.dtype)
             e, r = self._mag(est, n_fft, hop, win, window), self._mag(ref, n_fft, hop, win, window)
             sc = torch.linalg.norm(r - e, dim=(-2, -1)) / torch.linalg.norm(r, dim=(-2, -1)).clamp_min(EPS)
-            mag = F.l1_loss(torch.log(e), torch.log(r))
-            total = total + sc.mean() + mag
-        return total / len(self.resolutions)
+            sc_total = sc_total + sc.mean()
+            mag_total = mag_total + F.l1_loss(torch.log(e), torch.log(r))
+        return sc_total / len(self.resolutions), mag_total / len(self.resolutions)
+
+    def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        sc, mag = self.terms(est, ref)
+        return sc + mag
 
 
 class CompositeLoss(torch.nn.Module):
     """Weighted sum of named losses; `forward` returns (total, {name: value})."""
 
-    NAMES = ("l1", "mrstft", "si_sdr")
+    NAMES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr")
 
     def __init__(self, weights: dict[str, float]):
         super().__init__()
@@ -67,15 +78,18 @@ class CompositeLoss(torch.nn.Module):
         if unknown or not weights:
             raise ValueError(f"loss weights {weights}: choose among {self.NAMES}")
         self.weights = dict(weights)
-        self.mrstft = MultiResolutionSTFTLoss() if "mrstft" in weights else None
+        self.mrstft = MultiResolutionSTFTLoss() if {"mrstft", "mrstft_sc", "mrstft_mag"} & set(weights) else None
 
     def forward(self, est: torch.Tensor, ref: torch.Tensor):
         parts = {}
         est, ref = est.float(), ref.float()
         if "l1" in self.weights:
             parts["l1"] = l1_loss(est, ref)
-        if "mrstft" in self.weights:
-            parts["mrstft"] = self.mrstft(est, ref)
+        if self.mrstft is not None:
+            sc, mag = self.mrstft.terms(est, ref)
+            for name, value in (("mrstft", sc + mag), ("mrstft_sc", sc), ("mrstft_mag", mag)):
+                if name in self.weights:
+                    parts[name] = value
         if "si_sdr" in self.weights:
             parts["si_sdr"] = neg_si_sdr(est, ref)
         total = sum(self.weights[k] * v for k, v in parts.items())

@@ -39,6 +39,8 @@ class RunOptions:
     train_only: bool = False  # stop after training (score later with --checkpoint <runs dir>/best.pt)
     data_root: str | None = None
     allow_dirty: bool = False  # write to results/ from a tree with uncommitted code changes
+    metrics: tuple[str, ...] | None = None   # a subset of every set's metrics (tests; the board shows "–")
+    nproc: int = 1            # data-parallel training processes (bench.distributed); torchrun's are found by itself
 
 
 def resolve_device(device: str) -> str:
@@ -97,7 +99,7 @@ def ensure_prepared(evals, data_root, jobs: int | None, progress=None) -> None:
                     progress=progress)
 
 
-def _refuse_dirty(opts: RunOptions) -> None:
+def _refuse_dirty(opts: RunOptions, git: dict | None = None) -> None:
     """A run written into the repository's results/ from uncommitted code is refused (unless allowed): the
     board could not say which code made it."""
     from bench.env import git_state
@@ -105,17 +107,18 @@ def _refuse_dirty(opts: RunOptions) -> None:
 
     into_repo = Path(opts.results_dir or RESULTS_DIR).resolve() == Path(RESULTS_DIR).resolve()
     if into_repo and opts.leaderboard and not opts.allow_dirty:
-        git = git_state()
+        git = git or git_state()
         if git["dirty"]:
             raise BenchError(f"uncommitted changes to the code ({', '.join(git['dirty_paths'][:3])}): a run "
                              "written to results/ must name the commit that made it",
                              hint="commit first, or pass --allow-dirty (the board then marks the run dirty)")
 
 
-def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path:
+def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path | None:
     """Train (if trainable) on `pt` and score the model on every set of the evaluation suite of
     `pt.track` (bench/suite.py). Returns the run's home results folder (where its weights are), or
-    with ``train_only`` the training run's folder."""
+    with ``train_only`` the training run's folder; None in a data-parallel process other than rank 0
+    (it trains; rank 0 alone writes and scores)."""
     from bench.env import hardware_label
     from bench.protocol import DEFAULT_PROTOCOL
     from bench.results import RESULTS_DIR, run_dir
@@ -135,8 +138,11 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     if opts.train_only and (opts.checkpoint or not a.trainable):
         raise BenchError("--train-only and --checkpoint exclude each other" if a.trainable
                          else f"--train-only: {a.name} is not trainable")
+    from bench.env import git_state
+
+    provenance = git_state()   # the code this run is made with: recorded in every folder, whenever written
     if not opts.train_only:
-        _refuse_dirty(opts)
+        _refuse_dirty(opts, provenance)
     rc = run_config(found, pt, opts, run_id)
     training = None
     if a.trainable:
@@ -147,7 +153,9 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
             rc = RunConfig(a.name, trained["model_config"], trained["preset"], trained["train_config"])
         else:
             model, budget, _ = train(found, pt, rc, run_id=run_id, device=device, resume=opts.resume,
-                                     runs_dir=opts.runs_dir, progress=progress)
+                                     runs_dir=opts.runs_dir, progress=progress, nproc=opts.nproc)
+            if model is None:   # a data-parallel rank other than 0
+                return None
         if opts.train_only:
             return training_run_dir(opts.runs_dir, pt, a.name, run_id)
         training = training_record(pt)
@@ -172,7 +180,8 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
         ship = ev.role == "main" and home_noise == DEFAULT_PROTOCOL
         score(found, model, ev, out, run_id=run_id, config=record, budget=budget, speed=speed, weights=weights,
               training=training, ship_outputs=ship, jobs=opts.jobs, device=device, progress=progress,
-              started=started)
+              started=started, provenance=provenance,
+              metrics=tuple(m for m in ev.metrics if m in opts.metrics) if opts.metrics else None)
     if opts.leaderboard:
         from bench import leaderboard
 
@@ -241,12 +250,19 @@ def cmd_run(args) -> int:
                       runs_dir=Path(args.runs_dir) if args.runs_dir else None,
                       leaderboard=not args.no_leaderboard,
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                      train_only=args.train_only, data_root=args.data_root, allow_dirty=args.allow_dirty)
+                      train_only=args.train_only, data_root=args.data_root, allow_dirty=args.allow_dirty,
+                      nproc=args.nproc)
     if not opts.run_id and not opts.resume:
         opts.run_id = new_run_id()
-    if opts.run_id:
+    from bench.distributed import env_rank
+
+    main_rank = env_rank() == 0   # under torchrun only rank 0 speaks
+    if opts.run_id and main_rank:
         console.print(f"run [bold]{found.adapter.name}[/] on {pt.track.name}, run id {opts.run_id} "
                       f"(if interrupted: the same command with --resume --run-id {opts.run_id})")
+    if not main_rank:
+        run(found, pt, opts)
+        return 0
     with progress_bar() as prog:
         path = run(found, pt, opts, progress=prog)
     if opts.train_only:
@@ -299,6 +315,9 @@ def register(subparsers) -> None:
     p.add_argument("--results-dir", default=None, help="default: <repo>/results")
     p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N data-parallel processes (DistributedDataParallel; gloo on CPU, nccl on CUDA, "
+                        "one GPU each); batch_size is the global batch. Or launch with torchrun --nproc-per-node N")
     p.add_argument("--train-only", action="store_true",
                    help="train, keep the checkpoints, do not score (score later with --checkpoint)")
     p.add_argument("--allow-dirty", action="store_true",

@@ -18,7 +18,8 @@ from bench.errors import BenchError
 
 
 def reproduce(run_path: Path, *, runs_dir: Path, prepared_root: Path | None = None, device: str = "cpu",
-              progress=None) -> dict:
+              progress=None, track=None) -> dict:
+    """Retrain and compare; `track`: the Track trained on when it is not a registered one (tests)."""
     from bench.adapters import get_adapter
     from bench.data.prepared import PreparedTrack
     from bench.data.root import prepared_root as default_prepared
@@ -41,7 +42,7 @@ def reproduce(run_path: Path, *, runs_dir: Path, prepared_root: Path | None = No
     cfg = {**record["train"], "max_steps": steps, "max_minutes": None}
     rc = RunConfig(run.model, record["model_config"], record.get("preset"), cfg)
     found = get_adapter(run.model)
-    pt = PreparedTrack(track_version(training["track"], training["split_id"]), Protocol.load(training["protocol"]),
+    pt = PreparedTrack(track or track_version(training["track"], training["split_id"]), Protocol.load(training["protocol"]),
                        prepared_root or default_prepared(None))
     pt.require()
     run_id = f"reproduce-{run.run_id}"

@@ -152,11 +152,12 @@ def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None
 def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *, run_id: str, config: dict,
           budget: dict, speed: dict, weights: dict | None, training: dict | None, ship_outputs: bool,
           jobs: int | None = None, device: str = "cpu", progress=None, started: float | None = None,
-          metrics: tuple[str, ...] | None = None) -> Path:
+          metrics: tuple[str, ...] | None = None, provenance: dict | None = None) -> Path:
     """Score `model` on the evaluation set `ev`, writing a complete results folder to `out_dir`.
 
-    `config` is the run's configuration record (written as config.json); `budget`, `speed`, `weights` and
-    `training` are the run-level records every folder of the run repeats."""
+    `config` is the run's configuration record (written as config.json); `budget`, `speed`, `weights`,
+    `training` and `provenance` (the code's git state when the run started; default: now) are the
+    run-level records every folder of the run repeats."""
     import soundfile as sf
 
     t_start = started or time.time()
@@ -226,7 +227,7 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
     stored = pd.read_csv(pd.io.common.BytesIO(csv_bytes), dtype={"utt_id": str, "errors": str,
                                                                   "output_sha256": str})
     a = found.adapter
-    git = git_state()
+    git = provenance or git_state()
     summary = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -258,7 +259,7 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
     validate_summary(summary)
     atomic_write_bytes(out_dir / "per_utterance.csv", csv_bytes)
     write_json(out_dir / "config.json", config)
-    write_json(out_dir / "env.json", environment_record(wall_seconds=round(time.time() - t_start, 2)))
+    write_json(out_dir / "env.json", environment_record(wall_seconds=round(time.time() - t_start, 2), git=git))
     atomic_write_bytes(out_dir / "summary.json", dump_json(summary))  # last: its presence marks a complete run
     partial.unlink(missing_ok=True)
     return out_dir

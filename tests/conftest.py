@@ -165,10 +165,11 @@ def committed(model: str) -> Path:
 
 def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str | None = None,
              created: str | None = None, **model_fields) -> Path:
-    """Copy a run folder to `results`/vctk-mini/<model>/<run_id>, keeping summary.json consistent
-    (its run id and model name; optionally its creation time and model fields)."""
+    """Copy a run folder to `results`/<track>/<noise>/<model>/<run_id> (its own track and noise folders),
+    keeping summary.json consistent (its run id and model name; optionally its creation time and model
+    fields)."""
     model, run_id = model or src.parent.name, run_id or src.name
-    dst = results / COMMITTED_TRACK / model / run_id
+    dst = results / src.parent.parent.parent.name / src.parent.parent.name / model / run_id
     shutil.copytree(src, dst)
 
     def fix(s):
@@ -182,10 +183,10 @@ def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str 
 
 
 def copy_committed_runs(results: Path) -> Path:
-    """`results` holding copies of every committed vctk-mini run."""
+    """`results` holding copies of every committed run of the ranked vctk-mini set."""
     from bench.results import RESULTS_DIR
 
-    for d in sorted((RESULTS_DIR / COMMITTED_TRACK).glob("*/*/summary.json")):
+    for d in sorted((RESULTS_DIR / COMMITTED_TRACK / "stft-v1").glob("*/*/summary.json")):
         copy_run(d.parent, results)
     return results
 

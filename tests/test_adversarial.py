@@ -24,7 +24,7 @@ from bench.adversarial import (ADVERSARIAL_DEFAULTS, feature_matching_loss, lsga
                                lsgan_generator_loss, resolve_config)
 from bench.errors import BenchError
 from bench.runconfig import RunConfig, train_config
-from bench.train import SegmentBatches, load_checkpoint, train
+from bench.train import DeviceBatches, load_checkpoint, train
 
 from conftest import make_tiny_prepared
 from test_train import TinyAdapter, _found
@@ -165,17 +165,17 @@ def test_gan_log_is_blank_during_the_warm_up(tiny_prepared, tmp_path):
 
 def test_gan_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatch):
     train(_gan_found(), tiny_prepared, _gan(max_steps=6), run_id="full", runs_dir=tmp_path)
-    real_batch = SegmentBatches.batch
+    real_batch = DeviceBatches.batch
 
     def interrupting(self, step):
         if step == 4:
             raise KeyboardInterrupt
         return real_batch(self, step)
 
-    monkeypatch.setattr(SegmentBatches, "batch", interrupting)
+    monkeypatch.setattr(DeviceBatches, "batch", interrupting)
     with pytest.raises(KeyboardInterrupt):
         train(_gan_found(), tiny_prepared, _gan(max_steps=6), run_id="split", runs_dir=tmp_path)
-    monkeypatch.setattr(SegmentBatches, "batch", real_batch)
+    monkeypatch.setattr(DeviceBatches, "batch", real_batch)
     rdir = tmp_path / "tiny-gan-track" / "tiny-gan"
     assert load_checkpoint(rdir / "split" / "last.pt")["step"] == 4
     opts_found = _gan_found()
@@ -216,7 +216,7 @@ def plain_run_weights(root: Path) -> dict[str, torch.Tensor]:
 
 def test_training_without_a_discriminator_is_unchanged(tmp_path):
     """Reference: tests/golden/train_plain_reference.csv, written by `plain_run_weights` on the trainer of
-    main before this mechanism (commit b46e253; regenerate with ``python tests/test_adversarial.py`` only
+    main before this mechanism (commit cb058b7, the torch data path; regenerate with ``python tests/test_adversarial.py`` only
     when a change of the data path or the trainer is meant to change training). An extra draw from
     torch's generator (dropout masks) or an extra parameter would move the weights by far more than
     the tolerance, which allows for other CPUs' float rounding."""

@@ -27,7 +27,7 @@ ADAPTERS = {
                       default_params=25_613_569, quick_params=125_377),
 }
 TRAIN_KEYS = set(TRAINER_DEFAULTS)  # the trainer's options
-LOSSES = {"l1", "mrstft", "si_sdr"}
+LOSSES = {"l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr"}
 
 
 @pytest.fixture(autouse=True, scope="module")

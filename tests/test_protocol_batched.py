@@ -73,8 +73,19 @@ def gaussian_X(items: int, bins: int, frames: int, seed: int) -> np.ndarray:
     return rng.standard_normal((items, bins, frames)) + 1j * rng.standard_normal((items, bins, frames))
 
 
+#: the two kinds of randomness of the torch path: one generator per batch, or one per item (the trainer's)
+RNGS = ["batch", "item"]
+
+
+def torch_rng(kind: str, device: str, seed: int, items: range):
+    """A torch.Generator (kind "batch"), or the trainer's ItemGenerators for `items` of step 0 (kind "item")."""
+    if kind == "batch":
+        return torch.Generator(device).manual_seed(seed)
+    return BatchedProtocol(Protocol.load(DEFAULT_PROTOCOL), device).item_generators(seed, 0, items)
+
+
 def run_both(op: str, X: np.ndarray, ref_params: dict, torch_params: dict, *, clean_power=None, seed=0,
-             chunk: int = 64, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+             chunk: int = 64, device: str = "cpu", rng: str = "batch") -> tuple[np.ndarray, np.ndarray]:
     """(numpy reference output, torch output) of manipulation `op` on each item of X (items, F, N)."""
     power = np.ones(len(X)) if clean_power is None else np.asarray(clean_power, dtype=np.float64)
     ref = np.stack([MANIPULATIONS[op](X[i], np.random.default_rng([seed, i]), Context(SR, N_FFT, HOP, power[i]),
@@ -82,6 +93,8 @@ def run_both(op: str, X: np.ndarray, ref_params: dict, torch_params: dict, *, cl
     gen = torch.Generator(device).manual_seed(10_000 + seed)
     out = []
     for s in range(0, len(X), chunk):
+        if rng == "item":
+            gen = torch_rng("item", device, 10_000 + seed, range(s, min(s + chunk, len(X))))
         ctx = BatchContext(SR, N_FFT, HOP, torch.tensor(power[s:s + chunk], dtype=torch.float32, device=device))
         Xt = torch.from_numpy(X[s:s + chunk]).to(device=device, dtype=torch.complex64)
         out.append(getattr(TB, op)(Xt, gen, ctx, **torch_params).cpu().numpy())
@@ -90,9 +103,9 @@ def run_both(op: str, X: np.ndarray, ref_params: dict, torch_params: dict, *, cl
 
 # ---------------------------------------------------------------------------------------------
 # per-manipulation equivalence: each check returns {statistic: (value, ok)}
-def check_zero_strongest(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
+def check_zero_strongest(ref_params: dict, torch_params: dict, device: str = "cpu", rng: str = "batch") -> dict:
     X = gaussian_X(8, 257, 400, seed=1)
-    ref, out = run_both("zero_strongest", X, ref_params, torch_params, seed=1, device=device)
+    ref, out = run_both("zero_strongest", X, ref_params, torch_params, seed=1, device=device, rng=rng)
     mag = np.abs(X)
     top = mag >= np.quantile(mag.reshape(len(X), -1), 1 - ref_params["top_fraction"], axis=1)[:, None, None]
     z = z_two_proportions(int((out == 0)[top].sum()), int(top.sum()), int((ref == 0)[top].sum()), int(top.sum()))
@@ -100,25 +113,25 @@ def check_zero_strongest(ref_params: dict, torch_params: dict, device: str = "cp
     return {"z(zeroed among the top)": (z, abs(z) < Z_MAX), "zeroed outside the top": (outside, outside == 0)}
 
 
-def check_zero_random(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
+def check_zero_random(ref_params: dict, torch_params: dict, device: str = "cpu", rng: str = "batch") -> dict:
     X = gaussian_X(8, 257, 400, seed=2)
-    ref, out = run_both("zero_random", X, ref_params, torch_params, seed=2, device=device)
+    ref, out = run_both("zero_random", X, ref_params, torch_params, seed=2, device=device, rng=rng)
     z = z_two_proportions(int((out == 0).sum()), out.size, int((ref == 0).sum()), ref.size)
     return {"z(zeroed fraction)": (z, abs(z) < Z_MAX)}
 
 
-def check_zero_frames(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
+def check_zero_frames(ref_params: dict, torch_params: dict, device: str = "cpu", rng: str = "batch") -> dict:
     X = gaussian_X(16, 4, 6000, seed=3)  # the op acts on whole frames: few bins, many frames
-    ref, out = run_both("zero_frames", X, ref_params, torch_params, seed=3, device=device)
+    ref, out = run_both("zero_frames", X, ref_params, torch_params, seed=3, device=device, rng=rng)
     f_out, f_ref = np.all(out == 0, axis=1), np.all(ref == 0, axis=1)
     z = z_two_proportions(int(f_out.sum()), f_out.size, int(f_ref.sum()), f_ref.size)
     partial = int(((out == 0).any(axis=1) & ~f_out).sum())
     return {"z(zeroed frames)": (z, abs(z) < Z_MAX), "partly zeroed frames": (partial, partial == 0)}
 
 
-def check_scale_random(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
+def check_scale_random(ref_params: dict, torch_params: dict, device: str = "cpu", rng: str = "batch") -> dict:
     X = gaussian_X(8, 257, 200, seed=4)
-    ref, out = run_both("scale_random", X, ref_params, torch_params, seed=4, device=device)
+    ref, out = run_both("scale_random", X, ref_params, torch_params, seed=4, device=device, rng=rng)
     Xc = X.astype(np.complex64)
     ch_out, ch_ref = out != Xc, ref != X
     z = z_two_proportions(int(ch_out.sum()), out.size, int(ch_ref.sum()), ref.size)
@@ -145,12 +158,12 @@ def _floor_estimates(Y: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.n
     return frac, snr, tilt
 
 
-def check_add_floor(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
+def check_add_floor(ref_params: dict, torch_params: dict, device: str = "cpu", rng: str = "batch") -> dict:
     items = 800
     power = 10.0 ** np.random.default_rng(5).uniform(-3, 1, items)  # the SNR is relative to each item's power
     Z = np.zeros((items, 257, 50), complex)
     ref, out = run_both("add_floor", Z, ref_params, torch_params, clean_power=power, seed=5, chunk=100,
-                        device=device)
+                        device=device, rng=rng)
     (fo, so, to), (fr, sr, tr) = _floor_estimates(out, power), _floor_estimates(ref, power)
     z = z_two_proportions(int(round(fo.sum() * Z[0].size)), Z.size, int(round(fr.sum() * Z[0].size)), Z.size)
     ks_snr, ks_tilt = stats.ks_2samp(so, sr).pvalue, stats.ks_2samp(to, tr).pvalue
@@ -160,18 +173,18 @@ def check_add_floor(ref_params: dict, torch_params: dict, device: str = "cpu") -
             "KS p(tilt dB/oct)": (ks_tilt, ks_tilt > P_MIN), "KS p(phase uniform)": (ks_phase, ks_phase > P_MIN)}
 
 
-def check_zero_bands(ref_params: dict, torch_params: dict, device: str = "cpu") -> dict:
+def check_zero_bands(ref_params: dict, torch_params: dict, device: str = "cpu", rng: str = "batch") -> dict:
     """The zeroed area per item (reference vs torch), and the torch draws against their exact laws."""
     items, frames = 400, 250
     X = np.ones((items, 257, frames), complex)
-    ref, out = run_both("zero_bands", X, ref_params, torch_params, seed=6, chunk=50, device=device)
+    ref, out = run_both("zero_bands", X, ref_params, torch_params, seed=6, chunk=50, device=device, rng=rng)
     a_out, a_ref = (out == 0).mean(axis=(1, 2)), (ref == 0).mean(axis=(1, 2))
     res = {"z(mean zeroed area)": (z_welch(a_out, a_ref), abs(z_welch(a_out, a_ref)) < Z_MAX),
            "KS p(zeroed area)": (stats.ks_2samp(a_out, a_ref).pvalue, stats.ks_2samp(a_out, a_ref).pvalue > P_MIN)}
     # the torch draws themselves, against the laws the spec's (reference) parameters define
     ctx = BatchContext(SR, N_FFT, HOP, torch.ones(items, device=device))
     empty = torch.zeros(items, 257, frames, device=device)
-    count, f0, width, t0, nfr = (v.cpu() for v in band_rectangles(empty, torch.Generator(device).manual_seed(7),
+    count, f0, width, t0, nfr = (v.cpu() for v in band_rectangles(empty, torch_rng(rng, device, 7, range(items)),
                                                                   ctx, **torch_params))
     lam = ref_params["rate_per_second"] * frames * HOP / SR
     zc = (count.sum().item() - items * lam) / math.sqrt(items * lam)
@@ -222,13 +235,14 @@ def test_every_op_has_a_torch_twin_with_the_same_parameters():
         assert keywords(MANIPULATIONS[op]) == keywords(TB.TORCH_MANIPULATIONS[op]), op
 
 
+@pytest.mark.parametrize("rng", RNGS)
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["stft-v1", "stft-heavy-v1"])
 @pytest.mark.parametrize("op", list(CHECKS))
-def test_manipulation_statistics_match_the_reference(name, op, device):
+def test_manipulation_statistics_match_the_reference(name, op, device, rng):
     params = params_of(Protocol.load(name), op)
-    result = CHECKS[op](params, params, device)
-    assert not failures(result), f"{name} {op}: {result}"
+    result = CHECKS[op](params, params, device, rng)
+    assert not failures(result), f"{name} {op} ({rng} generators): {result}"
 
 
 #: one small change per manipulation, applied to the torch path only; the reference keeps stft-v1's value
@@ -248,13 +262,14 @@ MUTATIONS = {
 }
 
 
+@pytest.mark.parametrize("rng", RNGS)
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
-def test_a_mutated_parameter_fails_the_equivalence_test(proto, mutation):
+def test_a_mutated_parameter_fails_the_equivalence_test(proto, mutation, rng):
     op, key, value = MUTATIONS[mutation]
     ref_params = params_of(proto, op)
     assert ref_params[key] != value
-    result = CHECKS[op](ref_params, {**ref_params, key: value})
-    assert failures(result), f"{mutation} passes the equivalence test of {op}: {result}"
+    result = CHECKS[op](ref_params, {**ref_params, key: value}, "cpu", rng)
+    assert failures(result), f"{mutation} passes the equivalence test of {op} ({rng} generators): {result}"
 
 
 def test_strongest_threshold_is_numpys_quantile():
@@ -310,6 +325,22 @@ def test_same_seed_and_step_give_the_same_batch(proto, device):
     # a different protocol gives a different stream for the same (seed, step)
     heavy = BatchedProtocol(Protocol.load("stft-heavy-v1"))
     assert heavy.generator(0, 17).initial_seed() != bp.generator(0, 17).initial_seed()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_item_generators_make_a_slice_draw_what_it_draws_in_the_whole_batch(proto, device):
+    """Per-item generators (the trainer's): items 2..3 of a batch of 4 are bit-identical whether noised
+    with the whole batch or alone (what data-parallel processes with a slice each rely on); another step or
+    seed gives other noise; a count mismatch is an error."""
+    bp = BatchedProtocol(proto, device)
+    x = torch.from_numpy(np.stack([speech_like(16000, SR, seed=s) for s in range(4)])).float().to(device)
+    whole = bp.apply(x, bp.item_generators(seed=0, step=5, items=range(4)))
+    part = bp.apply(x[2:], bp.item_generators(seed=0, step=5, items=range(2, 4)))
+    assert torch.equal(whole[2:], part)
+    for other in (bp.item_generators(0, 6, range(4)), bp.item_generators(1, 5, range(4))):
+        assert (bp.apply(x, other) != whole).float().mean() > 0.5
+    with pytest.raises(BenchError, match="3 item generators for a batch of 4"):
+        bp.apply(x, bp.item_generators(0, 5, range(3)))
 
 
 def test_generator_must_be_on_the_batch_device(proto):

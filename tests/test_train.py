@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr
 from bench.pipeline import RunOptions, run_config
 from bench.runconfig import RunConfig
-from bench.train import SegmentBatches, load_checkpoint, train
+from bench.train import DeviceBatches, SegmentBatches, load_checkpoint, train
 
 from conftest import make_tiny_prepared
 
@@ -128,21 +128,23 @@ def test_batches_depend_only_on_seed_and_step(tiny_prepared):
     assert n0.shape == (2, 4000)
 
 
-def test_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatch):
-    train(_found(), tiny_prepared, _fresh(max_steps=6), run_id="full", runs_dir=tmp_path)
+@pytest.mark.parametrize("noise, batches", [("torch", DeviceBatches), ("numpy", SegmentBatches)])
+def test_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkeypatch, noise, batches):
+    """Bit for bit on CPU, for both data paths (the model has dropout: the torch RNG is restored too)."""
+    train(_found(), tiny_prepared, _fresh(max_steps=6, noise=noise), run_id="full", runs_dir=tmp_path)
 
     # the same run, interrupted (Ctrl-C) while fetching the batch of step 5; last.pt holds step 4
-    real_batch = SegmentBatches.batch
+    real_batch = batches.batch
 
     def interrupting(self, step):
         if step == 4:
             raise KeyboardInterrupt
         return real_batch(self, step)
 
-    monkeypatch.setattr(SegmentBatches, "batch", interrupting)
+    monkeypatch.setattr(batches, "batch", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        train(_found(), tiny_prepared, _fresh(max_steps=6), run_id="split", runs_dir=tmp_path)
-    monkeypatch.setattr(SegmentBatches, "batch", real_batch)
+        train(_found(), tiny_prepared, _fresh(max_steps=6, noise=noise), run_id="split", runs_dir=tmp_path)
+    monkeypatch.setattr(batches, "batch", real_batch)
     rdir = tmp_path / "tiny-train" / "tiny-conv"
     assert load_checkpoint(rdir / "split" / "last.pt")["step"] == 4
     _, budget, _ = train(_found(), tiny_prepared, _resumed(tiny_prepared, tmp_path, "split", max_steps=6),
@@ -241,3 +243,69 @@ def test_unknown_preset_is_an_error_for_both_halves():
     assert rc.preset is None and rc.train_config["max_steps"] == 2 and rc.model_config == TinyAdapter.config
     assert rc.record("t", "p", "cpu") == {"model": "tiny-conv", "model_config": TinyAdapter.config, "preset": None,
                                           "track": "t", "protocol": "p", "device": "cpu", "train": rc.train_config}
+
+
+def test_mrstft_terms_weighted_apart():
+    """``mrstft_sc`` / ``mrstft_mag`` are the two terms of ``mrstft``: the reference Demucs recipe's
+    0.5 / 0.5 is half the ``mrstft`` term, and for a pure gain g the terms are |1-g| and |log g|."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8000)
+    recipe = CompositeLoss({"l1": 1.0, "mrstft_sc": 0.5, "mrstft_mag": 0.5})
+    plain = CompositeLoss({"l1": 1.0, "mrstft": 1.0})
+    total, parts = recipe(0.5 * x, x)
+    total_plain, parts_plain = plain(0.5 * x, x)
+    assert float(parts["mrstft_sc"]) == pytest.approx(0.5, rel=0.02)
+    assert float(parts["mrstft_mag"]) == pytest.approx(math.log(2), rel=0.02)
+    assert float(parts["mrstft_sc"] + parts["mrstft_mag"]) == pytest.approx(float(parts_plain["mrstft"]), rel=1e-6)
+    assert float(total) == pytest.approx(float(parts["l1"]) + 0.5 * float(parts_plain["mrstft"]), rel=1e-6)
+
+
+class Negate(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return -self.gain * x
+
+
+class NegatingAdapter(TinyAdapter):
+    name = "negating"
+    config = {}
+
+    def build(self):
+        return Negate()
+
+
+def test_validation_flags_inverted_polarity(tiny_prepared, tmp_path, capsys):
+    """A model whose output is its input negated: valid_scale (least-squares scale of the output onto
+    the clean target) and valid_corr are negative, in the log and the budget record, with a warning."""
+    found = Found(adapter=NegatingAdapter(), kind="submission", path=REPO_ROOT / "tests" / "test_train.py")
+    rc = RunConfig.resolve(NegatingAdapter(), None, train_overrides={"max_steps": 1}, train=True)
+    _, budget, _ = train(found, tiny_prepared, rc, run_id="neg", runs_dir=tmp_path)
+    assert budget["valid_scale"] < -0.2   # about -0.45: the noisy input keeps about half the clean energy
+    log = (tmp_path / "tiny-train" / "negating" / "neg" / "log.csv").read_text().splitlines()
+    row = dict(zip(log[0].split(","), log[1].split(",")))
+    assert float(row["valid_scale"]) < -0.2 and float(row["valid_corr"]) < -0.5
+    assert "inverted polarity" in capsys.readouterr().err
+    # and a model that passes its input through is not flagged
+    _, ok, _ = train(_found(), tiny_prepared, _fresh(max_steps=1), run_id="pos", runs_dir=tmp_path)
+    assert ok["valid_scale"] > 0.1
+
+
+def test_a_checkpoint_of_the_earlier_trainer_resumes_on_the_numpy_path(tiny_prepared, tmp_path):
+    """A last.pt whose configuration predates the options noise / shift / log_every (written by the trainer
+    before the torch data path) resumes as it was trained: numpy noise, exactly."""
+    train(_found(), tiny_prepared, _fresh(max_steps=4, noise="numpy", schedule="constant"), run_id="ref",
+          runs_dir=tmp_path)
+    train(_found(), tiny_prepared, _fresh(max_steps=2, noise="numpy", schedule="constant"), run_id="old",
+          runs_dir=tmp_path)
+    rdir = tmp_path / "tiny-train" / "tiny-conv"
+    ck = load_checkpoint(rdir / "old" / "last.pt")
+    for key in ("noise", "shift", "log_every"):
+        del ck["train_config"][key]
+    torch.save(ck, rdir / "old" / "last.pt")
+    train(_found(), tiny_prepared, _resumed(tiny_prepared, tmp_path, "old", max_steps=4), run_id="old",
+          runs_dir=tmp_path, resume=True)
+    a, b = load_checkpoint(rdir / "ref" / "last.pt"), load_checkpoint(rdir / "old" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

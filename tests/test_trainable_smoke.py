@@ -31,7 +31,8 @@ def test_few_step_run(name, tiny, tmp_path):
     opts = RunOptions(preset="quick", train_overrides={"max_steps": 2, "batch_size": 2, "segment_seconds": 0.5,
                                                       "valid_every": 2, "checkpoint_every": 2, "num_workers": 0},
                       run_id="smoke", results_dir=tmp_path / "results", runs_dir=tmp_path / "runs",
-                      leaderboard=False, jobs=1)
+                      leaderboard=False, jobs=1,
+                      metrics=("pesq_wb", "stoi", "si_sdr", "snr"))
     path = run(found, tiny, opts)
     r = load_run(path)                                 # validates schema, hashes, recomputation
     b = r.summary["budget"]

@@ -4,14 +4,16 @@ The numpy float64 path (`bench.protocol.Protocol.apply`, one utterance at a time
 it alone makes the frozen valid/test sets. This path reads the same spec (same STFT geometry, same six
 manipulations with the same parameters) and draws from the same distributions, but in float32, on the
 device of the batch, for a whole ``(batch, time)`` tensor at once, with randomness from a
-``torch.Generator``. Its output is therefore *statistically* equivalent to the reference, not
-bit-identical (tests/test_protocol_batched.py checks the statistics that define each manipulation
-and the noisy-input PESQ-WB / STOI / SI-SDR on the real valid split).
+``torch.Generator`` for the whole batch or one per item (`ItemGenerators`, what the trainer uses).
+Its output is therefore *statistically* equivalent to the reference, not bit-identical
+(tests/test_protocol_batched.py checks, for both kinds of randomness, the statistics that define each
+manipulation, and the noisy-input PESQ-WB / STOI / SI-SDR on the real valid split).
 
 Every batch item is one utterance (or training segment): its clean power and its strongest-coefficient
 threshold are its own, exactly as when the reference processes it alone. A training batch is a pure
-function of (protocol, seed, step) through `BatchedProtocol.generator`, reproducible on the same kind
-of device (CPU and CUDA generators give different streams).
+function of (protocol, seed, step) through `BatchedProtocol.generator`, or each item a function of
+(protocol, seed, step, item index) through `BatchedProtocol.item_generators`; reproducible on the same
+kind of device (CPU and CUDA generators give different streams).
 
 A spec this path does not implement (an unknown op, a missing or unknown parameter, an STFT setting,
 a top-level field it does not know) raises `BenchError` when the `BatchedProtocol` is built.
@@ -45,10 +47,46 @@ class BatchContext:
         return 1000.0 * self.hop_length / self.sample_rate
 
 
+class ItemGenerators:
+    """One `torch.Generator` per batch item: every draw of item ``i`` (a ``(batch, ...)`` tensor's row
+    ``i``) comes from generator ``i`` alone. A slice of a batch therefore draws exactly what the same
+    items draw in the whole batch, which is what lets N data-parallel processes, each with a slice of
+    the global batch, reproduce one process with the whole of it."""
+
+    def __init__(self, generators):
+        self.generators = list(generators)
+        if not self.generators:
+            raise ValueError("ItemGenerators needs at least one generator")
+        self.device = self.generators[0].device
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+
+def draw(fill: str, X, gen, shape, dtype=torch.float32) -> torch.Tensor:
+    """A tensor of `shape` on X's device filled by ``Tensor.<fill>_`` (``uniform_`` or ``normal_``) from
+    `gen`: one generator for the whole tensor, or `ItemGenerators` (one per row of the first dimension)."""
+    out = torch.empty(shape, device=X.device, dtype=dtype)
+    if isinstance(gen, ItemGenerators):
+        if shape[0] != len(gen):
+            raise ValueError(f"{len(gen)} item generators for a batch of {shape[0]}")
+        for row, g in zip(out, gen.generators):
+            getattr(row, fill)(generator=g)
+        return out
+    return getattr(out, fill)(generator=gen)
+
+
+def _poisson(rates: torch.Tensor, gen) -> torch.Tensor:
+    if isinstance(gen, ItemGenerators):
+        return torch.cat([torch.poisson(rates[i:i + 1], generator=g) for i, g in enumerate(gen.generators)])
+    return torch.poisson(rates, generator=gen)
+
+
 # ---------------------------------------------------------------------------------------------
-# the manipulations: op(X, gen, ctx, **params) -> X, X complex64 (batch, freq_bins, frames)
+# the manipulations: op(X, gen, ctx, **params) -> X, X complex64 (batch, freq_bins, frames);
+# gen: a torch.Generator for the whole batch, or ItemGenerators (one per item)
 def _rand(X, gen, *shape):
-    return torch.rand(*shape, generator=gen, device=X.device, dtype=torch.float32)
+    return draw("uniform_", X, gen, shape)
 
 
 def _uniform(X, gen, lo: float, hi: float, *shape):
@@ -102,7 +140,7 @@ def band_rectangles(X, gen, ctx, *, rate_per_second: float, width_hz, duration_m
     B, n_bins, n_frames = X.shape
     mean = rate_per_second * n_frames * ctx.hop_length / ctx.sample_rate
     cap = band_count_cap(mean)
-    count = torch.poisson(torch.full((B,), float(mean), device=X.device), generator=gen).clamp_(max=cap)
+    count = _poisson(torch.full((B,), float(mean), device=X.device), gen).clamp_(max=cap)
     lo_bin = int(math.floor(freq_range_hz[0] / ctx.hz_per_bin))
     hi_bin = min(n_bins, int(math.ceil(freq_range_hz[1] / ctx.hz_per_bin)) + 1)
     u = _rand(X, gen, B, cap, 4)
@@ -161,8 +199,7 @@ def add_floor(X, gen, ctx, *, prob: float, snr_db, tilt_db_per_octave, reference
     shape = shape / shape.mean(dim=1, keepdim=True)
     power = ctx.clean_power[:, None] * torch.pow(10.0, -snr / 10.0)[:, None] * shape  # (B, F)
     scale = torch.sqrt(power / 2.0)[..., None]
-    re = torch.randn(X.shape, generator=gen, device=X.device, dtype=torch.float32)
-    im = torch.randn(X.shape, generator=gen, device=X.device, dtype=torch.float32)
+    re, im = draw("normal_", X, gen, X.shape), draw("normal_", X, gen, X.shape)
     mask = _rand(X, gen, *X.shape) < prob
     scale = scale * mask
     return X + torch.complex(re.mul_(scale), im.mul_(scale))
@@ -249,6 +286,21 @@ class BatchedProtocol:
         g.manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & ((1 << 63) - 1))
         return g
 
+    def item_generators(self, seed: int, step: int, items,
+                        device: str | torch.device | None = None) -> ItemGenerators:
+        """One generator per item of `items` (indices into the global batch of training step `step`), item
+        ``i`` seeded from sha256(name | global seed | "batched-train-item" | seed | step | i): its draws
+        depend on (seed, step, i) alone, not on the batch it is part of or the process that draws it."""
+        dev = torch.device(device) if device is not None else self.device
+        gens = []
+        for i in items:
+            key = "\x1f".join([self.name, str(self.protocol.global_seed), "batched-train-item", str(int(seed)),
+                               str(int(step)), str(int(i))])
+            g = torch.Generator(device=dev)
+            g.manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & ((1 << 63) - 1))
+            gens.append(g)
+        return ItemGenerators(gens)
+
     def _window(self, device: torch.device) -> torch.Tensor:
         if device not in self._windows:
             self._windows[device] = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float32,
@@ -263,8 +315,9 @@ class BatchedProtocol:
         return torch.istft(X, n_fft=self.n_fft, hop_length=self.hop_length, window=self._window(X.device),
                            center=True, length=length)
 
-    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Noisy versions ``(batch, time)`` float32 of ``clean`` ``(batch, time)``, on ``clean.device``."""
+    def apply(self, clean: torch.Tensor, generator: torch.Generator | ItemGenerators) -> torch.Tensor:
+        """Noisy versions ``(batch, time)`` float32 of ``clean`` ``(batch, time)``, on ``clean.device``;
+        `generator`: one for the whole batch (`generator`) or one per item (`item_generators`)."""
         if not isinstance(clean, torch.Tensor) or clean.dim() != 2 or not clean.is_floating_point():
             got = tuple(clean.shape) if isinstance(clean, torch.Tensor) else type(clean).__name__
             raise BenchError(f"protocol {self.name} (batched): expected a float (batch, time) tensor, got {got}")
@@ -272,6 +325,9 @@ class BatchedProtocol:
             raise BenchError(f"protocol {self.name} (batched): generator on {generator.device}, "
                              f"batch on {clean.device}",
                              hint="make it with BatchedProtocol.generator(seed, step, device=batch.device)")
+        if isinstance(generator, ItemGenerators) and len(generator) != clean.shape[0]:
+            raise BenchError(f"protocol {self.name} (batched): {len(generator)} item generators for a batch of "
+                             f"{clean.shape[0]}")
         n = clean.shape[1]
         if n <= self.n_fft // 2:
             raise BenchError(f"protocol {self.name} (batched): segments of {n} samples; "

@@ -1,0 +1,120 @@
+"""Training batches (bench/batches.py, bench/data/resident.py): the device-resident train audio and the
+torch path against the laws of the numpy path.
+
+- the resident audio: int16, one flat tensor, segments bit-identical to the prepared samples (zero past
+  an utterance's end);
+- utterance draws follow the track's sampling weights (or the lengths), crop starts are uniform:
+  chi-square goodness of fit, p > P_MIN (seeds are fixed, so the test is deterministic; a mutated law
+  is checked to fail);
+- a batch is a pure function of (seed, step), a slice of it is what the same items are in the whole
+  batch (both paths), no NaN, float32 on the device; the shift crops noisy and clean alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from bench.batches import DeviceBatches, SegmentBatches
+from bench.data.resident import ResidentAudio
+from bench.protocol import Protocol
+
+from conftest import speech_like
+
+P_MIN = 1e-4
+PROTO = Protocol.load()
+
+
+def levels_clean(n: int = 4) -> dict[str, np.ndarray]:
+    """Utterance i: the constant 0.1 * (i + 1) (PCM16-exact: a multiple of 1/32768), (i + 1) * 8000 samples."""
+    return {f"u{i}": np.full(8000 * (i + 1), round(0.1 * (i + 1) * 32768) / 32768, np.float32) for i in range(n)}
+
+
+def test_resident_audio_is_int16_and_exact():
+    clean = {f"s{i}": (np.round(speech_like(3000 + 1000 * i, 16000, seed=i) * 32767) / 32768).astype(np.float32)
+             for i in range(3)}
+    ra = ResidentAudio(clean)
+    assert ra.dtype == torch.int16 and ra.audio.shape == (3000 + 4000 + 5000,) and ra.nbytes == 2 * 12000
+    utt = torch.tensor([0, 2, 1])
+    start = torch.tensor([0, 4500, 10])
+    seg = ra.segments(utt, start, 1000)
+    assert seg.dtype == torch.float32 and seg.shape == (3, 1000)
+    assert np.array_equal(seg[0].numpy(), clean["s0"][:1000])
+    assert np.array_equal(seg[1, :500].numpy(), clean["s2"][4500:]) and not seg[1, 500:].any()  # zero past the end
+    assert np.array_equal(seg[2].numpy(), clean["s1"][10:1010])
+    # audio that is not PCM16-exact stays float32
+    assert ResidentAudio({"x": np.full(100, 0.1234567, np.float32)}).dtype == torch.float32
+
+
+def _utterance_counts(batches: DeviceBatches, steps: int) -> np.ndarray:
+    counts = Counter()
+    for step in range(steps):
+        counts.update(batches.utterances(step)[0].tolist())
+    return np.array([counts[i] for i in range(len(batches.audio.ids))])
+
+
+@pytest.mark.parametrize("weights", [None, {"u0": 0.7, "u1": 0.1, "u2": 0.1, "u3": 0.1}])
+def test_utterances_are_drawn_with_the_sampling_weights(weights):
+    ra = ResidentAudio(levels_clean(), weights)
+    expected = np.array([1, 2, 3, 4], float) / 10 if weights is None else np.array(list(weights.values()))
+    assert np.allclose(ra.probabilities, expected)
+    counts = _utterance_counts(DeviceBatches(ra, PROTO, 4000, seed=3, items=range(16)), steps=150)
+    p = stats.chisquare(counts, expected * counts.sum()).pvalue
+    assert p > P_MIN, (counts, expected)
+    # power: the same draws against the other law fail
+    other = np.array([0.25] * 4)
+    assert stats.chisquare(counts, other * counts.sum()).pvalue < P_MIN
+
+
+def test_crop_starts_are_uniform():
+    ra = ResidentAudio(levels_clean(2), {"u0": 0.0, "u1": 1.0})   # always u1: 16000 samples, 12001 starts
+    b = DeviceBatches(ra, PROTO, 4000, seed=5, items=range(32))
+    starts = torch.cat([b.utterances(s)[1] for s in range(100)]).numpy()
+    assert set(torch.cat([b.utterances(s)[0] for s in range(5)]).tolist()) == {1}   # weight 0: never drawn
+    assert starts.min() >= 0 and starts.max() <= 12000
+    counts = np.histogram(starts, bins=12, range=(0, 12001))[0]
+    assert stats.chisquare(counts).pvalue > P_MIN, counts
+
+
+def test_device_batches_shape_purity_slices_and_no_nan():
+    clean = {f"s{i}": (np.round(speech_like(6000 + 3000 * i, 16000, seed=i) * 32767) / 32768).astype(np.float32)
+             for i in range(4)}
+    ra = ResidentAudio(clean)
+    whole = DeviceBatches(ra, PROTO, 4000, seed=1, items=range(6))
+    noisy, ref = whole.batch(7)
+    assert noisy.shape == ref.shape == (6, 4000) and noisy.dtype == ref.dtype == torch.float32
+    assert torch.isfinite(noisy).all() and (noisy - ref).abs().mean() > 1e-4
+    again = whole.batch(7)
+    assert torch.equal(again[0], noisy) and torch.equal(again[1], ref)            # a pure function of (seed, step)
+    assert not torch.equal(whole.batch(8)[0], noisy)                              # fresh noise every step
+    part = DeviceBatches(ra, PROTO, 4000, seed=1, items=range(4, 6)).batch(7)
+    assert torch.equal(part[0], noisy[4:]) and torch.equal(part[1], ref[4:])      # a rank's slice
+    # every clean row is a crop of its utterance
+    utt, start = whole.utterances(7)
+    for row, (u, s) in enumerate(zip(utt.tolist(), start.tolist())):
+        a = clean[f"s{u}"][s:s + 4000]
+        assert np.array_equal(ref[row, :len(a)].numpy(), a)
+
+
+def test_shift_crops_noisy_and_clean_alike():
+    ra = ResidentAudio(levels_clean())
+    plain = DeviceBatches(ra, PROTO, 4000, seed=2, items=range(4))
+    shifted = DeviceBatches(ra, PROTO, 4000, seed=2, items=range(4), shift=1000)
+    n0, c0 = plain.batch(3)
+    n1, c1 = shifted.batch(3)
+    assert n1.shape == c1.shape == (4, 3000)
+    for row in range(4):   # the same segment and noise, cropped at one offset in 0..1000 for both
+        offsets = [o for o in range(1001) if torch.equal(n0[row, o:o + 3000], n1[row])]
+        assert offsets and torch.equal(c0[row, offsets[0]:offsets[0] + 3000], c1[row])
+
+
+def test_numpy_path_slice_is_the_same_items():
+    clean = levels_clean()
+    whole = SegmentBatches(clean, PROTO, 4, 4000, seed=1, start_step=0)
+    part = SegmentBatches(clean, PROTO, 4, 4000, seed=1, start_step=0, items=range(2, 4))
+    (nw, cw), (np_, cp) = whole.batch(5), part.batch(5)
+    assert torch.equal(nw[2:], np_) and torch.equal(cw[2:], cp)

@@ -1,0 +1,195 @@
+"""The board refuses forged or wrong runs (issue: every leaderboard row verifiable) and picks rows by its
+printed rule. Each case builds the tampered run as a forger would (hashes and recomputable fields made
+consistent) from a copy of a committed v2 run, and expects a refusal naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import board as board_mod
+from bench import leaderboard
+from bench.errors import BenchError
+from bench.results import RESULTS_DIR, per_utterance_bytes, read_per_utterance, sha256_bytes, summarize_metrics
+
+from conftest import copy_run, edit_summary
+
+RANKED = "vctk-mini/stft-v1"
+LATER = "2999-01-01T00:00:00+00:00"
+
+
+def _latest_v2(model: str) -> Path:
+    runs = []
+    for d in sorted((RESULTS_DIR / RANKED / model).glob("*/summary.json")):
+        if json.loads(d.read_text())["schema_version"] == 2:
+            runs.append(d.parent)
+    if not runs:
+        pytest.skip(f"no committed v2 run of {model} on {RANKED}")
+    return runs[-1]
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    """A results root with copies of the committed noisy and spectral-subtraction runs of the ranked set."""
+    root = tmp_path / "results"
+    for m in ("noisy", "spectral-subtraction"):
+        copy_run(_latest_v2(m), root)
+    return root
+
+
+def rewrite(run: Path, df: pd.DataFrame, fix=None) -> None:
+    """Replace per_utterance.csv and make every recomputable field of the summary agree with it."""
+    raw = per_utterance_bytes(df)
+    (run / "per_utterance.csv").write_bytes(raw)
+    stored = read_per_utterance(raw)
+
+    def consistent(s):
+        if fix:
+            fix(s)
+        s["metrics"] = summarize_metrics(stored, list(s["metrics"]))
+        s["counts"]["utterances"] = len(stored)
+        s["counts"]["audio_seconds"] = round(float(stored["seconds"].sum()), 3)
+        s["counts"]["failed_utterances"] = int((stored["errors"].fillna("") != "").sum())
+        s["files"]["per_utterance_sha256"] = sha256_bytes(raw)
+
+    edit_summary(run, consistent)
+
+
+def _df(run: Path) -> pd.DataFrame:
+    return read_per_utterance((run / "per_utterance.csv").read_bytes())
+
+
+def refused(results: Path) -> dict[str, str]:
+    return dict(board_mod.collect(results).refused)
+
+
+def _forged(results: Path, model="spectral-subtraction", run_id="29990101-000000") -> Path:
+    src = next((results / RANKED / model).iterdir())
+    return copy_run(src, results, run_id=run_id, created=LATER)
+
+
+def test_untouched_copies_are_accepted(results):
+    b = board_mod.collect(results)
+    assert b.refused == []
+    assert {r.run.model for r in b.rows(RANKED)} == {"noisy", "spectral-subtraction"}
+
+
+@pytest.mark.parametrize("field", ["ci_low", "ci_high", "delta_ci_low", "delta_ci_high", "noisy_mean", "n"])
+def test_an_edited_statistic_is_refused(results, field):
+    run = _forged(results)
+    edit_summary(run, lambda s: s["metrics"]["pesq_wb"].__setitem__(field, s["metrics"]["pesq_wb"][field] - 1))
+    reason = refused(results)[f"results/{RANKED}/spectral-subtraction/{run.name}"]
+    assert f"{field} pesq_wb = " in reason and "per_utterance.csv gives" in reason
+
+
+def test_a_valid_split_scoring_is_refused(results):
+    run = _forged(results)
+    rewrite(run, _df(run).iloc[:10].reset_index(drop=True),
+            fix=lambda s: s["benchmark"].__setitem__("split", "valid"))
+    reason = refused(results)[f"results/{RANKED}/spectral-subtraction/{run.name}"]
+    assert "split" in reason
+
+
+def test_a_subset_of_the_test_utterances_is_refused(results):
+    run = _forged(results)
+    rewrite(run, _df(run).iloc[:10].reset_index(drop=True))
+    reason = refused(results)[f"results/{RANKED}/spectral-subtraction/{run.name}"]
+    assert "scored 10 utterances, the test split has 30" in reason
+
+
+def test_the_best_utterance_copied_30_times_is_refused(results):
+    run = _forged(results)
+    df = _df(run)
+    best = df.loc[[df["pesq_wb"].idxmax()]]
+    rewrite(run, pd.concat([df, *[best] * 30]).sort_values("utt_id").reset_index(drop=True))
+    reason = refused(results)[f"results/{RANKED}/spectral-subtraction/{run.name}"]
+    assert f"utterance {best['utt_id'].iloc[0]} appears 31 times" in reason
+
+
+def test_a_run_of_no_adapter_is_refused(results):
+    src = next((results / RANKED / "spectral-subtraction").iterdir())
+    copy_run(src, results, model="my-new-model", run_id="29990101-000000", created=LATER)
+    reason = refused(results)[f"results/{RANKED}/my-new-model/29990101-000000"]
+    assert "model 'my-new-model' is no adapter of this repository" in reason
+
+
+def test_a_copy_of_another_runs_scores_is_refused(results):
+    src = next((results / RANKED / "spectral-subtraction").iterdir())
+    copy_run(src, results, model="oracle-irm", run_id="29990101-000000", created=LATER, oracle=True)
+    reason = refused(results)[f"results/{RANKED}/oracle-irm/29990101-000000"]
+    assert "scores are identical to those of" in reason and "spectral-subtraction" in reason
+
+
+def test_noisy_columns_that_are_not_the_noisy_input_are_refused(results):
+    run = _forged(results)
+    df = _df(run)
+    df["noisy_pesq_wb"] = df["noisy_pesq_wb"] - 0.3   # a weaker "input" makes the gain look larger
+    rewrite(run, df)
+    reason = refused(results)[f"results/{RANKED}/spectral-subtraction/{run.name}"]
+    assert "noisy_pesq_wb of" in reason and "the noisy input scores" in reason
+
+
+def test_an_untrained_budget_of_zero_steps_is_refused(results):
+    run = _forged(results)
+    edit_summary(run, lambda s: s["budget"].update(trained=True, steps=0))
+    assert "steps" in refused(results)[f"results/{RANKED}/spectral-subtraction/{run.name}"]
+
+
+def test_a_set_outside_the_suite_is_refused(results):
+    src = next((results / RANKED / "noisy").iterdir())
+    dst = results / "vctk-mini" / "stft-v0" / "noisy" / src.name
+    shutil.copytree(src, dst)
+    reason = refused(results)[f"results/vctk-mini/stft-v0/noisy/{src.name}"]
+    assert "folder is results/vctk-mini/stft-v0/" in reason
+
+
+def test_refusals_name_repository_relative_paths(results):
+    run = _forged(results)
+    edit_summary(run, lambda s: s["metrics"]["pesq_wb"].__setitem__("ci_low", 0.0))
+    md = leaderboard.render(results)
+    assert f"- `results/{RANKED}/spectral-subtraction/{run.name}`: " in md
+    assert str(results.parent) not in md
+
+
+def test_a_dirty_run_does_not_replace_a_clean_row(results):
+    run = _forged(results)
+    edit_summary(run, lambda s: s["provenance"].update(dirty=True, dirty_paths=["bench/score.py"]))
+    rows = {r.run.model: r for r in board_mod.collect(results).rows(RANKED)}
+    assert rows["spectral-subtraction"].run.run_id != run.name   # the older clean run keeps the row
+    # ... until no clean run is left: then the dirty one is shown, marked
+    for d in (results / RANKED / "spectral-subtraction").iterdir():
+        if d.name != run.name:
+            shutil.rmtree(d)
+    row = {r.run.model: r for r in board_mod.collect(results).rows(RANKED)}["spectral-subtraction"]
+    assert row.run.run_id == run.name and row.marks == ["dirty"]
+    assert "⚠ dirty" in leaderboard.render(results)
+
+
+def test_a_run_below_its_preset_budget_is_marked_and_never_preferred():
+    class Run:
+        model, dirty = "demucs", False
+        summary = {"budget": {"trained": True, "steps": 10, "preset": "quick"}, "model": {"preset": "quick"}}
+        path = Path("/nonexistent")
+
+    from bench.adapters import discover
+
+    adapters = discover()
+    want = adapters["demucs"].adapter.presets["quick"]["train"].get("max_steps")
+    if not want:
+        pytest.skip("demucs quick has no step budget")
+    assert board_mod._eligible(Run(), adapters) == [f"below preset budget (10 of {want} steps)"]
+
+
+def test_a_dirty_tree_is_refused_for_the_repository_results(monkeypatch):
+    from bench import env, pipeline
+
+    monkeypatch.setattr(env, "git_state", lambda: {"commit": "abc", "dirty": True, "dirty_paths": ["bench/x.py"]})
+    with pytest.raises(BenchError, match="uncommitted changes to the code"):
+        pipeline._refuse_dirty(pipeline.RunOptions())
+    pipeline._refuse_dirty(pipeline.RunOptions(allow_dirty=True))
+    pipeline._refuse_dirty(pipeline.RunOptions(results_dir=Path("/tmp/elsewhere")))

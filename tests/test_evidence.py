@@ -1,0 +1,142 @@
+"""A trained run ships its evidence and a reader can check it: weights (safetensors) and every ranked output
+in the run folder, `bench verify` (hashes, re-scored outputs, re-enhancement from the weights), `bench
+reproduce` (same weights from the record), `bench enhance --run <results folder>`. On a tiny prepared track
+with a real trainable adapter (stft-mask-gru, a few steps), through the real pipeline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bench.adapters import discover
+from bench.cli import main
+from bench.evidence import verify_run
+from bench.pipeline import RunOptions, run
+from bench.results import RESULTS_DIR, iter_run_dirs, load_run
+from bench.weights import WEIGHTS_FILE, file_sha256, read_weights
+
+from conftest import make_tiny_prepared
+
+MODEL = "stft-mask-gru"
+TRAIN = {"max_steps": 3, "batch_size": 2, "segment_seconds": 0.5, "valid_every": 3, "checkpoint_every": 3,
+         "num_workers": 0}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("evidence")
+    pt = make_tiny_prepared(base, "tiny-evidence", duration=1.0)
+    opts = RunOptions(preset="quick", train_overrides=dict(TRAIN), run_id="ev1", results_dir=base / "results",
+                      runs_dir=base / "runs", leaderboard=False, jobs=1,
+                      metrics=("pesq_wb", "stoi", "si_sdr", "snr"))
+    home = run(discover()[MODEL], pt, opts)
+    return home, base / "results", pt
+
+
+def test_a_trained_run_ships_weights_and_every_output(trained):
+    home, results, pt = trained
+    r = load_run(home)
+    w = r.summary["weights"]
+    assert w["shipped"] and (home / WEIGHTS_FILE).exists() and w["file"] == f"tiny-evidence/stft-v1/{MODEL}/ev1/{WEIGHTS_FILE}"
+    assert file_sha256(home / WEIGHTS_FILE) == w["sha256"] and w["dtype"] in ("float16", "float32")
+    tensors, meta = read_weights(home / WEIGHTS_FILE)
+    assert meta["adapter"] == MODEL and str(next(iter(tensors.values())).dtype).endswith(w["dtype"])
+    assert sorted(p.stem for p in (home / "enhanced").glob("*.flac")) == sorted(pt.utt_ids("test"))
+    assert r.summary["training"]["track"] == "tiny-evidence" and r.summary["training"]["protocol"] == "stft-v1"
+    assert r.summary["budget"]["steps"] == 3
+
+
+@pytest.mark.parametrize("mode", ["fast", "rescore", "reenhance"])
+def test_verify_accepts_the_untouched_run(trained, mode):
+    home, results, pt = trained
+    c = verify_run(home, results_root=results, mode=mode, prepared_root=pt.root, jobs=1, track=pt.track)
+    assert c.ok, c.problems
+
+
+def _copy(trained, tmp_path) -> tuple[Path, Path]:
+    home, results, pt = trained
+    root = tmp_path / "results"
+    shutil.copytree(results, root)
+    return root / home.relative_to(results), root
+
+
+def test_verify_catches_an_edited_output(trained, tmp_path):
+    home, root = _copy(trained, tmp_path)
+    f = sorted((home / "enhanced").glob("*.flac"))[0]
+    x, sr = sf.read(str(f), dtype="int16")
+    x[100] = x[100] + 7
+    sf.write(str(f), x, sr, subtype="PCM_16")
+    c = verify_run(home, results_root=root, mode="fast")
+    assert not c.ok and "samples differ from output_sha256" in c.problems[0]
+
+
+def test_verify_catches_swapped_weights(trained, tmp_path):
+    home, root = _copy(trained, tmp_path)
+    (home / WEIGHTS_FILE).write_bytes((home / WEIGHTS_FILE).read_bytes()[:-4] + b"\0\0\0\0")
+    c = verify_run(home, results_root=root, mode="fast")
+    assert not c.ok and "weights.sha256" in " ".join(c.problems)
+
+
+def test_reenhance_catches_scores_the_weights_do_not_give(trained, tmp_path):
+    """Weights of another model (an untrained one) with the recorded hash forged: re-enhancement differs."""
+    import torch
+
+    from bench.weights import ship_weights
+
+    home, root = _copy(trained, tmp_path)
+    pt = trained[2]
+    s = json.loads((home / "summary.json").read_text())
+    torch.manual_seed(123)
+    other = discover()[MODEL].adapter.build(**json.loads((home / "config.json").read_text())["model_config"])
+    for p in other.parameters():
+        p.data.mul_(3.0)
+    rec = ship_weights(other, home, adapter=MODEL)
+    s["weights"]["sha256"] = rec["sha256"]
+    s["weights"]["dtype"] = rec["dtype"]
+    s["weights"]["bytes"] = rec["bytes"]
+    (home / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    c = verify_run(home, results_root=root, mode="reenhance", prepared_root=pt.root, jobs=1, track=pt.track)
+    assert not c.ok and any("re-enhanced" in p for p in c.problems), c.problems
+
+
+def test_reproduce_gives_the_same_weights(trained, tmp_path):
+    from bench.reproduce import reproduce
+
+    home, results, pt = trained
+    res = reproduce(home, runs_dir=tmp_path / "runs", prepared_root=pt.root, track=pt.track)
+    assert res["steps"] == 3 and res["identical"], res
+
+
+def test_enhance_with_the_run_folder(trained, tmp_path, monkeypatch):
+    home, results, pt = trained
+    utt = pt.utt_ids("test")[0]
+    src = pt.noisy_path("test", utt)
+    assert main(["enhance", "--run", str(home), str(src), "-o", str(tmp_path / "out")]) == 0
+    y, sr = sf.read(str(tmp_path / "out" / f"{utt}.wav"))
+    ref, _ = sf.read(str(home / "enhanced" / f"{utt}.flac"))
+    assert sr == 16000 and y.shape == ref.shape
+    # the shipped output was made by the full-precision model; the shipped weights reproduce it closely
+    assert np.max(np.abs(y - ref)) < 0.02
+
+
+def test_committed_runs_pass_the_fast_verification():
+    """What CI runs (`bench verify --all --fast`): every committed results folder against its files."""
+    dirs = list(iter_run_dirs(RESULTS_DIR))
+    assert dirs
+    bad = [(c.path, c.problems) for c in (verify_run(d, mode="fast") for d in dirs) if not c.ok]
+    assert bad == []
+
+
+def test_one_committed_ranked_run_is_re_scored():
+    """CI re-scores the shipped outputs of one committed run of the ranked set (the cheapest training-free one)."""
+    cands = [d for d in iter_run_dirs(RESULTS_DIR) if d.parent.parent.name == "stft-v1"
+             and (d / "enhanced").is_dir() and d.parent.name == "spectral-subtraction"]
+    if not cands:
+        pytest.skip("no committed spectral-subtraction run with shipped outputs")
+    c = verify_run(cands[-1], mode="rescore", jobs=2)
+    assert c.ok, c.problems
