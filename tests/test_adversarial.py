@@ -195,6 +195,26 @@ def test_gan_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkey
     assert torch.equal(a["torch_rng"], b["torch_rng"])
 
 
+def test_gan_with_two_processes_trains_like_one(tiny_prepared, tmp_path):
+    """DDP (2 CPU processes, gloo): each with half the global batch, the discriminator's updates averaged
+    too; ends with the generator and discriminator of 1 process with the whole batch, within float32
+    summation order (the tolerance of tests/test_ddp.py)."""
+    cfg = RunConfig.resolve(TinyGANAdapter(), None, {"dropout": 0.0}, train=True,   # no per-process dropout
+                            train_overrides={"max_steps": 4, "batch_size": 4, "valid_every": 100, "log_every": 2})
+    train(_gan_found(), tiny_prepared, cfg, run_id="one", runs_dir=tmp_path)
+    train(_gan_found(), tiny_prepared, cfg, run_id="two", runs_dir=tmp_path, nproc=2)
+    rdir = tmp_path / "tiny-gan-track" / "tiny-gan"
+    one, two = load_checkpoint(rdir / "one" / "last.pt"), load_checkpoint(rdir / "two" / "last.pt")
+    init = TinyGANAdapter().discriminator(**cfg.train_config["adversarial"]["discriminator"]).state_dict()
+    for part in ("model", "discriminator"):
+        diff = max(float((one[part][k] - two[part][k]).abs().max()) for k in one[part])
+        assert diff <= 1e-5, (part, diff)
+    moved = max(float((one["discriminator"][k] - init[k]).abs().max()) for k in init if k.endswith("original1"))
+    assert moved > 1e-5     # the discriminator did train
+    rows = list(csv.DictReader(open(rdir / "two" / "log.csv")))
+    assert len(rows) == 1 and float(rows[0]["d_loss"]) > 0
+
+
 def test_adversarial_block_without_a_discriminator_is_an_error(tiny_prepared, tmp_path):
     with pytest.raises(BenchError, match="declares no discriminator"):
         train(_found(), tiny_prepared, RunConfig.resolve(TinyAdapter(), None, train_overrides={
