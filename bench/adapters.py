@@ -31,6 +31,8 @@ import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
+import inspect
+import math
 import sys
 import traceback
 from dataclasses import dataclass
@@ -40,7 +42,8 @@ from typing import ClassVar
 from typing import TYPE_CHECKING
 
 from bench import REPO_ROOT
-from bench.errors import AdapterError
+from bench.errors import AdapterError, BenchError
+from bench.names import validate_model_name
 
 if TYPE_CHECKING:   # torch is imported by the adapters' modules, not to register `bench list`
     import torch
@@ -183,6 +186,17 @@ def discover(root: Path | None = None, *, strict: bool = True,
             for obj in vars(mod).values():
                 if (isinstance(obj, type) and issubclass(obj, Adapter) and obj is not Adapter
                         and obj.__module__ == mod.__name__ and obj.name):
+                    try:
+                        validate_model_name(obj.name)   # it becomes a folder name under results/ and runs/
+                    except BenchError as exc:
+                        bad = AdapterError(f"{path}: adapter {obj.__name__}: name {obj.name!r} is not lowercase "
+                                           "letters, digits and single '-' (starting with a letter)", hint=exc.hint)
+                        bad.adapter_name = obj.name
+                        if strict:
+                            raise bad from None
+                        if errors is not None:
+                            errors.append((path, bad))
+                        continue
                     if obj.name in found:
                         raise AdapterError(f"two adapters are named {obj.name!r}: {found[obj.name].path} and {path}")
                     found[obj.name] = Found(adapter=obj(), kind=kind, path=path)
@@ -194,6 +208,51 @@ def get_adapter(name: str) -> Found:
     if name not in adapters:
         raise AdapterError(f"no adapter named {name!r}", hint=f"known: {', '.join(sorted(adapters))}; see `bench list`")
     return adapters[name]
+
+
+def model_option_keys(adapter) -> list[str]:
+    """The model options an adapter takes: its config keys, its presets' model keys, `build`'s parameters."""
+    keys = set(adapter.config)
+    for p in adapter.presets.values():
+        keys |= set((p or {}).get("model", {}))
+    try:
+        params = inspect.signature(adapter.build).parameters.values()
+        keys |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    except (TypeError, ValueError):
+        pass
+    return sorted(keys)
+
+
+def _same_kind(default, value) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def check_model_values(adapter, overrides: dict, source: str = "--set") -> None:
+    """Model options: known keys of `adapter`, values of the type of the adapter's default."""
+    valid = model_option_keys(adapter)
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise BenchError(f"{source}: unknown model option(s) {unknown} for {adapter.name}",
+                         hint=f"valid: {', '.join(valid) or '(none: this model takes no options)'}")
+    for key, value in overrides.items():
+        default = adapter.config.get(key)
+        if not _same_kind(default, value):
+            raise BenchError(f"{source} {key}={value!r}: expected {type(default).__name__} like the default "
+                             f"{default!r} of {adapter.name}")
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -7,7 +7,9 @@ Every problem with a file raises `AudioError` naming the file and the problem.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -133,25 +135,33 @@ def file_sha256_pcm16(path: str | Path) -> str:
     return sha256_pcm16(data[:, 0])
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
+def atomic_write_bytes(path: Path, payload: bytes, *, fsync: bool = True) -> None:
+    """Write `payload` to a temporary file beside `path` (flushed to disk with `fsync`), then rename it; an
+    `OSError` (no permission, disk full) names `path`, and no temporary file is left behind."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_wav_pcm16(path: str | Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Atomically write 16-bit PCM WAV; returns the int16 samples written.
-
-    Float input is quantized with `to_pcm16`; int16 input is written as is.
-    """
+    """Atomically write 16-bit PCM audio (WAV, or FLAC for a ``.flac`` path); returns the int16 samples
+    written. Float input is quantized with `to_pcm16`; int16 input is written as is. The file is encoded
+    in memory and written by plain file I/O, so an error names the file and the reason (libsndfile's own
+    would say "System error")."""
     path = Path(path)
     q = x if np.asarray(x).dtype == np.int16 else to_pcm16(x)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sf.write(str(tmp), q, sr, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    sf.write(buf, q, sr, subtype="PCM_16", format="FLAC" if path.suffix.lower() == ".flac" else "WAV")
+    atomic_write_bytes(path, buf.getvalue(), fsync=False)
     return q

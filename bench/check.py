@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.contract import FAIL, INFO, PASS, RULES, SKIP, WARN, Report, check_found
+from bench.data.commands import positive_int
 from bench.errors import AdapterError, BenchError
 from bench.modelcard import SCAFFOLD_MARKER
 
@@ -63,7 +64,7 @@ def check(name: str, *, root: Path | None = None, quick: bool = False, preset: s
     if name in found:
         return _check_one(found[name], threads, quick=quick, preset=preset, rtf=rtf, strict=strict)
     for path, err in errors:
-        if _module_stem(path) in (name, name.replace("-", "_")):
+        if _module_stem(path) in (name, name.replace("-", "_")) or getattr(err, "adapter_name", None) == name:
             return import_failure_report(path, err, _kind_of(path))
     hint = f"known: {', '.join(sorted(found))}"
     if errors:
@@ -125,6 +126,16 @@ def cmd_check(args) -> int:
     root = Path(args.root) if args.root else None
     if not args.all and not args.name:
         raise BenchError("bench check: give an adapter NAME or --all", hint="`bench list` shows the adapters")
+    if root is not None and not root.is_dir():
+        raise BenchError(f"--root {root}: " + ("is not a folder" if root.exists() else "does not exist"),
+                         hint="the folder holding baselines/ and submissions/")
+    if args.name and args.preset and not args.all:
+        from bench.adapters import discover
+        from bench.runconfig import check_preset
+
+        found = discover(root, strict=False).get(args.name)
+        if found is not None:
+            check_preset(found.adapter, args.preset)
     opts = dict(root=root, quick=args.quick, preset=args.preset, rtf=not args.no_rtf, strict=args.strict,
                 threads=args.threads)
     if args.all:
@@ -160,7 +171,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-rtf", action="store_true", help="skip the real-time-factor measurement")
     p.add_argument("--strict", action="store_true",
                    help=f"warnings fail too (e.g. '{SCAFFOLD_MARKER}' markers left by the scaffold)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads for the checks (default 1: fastest on a shared machine; the RTF always uses 1)")
     p.add_argument("--root", default=None, help="folder holding baselines/ and submissions/ (default: the repository)")
     p.add_argument("--verbose-tables", action="store_true",

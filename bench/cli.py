@@ -1,6 +1,8 @@
 """The `bench` command line: it only parses arguments and calls the command modules, each of which
 registers its subcommands the same way (``register(subparsers)``); every `BenchError` becomes one
-clear message (exit status 2), never a traceback."""
+clear message (exit status 2), never a traceback; so does every `OSError` (a folder that cannot be
+written, a full disk: the path and the reason) and every usage error of argparse. A command that
+finishes with some items failed (files it could not enhance, a corpus with changed files) returns 1."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ import logging
 import sys
 
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from bench import adapters, check, compare, enhance, evidence, leaderboard, new, noise, pipeline, reproduce
 from bench.console import err_console
 from bench.data import commands as data_commands
-from bench.errors import BenchError
+from bench.errors import BenchError, os_error_message
 
 #: the command modules, in the order `bench --help` lists them
 COMMANDS = (adapters, data_commands, noise, pipeline, leaderboard, compare, evidence, reproduce, new, check, enhance)
@@ -28,15 +31,33 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _error(exc: BenchError) -> int:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    return 2
+
+
+def _is_soundfile_error(exc: BaseException) -> bool:
+    """libsndfile's errors (a file it cannot open or write) name the file in their message."""
+    return type(exc).__module__ == "soundfile" and isinstance(exc, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:   # argparse printed the usage error (status 2), or --help (0)
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_time=False, show_path=False)])
     try:
         return int(args.func(args) or 0)
     except BenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        return 2
+        return _error(exc)
+    except OSError as exc:
+        return _error(os_error_message(exc))
+    except RuntimeError as exc:
+        if not _is_soundfile_error(exc):
+            raise
+        return _error(BenchError(f"audio file: {exc}", hint="check the folder's permissions and free space"))
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
         return 130

@@ -8,6 +8,12 @@ or the name of a training-free adapter. Each channel is enhanced on its own, at 
 pinned resampler and back, cut to the input's length; the output is 16-bit WAV at the input's rate.
 An unreadable file is reported by name and skipped (exit status 1). ``--stream`` pushes the audio
 through the adapter's `Streamer` in chunks (default: its hop), delay compensated.
+
+The output folder is checked (created, written to) before the model is loaded. Offline, audio longer
+than ``--block-seconds`` (default 30 s at 16 kHz) is enhanced in blocks, each with ``--context-seconds``
+of input on both sides and crossfaded with its neighbour over `FADE_SECONDS` (`enhance_blocks`): the
+model's memory is that of one block whatever the file's length; for a model whose receptive field is
+at most the context minus half the fade, the output equals the whole-file output to float precision.
 """
 
 from __future__ import annotations
@@ -19,9 +25,13 @@ import numpy as np
 
 from bench import REPO_ROOT
 from bench.audio import SAMPLE_RATE, resample, write_wav_pcm16
-from bench.errors import AudioError, BenchError
+from bench.errors import AudioError, BenchError, os_error_message
 
 log = logging.getLogger(__name__)
+
+BLOCK_SECONDS = 30.0     # offline: longer audio is enhanced in blocks of this length (16 kHz)
+CONTEXT_SECONDS = 2.0    # input each block sees before and after itself
+FADE_SECONDS = 0.05      # crossfade between neighbouring blocks, centred on their boundary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,27 +137,79 @@ def read_channels(path: Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(sr)
 
 
+def enhance_blocks(run, x: np.ndarray, block: int, context: int, fade: int = 0) -> np.ndarray:
+    """``run`` (``(channels, n)`` float32 -> same shape) applied to `x` block by block: block ``k`` covers
+    ``[k*block, (k+1)*block)``, is computed from the input extended by `context` samples on each side, and
+    is crossfaded linearly with its neighbours over `fade` samples centred on each boundary (the weights
+    sum to 1). The model only ever sees ``block + 2*context`` samples. ``context >= receptive field +
+    fade/2`` makes the result equal to ``run(x)`` for a model with a finite receptive field."""
+    n = x.shape[-1]
+    if block <= 0 or n <= block + 2 * context:
+        return run(x)
+    if context < (fade + 1) // 2:
+        raise BenchError(f"a crossfade of {fade} samples needs a context of at least {(fade + 1) // 2} samples")
+    half = fade // 2
+    out = np.zeros(x.shape, dtype=np.float64)
+    starts = range(0, n, block)
+    for s in starts:
+        e = min(n, s + block)
+        a, b = max(0, s - context), min(n, e + context)
+        y = np.asarray(run(x[..., a:b]), dtype=np.float64)
+        lo, hi = (max(0, s - half) if s > 0 else 0), (min(n, e + half) if e < n else n)
+        w = np.ones(hi - lo)
+        if s > 0 and half:       # fade in over [s - half, s + half)
+            t = np.arange(lo, min(hi, s + half))
+            w[: len(t)] = (t - (s - half) + 0.5) / (2 * half)
+        if e < n and half:       # fade out over [e - half, e + half)
+            t = np.arange(max(lo, e - half), hi)
+            w[len(w) - len(t):] *= 1.0 - (t - (e - half) + 0.5) / (2 * half)
+        out[..., lo:hi] += w * y[..., lo - a:hi - a]
+    return out.astype(np.float32)
+
+
 def _fit(y: np.ndarray, n: int) -> np.ndarray:
     return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
 
 
 def enhance_array(adapter, model, x: np.ndarray, sr: int, *, stream: bool = False, chunk: int | None = None,
-                  device: str = "cpu") -> np.ndarray:
-    """Enhance ``(channels, frames)`` audio at rate `sr`; returns the same shape (float32)."""
+                  device: str = "cpu", block_seconds: float = BLOCK_SECONDS,
+                  context_seconds: float = CONTEXT_SECONDS) -> np.ndarray:
+    """Enhance ``(channels, frames)`` audio at rate `sr`; returns the same shape (float32). Offline, audio
+    longer than `block_seconds` (0: never) is enhanced in blocks (`enhance_blocks`)."""
     import torch
 
     x16 = np.stack([resample(ch, sr, SAMPLE_RATE) for ch in x])
-    t = torch.from_numpy(np.ascontiguousarray(x16, dtype=np.float32))
     if stream:
         from bench.streaming import stream as run_stream
 
         streamer = adapter.streamer(model)
-        y16 = run_stream(streamer, t.to(device), chunk or streamer.hop)
+        t = torch.from_numpy(np.ascontiguousarray(x16, dtype=np.float32))
+        y16 = run_stream(streamer, t.to(device), chunk or streamer.hop).detach().float().cpu().numpy()
     else:
-        with torch.inference_mode():
-            y16 = adapter.enhance(model, t.to(device))
-    y16 = y16.detach().float().cpu().numpy().reshape(x16.shape)
+        def run(part: np.ndarray) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
+            with torch.inference_mode():
+                return adapter.enhance(model, t).detach().float().cpu().numpy().reshape(part.shape)
+
+        y16 = enhance_blocks(run, x16, int(round(block_seconds * SAMPLE_RATE)),
+                             int(round(context_seconds * SAMPLE_RATE)), int(round(FADE_SECONDS * SAMPLE_RATE)))
+    y16 = y16.reshape(x16.shape)
     return np.stack([_fit(resample(ch, SAMPLE_RATE, sr), x.shape[1]) for ch in y16]).astype(np.float32)
+
+
+def check_output_dir(out_dir: Path) -> Path:
+    """Create `out_dir` if needed and make sure a file can be written in it; a `BenchError` naming the
+    folder and the reason otherwise."""
+    import tempfile
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".bench-write-test-"):
+            pass
+    except OSError as exc:
+        err = os_error_message(exc)
+        raise BenchError(f"-o {out_dir}: cannot write the output folder ({err.message})", hint=err.hint) from None
+    return out_dir
 
 
 def _out_path(out_dir: Path, src: Path, used: set[Path]) -> Path:
@@ -173,7 +235,12 @@ def cmd_enhance(args) -> int:
         raise BenchError("--chunk only applies with --stream")
     if args.chunk is not None and args.chunk < 1:
         raise BenchError("--chunk must be a positive number of samples")
+    if not (args.block_seconds == 0 or 1.0 <= args.block_seconds <= 3600):
+        raise BenchError(f"--block-seconds {args.block_seconds}: must be 0 (whole file) or in [1, 3600] seconds")
+    if not (FADE_SECONDS / 2 <= args.context_seconds <= 60):
+        raise BenchError(f"--context-seconds {args.context_seconds}: must be in [{FADE_SECONDS / 2}, 60] seconds")
     device = resolve_device(args.device)
+    out_dir = check_output_dir(Path(args.output))   # before the model is loaded and run
     adapter, model, desc = resolve_model(args.run, Path(args.results_dir) if args.results_dir else None, args.track)
     model = model.to(device).eval()
     if args.stream:
@@ -182,9 +249,7 @@ def cmd_enhance(args) -> int:
         if adapter.streamer(model) is None:
             raise BenchError(f"--stream: {adapter.name} has no streaming implementation (Adapter.streamer)",
                              hint="drop --stream to enhance offline")
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mode = "offline"
+    mode = "offline" if args.block_seconds == 0 else f"offline, blocks of {args.block_seconds:g} s"
     if args.stream:
         s = adapter.streamer(model)
         mode = (f"streaming, chunks of {args.chunk or s.hop} samples, delay {s.delay} samples "
@@ -202,7 +267,8 @@ def cmd_enhance(args) -> int:
                 out = _out_path(out_dir, src, used)
                 if out.resolve() == src.resolve():
                     raise AudioError(src, "the output would overwrite the input", hint="choose another -o folder")
-                y = enhance_array(adapter, model, x, sr, stream=args.stream, chunk=args.chunk, device=device)
+                y = enhance_array(adapter, model, x, sr, stream=args.stream, chunk=args.chunk, device=device,
+                                  block_seconds=args.block_seconds, context_seconds=args.context_seconds)
                 peak = float(np.max(np.abs(y))) if y.size else 0.0
                 write_wav_pcm16(out, y.T, sr)
                 note = f" (peak {peak:.2f} > 1: clipped to 16 bits)" if peak > 1.0 else ""
@@ -211,7 +277,10 @@ def cmd_enhance(args) -> int:
             except BenchError as exc:
                 failed.append(src)
                 err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-            except (RuntimeError, ValueError, OSError, torch.cuda.OutOfMemoryError) as exc:
+            except OSError as exc:   # the output could not be written: the path and the reason
+                failed.append(src)
+                err_console.print(f"[bold red]error:[/] {escape(str(os_error_message(exc)))}")
+            except (RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as exc:
                 failed.append(src)
                 err_console.print(f"[bold red]error:[/] {escape(str(src))}: enhancing failed "
                                   f"({exc.__class__.__name__}: {escape(str(exc))})")
@@ -239,7 +308,12 @@ def register(subparsers) -> None:
                    help="run the causal model's streaming wrapper chunk by chunk, as a live device would")
     p.add_argument("--chunk", type=int, default=None, metavar="N",
                    help="streaming chunk size in 16 kHz samples (default: the model's hop)")
-    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | auto")
+    p.add_argument("--block-seconds", type=float, default=BLOCK_SECONDS, metavar="S",
+                   help=f"offline: enhance longer audio in blocks of S seconds with bounded memory (default "
+                        f"{BLOCK_SECONDS:g}; 0: the whole file at once)")
+    p.add_argument("--context-seconds", type=float, default=CONTEXT_SECONDS, metavar="S",
+                   help=f"offline blocks: input seen before and after each block (default {CONTEXT_SECONDS:g})")
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
     p.add_argument("--results-dir", default=None, help="where MODEL@RUN_ID is looked up (default: <repo>/results)")
     p.add_argument("--track", default=None, help="track of MODEL@RUN_ID when several have that run id")
     p.set_defaults(func=cmd_enhance)

@@ -45,3 +45,35 @@ class ResultsError(BenchError):
 
 class AdapterError(BenchError):
     """An adapter that cannot be found, imported or does not follow the contract."""
+
+
+#: what to do about the OSErrors a user causes (a folder that cannot be written, a full disk, ...)
+_OS_HINTS = {
+    "EACCES": "no permission: choose a folder you can write to, or change its permissions",
+    "EPERM": "operation not permitted here: choose another folder",
+    "EROFS": "the file system is read-only: choose another folder",
+    "ENOSPC": "the disk is full: free some space or choose a folder on another disk",
+    "EDQUOT": "the disk quota is exhausted: free some space or choose another folder",
+    "EFBIG": "the file is too large for this file system or the file size limit (ulimit -f)",
+    "ENOENT": "a folder on this path does not exist",
+    "ENOTDIR": "a part of this path is a file, not a folder",
+    "EISDIR": "this is a folder, a file was expected",
+    "EEXIST": "something already exists at this path",
+    "ENAMETOOLONG": "the path is too long",
+}
+
+
+def os_error_message(exc: OSError) -> BenchError:
+    """A user-facing `BenchError` for an `OSError`: the path (and the second path of a rename), the reason
+    and what to do about it."""
+    import errno as _errno
+
+    reason = exc.strerror or str(exc) or exc.__class__.__name__
+    name = _errno.errorcode.get(exc.errno or -1)
+    if name == "EEXIST" and exc.filename is not None and Path(exc.filename).is_file():
+        reason, name = "is a file, not a folder", "ENOTDIR"   # mkdir(parents=True) through a file
+    where = None if exc.filename is None else str(exc.filename)
+    if where is not None and exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    msg = f"{where}: {reason}" if where else f"{reason} ({name or exc.__class__.__name__}; no file name given)"
+    return BenchError(msg, hint=_OS_HINTS.get(name or ""))

@@ -230,6 +230,8 @@ def cmd_verify(args) -> int:
         raise BenchError("bench verify: give run folders, or --all")
     if args.all and not root.is_dir():
         raise BenchError(f"--results-dir {root}: no such folder")
+    if args.fast and args.reenhance:
+        raise BenchError("--fast and --reenhance exclude each other")
     paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
     prepared = Path(args.prepared_dir) if args.prepared_dir else None
     bad = 0
@@ -246,6 +248,8 @@ def cmd_verify(args) -> int:
 
 
 def register(subparsers) -> None:
+    from bench.data.commands import jobs_arg
+
     p = subparsers.add_parser("verify", help="re-derive results from the files in the repository "
                                              "(hashes; re-score shipped outputs; re-enhance from weights)")
     p.add_argument("runs", nargs="*", help="results folders (results/<track>/<noise>/<model>/<run-id>)")
@@ -254,6 +258,6 @@ def register(subparsers) -> None:
     p.add_argument("--reenhance", action="store_true", help="also re-enhance the test set from the shipped weights")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--prepared-dir", default=None)
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=jobs_arg, default=None, help="worker processes, >= 1 (default: all cores)")
     p.add_argument("--verbose-notes", action="store_true", help="print the largest differences found")
     p.set_defaults(func=cmd_verify)

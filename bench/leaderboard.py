@@ -278,49 +278,63 @@ def render(results_dir: Path | None = None, board=None) -> str:
 
 def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
     from bench.audio import atomic_write_bytes
+    from bench.board import collect
+    from bench.site import render_site, site_dir_for
 
     path = Path(path or LEADERBOARD)
-    atomic_write_bytes(path, render(results_dir).encode())
+    board = collect(results_dir)
+    atomic_write_bytes(path, render(results_dir, board).encode())
+    render_site(board, site_dir_for(path))
     return path
 
 
 def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bool, str]:
-    """(up_to_date, unified diff) of the committed leaderboard against a fresh rendering."""
+    """(up_to_date, unified diff) of the committed leaderboard and listening page against a fresh rendering."""
+    from bench.board import collect
+    from bench.site import check_site, site_dir_for
+
     path = Path(path or LEADERBOARD)
     if results_dir is not None and not Path(results_dir).is_dir():
         raise BenchError(f"--results-dir {results_dir}: no such folder")
-    fresh = render(results_dir)
+    board = collect(results_dir)
+    fresh = render(results_dir, board)
     current = path.read_text() if path.exists() else ""
-    if current == fresh:
+    site = "".join(f"{p}\n" for p in check_site(board, site_dir_for(path)))
+    if current == fresh and not site:
         return True, ""
     diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
                                         fromfile=f"{path.name} (on disk)", tofile=f"{path.name} (from results/)", n=1))
-    return False, diff
+    return False, diff + site
 
 
 def cmd_leaderboard(args) -> int:
     from bench.board import collect
 
     results = Path(args.results_dir) if args.results_dir else None
+    if results is not None and not results.is_dir():
+        raise BenchError(f"--results-dir {results}: " + ("is not a folder" if results.exists() else "does not exist"),
+                         hint="give the folder holding <track>/<model>/<run-id>/ (default: <repo>/results)")
     out = Path(args.output) if args.output else None
     if args.check:
         ok, diff = check(out, results)
         if ok:
-            console.print("[green]leaderboard.md is up to date[/]")
+            console.print("[green]leaderboard.md and site/ are up to date[/]")
             return 0
         err_console.print(diff)
-        err_console.print("[red]leaderboard.md is out of date or edited by hand[/]: run `bench leaderboard` and commit it")
+        err_console.print("[red]leaderboard.md or site/ is out of date or edited by hand[/]: run `bench leaderboard` "
+                          "and commit both")
         return 1
     path = write(out, results)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path} and {path.parent / 'site'}/")
     for p, reason in collect(results).refused:
         err_console.print(f"[yellow]refused[/] {p}: {reason}")
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md from results/ (or --check it is current)")
-    p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md is out of date")
+    p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md and site/ from results/ "
+                              "(or --check they are current)")
+    p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md or site/ is out of date")
     p.add_argument("--results-dir", default=None)
-    p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md")
+    p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md (the page goes to site/ beside it)")
     p.set_defaults(func=cmd_leaderboard)

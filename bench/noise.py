@@ -11,8 +11,9 @@ import numpy as np
 
 from bench.audio import write_wav_pcm16
 from bench.console import console
-from bench.data.commands import add_dirs, add_track, prepared_track
+from bench.data.commands import add_dirs, add_track, positive_int, prepared_track
 from bench.data.prepared import PreparedTrack
+from bench.errors import BenchError
 
 DEFAULT_UTTERANCES = ("p232_005", "p257_011", "p232_170")
 
@@ -32,6 +33,10 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
 
     pt.require()
     test_ids = pt.utt_ids("test")
+    unknown = sorted(set(utt_ids or ()) - set(test_ids))
+    if unknown:
+        raise BenchError(f"--utterances: {', '.join(unknown)} not in the test split of {pt.track.name}",
+                         hint=f"e.g. {', '.join(test_ids[:5])}")
     wanted = [u for u in (utt_ids or DEFAULT_UTTERANCES) if u in test_ids] or test_ids
     wanted = wanted[:count]
     out_dir = Path(out_dir)
@@ -101,7 +106,7 @@ def register(subparsers) -> None:
     add_track(p)
     add_dirs(p)
     p.add_argument("--out", default=None, help="output folder (default: docs/noise-examples)")
-    p.add_argument("--count", type=int, default=3)
+    p.add_argument("--count", type=positive_int, default=3, help="number of example utterances (>= 1)")
     p.add_argument("--utterances", nargs="*", default=None)
     p.set_defaults(func=cmd_examples)
     p = noise.add_parser("show", help="print the protocol spec and its hash")

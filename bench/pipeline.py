@@ -4,15 +4,20 @@ split -> write results -> regenerate the leaderboard."""
 from __future__ import annotations
 
 import datetime as _dt
+import re
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.console import console, progress_bar
 from bench.data.commands import add_dirs, add_track, prepared_track
 from bench.errors import BenchError
-from bench.runconfig import RunConfig, check_preset
+from bench.locks import hold_all
+from bench.names import inside, validate_model_name, validate_run_id, validate_track_name
+from bench.runconfig import RunConfig, check_budget, check_preset
+from bench.workers import positive_jobs
 
 if TYPE_CHECKING:   # torch and pandas are imported when a run starts, not to register `bench run`
     from bench.adapters import Found
@@ -20,7 +25,8 @@ if TYPE_CHECKING:   # torch and pandas are imported when a run starts, not to re
 
 
 def new_run_id() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    """UTC time to the second plus a random suffix: unique even for runs started in the same second."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
 
 
 @dataclass
@@ -43,13 +49,23 @@ class RunOptions:
     nproc: int = 1            # data-parallel training processes (bench.distributed); torchrun's are found by itself
 
 
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
+
+
 def resolve_device(device: str) -> str:
+    """``auto`` (CUDA when there is one, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; anything else, or CUDA
+    where there is none, is a `BenchError`."""
     import torch
 
+    if not isinstance(device, str) or not DEVICE_RE.match(device):
+        raise BenchError(f"--device {device!r}: unknown device", hint="valid: auto, cpu, cuda, cuda:N")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(f"--device {device} requested but CUDA is not available")
+        raise BenchError(f"--device {device} requested but CUDA is not available", hint="use --device cpu")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise BenchError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+                         hint=f"valid: cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
@@ -118,7 +134,36 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     """Train (if trainable) on `pt` and score the model on every set of the evaluation suite of
     `pt.track` (bench/suite.py). Returns the run's home results folder (where its weights are), or
     with ``train_only`` the training run's folder; None in a data-parallel process other than rank 0
-    (it trains; rank 0 alone writes and scores)."""
+    (it trains; rank 0 alone writes and scores). Names are validated before anything is written, the
+    output folders must lie inside their roots, and the run's folders are locked (`bench.locks`)."""
+    from bench.protocol import DEFAULT_PROTOCOL
+    from bench.results import RESULTS_DIR, run_dir
+    from bench.train import training_run_dir
+
+    a = found.adapter
+    validate_model_name(a.name)
+    validate_track_name(pt.track.name)
+    run_id = validate_run_id(opts.run_id if opts.run_id is not None else (
+        latest_training_run(pt, a.name, opts.runs_dir) if opts.resume else new_run_id()))
+    opts = replace(opts, run_id=run_id, jobs=None if opts.jobs is None else positive_jobs(opts.jobs))
+    check_budget(opts.train_overrides or {})
+    root = Path(opts.results_dir or RESULTS_DIR)
+    home_noise = pt.protocol.name if a.trainable else DEFAULT_PROTOCOL
+    out = inside(root, run_dir(pt.track.name, home_noise, a.name, run_id, root), "results folder")
+    from bench.distributed import env_rank
+
+    if env_rank() != 0:   # a torchrun rank other than 0: rank 0 holds the locks and alone writes
+        return _run(found, pt, opts, progress)
+    locks = [] if opts.train_only else [(out, f"results folder {out}")]
+    if a.trainable and not opts.checkpoint:
+        rdir = training_run_dir(opts.runs_dir, pt, a.name, run_id)
+        locks.append((rdir, f"training run folder {rdir}"))
+    with hold_all(locks, hint="another `bench run` uses this run id; choose another --run-id or wait for it",
+                  remove_empty_folder=True):
+        return _run(found, pt, opts, progress)
+
+
+def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path | None:
     from bench.env import hardware_label
     from bench.protocol import DEFAULT_PROTOCOL
     from bench.results import RESULTS_DIR, run_dir
@@ -174,7 +219,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     from bench.score import score
 
     for ev in evals:
-        out = run_dir(ev.track, ev.noise, a.name, run_id, results)
+        out = inside(results, run_dir(ev.track, ev.noise, a.name, run_id, results), "results folder")
         if (out / "summary.json").exists():
             continue   # scored before an interruption
         ship = ev.role == "main" and home_noise == DEFAULT_PROTOCOL
@@ -218,17 +263,17 @@ def run_speed(adapter, model) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # the command
-def _parse_overrides(items: list[str] | None) -> dict:
+def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
     import json
 
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise BenchError(f"--set {item!r}: expected KEY=VALUE")
+            raise BenchError(f"{flag} {item!r}: expected KEY=VALUE")
         k, v = item.split("=", 1)
         try:
             out[k] = json.loads(v)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             out[k] = v
     return out
 
@@ -237,14 +282,28 @@ def cmd_run(args) -> int:
     from bench.adapters import get_adapter
     from bench.results import load_run
 
+    from bench.adapters import check_model_values
+    from bench.runconfig import check_train_values
+
     found = get_adapter(args.model)
-    pt = prepared_track(args, prepare_if_missing=True)
-    train_over = _parse_overrides(args.train_set)
+    # everything the command line says is checked before anything is prepared, trained or written
+    if args.run_id is not None:
+        validate_run_id(args.run_id)
+    if args.jobs is not None:
+        positive_jobs(args.jobs)
+    resolve_device(args.device)
+    check_preset(found.adapter, args.preset)
+    overrides = _parse_overrides(args.set)
+    check_model_values(found.adapter, overrides)
+    train_over = _parse_overrides(args.train_set, "--train-set")
+    check_train_values(train_over, "--train-set")
     if args.max_steps is not None:
         train_over["max_steps"] = args.max_steps
     if args.max_minutes is not None:
         train_over["max_minutes"] = args.max_minutes
-    opts = RunOptions(preset=args.preset, overrides=_parse_overrides(args.set), train_overrides=train_over,
+    check_budget(train_over)
+    pt = prepared_track(args, prepare_if_missing=True)
+    opts = RunOptions(preset=args.preset, overrides=overrides, train_overrides=train_over,
                       run_id=args.run_id, resume=args.resume, device=args.device, jobs=args.jobs,
                       results_dir=Path(args.results_dir) if args.results_dir else None,
                       runs_dir=Path(args.runs_dir) if args.runs_dir else None,
@@ -305,10 +364,11 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default=None, help="adapter preset, e.g. quick (CPU, minutes) or full (GPU)")
     p.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE", help="model config overrides")
     p.add_argument("--train-set", nargs="*", default=None, metavar="KEY=VALUE", help="training config overrides")
-    p.add_argument("--max-steps", type=int, default=None, help="training budget in optimizer steps")
-    p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--run-id", default=None, help="run id (default: UTC timestamp)")
+    p.add_argument("--max-steps", type=int, default=None, help="training budget in optimizer steps (>= 1)")
+    p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes (> 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--run-id", default=None,
+                   help="run id: letters, digits, '.', '_', '-' (default: UTC timestamp + random suffix)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted training run (--run-id, default: the latest one)")
     p.add_argument("--checkpoint", default=None, help="score this checkpoint instead of training")

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -30,28 +30,19 @@ import torch
 
 from bench import SAMPLE_RATE, __version__
 from bench.adapters import Found, count_parameters
-from bench.audio import atomic_write_bytes, from_pcm16, sha256_pcm16, to_pcm16
+from bench.audio import atomic_write_bytes, from_pcm16, sha256_pcm16, to_pcm16, write_wav_pcm16
 from bench.env import environment_record, git_state, now_iso
 from bench.errors import BenchError
 from bench.metrics import metric_versions
 from bench.results import (CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, SCHEMA_VERSION, dump_json, per_utterance_bytes,
                            sha256_bytes, summarize_metrics, validate_summary, write_json)
+from bench.runguard import model_fingerprint, open_partial
 from bench.suite import Evaluation
+from bench.workers import worker_pool
 
 log = logging.getLogger(__name__)
 PARTIAL = ".scoring.partial.jsonl"
 OUTPUTS_DIR = "enhanced"
-
-
-def _init_worker():
-    torch.set_num_threads(1)
-    try:   # die with the parent (Linux): an interrupted scoring leaves no worker behind
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _metric_row(args) -> dict:
@@ -64,42 +55,13 @@ def _metric_row(args) -> dict:
     return row
 
 
-def model_fingerprint(model: torch.nn.Module, config: dict) -> str:
-    """SHA-256 of the model's weights and its configuration record: what a partial scoring belongs to."""
-    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().numpy().tobytes() if v.dtype != torch.bfloat16
-                 else v.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _read_partial(path: Path, fingerprint: str) -> dict[str, dict]:
-    if not path.exists():
-        return {}
-    lines = path.read_text().splitlines()
-    try:
-        head = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        head = {}
-    if head.get("fingerprint") != fingerprint:
-        log.warning("%s: partial scores of another model (or an unreadable file) discarded", path)
-        path.unlink()
-        return {}
-    done = {}
-    for line in lines[1:]:
-        try:
-            row = json.loads(line)
-            done[row["utt_id"]] = row
-        except (json.JSONDecodeError, KeyError):
-            continue  # a line cut by an interruption: recomputed
-    return done
-
-
 def _append(fh, row: dict) -> None:
-    fh.write(json.dumps(row, allow_nan=True) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
+    try:
+        fh.write(json.dumps(row, allow_nan=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    except OSError as exc:  # e.g. disk full: name the file
+        raise OSError(exc.errno, exc.strerror, fh.name) from None
 
 
 def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None, device: str,
@@ -125,8 +87,9 @@ def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None
     return from_pcm16(to_pcm16(y[0]))
 
 
-def _pool(jobs: int | None) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker)
+def _pool(jobs: int | None):
+    """Metric workers (one torch thread each) that die with this process."""
+    return worker_pool(jobs, initializer=torch.set_num_threads, initargs=(1,))
 
 
 def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None) -> pd.DataFrame:
@@ -158,8 +121,6 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
     `config` is the run's configuration record (written as config.json); `budget`, `speed`, `weights`,
     `training` and `provenance` (the code's git state when the run started; default: now) are the
     run-level records every folder of the run repeats."""
-    import soundfile as sf
-
     t_start = started or time.time()
     pt = ev.prepared
     pt.require()
@@ -170,17 +131,15 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
     noisy_rows = noisy_scores(ev, names, jobs)
     model = model.to(device).eval()
     partial = out_dir / PARTIAL
-    fingerprint = model_fingerprint(model, config)
-    done = _read_partial(partial, fingerprint)
+    done = open_partial(partial, model_fingerprint(model, config),
+                        derived=list((out_dir / OUTPUTS_DIR).glob("*.flac")))
     todo = [u for u in ids if u not in done]
     if ship_outputs:
         (out_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
     label = f"score {found.adapter.name} on {ev.key}"
     task = progress.add_task(label, total=len(ids), completed=len(done)) if progress else None
     with open(partial, "a") as fh, _pool(jobs) as ex:
-        if fh.tell() == 0:
-            _append(fh, {"fingerprint": fingerprint})
-        elif not partial.read_bytes().endswith(b"\n"):
+        if not partial.read_bytes().endswith(b"\n"):
             fh.write("\n")  # end a line cut by an interruption, so the next row is readable
         futures: list[tuple[Future, str]] = []
 
@@ -196,7 +155,7 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
                 clean, noisy = pt.load_clean("test", utt), pt.load_noisy("test", utt)
                 y = enhance_one(found, model, noisy, clean, device, ev.mode)
                 if ship_outputs:
-                    sf.write(str(out_dir / OUTPUTS_DIR / f"{utt}.flac"), to_pcm16(y), SAMPLE_RATE, subtype="PCM_16")
+                    write_wav_pcm16(out_dir / OUTPUTS_DIR / f"{utt}.flac", y)
                 futures.append((ex.submit(_metric_row, (utt, clean, y, names, "")), sha256_pcm16(to_pcm16(y))))
                 while futures and (futures[0][0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
                     finish(*futures.pop(0))
@@ -212,7 +171,7 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
             path = out_dir / OUTPUTS_DIR / f"{utt}.flac"
             if not path.exists():
                 y = enhance_one(found, model, pt.load_noisy("test", utt), pt.load_clean("test", utt), device, ev.mode)
-                sf.write(str(path), to_pcm16(y), SAMPLE_RATE, subtype="PCM_16")
+                write_wav_pcm16(path, y)
 
     rows = []
     for u in ids:

@@ -44,7 +44,7 @@ import torch
 
 from bench import REPO_ROOT, SAMPLE_RATE
 from bench import distributed
-from bench.adapters import Adapter, Found
+from bench.adapters import Adapter, Found, check_model_values
 from bench.adversarial import build as build_adversarial
 from bench.batches import DeviceBatches, SegmentBatches, worker_init
 from bench.console import err_console
@@ -54,6 +54,7 @@ from bench.data.resident import ResidentAudio
 from bench.env import hardware_label
 from bench.errors import BenchError
 from bench.losses import build_loss
+from bench.names import inside, validate_model_name, validate_run_id, validate_track_name
 
 __all__ = ["DEFAULTS", "SegmentBatches", "DeviceBatches", "train", "train_step", "validate", "load_checkpoint",
            "load_checkpoint_model", "save_checkpoint", "training_run_dir", "lr_at"]
@@ -96,22 +97,44 @@ LEGACY = {"noise": "numpy", "shift": 0, "log_every": 50}
 
 # ----------------------------------------------------------------------------------------------
 # checkpoints
+#: the fields of a benchmark checkpoint and their types (all of them are written by `train`)
+CHECKPOINT_FIELDS = {"adapter": str, "model_config": dict, "train_config": dict, "model": dict, "budget": dict,
+                     "step": int}
+RESUME_FIELDS = ("optimizer", "torch_rng", "elapsed", "best_valid")
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
+    try:
+        torch.save(state, tmp)
+    except RuntimeError as exc:   # torch's writer reports a full disk as a RuntimeError naming no file
+        tmp.unlink(missing_ok=True)
+        raise BenchError(f"{path}: cannot write the checkpoint ({exc})",
+                         hint="check the free space and permissions of the runs folder (--runs-dir)") from None
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:
-    """A checkpoint's dict (weights_only); ``mmap=True`` maps the tensors instead of reading them, for
-    reading only its small fields."""
+    """A checkpoint's dict (weights_only), checked to have the fields of a benchmark checkpoint
+    (`CHECKPOINT_FIELDS`); ``mmap=True`` maps the tensors instead of reading them, for reading only its
+    small fields."""
+    path = Path(path)
+    if path.is_dir():
+        raise BenchError(f"{path}: is a folder, not a checkpoint file", hint="give its best.pt or last.pt")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        ck = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise BenchError(f"{path}: checkpoint does not exist") from None
     except Exception as exc:
         raise BenchError(f"{path}: cannot load checkpoint with weights_only=True ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(ck, dict):
+        raise BenchError(f"{path}: not a benchmark checkpoint (holds a {type(ck).__name__}, not a dict)")
+    bad = [f"{k} ({t.__name__})" for k, t in CHECKPOINT_FIELDS.items() if not isinstance(ck.get(k), t)]
+    if bad:
+        raise BenchError(f"{path}: not a benchmark checkpoint: missing or mistyped field(s) {', '.join(bad)}",
+                         hint="checkpoints are written by `bench run` to runs/<track>/<model>/<run-id>/")
+    return ck
 
 
 def load_checkpoint_model(adapter: Adapter, path: Path):
@@ -121,8 +144,16 @@ def load_checkpoint_model(adapter: Adapter, path: Path):
     ck = load_checkpoint(Path(path))
     if ck.get("adapter") != adapter.name:
         raise BenchError(f"{path}: checkpoint is for adapter {ck.get('adapter')!r}, not {adapter.name!r}")
-    model = adapter.build(**ck["model_config"])
-    model.load_state_dict(ck["model"])
+    check_model_values(adapter, ck["model_config"], source=f"{path}: model_config")
+    try:
+        model = adapter.build(**ck["model_config"])
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"{path}: cannot build {adapter.name} from the checkpoint's model_config ({exc})") from None
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise BenchError(f"{path}: the checkpoint's weights do not fit {adapter.name} ({first})") from None
     budget = dict(ck["budget"])
     budget["checkpoint"] = _rel(Path(path))
     budget["checkpoint_sha256"] = file_sha256(Path(path))
@@ -130,7 +161,7 @@ def load_checkpoint_model(adapter: Adapter, path: Path):
     if Path(path).name == "best.pt" and last.exists():
         # the budget used is the whole run's (last.pt), whichever step scored best
         used = load_checkpoint(last, mmap=True)["budget"]
-        budget.update({k: used[k] for k in ("steps", "epochs", "wall_minutes", "max_steps", "max_minutes")})
+        budget.update({k: used.get(k) for k in ("steps", "epochs", "wall_minutes", "max_steps", "max_minutes")})
         budget["best_step"] = ck["step"]
     return model, budget, {"model_config": ck["model_config"], "train_config": ck["train_config"],
                            "preset": ck.get("preset")}
@@ -199,7 +230,11 @@ def validate(adapter: Adapter, model, valid: list[tuple[np.ndarray, np.ndarray]]
 
 
 def training_run_dir(runs_dir: Path, pt: PreparedTrack, name: str, run_id: str) -> Path:
-    return Path(runs_dir or RUNS_DIR) / pt.track.name / name / run_id
+    """``<runs_dir>/<track>/<model>/<run_id>``, refused when a name would lead outside `runs_dir`."""
+    root = Path(runs_dir or RUNS_DIR)
+    path = root / validate_track_name(pt.track.name) / validate_model_name(name) / validate_run_id(run_id)
+    inside(root, path, "training run folder")
+    return path
 
 
 def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, device: str = "cpu", resume: bool = False,
@@ -253,6 +288,9 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
         if not last_path.exists():
             raise BenchError(f"nothing to resume: {last_path} does not exist", hint="check --run-id")
         ck = load_checkpoint(last_path)
+        missing = [k for k in RESUME_FIELDS if k not in ck]
+        if missing:
+            raise BenchError(f"{last_path}: cannot resume from it: missing field(s) {', '.join(missing)}")
     else:
         if last_path.exists():
             raise BenchError(f"{rdir} already holds a training run", hint="pass --resume to continue it, or another --run-id")

@@ -2,7 +2,9 @@
 
 - ``shared_data`` / ``vctk_mini``: the real speech beside the repository
   (``Path(bench.REPO_ROOT).parent / "shared" / "data"``, overridden by ``BENCH_DATA_ROOT``);
-  tests that need it are skipped, with the reason, where it is absent.
+  tests that need it are skipped, with the reason, where it is absent, except under CI
+  (``CI=true``, as .ci/run sets it), where missing shared data fails them (`missing_shared`): a CI
+  run cannot go green by silently skipping the real-speech tests.
 - ``make_vctk``: writes a tiny synthetic corpus in a real VCTK layout (0.92 FLAC mic1/mic2, or 0.80 WAV)
   at 48 kHz, made of short speech-like signals (a harmonic voice with a syllable envelope, a little noise).
 - ``make_track``: a custom, unfrozen `bench.data.tracks.Track` over such a corpus;
@@ -35,11 +37,23 @@ def shared_data_root() -> Path:
     return Path(env).expanduser() if env else Path(bench.REPO_ROOT).parent / "shared" / "data"
 
 
+def under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_shared(reason: str) -> None:
+    """Skip a test whose shared real-speech data is missing; under CI (``CI=true``) fail it instead."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: the shared real-speech data is required, not skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = shared_data_root()
     if not root.is_dir():
-        pytest.skip(f"shared real-speech data not found at {root} (set {ENV_DATA_ROOT} to the folder holding vctk-mini/)")
+        missing_shared(f"shared real-speech data not found at {root} "
+                       f"(set {ENV_DATA_ROOT} to the folder holding vctk-mini/)")
     return root
 
 
@@ -48,7 +62,7 @@ def vctk_mini(shared_data) -> Path:
     """The real vctk-mini corpus folder (VCTK 0.80 layout)."""
     corpus = shared_data / "vctk-mini"
     if not (corpus / "wav48").is_dir():
-        pytest.skip(f"real vctk-mini corpus not found at {corpus}")
+        missing_shared(f"real vctk-mini corpus not found at {corpus}")
     return corpus
 
 

@@ -89,6 +89,17 @@ def test_adversarial_block_is_checked_with_the_training_options():
         train_config(TinyAdapter(), None, {"max_steps": 1, "adversarial": {"weight": 1}})
 
 
+def test_training_option_rules_cover_the_trainer():
+    """Every option of the trainer (the adversarial block included) has a rule, every loss of
+    bench/losses.py is accepted (merge guard: DEFAULTS, TRAIN_RULES and the losses live in three files)."""
+    from bench.losses import CompositeLoss
+    from bench.runconfig import LOSSES, TRAIN_RULES
+    from bench.train import DEFAULTS
+
+    assert set(TRAIN_RULES) == set(DEFAULTS)
+    assert set(LOSSES) == set(CompositeLoss.NAMES)
+
+
 # ---------------------------------------------------------------------------------------------
 # discriminators
 def test_hifigan_discriminator_shapes():

@@ -208,7 +208,8 @@ def test_prepare_vctk_mini_with_a_changed_file_is_a_manifest_mismatch(cli, vctk_
     code, out, err = cli("data", "prepare", "--track", "vctk-mini", "--data-root", tmp_path / "data",
                          "--prepared-dir", tmp_path / "prep", "--jobs", 2)
     assert code == 2
-    assert flat("1269 missing and 1 changed source file(s) under the manifest of vctk-mini") in flat(err)
+    assert flat("1269 missing, 1 changed and 0 unreadable or invalid source file(s) under the manifest of vctk-mini") \
+        in flat(err)
     assert flat("file listed in the manifest is missing") in flat(err)
     assert flat("bench data verify --track vctk-mini") in flat(err)
     code, out, err = cli("data", "verify", "--track", "vctk-mini", "--data-root", tmp_path / "data",

@@ -34,6 +34,8 @@ import bench
 from bench import composite as C
 from bench.metrics import METRICS, compute_all
 
+from conftest import missing_shared
+
 REFERENCE = bench.REPO_ROOT / "tests" / "golden" / "composite_reference.csv"
 SCRIPT = bench.REPO_ROOT / "scripts" / "make_composite_reference.py"
 TOL = {"pesq": 1e-6, "segsnr": 1e-6, "wss": 1e-6, "llr": 0.006, "csig": 0.01, "cbak": 0.003, "covl": 0.006}
@@ -56,7 +58,7 @@ def _reference_rows() -> list[dict]:
 def corpus(shared_data):
     d = shared_data / "vbdemand-sample"
     if not (d / "manifest.csv").is_file():
-        pytest.skip(f"vbdemand-sample not found in {shared_data}")
+        missing_shared(f"vbdemand-sample not found in {shared_data}")
     return d
 
 

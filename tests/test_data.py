@@ -33,7 +33,7 @@ from bench.data.verify import verify_prepared, verify_sources
 from bench.errors import AudioError, DataError, ManifestMismatch
 from bench.protocol import Protocol
 
-from conftest import make_vctk_corpus, speech_like, track_spec, write_audio
+from conftest import make_vctk_corpus, missing_shared, speech_like, track_spec, write_audio
 
 PROTO = Protocol.load()
 NOISY = f"stft-v1-{PROTO.sha256[:8]}"  # the noisy folder is keyed by the protocol's hash
@@ -669,7 +669,7 @@ def test_default_data_root_is_the_shared_data(shared_data, monkeypatch):
     monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
     expected = Path(root_mod.REPO_ROOT).parent / "shared" / "data"
     if not (expected / "vctk-mini" / "wav48").is_dir():
-        pytest.skip(f"no vctk-mini at {expected}")
+        missing_shared(f"no vctk-mini at {expected}")
     assert resolve_data_root(None, load_archived("vctk-mini-v1")) == expected / "vctk-mini"
     assert resolve_data_root(None, load_track("vctk-mini")) == {
         "vctk": expected / "vctk-mini", "librispeech": expected / "librispeech-mini",

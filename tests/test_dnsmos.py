@@ -20,6 +20,8 @@ import bench
 from bench import dnsmos
 from bench.metrics import METRICS, compute_all, metric_versions
 
+from conftest import missing_shared
+
 needs_dnsmos = pytest.mark.skipif(dnsmos.unavailable_reason() is not None,
                                   reason=f"DNSMOS unavailable: {dnsmos.unavailable_reason()}")
 NAMES = ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]
@@ -29,7 +31,7 @@ NAMES = ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]
 def corpus(shared_data):
     d = shared_data / "vbdemand-sample"
     if not (d / "manifest.csv").is_file():
-        pytest.skip(f"vbdemand-sample not found in {shared_data}")
+        missing_shared(f"vbdemand-sample not found in {shared_data}")
     with open(d / "manifest.csv", newline="") as f:
         return d, sorted(csv.DictReader(f), key=lambda r: r["utt_id"])
 

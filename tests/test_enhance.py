@@ -22,6 +22,8 @@ if str(REPO_ROOT) not in sys.path:
 from baselines.demucs.adapter import Demucs as DemucsAdapter  # noqa: E402
 from baselines.demucs.streamer import running_norm_reference  # noqa: E402
 
+from conftest import missing_shared
+
 FILES = ("p232_010.flac", "p232_014.flac")     # 2.8 s and 4.6 s of real noisy speech at 16 kHz
 TINY = {"hidden": 4, "depth": 4, "resample": 2}
 
@@ -39,7 +41,7 @@ def noisy(shared_data):
     folder = shared_data / "vbdemand-sample" / "noisy"
     paths = [folder / f for f in FILES]
     if not all(p.exists() for p in paths):
-        pytest.skip(f"real noisy sample files not found in {folder}")
+        missing_shared(f"real noisy sample files not found in {folder}")
     return paths
 
 

@@ -24,6 +24,8 @@ from bench.audio import load_16k
 from bench.errors import AdapterError
 from bench.metrics import pesq_wb
 
+from conftest import missing_shared
+
 EXTERNAL = ("deepfilternet3", "gtcrn", "dtln", "nsnet2", "rnnoise")
 N_FILES = 3
 
@@ -38,7 +40,7 @@ def adapters():
 def vbdemand(shared_data):
     folder = shared_data / "vbdemand-sample"
     if not (folder / "manifest.csv").exists():
-        pytest.skip(f"real VoiceBank-DEMAND pairs not found at {folder}")
+        missing_shared(f"real VoiceBank-DEMAND pairs not found at {folder}")
     with open(folder / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))[:N_FILES]
     return [(r["utt_id"], load_16k(folder / r["clean"]), load_16k(folder / r["noisy"])) for r in rows]

@@ -20,7 +20,8 @@ from bench import REPO_ROOT
 
 #: bottom first; a name ending in ".*" stands for the package and everything in it
 LAYERS = (
-    ("foundation", ("bench", "bench.errors", "bench.console", "bench.env")),
+    ("foundation", ("bench", "bench.errors", "bench.console", "bench.env", "bench.names", "bench.locks",
+                    "bench.workers", "bench.runguard")),
     ("signal", ("bench.audio", "bench.dsp", "bench.streaming", "bench.speed")),
     ("protocol", ("bench.protocol", "bench.protocol.manipulations", "bench.protocol.batched")),
     ("data", ("bench.data", "bench.data.corpus", "bench.data.manifest", "bench.data.tracks", "bench.data.root",
@@ -38,7 +39,7 @@ LAYERS = (
     ("suite", ("bench.suite",)),
     ("score", ("bench.score",)),
     ("evidence", ("bench.evidence",)),
-    ("board", ("bench.board", "bench.leaderboard", "bench.compare")),
+    ("board", ("bench.board", "bench.leaderboard", "bench.compare", "bench.site", "bench.site_media")),
     ("pipeline", ("bench.pipeline",)),
     ("commands", ("bench.reproduce", "bench.noise", "bench.contract", "bench.check", "bench.new", "bench.enhance")),
     ("cli", ("bench.cli", "bench.__main__")),

@@ -15,6 +15,8 @@ import pytest
 from bench import metrics as M
 from bench.metrics import METRICS, compute_all, metric_versions
 
+from conftest import missing_shared
+
 sf = pytest.importorskip("soundfile")
 
 DATA_ROOT = Path(os.environ.get("BENCH_DATA_ROOT")
@@ -32,12 +34,12 @@ def _read(rel: str) -> np.ndarray:
 def pair() -> tuple[str, np.ndarray, np.ndarray]:
     """The shortest p232_* clean/noisy pair of the manifest (keeps PESQ/STOI fast)."""
     if not MANIFEST.is_file():
-        pytest.skip(f"real-speech sample not found: {MANIFEST} "
-                    "(set BENCH_DATA_ROOT to the folder that holds vbdemand-sample/)")
+        missing_shared(f"real-speech sample not found: {MANIFEST} "
+                       "(set BENCH_DATA_ROOT to the folder that holds vbdemand-sample/)")
     with open(MANIFEST, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["utt_id"].startswith("p232_")]
     if not rows:
-        pytest.skip(f"no p232_* utterance in {MANIFEST}")
+        missing_shared(f"no p232_* utterance in {MANIFEST}")
     row = min(rows, key=lambda r: int(r["num_samples"]))
     clean, noisy = _read(row["clean"]), _read(row["noisy"])
     assert len(clean) == len(noisy) == int(row["num_samples"])

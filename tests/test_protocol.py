@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from bench.audio import load_16k, sha256_pcm16, to_pcm16
-from bench.data.prepare import _init_worker
+from bench.workers import worker_pool
 from bench.errors import BenchError
 from bench.protocol import (DEFAULT_PROTOCOL, FROZEN_STREAM, SPEC_DIR, Protocol, available_protocols,
                             canonical_json)
@@ -236,7 +235,7 @@ def _noisy_of_file(args):
 
 
 def _run_pool(items, workers):
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as ex:
+    with worker_pool(workers) as ex:   # the benchmark's pools: one torch thread per worker
         return dict(ex.map(_noisy_of_file, items))
 
 

@@ -23,7 +23,23 @@ def add_dirs(p: argparse.ArgumentParser) -> None:
                    help="folder holding the corpora (else $BENCH_DATA_ROOT, ../shared/data, user cache)")
     p.add_argument("--prepared-dir", default=None, help="prepared audio (else $BENCH_PREPARED_DIR or <repo>/prepared)")
     p.add_argument("--protocol", default=None, help="noising protocol (default: stft-v1)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=jobs_arg, default=None, help="worker processes, >= 1 (default: all cores)")
+
+
+def positive_int(value: str, *, note: str = "") -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be >= 1{note}")
+    return n
+
+
+def jobs_arg(value: str) -> int:
+    """argparse type of ``--jobs``: an integer >= 1 (0 and negatives are refused, not "all cores")."""
+    return positive_int(value, note=" (omit --jobs to use all cores)")
 
 
 def prepared_track(args, *, prepare_if_missing: bool = False):

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,10 @@ from bench.data.prepared import PREPARED_COLUMNS, PreparedTrack
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import Track
 from bench.errors import BenchError, DataError, ManifestMismatch
+from bench.locks import folder_lock
+from bench.names import inside, validate_track_name
 from bench.protocol import Protocol
+from bench.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,6 @@ class Job:
 
 
 _PROTOCOLS: dict[str, Protocol] = {}
-
-
-def _init_worker():
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _protocol(spec: dict) -> Protocol:
@@ -181,7 +177,7 @@ def source_files(track: Track, corpus_root) -> list[tuple[str, object, str, str]
 def describe_sources(track: Track, corpus_root, *, jobs: int | None = None, progress=None) -> list[Utterance]:
     """Scan the corpora for the track's selections and hash every file (the manifest of its sources)."""
     args = source_files(track, corpus_root)
-    with ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker) as ex:
+    with worker_pool(jobs) as ex:
         res = list(ex.map(_describe, args, chunksize=8))
     errors = [r for r in res if isinstance(r, str)]
     if errors:
@@ -248,7 +244,13 @@ def prepare(track: Track, protocol, corpus_root, prepared_root: Path, *,
     """
     prepared_root = Path(prepared_root)
     roots = track.roots(corpus_root)
-    (prepared_root / track.prepared_dirname).mkdir(parents=True, exist_ok=True)
+    track_dir = inside(prepared_root, prepared_root / validate_track_name(track.prepared_dirname), "prepared track")
+    with folder_lock(track_dir, f"prepared track {track_dir}",
+                     hint="another `bench data prepare` (or `bench run`) is preparing it; wait for it to finish"):
+        return _prepare(track, protocol, roots, prepared_root, jobs=jobs, progress=progress)
+
+
+def _prepare(track: Track, protocol, roots, prepared_root: Path, *, jobs: int | None, progress) -> PreparedTrack:
     _remove_stale_tmp(prepared_root / track.prepared_dirname)
     utts, verify = source_utterances(track, roots, prepared_root, jobs)
     pt = PreparedTrack(track, protocol, prepared_root)
@@ -264,7 +266,7 @@ def prepare(track: Track, protocol, corpus_root, prepared_root: Path, *,
                     spec, verify) for u in todo]
     results = []
     task = progress.add_task(f"prepare {track.name} ({pt.noisy_dirname})", total=len(job_list)) if progress else None
-    with ProcessPoolExecutor(jobs or os.cpu_count(), initializer=_init_worker) as ex:
+    with worker_pool(jobs) as ex:
         for r in ex.map(_prepare_one, job_list, chunksize=4):
             results.append(r)
             if progress:
@@ -272,9 +274,11 @@ def prepare(track: Track, protocol, corpus_root, prepared_root: Path, *,
     errors = [r["error"] for r in results if r["error"]]
     missing = [p for r in results for p in r.get("missing", ())]
     changed = [p for r in results for p in r.get("changed", ())]
+    other = sum(1 for r in results if r["error"] and not (r.get("missing") or r.get("changed")))
     if missing or changed:
-        raise ManifestMismatch(f"{len(missing)} missing and {len(changed)} changed source file(s) under the "
-                               f"manifest of {track.name} ({len(errors)} of {len(results)} utterances failed):\n  "
+        raise ManifestMismatch(f"{len(missing)} missing, {len(changed)} changed and {other} unreadable or invalid "
+                               f"source file(s) under the manifest of {track.name} ({len(errors)} of {len(results)} "
+                               f"utterances failed):\n  "
                                + "\n  ".join(errors[:20]), missing=missing, changed=changed,
                                hint=f"restore the original files (`bench data verify --track {track.name}` lists them)")
     if errors:

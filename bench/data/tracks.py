@@ -28,7 +28,8 @@ from typing import Mapping
 
 from bench.data.corpus import ALL_LAYOUTS, marker_dirs
 from bench.data.manifest import SPLITS, Utterance, file_sha256, read_manifest
-from bench.errors import DataError
+from bench.errors import BenchError, DataError
+from bench.names import TRACK_RE, validate_track_name
 
 TRACK_DIR = Path(__file__).resolve().parent / "tracks"
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
@@ -260,6 +261,11 @@ def validate_track_spec(spec: dict, source: str = "track spec") -> None:
     for key in ("name", "version", "split_id", "splits"):
         if key not in spec:
             raise DataError(f"{source}: missing field {key!r}")
+    for key in ("name", "split_id"):   # folder names under prepared/, results/ and runs/
+        try:
+            validate_track_name(spec[key])
+        except BenchError as exc:
+            raise DataError(f"{source}: field {key!r}: {exc.message}", hint=exc.hint) from None
     if ("corpus" in spec) == ("corpora" in spec):
         raise DataError(f"{source}: missing field 'corpus'" if "corpora" not in spec else
                         f"{source}: give either 'corpus' or 'corpora', not both")
@@ -315,11 +321,14 @@ def _read_spec(path: Path) -> dict:
 
 @lru_cache(maxsize=None)
 def load_track(name: str = DEFAULT_TRACK) -> Track:
-    """The current version of a track."""
+    """The current version of a track, by its registered name (a file name in `TRACK_DIR`, never a path)."""
     path = TRACK_DIR / f"{name}.json"
-    if not path.exists():
+    if not isinstance(name, str) or not TRACK_RE.match(name) or ".." in name or not path.is_file():
         raise DataError(f"unknown track {name!r}", hint=f"available: {', '.join(all_tracks())}")
-    return Track(_read_spec(path))
+    spec = _read_spec(path)
+    if spec["name"] != name:
+        raise DataError(f"{path}: its name {spec['name']!r} differs from its file name {name!r}")
+    return Track(spec)
 
 
 def archived_split_ids() -> list[str]:

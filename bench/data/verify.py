@@ -11,8 +11,6 @@ protocol spec and track version (else the audio is of another benchmark definiti
 from __future__ import annotations
 
 import csv
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from bench.data.manifest import Utterance
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import Track
 from bench.errors import BenchError
+from bench.workers import worker_pool
 
 
 @dataclass
@@ -50,7 +49,7 @@ def _check(args) -> tuple[str, str, str]:
 
 
 def _run(pairs: list[tuple[str, str]], jobs: int | None, report: Report) -> None:
-    with ProcessPoolExecutor(jobs or os.cpu_count()) as ex:
+    with worker_pool(jobs) as ex:
         for path, status, detail in ex.map(_check, pairs, chunksize=16):
             report.checked += 1
             if status == "missing":

@@ -1,0 +1,137 @@
+"""The listening page in a real browser: headless Chromium (Debian's ``chromium`` package) driven over the
+DevTools protocol (tests/browser.py), with the page opened from ``file://`` as a reader would.
+
+Checks, on the page of the tiny track's real results (tests/tiny_site.py) and on the committed site/: every
+table renders with rows, every <audio> element loads its file (the page's own script marks each player
+``data-state="ok"`` on ``loadedmetadata`` or ``"error"`` on ``error``), every image decodes, clicking a column
+header sorts the rows, no script error. Saves a screenshot of the committed page (to $BENCH_SITE_SCREENSHOT
+when set, e.g. docs/site-screenshot.png for the README).
+
+Skipped, with the reason, where no Chromium is installed (``apt-get install chromium``; or point
+$BENCH_CHROMIUM at a binary), except with CI=true and BENCH_REQUIRE_BROWSER=1, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import site
+
+from browser import Chromium, find_chromium
+from tiny_site import TRACK, site_results
+
+CHROMIUM = find_chromium()
+REQUIRED = os.environ.get("CI") == "true" and os.environ.get("BENCH_REQUIRE_BROWSER") == "1"
+SCREEN = (1280, 1000)
+
+ALL_LOADED = "[...document.querySelectorAll('audio')].every(a => a.dataset.state)"
+STATE = """(() => ({
+  tables: [...document.querySelectorAll('table.sortable')].map(t => [t.id, t.tBodies[0].rows.length,
+           t.getBoundingClientRect().height]),
+  audio: [...document.querySelectorAll('audio')].map(a => [a.getAttribute('src'), a.dataset.state, a.duration]),
+  images: [...document.querySelectorAll('img')].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]),
+  flac: document.createElement('audio').canPlayType('audio/flac'),
+}))()"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if REQUIRED:
+            pytest.fail("CI=true and BENCH_REQUIRE_BROWSER=1 but no Chromium found (apt-get install chromium)")
+        pytest.skip("no Chromium found: `apt-get install chromium` (or set BENCH_CHROMIUM) to run the browser test")
+    with Chromium(CHROMIUM, width=SCREEN[0], height=SCREEN[1]) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def tiny_page(tmp_path_factory):
+    board, clean, _ = site_results(tmp_path_factory)
+    out = tmp_path_factory.mktemp("browser") / "site"
+    site.render_site(board, out, clean)
+    return board, out / "index.html"
+
+
+def load(browser: Chromium, index: Path) -> dict:
+    browser.open(index.resolve().as_uri())
+    browser.wait_for(ALL_LOADED, timeout=60)
+    state = browser.eval(STATE)
+    assert browser.console_errors() == []
+    return state
+
+
+def assert_renders(state: dict, n_tables: int) -> None:
+    assert len(state["tables"]) == n_tables
+    for table_id, rows, height in state["tables"]:
+        assert rows >= 1 and height > 20, table_id
+    bad = [(src, s) for src, s, _ in state["audio"] if s != "ok"]
+    assert bad == [], f"players that did not load: {bad}"
+    assert all(done and width > 0 for _, done, width in state["images"]), state["images"]
+
+
+def test_tiny_page_renders_every_table_and_player(browser, tiny_page):
+    board, index = tiny_page
+    state = load(browser, index)
+    assert state["flac"] in ("probably", "maybe")
+    assert_renders(state, n_tables=len(board.sets) + 2)       # + the runs table and the diagnostics table
+    assert len(state["audio"]) == 12
+    assert all(1.1 < duration < 1.3 for _, _, duration in state["audio"])   # 1.2 s utterances, decoded
+    spectrograms = [w for src, _, w in state["images"] if src.startswith("spectrograms/")]
+    assert spectrograms == [320] * 12
+
+
+def test_a_missing_file_is_reported_by_the_player(browser, tiny_page, tmp_path):
+    _, index = tiny_page
+    moved = tmp_path / "index.html"       # the same page elsewhere: none of its relative sources exist
+    moved.write_text(index.read_text())
+    browser.open(moved.as_uri())
+    browser.wait_for(ALL_LOADED, timeout=60)
+    assert browser.eval("[...document.querySelectorAll('audio')].map(a => a.dataset.state)") == ["error"] * 12
+    assert "cannot load" in browser.eval("document.querySelector('.state.bad').textContent")
+
+
+def _column(browser: Chromium, table: str, col: int) -> list:
+    return browser.eval(f"[...document.getElementById('{table}').tBodies[0].rows].map(r => "
+                        f"[r.dataset.model, r.cells[{col}].dataset.v])")
+
+
+def test_clicking_a_header_sorts_the_rows(browser, tiny_page):
+    _, index = tiny_page
+    load(browser, index)
+    table = f"t-{site._slug(f'{TRACK}/stft-v1')}"
+    heads = browser.eval(f"[...document.getElementById('{table}').tHead.rows[0].cells].map(c => c.textContent)")
+    col = heads.index("SI-SDR (dB)")
+    before = _column(browser, table, col)
+    assert [m for m, _ in before] == ["spectral-subtraction", "noisy", "oracle-psm"]   # by PESQ-WB
+    click = f"document.getElementById('{table}').tHead.rows[0].cells[{col}].click()"
+    browser.eval(click)
+    desc = _column(browser, table, col)
+    assert [float(v) for _, v in desc] == sorted((float(v) for _, v in before), reverse=True)
+    assert browser.eval(f"document.getElementById('{table}').tHead.rows[0].cells[{col}].getAttribute('aria-sort')") \
+        == "descending"
+    browser.eval(click)
+    assert _column(browser, table, col) == desc[::-1]
+    name_col = heads.index("model")
+    browser.eval(f"document.getElementById('{table}').tHead.rows[0].cells[{name_col}].click()")
+    assert [m for m, _ in _column(browser, table, col)] == sorted((m for m, _ in before), reverse=True)
+
+
+def test_committed_page_renders_and_screenshot(browser, tmp_path):
+    index = site.SITE_DIR / "index.html"
+    assert index.exists(), "site/index.html is missing: run `bench leaderboard`"
+    state = load(browser, index)
+    ids = re.findall(r'<table class=sortable id="([^"]+)"', index.read_text())
+    assert ids and [t[0] for t in state["tables"]] == ids
+    assert_renders(state, n_tables=len(ids))
+    # the screenshot shows the players where the page has some (the README's picture), else the top
+    browser.eval("(() => { const h = [...document.querySelectorAll('h3')].find(h => h.textContent === 'Listen'); "
+                 "window.scrollTo(0, h ? h.getBoundingClientRect().top + window.scrollY - 8 : 0); })()")
+    shot = browser.screenshot(tmp_path / "site-screenshot.png")
+    assert shot.stat().st_size > 10_000
+    target = os.environ.get("BENCH_SITE_SCREENSHOT")
+    if target:
+        browser.screenshot(Path(target))
