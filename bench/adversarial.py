@@ -13,6 +13,9 @@ once ``warmup_steps`` generator steps of regression alone are done:
    feature-matching loss (the updated discriminator's feature maps of the output against those of the
    clean batch, the latter without gradient), one backward pass and one generator update.
 
+Real and fake go through the discriminator as one batch; under DDP its updates average the gradients of
+all processes (`distribute`) and each process windows its own items of the global batch. The logged
+losses are summed on the device and read at validation (no wait for the device per step).
 Budgets, the schedule and checkpoints count generator steps. The discriminator's learning rate
 follows the generator's schedule, scaled (``lr`` here is its value where the generator's is
 ``train_config["lr"]``). Only the generator is scored and shipped: the discriminator and its

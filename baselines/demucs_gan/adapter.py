@@ -38,7 +38,7 @@ class DemucsGAN(Demucs):
                  "(discriminators, feature matching); Mao et al., LSGAN, ICCV 2017")
     train_config = {**Demucs.train_config, "adversarial": {**ADVERSARIAL, "warmup_steps": 2000, "segment_seconds": 1.0}}
     presets = {
-        # CPU: 1/16 of HiFi-GAN's channels on 0.5 s windows, about 1.6x the CPU time of a `demucs` quick step
+        # CPU: 1/16 of HiFi-GAN's channels on 0.5 s windows, about 1.65x the CPU time of a `demucs` quick step
         # (scripts/bench_gan_step.py)
         "quick": _twin("quick", warmup_steps=200, segment_seconds=0.5, discriminator={"width": 0.0625}),
         # GPU: HiFi-GAN's discriminators at full width on 1 s windows
