@@ -19,6 +19,10 @@ Minimal example::
 
         def build(self, hidden=32):
             return MyNet(hidden)          # an nn.Module: (batch, time) -> (batch, time)
+
+Adversarial training (optional): also implement ``discriminator(self, **config)`` and put an
+``"adversarial"`` block in ``train_config`` (or a preset's ``train``), e.g.
+``{"adv_weight": 0.1, "fm_weight": 0.2, "lr": 2e-4, "warmup_steps": 500}``; see `bench.adversarial`.
 """
 
 from __future__ import annotations
@@ -89,6 +93,18 @@ class Adapter:
         ``delay`` (fixed output delay in samples), ``hop`` (natural chunk size in samples). The
         scorer then records the streaming RTF (`bench.speed.streaming_speed`), `bench enhance
         --stream` can run the model as a live device would, and scripts/bench_streaming.py times it.
+        """
+        return None
+
+    def discriminator(self, **config) -> torch.nn.Module | None:
+        """A discriminator for adversarial training, or None (the default: no adversarial training).
+
+        Used only when the training config has an ``"adversarial"`` block (`bench.adversarial`:
+        LSGAN loss and feature matching added to the regression loss, the discriminator's optimizer,
+        warm-up, updates per generator step); `config` is that block's ``"discriminator"`` dict. The
+        module maps ``(batch, time)`` to a list with one ``(score, features)`` per sub-discriminator
+        (``score``: logits of any shape; ``features``: its intermediate feature maps). It is training
+        state only: checkpointed for an exact ``--resume``, never scored or shipped.
         """
         return None
 

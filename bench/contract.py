@@ -346,8 +346,33 @@ def rule_train(rep: Report, a: Adapter, cfg: dict) -> None:
         else:
             rep.add("train", PASS, "preset 'quick'; " + where,
                     f"loss {loss.item():.3g}; gradients finite on {len(grads)}/{n_params} parameter tensors")
+            if tcfg.get("adversarial") is not None:
+                rule_adversarial(rep, a, tcfg["adversarial"], model, noisy)
     except Exception as exc:  # noqa: BLE001
         rep.add("train", FAIL, where, f"forward/backward raised {_exc(exc)}", "model(noisy) must be differentiable in train mode")
+
+
+def rule_adversarial(rep: Report, a: Adapter, adv_cfg: dict, model, noisy) -> None:
+    """An adversarial step as the trainer takes it (bench/adversarial.py): finite losses, gradients to the model."""
+    import torch
+
+    from bench.adversarial import build
+
+    where = "preset 'quick'; adversarial step, batch 2 x 1 s"
+    try:
+        adv = build(a, adv_cfg, "cpu", use_amp=False)
+        model.zero_grad(set_to_none=True)
+        extra, logged = adv.step(0.8 * noisy, model(noisy).float(), adv_cfg["warmup_steps"], 1.0)
+        extra.backward()
+        logged = {k: float(v) for k, v in logged.items()}
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not all(map(math.isfinite, logged.values())) or not grads or not all(bool(torch.isfinite(g).all()) for g in grads):
+            rep.add("train", FAIL, where, f"non-finite losses or gradients ({logged})", "check the discriminator")
+            return
+        rep.add("train", PASS, where, ", ".join(f"{k} {v:.3g}" for k, v in logged.items()) + "; model gradients finite")
+    except Exception as exc:  # noqa: BLE001
+        rep.add("train", FAIL, where, f"raised {_exc(exc)}", "discriminator(**config) must map (batch, time) to a "
+                "list of (score, features) per sub-discriminator (bench/adversarial.py)")
 
 
 def rule_model_card(rep: Report, found: Found) -> None:

@@ -23,7 +23,7 @@ from bench.adapters import check_model_values
 from bench.errors import AdapterError, BenchError
 
 BUDGET_KEYS = ("max_steps", "max_minutes")
-LOSSES = ("l1", "mrstft", "si_sdr")
+LOSSES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr")   # bench.losses.CompositeLoss.NAMES
 
 
 def _int(v, lo: int) -> bool:
@@ -64,6 +64,13 @@ TRAIN_RULES = {
     "cpu_threads": (lambda v: v == "auto" or _int(v, 1), '"auto" or an integer >= 1'),
     "amp": (lambda v: v == "auto" or isinstance(v, bool), '"auto", true or false'),
     "compile": (lambda v: isinstance(v, bool), "true or false"),
+    # the trainer's data-path options (bench/train.py)
+    "noise": (lambda v: v in ("torch", "numpy"), '"torch" or "numpy"'),
+    "shift": (lambda v: _int(v, 0), "an integer number of samples >= 0"),
+    "log_every": (lambda v: _int(v, 1), "an integer number of steps >= 1"),
+    # checked key by key by bench.adversarial.resolve_config (in train_config)
+    "adversarial": (lambda v: v is None or isinstance(v, dict),
+                    "null or an object of adversarial options (bench/adversarial.py ADVERSARIAL_DEFAULTS)"),
 }
 
 
@@ -102,6 +109,9 @@ def train_config(adapter, preset: str | None, overrides: dict) -> dict:
         cfg.update(adapter.presets[preset].get("train", {}))
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     check_train_values(cfg)
+    from bench.adversarial import resolve_config
+
+    cfg["adversarial"] = resolve_config(cfg["adversarial"])   # defaults filled in, recorded as trained
     if cfg["max_steps"] is None and cfg["max_minutes"] is None:
         raise BenchError(f"no training budget for {adapter.name}",
                          hint="pass --max-steps and/or --max-minutes, or a --preset (quick, full)")

@@ -22,6 +22,11 @@ included, summed over resumes); the budget actually used is returned for the res
 Checkpoints (``last.pt`` every ``checkpoint_every`` steps and at the end, ``best.pt``) hold only
 tensors and plain Python values and load with ``torch.load(weights_only=True)``; they go to the
 git-ignored ``runs/<track>/<model>/<run-id>/`` with a CSV log of train/valid loss per validation.
+
+Adversarial training (an ``"adversarial"`` block and an adapter's ``discriminator()``): the mechanism is
+`bench.adversarial`; here it is built beside the model, called from `train_step`, checkpointed
+(discriminator and its optimizer) and logged (``d_loss``, ``g_adv``, ``g_fm``; ``train_loss`` stays the
+regression loss).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import torch
 from bench import REPO_ROOT, SAMPLE_RATE
 from bench import distributed
 from bench.adapters import Adapter, Found, check_model_values
+from bench.adversarial import build as build_adversarial
 from bench.batches import DeviceBatches, SegmentBatches, worker_init
 from bench.console import err_console
 from bench.data.manifest import file_sha256
@@ -82,6 +88,7 @@ DEFAULTS = {
     "cpu_threads": "auto",         # torch threads on CPU: "auto" = cores / processes - numpy data workers (>= 1)
     "amp": "auto",                 # bf16 autocast on CUDA when "auto"/true; never on CPU
     "compile": False,
+    "adversarial": None,           # a GAN block: discriminator, its optimizer, LSGAN + feature matching (bench/adversarial.py)
 }
 
 #: the values of options added since, for a checkpoint whose configuration does not have them
@@ -181,16 +188,18 @@ def lr_at(step: int, cfg: dict) -> float:
 
 
 def train_step(fwd, model, opt, loss_fn, noisy: torch.Tensor, clean: torch.Tensor, *, lr: float, grad_clip: float,
-               amp: bool) -> torch.Tensor:
+               amp: bool, adversarial=None) -> torch.Tensor:
     """One optimizer step on a batch already on the device (`fwd`: the model, or its DDP / compiled
-    wrapper); returns the loss, detached, without waiting for the device."""
+    wrapper); returns the (regression) loss, detached, without waiting for the device. `adversarial`:
+    ``(clean, output) -> loss to add`` (bench/adversarial.py: it updates the discriminator first)."""
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
         est = fwd(noisy)
     loss, _ = loss_fn(est.float(), clean)
+    total = loss if adversarial is None else loss + adversarial(clean, est.float())
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    total.backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
@@ -293,6 +302,9 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank.world - workers) if n == "auto" else int(n))
     torch.manual_seed(cfg["seed"])
     model = adapter.build(**model_config).to(device)
+    # None without an "adversarial" block: then nothing is built and no random number drawn
+    adv = build_adversarial(adapter, cfg.get("adversarial"), device, use_amp=device.startswith("cuda") and
+                            cfg["amp"] in ("auto", True), seed=cfg["seed"], batch=cfg["batch_size"])
     if rank.rank:   # the same initial weights on every rank; then each its own dropout etc.
         torch.manual_seed(cfg["seed"] * 1_000_003 + rank.rank)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
@@ -310,6 +322,8 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     valid_every = steps_per_epoch if cfg["valid_every"] == "epoch" else int(cfg["valid_every"])
     per_rank = cfg["batch_size"] // rank.world
     items = range(rank.rank * per_rank, (rank.rank + 1) * per_rank)   # this rank's slice of the global batch
+    if adv:
+        adv.items = items
     if cfg["noise"] == "torch":
         audio = ResidentAudio(train_clean, pt.sampling_weights(), device)
         del train_clean
@@ -338,7 +352,8 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
         return {"adapter": adapter.name, "model_config": model_config, "train_config": cfg, "preset": preset,
                 "step": step_now, "elapsed": time.time() - t0, "best_valid": best,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "torch_rng": rngs[0]["torch"],
-                "cuda_rng": rngs[0]["cuda"], "rank_rng": rngs if rank.active else None, "budget": budget(step_now)}
+                "cuda_rng": rngs[0]["cuda"], "rank_rng": rngs if rank.active else None, "budget": budget(step_now),
+                **(adv.state_dict() if adv else {})}
 
     def rng_states():
         mine = {"torch": torch.get_rng_state(),
@@ -370,6 +385,8 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        if adv:
+            adv.load_state_dict(ck)
         mine = ck["rank_rng"][rank.rank] if ck.get("rank_rng") and len(ck["rank_rng"]) == rank.world else \
             {"torch": ck["torch_rng"], "cuda": ck.get("cuda_rng")} if rank.main else None
         if mine is not None:
@@ -384,13 +401,16 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     else:
         net = model
     fwd = torch.compile(net) if cfg["compile"] else net
+    if adv and rank.active:
+        adv.distribute(device)
     stop = time_up()
     loop_step, loop_t0 = step, time.time()
     while not (stop or (max_steps is not None and step >= max_steps)):
         noisy, clean = next_batch(step)
         noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
+        gan = adv.generator_step(step, lr_at(step, cfg) / cfg["lr"]) if adv and adv.active(step) else None
         loss = train_step(fwd, model, opt, loss_fn, noisy, clean, lr=lr_at(step, cfg), grad_clip=cfg["grad_clip"],
-                          amp=use_amp)
+                          amp=use_amp, adversarial=gan)
         step += 1
         running += loss   # no per-step wait for the device: the loss is read every log_every steps
         n_running += 1
@@ -408,6 +428,7 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
         if not (at_valid or at_checkpoint):
             continue
         rngs = rng_states()
+        adv_means = adv.take_means(lambda t: distributed.mean_over_ranks(t, rank)) if adv and at_valid else {}
         if at_valid and rank.main:
             v = validate(adapter, model, valid, loss_fn, device)
             last_valid = v
@@ -415,6 +436,7 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
                    "valid_loss": round(v["valid_loss"], 6), "valid_si_sdr": round(v["valid_si_sdr"], 4),
                    "valid_scale": round(v["valid_scale"], 4), "valid_corr": round(v["valid_corr"], 4),
                    "lr": lr_at(step, cfg), "elapsed_s": round(time.time() - t0, 1)}
+            row.update(adv_means)   # adversarial runs: d_loss, g_adv, g_fm since the last row ("" in the warm-up)
             new_file = not log_path.exists()
             with open(log_path, "a", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(row))
@@ -425,7 +447,8 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
                 err_console.print(f"[yellow]warning[/]: {adapter.name} step {step}: the output correlates negatively "
                                   f"with the clean target (valid_scale {v['valid_scale']:.3f}, valid_corr "
                                   f"{v['valid_corr']:.3f}): inverted polarity")
-            if v["valid_loss"] < best:
+            # a GAN's best checkpoint is chosen among those trained adversarially (past the warm-up)
+            if v["valid_loss"] < best and (adv is None or adv.active(step - 1)):
                 best = v["valid_loss"]
                 save_checkpoint(best_path, state(step, rngs))
         if at_valid:
