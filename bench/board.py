@@ -168,6 +168,20 @@ def label_of(run: Run, adapters: dict) -> str:
     return name
 
 
+def _distinguish(rows: list[Row]) -> None:
+    """Rows of one set that would carry the same name (one adapter, two model configs, no preset to tell
+    them apart) are named by the hash of their model config too."""
+    import hashlib
+
+    by_label: dict[str, list[Row]] = {}
+    for r in rows:
+        by_label.setdefault(r.label, []).append(r)
+    for same in by_label.values():
+        if len(same) > 1:
+            for r in same:
+                r.label += f" · config {hashlib.sha256(model_config_key(r.run).encode()).hexdigest()[:8]}"
+
+
 def collect(results_dir: Path | None = None) -> Board:
     from bench.adapters import discover
     from bench.results import RESULTS_DIR, iter_run_dirs, rel
@@ -180,7 +194,8 @@ def collect(results_dir: Path | None = None) -> Board:
         return p.relative_to(base).as_posix() if base in p.parents else rel(p)
 
     def reason(exc: Exception) -> str:
-        return str(exc).splitlines()[0].replace(f"{base}/", "")
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]   # schema errors: the fields follow
+        return " ".join(lines[:4]).replace(f"{base}/", "")
 
     adapters = discover(strict=False)
     board = Board({}, {}, [], {})
@@ -222,5 +237,7 @@ def collect(results_dir: Path | None = None) -> Board:
         chosen = (ok or runs)[-1]
         row = Row(chosen, label_of(chosen, adapters), [] if ok else _eligible(chosen, adapters))
         (board.archived if archived else board.sets).setdefault(set_key, []).append(row)
+    for rows in (*board.sets.values(), *board.archived.values()):
+        _distinguish(rows)
     board.refused.sort()
     return board

@@ -132,7 +132,7 @@ def _commit(run) -> str:
 
 def evidence_table(rows, links) -> list[str]:
     out = ["| model | params | RTF CPU 1 thread | causal | latency (ms) | training budget | weights | outputs | "
-           "commit | date | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "commit | date | run | speed measured on |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ordered(rows):
         s, sp = r.run.summary, r.run.summary["speed"]
         o = s.get("outputs") or {}
@@ -142,7 +142,7 @@ def evidence_table(rows, links) -> list[str]:
         link = links(r.run.path)
         out.append(f"| {r.label} | {params} | {_f(sp['rtf_cpu_1thread'], 3)} | {'yes' if sp['causal'] else 'no'} | "
                    f"{_f(sp['latency_ms'], 1)} | {_budget(r.run)} | {_weights(r.run)} | {outputs} | {_commit(r.run)} | "
-                   f"{s['created'][:10]} | [{r.run.run_id}]({link}/summary.json) |")
+                   f"{s['created'][:10]} | [{r.run.run_id}]({link}/summary.json) | {sp.get('cpu') or '–'} |")
     return out + [""]
 
 

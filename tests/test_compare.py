@@ -97,7 +97,6 @@ def test_alpha_changes_the_decision_only(ss, noisy):
     (lambda s: s["benchmark"]["protocol"].__setitem__("name", "stft-v2"), "different protocols"),
     (lambda s: s["benchmark"]["track"].__setitem__("manifest_sha256", "f" * 64), "different tracks"),
     (lambda s: s["benchmark"]["track"].__setitem__("name", "vctk"), "different tracks"),
-    (lambda s: s["benchmark"].__setitem__("split", "valid"), r"cannot compare a (test|valid) run with a (valid|test) run"),
 ])
 def test_runs_from_another_protocol_track_or_split_are_refused(mutate, message, tmp_path, noisy):
     run = copy_run(committed("spectral-subtraction"), tmp_path / "results")

@@ -4,7 +4,6 @@ and clear per-file errors."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
@@ -144,15 +143,26 @@ def test_stream_demucs_checkpoint(tmp_path, capsys, noisy, tiny_checkpoint):
 
 
 def test_run_folder_and_model_at_run_id(tmp_path, capsys, noisy, tiny_checkpoint):
-    ck, model = tiny_checkpoint
-    run = tmp_path / "results" / "vctk-mini" / "demucs" / "20260101-000000"
-    run.mkdir(parents=True)
-    (run / "summary.json").write_text(json.dumps({"model": {"name": "demucs"}, "budget": {"checkpoint": str(ck)}}))
-    (run / "config.json").write_text(json.dumps({"model": "demucs", "model_config": {}}))
-    rc, _, err = cli(capsys, "--run", run, noisy[0], "-o", tmp_path / "a")
+    """--run takes a results folder (a committed training-free run: its config.json's model config),
+    MODEL@RUN_ID under --results-dir, or a checkpoint; a trained run folder with shipped weights is
+    covered in test_evidence.py."""
+    from conftest import committed, copy_run
+
+    free = copy_run(committed("noisy"), tmp_path / "results")
+    rc, _, err = cli(capsys, "--run", free, noisy[0], "-o", tmp_path / "c")
     assert rc == 0, err
-    rc, _, err = cli(capsys, "--run", "demucs@20260101-000000", "--results-dir", tmp_path / "results",
-                     noisy[0], "-o", tmp_path / "b", "--stream")
+    c, _, _ = pcm(tmp_path / "c" / f"{noisy[0].stem}.wav")
+    x, _ = sf.read(str(noisy[0]), dtype="int16")
+    assert np.array_equal(c[:, 0], x)                 # identity: the 16-bit input comes back unchanged
+    rc, _, err = cli(capsys, "--run", f"noisy@{free.name}", "--results-dir", tmp_path / "results",
+                     noisy[0], "-o", tmp_path / "d")
+    assert rc == 0, err
+    assert (tmp_path / "d" / f"{noisy[0].stem}.wav").read_bytes() == (tmp_path / "c" / f"{noisy[0].stem}.wav").read_bytes()
+
+    ck, model = tiny_checkpoint
+    rc, _, err = cli(capsys, "--run", ck, noisy[0], "-o", tmp_path / "a")
+    assert rc == 0, err
+    rc, _, err = cli(capsys, "--run", ck, noisy[0], "-o", tmp_path / "b", "--stream")
     assert rc == 0, err
     a, _, _ = pcm(tmp_path / "a" / f"{noisy[0].stem}.wav")
     b, _, _ = pcm(tmp_path / "b" / f"{noisy[0].stem}.wav")
@@ -161,17 +171,6 @@ def test_run_folder_and_model_at_run_id(tmp_path, capsys, noisy, tiny_checkpoint
         ref_a, ref_b = to_pcm16(model(x)[0].numpy()), to_pcm16(running_norm_reference(model, x)[0].numpy())
     assert np.abs(a[:, 0].astype(int) - ref_a.astype(int)).max() <= 1
     assert np.abs(b[:, 0].astype(int) - ref_b.astype(int)).max() <= 1
-
-    # a training-free run: its config.json's model_config is used
-    free = tmp_path / "results" / "vctk-mini" / "noisy" / "20260101-000000"
-    free.mkdir(parents=True)
-    (free / "summary.json").write_text(json.dumps({"model": {"name": "noisy"}, "budget": {"checkpoint": None}}))
-    (free / "config.json").write_text(json.dumps({"model_config": {}}))
-    rc, _, err = cli(capsys, "--run", free, noisy[0], "-o", tmp_path / "c")
-    assert rc == 0, err
-    c, _, _ = pcm(tmp_path / "c" / f"{noisy[0].stem}.wav")
-    x, _ = sf.read(str(noisy[0]), dtype="int16")
-    assert np.array_equal(c[:, 0], x)                 # identity: the 16-bit input comes back unchanged
 
 
 # ------------------------------------------------------------------ errors

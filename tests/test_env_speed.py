@@ -19,9 +19,9 @@ def test_git_state_reads_the_repository():
 def test_stated_commit_wins_over_a_stale_git(monkeypatch):
     monkeypatch.setenv("BENCH_GIT_COMMIT", "0" * 40)
     monkeypatch.setenv("BENCH_GIT_DIRTY", "0")
-    assert env.git_state() == {"commit": "0" * 40, "dirty": False}
+    assert env.git_state() == {"commit": "0" * 40, "dirty": False, "dirty_paths": []}
     monkeypatch.delenv("BENCH_GIT_DIRTY")
-    assert env.git_state() == {"commit": "0" * 40, "dirty": None}
+    assert env.git_state() == {"commit": "0" * 40, "dirty": None, "dirty_paths": []}
 
 
 class _Slow:

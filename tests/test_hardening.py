@@ -29,6 +29,8 @@ from bench.errors import AdapterError, BenchError, DataError
 from bench.names import inside
 from bench.pipeline import RunOptions, resolve_device, run
 from bench.runconfig import TRAIN_RULES, RunConfig, train_config
+from bench.speed import RTF_SECONDS
+from bench.suite import Evaluation
 from bench.train import DEFAULTS, load_checkpoint, load_checkpoint_model
 
 from conftest import make_tiny_prepared, track_spec
@@ -81,11 +83,16 @@ class GainAdapter(Adapter):
         return model(noisy)
 
 
+SPEED = {"rtf_cpu_1thread": 0.0, "rtf_input_seconds": RTF_SECONDS, "causal": False, "latency_ms": None,
+         "rtf_stream": None, "stream_chunk_samples": None}
+
+
 def _score(pt, out, adapter, g, config=None):
     from bench.score import score
 
-    return score(_found(adapter), Gain(g), pt, out, run_id="r", config=config or {"c": 1}, budget={"trained": False},
-                 metrics=["snr"], jobs=1)
+    return score(_found(adapter), Gain(g), Evaluation("main", pt), out, run_id="r", config=config or {"c": 1},
+                 budget={"trained": False}, speed=SPEED, weights=None, training=None, ship_outputs=True,
+                 metrics=("snr",), jobs=1)
 
 
 def test_resumed_scoring_with_another_model_starts_over(tiny_pt, tmp_path, caplog):
@@ -143,6 +150,10 @@ def test_bench_run_resume_with_a_larger_budget_rescores(tiny_pt, tmp_path, monke
             raise KeyboardInterrupt
         return real(*a, **kw)
 
+    import bench.evidence
+
+    # the float16 check of the weights enhances too; it is not what is interrupted here
+    monkeypatch.setattr(bench.evidence, "fp16_reproduces", lambda *a, **kw: False)
     monkeypatch.setattr(score_mod, "enhance_one", interrupting)
     with pytest.raises(KeyboardInterrupt):
         run(_found(), tiny_pt, _opts(tmp_path, run_id="r", train_overrides={"max_steps": 2}))
@@ -153,8 +164,11 @@ def test_bench_run_resume_with_a_larger_budget_rescores(tiny_pt, tmp_path, monke
     r = load_run(path)
     assert r.summary["budget"]["steps"] == 4
     model, _, _ = load_checkpoint_model(TinyAdapter(), tmp_path / "runs" / "tiny-hard" / "tiny-conv" / "r" / "best.pt")
-    fresh = score_mod.score(_found(), model, tiny_pt, tmp_path / "fresh", run_id="r",
-                            config=json.loads((path / "config.json").read_text()), budget={"trained": True}, jobs=1)
+    r0 = load_run(path).summary
+    fresh = score_mod.score(_found(), model, Evaluation("main", tiny_pt), tmp_path / "fresh", run_id="r",
+                            config=json.loads((path / "config.json").read_text()), budget=r0["budget"],
+                            speed=r0["speed"], weights=r0["weights"], training=r0["training"], ship_outputs=True,
+                            jobs=1, metrics=tuple(r0["metrics"]))
     assert (path / "per_utterance.csv").read_bytes() == (fresh / "per_utterance.csv").read_bytes()
 
 
@@ -243,7 +257,8 @@ BAD_TRAINING = {
     "segment_seconds": [0, -1.0, 1e-6], "max_steps": [0, -1], "max_minutes": [0, -1.0], "warmup_steps": [-1, 0.5],
     "schedule": ["linear"], "min_lr_ratio": [-0.1, 1.5], "grad_clip": [-1.0, "x"], "valid_every": [0, "step"],
     "checkpoint_every": [0], "seed": [-1, 0.5], "num_workers": [-1], "cpu_threads": [0, "all"], "amp": ["yes", 1],
-    "compile": ["true", 1],
+    "compile": ["true", 1], "noise": ["jax", 1], "shift": [-1, 0.5], "log_every": [0, "x"],
+    "adversarial": ["yes", 1],
 }
 
 

@@ -65,7 +65,7 @@ def test_a_locked_folder_is_refused_and_freed_when_its_holder_dies(tmp_path):
 
 def test_two_runs_on_one_run_id(tiny_pt, tmp_path):
     """The issue's case: two `bench run` forced onto one --run-id; the second is refused before it writes."""
-    for folder in (tmp_path / "results" / "tiny-hard" / "tiny-conv" / "same",
+    for folder in (tmp_path / "results" / "tiny-hard" / "stft-v1" / "tiny-conv" / "same",
                    tmp_path / "runs" / "tiny-hard" / "tiny-conv" / "same"):
         p = _holder(folder)
         try:
@@ -155,9 +155,11 @@ POOL_PARENT = {
         def _score_one(args):
             print('busy', flush=True)
             time.sleep(120)
-        S._score_one = _score_one
+        S._metric_row = _score_one
         f = get_adapter('noisy')
-        S.score(f, f.adapter.build(), pt, Path(sys.argv[1]) / 'r', run_id='r', config={}, budget={}, jobs=2)
+        from bench.suite import Evaluation
+        S.score(f, f.adapter.build(), Evaluation('main', pt), Path(sys.argv[1]) / 'r', run_id='r', config={},
+                budget={}, speed={}, weights=None, training=None, ship_outputs=False, jobs=2, metrics=('snr',))
     """),
 }
 

@@ -1,9 +1,10 @@
-"""Tests of the leaderboard (bench.leaderboard, `bench leaderboard [--check]`): deterministic
-rendering from results/ alone, the CI check of the committed leaderboard.md, and the ranking
-rules (real systems ranked by PESQ-WB; the noisy input and oracles shown but never ranked).
+"""Tests of the leaderboard (bench.leaderboard, `bench leaderboard [--check]`): deterministic rendering
+from results/ alone, the CI check of the committed leaderboard.md, and the ranking rules of the ranked
+set (real systems ranked by PESQ-WB; the noisy input and oracles shown but never ranked).
 
-Runs are copies of the committed vctk-mini runs (real runs of the frozen track) placed in a
-temporary results dir, plus runs derived from them with consistent summaries.
+Runs are copies of the committed results (real runs of the frozen tracks) placed in a temporary results
+dir, plus runs derived from them with consistent summaries and changed scores (the board refuses a
+run whose scores copy another's, and runs of models that are no adapter of the repository).
 """
 
 from __future__ import annotations
@@ -15,22 +16,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import board as board_mod
 from bench import leaderboard
 from bench.cli import main
 from bench.leaderboard import LEADERBOARD
 from bench.results import (RESULTS_DIR, dump_json, load_run, per_utterance_bytes, sha256_bytes,
                            summarize_metrics)
 
-from conftest import COMMITTED_TRACK, committed, copy_committed_runs, copy_run, edit_summary
+from conftest import committed, copy_run, edit_summary
 
-TRACK = COMMITTED_TRACK
+RANKED = "vctk-mini/stft-v1"
 
 
-def derive_run(src: Path, results: Path, model: str, change, metrics: list[str] | None = None, **model_fields) -> Path:
+def derive_run(src: Path, results: Path, model: str, change, metrics: list[str] | None = None, **fields) -> Path:
     """A new, internally consistent run of `model`: src's per-utterance table changed by `change(df)`."""
-    dst = copy_run(src, results, model=model, **model_fields)
+    dst = copy_run(src, results, model=model, **fields)
     df = pd.read_csv(dst / "per_utterance.csv", dtype={"utt_id": str, "errors": str})
     change(df)
+    keep = ["utt_id", "seconds", "errors", *[c for c in df.columns if c.removeprefix("noisy_") in
+                                              (metrics or df.columns)], "output_sha256"]
+    df = df[[c for c in df.columns if c in keep]]
     raw = per_utterance_bytes(df)
     (dst / "per_utterance.csv").write_bytes(raw)
     stored = pd.read_csv(dst / "per_utterance.csv", dtype={"utt_id": str, "errors": str})
@@ -43,42 +48,48 @@ def derive_run(src: Path, results: Path, model: str, change, metrics: list[str] 
     return dst
 
 
+def add(metric: str, delta: float):
+    def change(df):
+        df[metric] = df[metric] + delta
+    return change
+
+
 @pytest.fixture
 def results(tmp_path) -> Path:
-    """tmp_path/results holding copies of every committed vctk-mini run (named `results` as in the repo)."""
-    return copy_committed_runs(tmp_path / "results")
-
-
-BASE_MODELS = ("noisy", "spectral-subtraction", "oracle-irm", "oracle-psm")
+    """tmp_path/results: a copy of the committed results/ (named `results` as in the repo)."""
+    return Path(shutil.copytree(RESULTS_DIR, tmp_path / "results"))
 
 
 @pytest.fixture
 def base_results(tmp_path) -> Path:
-    """tmp_path/results with the latest committed run of the training-free baselines only (a fixed set)."""
+    """tmp_path/results with the latest committed noisy and spectral-subtraction runs of the ranked set."""
     out = tmp_path / "results"
-    for model in BASE_MODELS:
+    for model in ("noisy", "spectral-subtraction"):
         copy_run(committed(model), out)
     return out
 
 
+def section(md: str, title: str) -> str:
+    return md.split(title, 1)[1].split("\n##", 1)[0]
+
+
 def quality_rows(md: str) -> list[list[str]]:
-    """The rows of the vctk-mini quality table as lists of cells."""
-    section = md.split(f"## Track `{TRACK}`", 1)[1].split("### Quality", 1)[1].split("###", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]  # skip the header
+    """The rows of the ranked quality table as lists of cells."""
+    part = section(md, f"## Ranked: `{RANKED}`")
+    rows = [line for line in part.splitlines() if line.startswith("| ")][1:]   # the header skipped
     return [[c.strip() for c in line.strip("|").split("|")] for line in rows]
 
 
-def speed_models(md: str) -> list[str]:
-    section = md.split(f"## Track `{TRACK}`", 1)[1].split("### Model size, speed and training budget", 1)[1]
-    section = section.split("###", 1)[0]
-    return [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+def evidence_models(md: str) -> list[str]:
+    part = md.split("### Size, speed, training budget and evidence", 1)[1].split("\n#", 1)[0]
+    return [line.split("|")[1].strip() for line in part.splitlines() if line.startswith("| ")][1:]
 
 
 # ---------------------------------------------------------------------------------------------
 # the committed leaderboard (what CI checks)
 def test_committed_leaderboard_is_up_to_date():
     ok, diff = leaderboard.check()
-    assert ok, "leaderboard.md is out of date with results/; run `bench leaderboard`:\n" + diff
+    assert ok, "leaderboard.md or site/ is out of date with results/; run `bench leaderboard`:\n" + diff
     assert leaderboard.check(LEADERBOARD, RESULTS_DIR) == (True, "")
 
 
@@ -88,11 +99,13 @@ def test_committed_leaderboard_check_via_cli(capsys):
 
 
 def test_committed_runs_are_all_shown():
-    board = leaderboard.collect()
-    assert board.refused == {}
-    assert sorted({r.model for r in board.shown[TRACK]}) == sorted(p.name for p in (RESULTS_DIR / TRACK).iterdir())
-    keys = [(r.model, leaderboard.model_config_key(r)) for r in board.shown[TRACK]]
-    assert len(keys) == len(set(keys))  # one row per model configuration
+    board = board_mod.collect()
+    assert board.refused == []
+    current = {d.parent.name for d in (RESULTS_DIR / RANKED).glob("*/*")
+               if json.loads((d / "summary.json").read_text())["schema_version"] == 2}
+    assert {r.run.model for r in board.rows(RANKED)} == current
+    labels = [r.label for r in board.rows(RANKED)]
+    assert len(labels) == len(set(labels))   # one row per model configuration, each named apart
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,9 +127,9 @@ def test_regenerating_reproduces_the_file(results, tmp_path):
     assert out.read_text() == LEADERBOARD.read_text()
 
 
-def test_cli_check_detects_a_hand_edit(results, tmp_path, capsys):
+def test_cli_check_detects_a_hand_edit(base_results, tmp_path, capsys):
     out = tmp_path / "board.md"
-    args = ["--results-dir", str(results), "--output", str(out)]
+    args = ["--results-dir", str(base_results), "--output", str(out)]
     assert main(["leaderboard", *args]) == 0
     assert main(["leaderboard", "--check", *args]) == 0
     capsys.readouterr()
@@ -131,38 +144,39 @@ def test_cli_check_detects_a_hand_edit(results, tmp_path, capsys):
     assert main(["leaderboard", "--check", *args]) == 0
 
 
-def test_cli_check_fails_when_the_file_is_missing_or_results_change(results, tmp_path):
+def test_cli_check_fails_when_the_file_is_missing_or_results_change(base_results, tmp_path):
     out = tmp_path / "board.md"
-    args = ["--results-dir", str(results), "--output", str(out)]
+    args = ["--results-dir", str(base_results), "--output", str(out)]
     assert main(["leaderboard", "--check", *args]) == 1
     assert main(["leaderboard", *args]) == 0
-    shutil.rmtree(results / TRACK / "oracle-irm")  # a run removed from results/: the file is stale
+    shutil.rmtree(base_results / RANKED / "spectral-subtraction")  # a run removed from results/: the file is stale
     assert main(["leaderboard", "--check", *args]) == 1
 
 
-def test_cli_write_reports_refused_runs(results, tmp_path, capsys):
-    run = copy_run(committed("noisy"), results, run_id="29990101-000000")
+def test_cli_write_reports_refused_runs(base_results, tmp_path, capsys):
+    run = copy_run(committed("noisy"), base_results, run_id="29990101-000000")
     (run / "per_utterance.csv").write_text((run / "per_utterance.csv").read_text().replace("1.", "2.", 1))
-    assert main(["leaderboard", "--results-dir", str(results), "--output", str(tmp_path / "b.md")]) == 0
+    assert main(["leaderboard", "--results-dir", str(base_results), "--output", str(tmp_path / "b.md")]) == 0
     err = capsys.readouterr().err
     assert "refused" in err and "29990101-000000" in err
     assert "SHA-256 differs" in (tmp_path / "b.md").read_text()
 
 
 def test_empty_results_dir(tmp_path):
+    (tmp_path / "results").mkdir()
     md = leaderboard.render(tmp_path / "results")
-    track = md.split(f"## Track `{TRACK}`", 1)[1]
-    assert "No runs yet." in track and "### Quality" not in track
+    ranked = section(md, f"## Ranked: `{RANKED}`")
+    assert "No runs yet." in ranked and "| # | model |" not in ranked
 
 
 # ---------------------------------------------------------------------------------------------
 # ranking
 def test_committed_ranking():
     """In the committed file: systems first, ranked 1..k by PESQ-WB; then the noisy input and the oracles, unranked."""
-    board = leaderboard.collect()
-    oracles = {r.model for r in board.shown[TRACK] if r.summary["model"]["oracle"]}
+    board = board_mod.collect()
+    oracles = {r.label for r in board.rows(RANKED) if r.role == "oracle"}
     rows = quality_rows(LEADERBOARD.read_text())
-    names = [r[1].strip("*").split(" (")[0] for r in rows]
+    names = [r[1].split(" <sub>")[0].strip("*").split(" (")[0] for r in rows]
     systems = [r for r, n in zip(rows, names) if n != "noisy" and n not in oracles]
     assert [r[0] for r in systems] == [str(i) for i in range(1, len(systems) + 1)]
     assert rows[: len(systems)] == systems and "spectral-subtraction" in names[: len(systems)]
@@ -170,103 +184,90 @@ def test_committed_ranking():
     assert pesq == sorted(pesq, reverse=True)
     rest = rows[len(systems):]
     assert rest[0][:2] == ["–", "noisy (input, floor)"]
-    assert [r[1] for r in rest[1:]] == [f"{n} (oracle, not ranked)" for n in names[len(systems) + 1:]]
     assert {r[0] for r in rest} == {"–"} and set(names[len(systems) + 1:]) == oracles
-    assert {"oracle-psm", "oracle-irm"} <= oracles
 
 
 def test_systems_are_ranked_by_pesq_wb_and_noisy_and_oracles_are_not(base_results):
     results = base_results
     ss, noisy = committed("spectral-subtraction"), committed("noisy")
-
-    def add(delta):
-        def change(df):
-            df["pesq_wb"] = df["pesq_wb"] + delta
-        return change
-
-    derive_run(ss, results, "better-sys", add(0.5), kind="submission")     # PESQ-WB 1.84 + 0.5
-    derive_run(noisy, results, "worse-sys", add(-0.3), kind="submission")  # below the noisy input
+    derive_run(ss, results, "nsnet2", add("pesq_wb", 0.5))        # PESQ-WB 1.84 + 0.5
+    derive_run(noisy, results, "rnnoise", add("pesq_wb", -0.3))   # below the noisy input
     # an oracle with the best scores of all is still not ranked (the flag, not the name, decides)
-    derive_run(ss, results, "cheat", add(2.7), kind="submission", oracle=True)
+    derive_run(ss, results, "oracle-irm", add("pesq_wb", 2.7), oracle=True)
     md = leaderboard.render(results)
     rows = quality_rows(md)
     assert [r[:2] for r in rows] == [
-        ["1", "**better-sys**"], ["2", "**spectral-subtraction**"], ["3", "**worse-sys**"],
-        ["–", "noisy (input, floor)"],
-        ["–", "cheat (oracle, not ranked)"], ["–", "oracle-psm (oracle, not ranked)"],
-        ["–", "oracle-irm (oracle, not ranked)"]]
+        ["1", "**nsnet2**"], ["2", "**spectral-subtraction**"], ["3", "**rnnoise**"],
+        ["–", "noisy (input, floor)"], ["–", "oracle-irm (oracle, not ranked)"]]
     pesq = [float(r[2].split()[0]) for r in rows]
-    assert pesq[:3] == sorted(pesq[:3], reverse=True) and pesq[4:] == sorted(pesq[4:], reverse=True)
-    assert speed_models(md) == ["better-sys", "spectral-subtraction", "worse-sys", "noisy", "cheat", "oracle-psm",
-                                "oracle-irm"]
+    assert pesq[:3] == sorted(pesq[:3], reverse=True)
+    assert evidence_models(md) == ["nsnet2", "spectral-subtraction", "rnnoise", "noisy", "oracle-irm"]
     noisy_row = rows[3]
     assert noisy_row[3] == "–" and noisy_row[5] == "–"  # no improvement column for the input itself
-    assert rows[0][3].startswith("+0.70 ")  # Δ PESQ-WB of better-sys: 0.20 + 0.5
+    delta = load_run(ss).summary["metrics"]["pesq_wb"]["delta"] + 0.5
+    assert rows[0][3].startswith(f"{delta:+.2f} ")
 
 
 def test_a_run_without_pesq_is_ranked_last_among_systems(base_results):
     """A valid run may score a subset of the metrics: it is listed with '–' cells, after the systems with PESQ-WB."""
-    results = base_results
-    derive_run(committed("spectral-subtraction"), results, "sdr-only", lambda df: None, metrics=["si_sdr", "snr"],
-               kind="submission")
-    rows = quality_rows(leaderboard.render(results))
-    row = next(r for r in rows if r[1] == "**sdr-only**")
+    derive_run(committed("spectral-subtraction"), base_results, "dtln", add("si_sdr", 1.0), metrics=["si_sdr", "snr"])
+    rows = quality_rows(leaderboard.render(base_results))
+    row = next(r for r in rows if r[1] == "**dtln**")
     assert row[0] == "2" and rows[0][1] == "**spectral-subtraction**"
     assert row[2] == "–" and row[3] == "–" and row[8] != "–"
 
 
-def test_most_recent_valid_run_of_each_model_is_shown(results):
-    new = copy_run(committed("spectral-subtraction"), results, run_id="29990101-000000",
-                   created="2999-01-01T00:00:00+00:00")
-    old = committed("spectral-subtraction").name
-    md = leaderboard.render(results)
-    assert "[29990101-000000](results/vctk-mini/spectral-subtraction/29990101-000000/summary.json)" in md
-    assert f"[{old}]" not in md
+def test_most_recent_valid_run_of_each_model_is_shown(base_results):
+    ss = committed("spectral-subtraction")
+    new = derive_run(ss, base_results, "spectral-subtraction", add("si_sdr", 0.01), run_id="29990101-000000",
+                     created="2999-01-01T00:00:00+00:00")
+    md = leaderboard.render(base_results)
+    assert f"[29990101-000000](results/{RANKED}/spectral-subtraction/29990101-000000/summary.json)" in md
+    assert f"[{ss.name}]" not in md
     # an older run id with a later `created` still wins: runs are ordered by their creation time
     shutil.rmtree(new)
-    copy_run(committed("spectral-subtraction"), results, run_id="19990101-000000", created="2999-01-01T00:00:00+00:00")
-    assert "[19990101-000000]" in leaderboard.render(results) and f"[{old}]" not in leaderboard.render(results)
+    derive_run(ss, base_results, "spectral-subtraction", add("si_sdr", 0.02), run_id="19990101-000000",
+               created="2999-01-01T00:00:00+00:00")
+    md = leaderboard.render(base_results)
+    assert "[19990101-000000]" in md and f"[{ss.name}]" not in md
 
 
-def _set_model_config(run_dir: Path, model_config: dict, preset) -> None:
+def _set_model_config(run_dir: Path, model_config: dict) -> None:
     cfg = json.loads((run_dir / "config.json").read_text())
-    cfg["model_config"], cfg["preset"] = model_config, preset
+    cfg["model_config"] = model_config
     (run_dir / "config.json").write_text(json.dumps(cfg))
-
-    def set_preset(s):
-        s["model"]["preset"] = s["budget"]["preset"] = preset
-
-    edit_summary(run_dir, set_preset)
 
 
 def test_each_model_configuration_gets_its_own_row(base_results):
-    """Runs of one adapter with different model configs are different systems: one row each, named by
-    preset; a run that lost its preset takes the preset of the runs with the same config; otherwise a hash."""
-    results = base_results
+    """Runs of one adapter with different model configs are different systems: one row each; with no
+    preset to tell them apart, each is named by the hash of its config."""
     ss = committed("spectral-subtraction")
-    small = copy_run(ss, results, model="net", run_id="a-small", created="2026-01-01T00:00:00+00:00")
-    _set_model_config(small, {"hidden": 8}, "quick")
-    big = copy_run(ss, results, model="net", run_id="b-big", created="2026-01-02T00:00:00+00:00")
-    _set_model_config(big, {"hidden": 64}, "full")
-    md = leaderboard.render(results)
-    assert {"**net · quick**", "**net · full**"} <= {r[1] for r in quality_rows(md)}
-    assert "[a-small]" in md and "[b-big]" in md
-    # a later run of the small config without a preset replaces a-small and is still called quick
-    later = copy_run(ss, results, model="net", run_id="c-small-longer", created="2026-01-03T00:00:00+00:00")
-    _set_model_config(later, {"hidden": 8}, None)
-    md = leaderboard.render(results)
-    assert "[c-small-longer]" in md and "[a-small]" not in md and "**net · quick**" in md
-    # a third config with no preset anywhere is named by the hash of its config
-    odd = copy_run(ss, results, model="net", run_id="d-odd", created="2026-01-04T00:00:00+00:00")
-    _set_model_config(odd, {"hidden": 16}, None)
-    names = {r[1] for r in quality_rows(leaderboard.render(results))}
-    assert any(n.startswith("**net · config ") for n in names) and "**net · full**" in names
-    # a model shown once keeps its plain name
-    assert "**spectral-subtraction**" in names
+    other = derive_run(ss, base_results, "spectral-subtraction", add("si_sdr", 0.5), run_id="b-other",
+                       created="2999-01-02T00:00:00+00:00")
+    _set_model_config(other, {"over_subtraction": 3.0})
+    rows = quality_rows(leaderboard.render(base_results))
+    names = [r[1] for r in rows if r[1].startswith("**spectral-subtraction")]
+    assert len(names) == 2 and all(" · config " in n for n in names) and len(set(names)) == 2
+    # the same config again: a later run of that configuration, not a third row
+    again = derive_run(ss, base_results, "spectral-subtraction", add("si_sdr", 0.6), run_id="c-other",
+                       created="2999-01-03T00:00:00+00:00")
+    _set_model_config(again, {"over_subtraction": 3.0})
+    md = leaderboard.render(base_results)
+    assert len([r for r in quality_rows(md) if r[1].startswith("**spectral-subtraction")]) == 2
+    assert "[c-other]" in md and "[b-other]" not in md
 
 
-def test_speed_columns_say_which_machine_measured_them(results):
-    md = leaderboard.render(results)
+def test_evidence_table_says_which_machine_measured_the_speed(base_results):
+    md = leaderboard.render(base_results)
     assert "| speed measured on |" in md
-    env = json.loads((committed("noisy") / "env.json").read_text())
-    assert f"{env['cpu']}, {env['cpu_count']}-core machine" in md
+    cpu = load_run(committed("noisy")).summary["speed"]["cpu"]
+    noisy_line = next(line for line in md.split("### Size, speed")[1].splitlines() if line.startswith("| noisy |"))
+    assert noisy_line.rstrip(" |").endswith(cpu)
+
+
+def test_a_dirty_run_is_marked_when_it_is_the_only_one(base_results):
+    ss = committed("spectral-subtraction")
+    edit_summary(base_results / RANKED / "spectral-subtraction" / ss.name,
+                 lambda s: s["provenance"].update(dirty=True, dirty_paths=["bench/score.py"]))
+    row = next(r for r in quality_rows(leaderboard.render(base_results)) if "spectral-subtraction" in r[1])
+    assert "⚠ dirty" in row[1]

@@ -72,8 +72,14 @@ def test_scores_are_of_the_quantized_clipped_output(tiny_pt, tmp_path):
     """The per-utterance SNR is that of the 16-bit clipped output, which differs clearly from the raw one."""
     import pandas as pd
 
-    out = score(_found(), Loud(), tiny_pt, tmp_path / "run", run_id="r", config={"test": True},
-                budget={"trained": False}, metrics=["snr", "si_sdr"], jobs=1)
+    from bench.speed import RTF_SECONDS
+    from bench.suite import Evaluation
+
+    speed = {"rtf_cpu_1thread": 0.0, "rtf_input_seconds": RTF_SECONDS, "causal": False, "latency_ms": None,
+             "rtf_stream": None, "stream_chunk_samples": None}
+    out = score(_found(), Loud(), Evaluation("main", tiny_pt), tmp_path / "run", run_id="r", config={"test": True},
+                budget={"trained": False}, speed=speed, weights=None, training=None, ship_outputs=False,
+                metrics=("snr", "si_sdr"), jobs=1)
     df = pd.read_csv(out / "per_utterance.csv", dtype={"utt_id": str})
     for row in df.itertuples():
         clean, noisy = tiny_pt.load_clean("test", row.utt_id), tiny_pt.load_noisy("test", row.utt_id)

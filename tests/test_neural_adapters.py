@@ -93,7 +93,10 @@ def test_adapter_declarations(name):
     assert set(a.train_config) <= TRAIN_KEYS
     assert a.train_config["loss"] == {"si_sdr": 1.0} and set(a.train_config["loss"]) <= LOSSES
     assert {"lr", "batch_size", "segment_seconds"} <= set(a.train_config)
-    assert a.presets["quick"]["train"]["max_minutes"] == 8 and a.presets["full"]["train"]["max_minutes"] == 60
+    for preset in ("quick", "full"):     # step budgets: a rerun trains the same number of steps
+        train = a.presets[preset]["train"]
+        assert train["max_minutes"] is None and isinstance(train["max_steps"], int) and train["max_steps"] > 0
+    assert a.presets["full"]["train"]["max_steps"] > a.presets["quick"]["train"]["max_steps"]
     assert a.resolved_config("full") == a.config
 
 

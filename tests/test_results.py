@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from bench import leaderboard
+from bench.board import collect
 from bench.data.tracks import track_version
 from bench.errors import ResultsError
 from bench.protocol import Protocol
@@ -126,7 +127,7 @@ def test_committed_summaries_validate_against_the_schema():
     (lambda s: s["model"].__setitem__("parameters", "0"), "model/parameters"),
     (lambda s: s["metrics"]["pesq_wb"].__setitem__("n", 30.5), "metrics/pesq_wb/n"),
     (lambda s: s["metrics"]["pesq_wb"].__setitem__("mean", "1.64"), "metrics/pesq_wb/mean"),
-    (lambda s: s.__setitem__("schema_version", 2), "schema_version"),
+    (lambda s: s["budget"].__setitem__("steps", -1), "budget/steps"),
     (lambda s: s.__setitem__("unexpected", 1), "Additional properties"),
     (lambda s: s["model"].__setitem__("name", "Bad Name"), "model/name"),
     (lambda s: s["benchmark"]["protocol"].__setitem__("sha256", "xyz"), "benchmark/protocol/sha256"),
@@ -229,14 +230,16 @@ def test_untampered_rewrite_is_accepted(tmp_path):
 
 @pytest.fixture
 def board_results(tmp_path) -> Path:
-    """A results dir holding copies of every committed vctk-mini run."""
+    """A results dir holding copies of every committed run of the ranked vctk-mini set."""
     return copy_committed_runs(tmp_path / "results")
 
 
+RANKED = f"{TRACK}/stft-v1"
+
+
 def _tables(md: str) -> tuple[str, str]:
-    """(the vctk-mini quality + speed tables, the refused section) of a rendered leaderboard."""
-    section = md.split(f"## Track `{TRACK}`", 1)[1]
-    tables, _, refused = section.partition("### Runs refused by the checks (not shown above)")
+    """(everything before the refused section, the refused section) of a rendered leaderboard."""
+    tables, _, refused = md.partition("## Runs refused by the checks (not shown above)")
     return tables, refused
 
 
@@ -248,22 +251,24 @@ def test_leaderboard_lists_tampered_runs_as_refused(kind, board_results):
     tamper(run)
     md = leaderboard.render(board_results)
     tables, refused = _tables(md)
-    rel = f"results/{TRACK}/noisy/{NEW_ID}"
+    rel = f"results/{RANKED}/noisy/{NEW_ID}"
     assert f"- `{rel}`: " in refused
     line = next(line for line in refused.splitlines() if line.startswith(f"- `{rel}`"))
-    assert fragment in line, line  # the reason is the first line of the error
+    # the reason starts with the first line of the error (the board first checks that the folder says
+    # what the summary says: a run claiming another protocol sits in the wrong folder)
+    assert fragment in line or (kind == "other protocol name" and "summary.json says" in line), line
     assert NEW_ID not in tables  # not shown: the older valid noisy run is
-    assert tables.rstrip() == _tables(baseline)[0].rstrip()
-    board = leaderboard.collect(board_results)
-    assert [p for p, _ in board.refused[TRACK]] == [rel]
-    assert NEW_ID not in [r.run_id for r in board.shown[TRACK]]
+    assert tables.rstrip() == baseline.rstrip()
+    board = collect(board_results)
+    assert [p for p, _ in board.refused] == [rel]
+    assert NEW_ID not in [r.run.run_id for r in board.rows(RANKED)]
 
 
 def test_leaderboard_shows_the_newest_valid_run_instead(board_results):
     run = copy_run(committed("noisy"), board_results, run_id=NEW_ID, created="2999-01-01T00:00:00+00:00")
     validate(run)
     tables, refused = _tables(leaderboard.render(board_results))
-    assert f"[{NEW_ID}](results/{TRACK}/noisy/{NEW_ID}/summary.json)" in tables
+    assert f"[{NEW_ID}](results/{RANKED}/noisy/{NEW_ID}/summary.json)" in tables
     assert f"[{committed('noisy').name}]" not in tables
     assert refused == ""
 
@@ -271,25 +276,22 @@ def test_leaderboard_shows_the_newest_valid_run_instead(board_results):
 def test_leaderboard_refuses_a_run_in_the_wrong_folder(board_results):
     copy_run(committed("noisy"), board_results, run_id=NEW_ID)
     # move it under another model's folder: the folder and summary.json disagree
-    src = board_results / TRACK / "noisy" / NEW_ID
-    dst = board_results / TRACK / "spectral-subtraction" / NEW_ID
+    src = board_results / RANKED / "noisy" / NEW_ID
+    dst = board_results / RANKED / "spectral-subtraction" / NEW_ID
     shutil.move(src, dst)
-    board = leaderboard.collect(board_results)
-    (path, reason), = board.refused[TRACK]
-    assert path == f"results/{TRACK}/spectral-subtraction/{NEW_ID}" and "folder is results/" in reason
-    assert "summary.json says results/vctk-mini/noisy/" in reason
+    (path, reason), = collect(board_results).refused
+    assert path == f"results/{RANKED}/spectral-subtraction/{NEW_ID}" and "folder is results/" in reason
+    assert f"summary.json says results/{RANKED}/noisy/" in reason
 
 
 def test_leaderboard_refuses_runs_of_an_unfrozen_or_unknown_track(board_results):
     src = committed("noisy")
     for track in ("vctk", "no-such-track"):
-        dst = board_results / track / "noisy" / src.name
+        dst = board_results / track / "stft-v1" / "noisy" / src.name
         shutil.copytree(src, dst)
         edit_summary(dst, lambda s: s["benchmark"]["track"].__setitem__("name", track))
-    board = leaderboard.collect(board_results)
-    assert "has no frozen manifest" in board.refused["vctk"][0][1]
-    assert "unknown track 'no-such-track'" in board.refused["no-such-track"][0][1]
+    refused = dict(collect(board_results).refused)
+    assert "track vctk has no frozen manifest" in refused[f"results/vctk/stft-v1/noisy/{src.name}"]
+    assert "no-such-track" in refused[f"results/no-such-track/stft-v1/noisy/{src.name}"]
     md = leaderboard.render(board_results)
-    assert f"`results/vctk/noisy/{src.name}`: track vctk has no frozen manifest" in md
-    unknown = md.split("## Unknown track `no-such-track`", 1)[1]
-    assert f"- `results/no-such-track/noisy/{src.name}`: unknown track 'no-such-track'" in unknown
+    assert f"- `results/vctk/stft-v1/noisy/{src.name}`: " in md

@@ -350,7 +350,7 @@ def test_truncated_last_line_is_recomputed(tiny_pt, tmp_path, reference_fast, le
     with pytest.raises(KeyboardInterrupt):
         _score(tiny_pt, out, IdentityAdapter(), _Model(_interrupt_after(3)))
     lines = (out / PARTIAL).read_text().splitlines()
-    assert len(lines) == 4 and "fingerprint" in json.loads(lines[0])
+    assert len(lines) == 4 and "model_fingerprint" in json.loads(lines[0])
     cut = json.loads(lines[-1])["utt_id"]
     (out / PARTIAL).write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # a cut write
     assert _partial_ids(out) == sorted(json.loads(line)["utt_id"] for line in lines[1:-1])
