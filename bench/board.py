@@ -15,6 +15,8 @@ A folder is refused (listed with the first line of the reason) unless:
 Row selection (printed on the board): one row per model configuration (adapter, model config, training
 noise): the most recent run that is *clean* (made from committed code) and, for a trained model, reached
 its preset's step budget; when none is, the most recent run, marked. Archived splits get their own table.
+A trained model whose output is inverted on the validation set (negative least-squares scale onto the
+clean target, recorded by the trainer) is marked too.
 """
 
 from __future__ import annotations
@@ -236,6 +238,9 @@ def collect(results_dir: Path | None = None) -> Board:
         ok = [r for r in runs if not _eligible(r, adapters)]
         chosen = (ok or runs)[-1]
         row = Row(chosen, label_of(chosen, adapters), [] if ok else _eligible(chosen, adapters))
+        scale = chosen.summary["budget"].get("valid_scale")
+        if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
+            row.marks.append(f"output inverted (validation scale {scale:+.2f})")
         (board.archived if archived else board.sets).setdefault(set_key, []).append(row)
     for rows in (*board.sets.values(), *board.archived.values()):
         _distinguish(rows)

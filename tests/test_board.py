@@ -170,6 +170,16 @@ def test_a_dirty_run_does_not_replace_a_clean_row(results):
     assert "⚠ dirty" in leaderboard.render(results)
 
 
+def test_an_inverted_output_is_marked(results):
+    """The trainer records the validation output's least-squares scale onto the clean target; a negative
+    one (an inverted waveform, which SI-SDR, PESQ and STOI do not see) is named on the row."""
+    run = next((results / RANKED / "spectral-subtraction").iterdir())
+    edit_summary(run, lambda s: s["budget"].update(valid_scale=-0.05))
+    row = {r.run.model: r for r in board_mod.collect(results).rows(RANKED)}["spectral-subtraction"]
+    assert row.marks == ["output inverted (validation scale -0.05)"]
+    assert "⚠ output inverted (validation scale -0.05)" in leaderboard.render(results)
+
+
 def test_a_run_below_its_preset_budget_is_marked_and_never_preferred():
     class Run:
         model, dirty = "demucs", False
