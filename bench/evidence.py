@@ -150,6 +150,11 @@ def _prepared_of(run: Run, prepared_root: Path | None, track=None):
     track = track or track_version(b["track"]["name"], b["track"]["split_id"])
     proto = None if b["protocol"]["name"] == "recorded" else Protocol.load(b["protocol"]["name"])
     pt = PreparedTrack(track, proto, prepared_root or default_root(None))
+    if not pt.is_prepared:   # as `bench run` does: prepare from the corpus (idempotent)
+        from bench.data.prepare import prepare
+        from bench.data.root import resolve_data_root
+
+        prepare(track, pt.protocol, resolve_data_root(None, track), pt.root)
     pt.require()
     return pt
 

@@ -361,9 +361,15 @@ def page(board, site_dir: Path, files: dict, clean) -> str:
 
 
 def default_clean(noisy_run, utt_id: str, page_copy: Path):
+    """The clean reference: the page's own copy, else the repository's committed page (a page written from a
+    copy of results/), else the prepared track; each only if its samples match the frozen manifest."""
+    from bench import REPO_ROOT
     from bench.site_media import clean_samples
 
-    return clean_samples(noisy_run.track, noisy_run.split_id, utt_id, page_copy)
+    parts = Path(page_copy).parts
+    repo_copy = (REPO_ROOT.joinpath("site", *parts[len(parts) - parts[::-1].index("site"):])
+                 if "site" in parts else None)
+    return clean_samples(noisy_run.track, noisy_run.split_id, utt_id, (page_copy, repo_copy))
 
 
 def build(board, site_dir: Path, clean=None) -> dict[str, bytes]:

@@ -105,8 +105,23 @@ def spectrogram_png(q: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def clean_samples(track_name: str, split_id: str, utt_id: str, page_copy: Path | None) -> np.ndarray:
-    """The clean test utterance of a benchmark track, checked against its frozen manifest."""
+def _corpus_file(track, utt_id: str) -> Path | None:
+    """The utterance's file in the corpus (useful as it is when the corpus is stored at 16 kHz), or None."""
+    from bench.data.root import resolve_data_root
+    from bench.errors import DataError
+
+    utt = next((u for u in track.utterances(split="test") if u.utt_id == utt_id), None)
+    if utt is None or utt.sample_rate != 16000:
+        return None
+    try:
+        return track.source_path(resolve_data_root(None, track), utt)
+    except DataError:
+        return None
+
+
+def clean_samples(track_name: str, split_id: str, utt_id: str, page_copies) -> np.ndarray:
+    """The clean test utterance of a benchmark track, checked against its frozen manifest: from one of the
+    page copies (paths or None) or else the prepared track; a file is used only if its samples match."""
     from bench.audio import sha256_pcm16
     from bench.data.prepared import PreparedTrack
     from bench.data.root import prepared_root
@@ -117,7 +132,8 @@ def clean_samples(track_name: str, split_id: str, utt_id: str, page_copy: Path |
     want = {u.utt_id: u.sha256_pcm16 for u in track.utterances(split="test")}.get(utt_id)
     if want is None:
         raise BenchError(f"{utt_id} is no test utterance of {track_name} ({split_id})")
-    candidates = [p for p in (page_copy, PreparedTrack(track, Protocol.load(), prepared_root()).clean_path("test", utt_id))
+    prepared = PreparedTrack(track, Protocol.load(), prepared_root()).clean_path("test", utt_id)
+    candidates = [p for p in (*page_copies, prepared, _corpus_file(track, utt_id))
                   if p is not None and Path(p).exists()]
     for p in candidates:
         q = read_pcm16(p)

@@ -265,9 +265,13 @@ def test_clean_reference_is_checked_against_the_frozen_manifest(vctk_mini, tmp_p
     monkeypatch.setenv("BENCH_PREPARED_DIR", str(tmp_path / "no-prepared"))
     copy = tmp_path / "p232_003.flac"
     shutil.copyfile(vctk_mini / "wav48" / "p232" / "p232_003.flac", copy)   # the corpus file is 16 kHz
-    q = clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", copy)
+    q = clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", (copy,))
     assert np.array_equal(q, read_pcm16(copy))
     copy.write_bytes(flac_bytes(q[:-1]))
+    # a wrong page copy is passed over: the corpus file (16 kHz in vctk-mini) has the manifest's samples
+    assert np.array_equal(clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", (copy,)), q)
+    monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path / "no-data"))
+    monkeypatch.setattr("bench.data.root.candidate_roots", lambda cli_root: [("none", tmp_path / "no-data")])
     with pytest.raises(BenchError, match="matching the frozen manifest") as err:
-        clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", copy)
+        clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", (copy,))
     assert "bench data prepare --track vctk-mini" in err.value.hint
