@@ -33,7 +33,7 @@ LAYERS = (
     ("metrics", ("bench.metrics", "bench.stats", "bench.losses")),
     ("adapters", ("bench.adapters", "bench.modelcard", "bench.weights")),
     ("models", ("baselines.*", "submissions.*")),
-    ("train", ("bench.adversarial", "bench.batches", "bench.distributed", "bench.train")),
+    ("train", ("bench.adversarial", "bench.batches", "bench.checkpoints", "bench.distributed", "bench.train")),
     ("run configuration", ("bench.runconfig",)),
     ("results format", ("bench.results",)),
     ("suite", ("bench.suite",)),
