@@ -37,6 +37,18 @@ def scaled(channels, width: float) -> list[int]:
     return [max(1, int(round(c * width))) for c in channels]
 
 
+def _run_stack(convs, post, x: torch.Tensor):
+    """(flattened score, every layer's activations) of a stack of convolutions with leaky ReLUs and a last
+    convolution: the discriminator output and the features that feature matching compares."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), SLOPE)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, width: float = 1.0, kernel_size: int = 5, stride: int = 3):
         super().__init__()
@@ -56,13 +68,7 @@ class PeriodDiscriminator(nn.Module):
         n = (-t) % self.period
         x = F.pad(x[:, None], (0, n), mode="reflect" if n < t else "constant")
         x = x.view(b, 1, (t + n) // self.period, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _run_stack(self.convs, self.post, x)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -79,13 +85,7 @@ class ScaleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor):
         x = x[:, None]
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _run_stack(self.convs, self.post, x)
 
 
 class HiFiGANDiscriminator(nn.Module):
