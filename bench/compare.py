@@ -1,8 +1,10 @@
-"""`bench compare A B`: a paired comparison of two runs on the same track and protocol.
+"""`bench compare A B`: a paired comparison of two runs, on every evaluation set both were scored on.
 
 For every metric: the per-utterance differences A - B, their mean with a 95% bootstrap CI, the
 Wilcoxon signed-rank test (the decision test) and the paired t-test, and win/loss counts, so
-"A beats B" is a checked claim rather than a difference of two means.
+"A beats B" is a checked claim rather than a difference of two means. A run is scored on the sets of the
+suite (bench.suite) under one run id; `compare_suite` pairs the two runs set by set (the ranked set first,
+then in the suite's order of roles), `compare_runs` compares one set.
 """
 
 from __future__ import annotations
@@ -53,6 +55,87 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
     return out
 
 
+SUITE_METRICS = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")   # the summary table's default columns
+
+
+def run_sets(run: Run) -> dict[str, Run]:
+    """Every evaluation set `run` was scored on ("track/noise" -> its Run), in the suite's order of roles."""
+    from bench.results import load_run
+    from bench.suite import ROLES
+
+    root = run.path.parents[3]   # <root>/<track>/<noise>/<model>/<run-id>
+    found = [load_run(f.parent) for f in root.glob(f"*/*/{run.path.parent.name}/{run.path.name}/summary.json")]
+    found = [r for r in found if r.run_id == run.run_id and r.model == run.model]
+    order = {role: i for i, role in enumerate(ROLES)}
+    return {f"{r.track}/{r.noise}": r for r in sorted(found, key=lambda r: (order.get(r.role, len(order)),
+                                                                         r.track, r.noise))}
+
+
+def compare_suite(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: float = 0.05) -> dict:
+    """`compare_runs` on every set both runs were scored on; `metrics` (default: every metric both have on
+    a set) are compared where both runs have them. Sets only one run has are listed, not compared."""
+    sa, sb = run_sets(a), run_sets(b)
+    common = [k for k in sa if k in sb]
+    if not common:
+        raise ResultsError(f"{a.model}@{a.run_id} and {b.model}@{b.run_id} share no evaluation set")
+    if metrics:
+        scored = {m for k in common for m in sa[k].summary["metrics"] if m in sb[k].summary["metrics"]}
+        unknown = [m for m in metrics if m not in scored]
+        if unknown:
+            raise ResultsError(f"metric(s) {', '.join(unknown)} not scored in both runs on any set",
+                               hint=f"available: {', '.join(m for m in METRICS if m in scored)}")
+    sets = []
+    for k in common:
+        both = [m for m in (metrics or METRICS) if m in sa[k].summary["metrics"] and m in sb[k].summary["metrics"]]
+        sets.append({"set": k, "role": sa[k].role, **compare_runs(sa[k], sb[k], both, alpha=alpha)})
+    return {"a": {"model": a.model, "run_id": a.run_id}, "b": {"model": b.model, "run_id": b.run_id},
+            "sets": sets, "only_a": [k for k in sa if k not in sb], "only_b": [k for k in sb if k not in sa]}
+
+
+def _cell(s: dict, m: str, a: str, b: str) -> str:
+    nd = 3 if m in ("stoi", "estoi") else 2
+    if not s["significant"]:
+        who = "n.s."
+    else:
+        who = a if (s["mean_diff"] > 0) == METRICS[m].higher_is_better else b
+    return f"{s['mean_diff']:+.{nd}f} [{s['ci_low']:+.{nd}f}, {s['ci_high']:+.{nd}f}] {who}"
+
+
+def suite_rows(res: dict, metrics: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """The summary of `compare_suite`'s result as a header and rows: set, role, n, then per metric
+    "A - B [CI] winner" (A, B or n.s.; "–" where the set lacks the metric)."""
+    cols = list(metrics or [m for m in SUITE_METRICS if any(m in s["metrics"] for s in res["sets"])])
+    rows = [[s["set"], s["role"], str(s["n_utterances"]),
+             *[_cell(s["metrics"][m], m, "A", "B") if m in s["metrics"] else "–" for m in cols]] for s in res["sets"]]
+    return ["set", "role", "n", *[f"Δ {METRICS[m].label}" for m in cols]], rows
+
+
+def _print_suite(res: dict, metrics: list[str] | None, markdown: bool) -> None:
+    from rich.table import Table
+
+    from bench.console import console
+
+    a, b = res["a"], res["b"]
+    title = (f"{a['model']}@{a['run_id']} (A) vs {b['model']}@{b['run_id']} (B): Δ = A - B, the mean of the paired "
+             f"per-utterance differences [95% bootstrap CI], then which is better (Wilcoxon p < 0.05) or n.s.")
+    header, rows = suite_rows(res, metrics)
+    only = [f"only {who} was scored on: {', '.join(keys)}" for who, keys in (("A", res["only_a"]), ("B", res["only_b"]))
+            if keys]
+    if markdown:   # plain text for a README or a paper's appendix
+        lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(f"`{c}`" if i == 0 else c for i, c in enumerate(r)) + " |" for r in rows]
+        print("\n".join(lines + [""] + only))
+        return
+    t = Table(title=title + "; `--set KEY` for one set in full")
+    for i, col in enumerate(header):
+        t.add_column(col, no_wrap=i < 2)
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    for line in only:
+        console.print(line)
+
+
 def cmd_compare(args) -> int:
     import json
 
@@ -64,6 +147,19 @@ def cmd_compare(args) -> int:
     results = Path(args.results_dir) if args.results_dir else None
     a = load_run(find_run(args.a, args.track, results))
     b = load_run(find_run(args.b, args.track, results))
+    if args.set is None:
+        res = compare_suite(a, b, args.metrics)
+        if args.json:
+            console.print_json(json.dumps(res, default=float))
+        else:
+            _print_suite(res, args.metrics, args.markdown)
+        return 0
+    sa, sb = run_sets(a), run_sets(b)
+    for run, sets in ((a, sa), (b, sb)):
+        if args.set not in sets:
+            raise ResultsError(f"{run.model}@{run.run_id} was not scored on set {args.set!r}",
+                               hint=f"its sets: {', '.join(sets)}")
+    a, b = sa[args.set], sb[args.set]
     res = compare_runs(a, b, args.metrics)
     if args.json:
         console.print_json(json.dumps(res, default=float))
@@ -82,11 +178,16 @@ def cmd_compare(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("compare", help="paired comparison of two runs: per-utterance differences, CI, significance")
+    p = subparsers.add_parser("compare", help="paired comparison of two runs on every set of the suite: per-utterance "
+                                              "differences, CI, significance")
     p.add_argument("a", help="run folder, MODEL (latest run) or MODEL@RUN_ID")
     p.add_argument("b")
-    p.add_argument("--track", default="vctk-mini")
+    p.add_argument("--track", default="vctk-mini", help="the track of MODEL / MODEL@RUN_ID (default: vctk-mini)")
+    p.add_argument("--set", default=None, metavar="KEY",
+                   help="compare on this evaluation set only, in full (e.g. vctk-mini/stft-v1); default: a summary "
+                        "over every set both runs were scored on")
     p.add_argument("--metrics", nargs="*", default=None)
     p.add_argument("--results-dir", default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="the summary over every set as a markdown table")
     p.set_defaults(func=cmd_compare)

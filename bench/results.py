@@ -283,4 +283,22 @@ def find_run(spec: str, track: str | None = None, root: Path | None = None, nois
     if not cands:
         raise ResultsError(f"no run found for {spec!r}" + (f" on track {track}" if track else ""),
                            hint="give a run folder, MODEL or MODEL@RUN_ID; `ls results/<track>/<noise>/<model>/` lists runs")
-    return sorted(cands, key=lambda d: d.name)[-1]
+    return max(cands, key=_recency)
+
+
+def _recency(run_dir: Path) -> tuple:
+    """Sort key of "the latest run": runs on their track's current split before archived ones, then by the
+    summary's creation time (not the folder name: run ids may be any name)."""
+    from bench.data.tracks import load_track
+    from bench.errors import BenchError
+
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+        t = s["benchmark"]["track"]
+        try:
+            current = load_track(t["name"]).split_id == t["split_id"]
+        except BenchError:   # a test-only or unregistered track: no split is archived
+            current = True
+        return (current, str(s.get("created", "")), run_dir.name)
+    except (OSError, ValueError, KeyError, TypeError):
+        return (False, "", run_dir.name)   # unreadable: load_run names the problem if it is chosen

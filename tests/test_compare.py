@@ -11,10 +11,10 @@ import pytest
 from scipy import stats
 
 from bench.cli import main
-from bench.compare import compare_runs
+from bench.compare import compare_runs, compare_suite, run_sets
 from bench.errors import ResultsError
 from bench.metrics import METRICS
-from bench.results import RESULTS_DIR, load_run
+from bench.results import RESULTS_DIR, find_run, load_run
 
 from conftest import COMMITTED_TRACK, committed, copy_run, edit_summary
 
@@ -120,7 +120,7 @@ def test_runs_of_different_utterances_are_refused(tmp_path, noisy):
 # the command line
 def test_cli_compare_json(capsys):
     assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(RESULTS_DIR), "--json",
-                 "--metrics", "pesq_wb", "si_sdr"]) == 0
+                 "--set", f"{TRACK}/stft-v1", "--metrics", "pesq_wb", "si_sdr"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert list(res["metrics"]) == ["pesq_wb", "si_sdr"]
     assert res["metrics"]["pesq_wb"]["significant"] is True
@@ -152,3 +152,61 @@ def test_cli_compare_unknown_run_and_tampered_run(tmp_path, capsys):
     edit_summary(run, lambda s: s["metrics"]["si_sdr"].__setitem__("mean", 99.0))
     assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(results)]) == 2
     assert "mean si_sdr" in capsys.readouterr().err  # a tampered run is never compared
+
+
+# ---------------------------------------------------------------------------------------------
+# every set of the suite
+def test_suite_comparison_pairs_the_runs_set_by_set(ss, noisy):
+    sets = run_sets(ss)
+    assert next(iter(sets)) == f"{TRACK}/stft-v1" and len(sets) >= 5   # the ranked set first, then the suite
+    roles = [r.role for r in sets.values()]
+    assert {"main", "tier", "cross-corpus", "recorded", "diagnostic"} <= set(roles)
+    assert all(r.run_id == ss.run_id and r.model == "spectral-subtraction" for r in sets.values())
+    res = compare_suite(ss, noisy, ["pesq_wb", "si_sdr"])
+    assert [s["set"] for s in res["sets"]] == [k for k in sets if k in run_sets(noisy)]
+    for s in res["sets"]:   # each set's entry is that set's own paired comparison
+        key = s["set"]
+        direct = compare_runs(sets[key], run_sets(noisy)[key], ["pesq_wb", "si_sdr"])
+        assert s["n_utterances"] == direct["n_utterances"] and s["role"] == sets[key].role
+        assert s["metrics"]["pesq_wb"]["mean_diff"] == pytest.approx(direct["metrics"]["pesq_wb"]["mean_diff"])
+    cross = [s for s in res["sets"] if s["role"] == "cross-corpus"]
+    assert cross and all(s["n_utterances"] != 30 for s in cross)   # other utterances than the ranked set
+
+
+def test_suite_comparison_lists_sets_only_one_run_has(tmp_path, capsys):
+    results = tmp_path / "results"
+    a, b = committed("spectral-subtraction"), committed("noisy")
+    for run in (a, b):
+        for d in RESULTS_DIR.glob(f"*/*/{run.parent.name}/{run.name}"):
+            copy_run(d, results)
+    dropped = next(d for d in results.glob(f"*/*/noisy/{b.name}") if d.parent.parent.name != "stft-v1")
+    key = f"{dropped.parent.parent.parent.name}/{dropped.parent.parent.name}"
+    import shutil
+    shutil.rmtree(dropped)
+    res = compare_suite(load_run(find_run("spectral-subtraction", TRACK, results)),
+                        load_run(find_run("noisy", TRACK, results)))
+    assert res["only_a"] == [key] and res["only_b"] == [] and key not in [s["set"] for s in res["sets"]]
+    assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(results), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert f"only A was scored on: {key}" in out
+    assert sum(line.startswith("| `") for line in out.splitlines()) == len(res["sets"])
+    # one set in full; a set one run lacks is refused with the sets it has
+    assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(results), "--set", key]) == 2
+    err = capsys.readouterr().err
+    assert f"noisy@{b.name} was not scored on set {key!r}" in err and "Traceback" not in err
+    assert main(["compare", "spectral-subtraction", "noisy", "--results-dir", str(results),
+                 "--metrics", "nope"]) == 2
+    assert "not scored in both runs on any set" in capsys.readouterr().err
+
+
+def test_latest_run_is_the_newest_by_creation_time_not_by_name(tmp_path):
+    results = tmp_path / "results"
+    src = committed("noisy")
+    copy_run(src, results, run_id="20250101-000000-aaaaaaaa", created="2025-01-01T00:00:00+00:00")
+    copy_run(src, results, run_id="zz-named-run", created="2024-06-01T00:00:00+00:00")  # sorts last by name
+    assert find_run("noisy", TRACK, results).name == "20250101-000000-aaaaaaaa"
+    assert find_run("noisy@zz-named-run", TRACK, results).name == "zz-named-run"
+    # a run on an archived split is "latest" only where no run on the current split exists
+    old = copy_run(src, results, run_id="archived", created="2030-01-01T00:00:00+00:00")
+    edit_summary(old, lambda s: s["benchmark"]["track"].__setitem__("split_id", "vctk-mini-v1"))
+    assert find_run("noisy", TRACK, results).name == "20250101-000000-aaaaaaaa"
