@@ -123,6 +123,7 @@ def _child(rank: int, world: int, init: str, device: str, fn, kwargs: dict) -> N
                                          timeout=TIMEOUT)
     try:
         fn(**kwargs)
+        dist.barrier()   # no rank tears the group down while another still has gloo work in flight
     finally:
         dist.destroy_process_group()
 
@@ -146,6 +147,7 @@ def spawn(nproc: int, device: str, fn, kwargs: dict, main_kwargs: dict | None = 
     try:
         dist.init_process_group(backend(device), init_method=init, rank=0, world_size=nproc, timeout=TIMEOUT)
         result = fn(**kwargs, **(main_kwargs or {}))
+        dist.barrier()   # as in _child: every rank done before any destroys the group (a race seen on a loaded machine)
         ok = True
         return result
     finally:
