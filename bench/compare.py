@@ -43,12 +43,14 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
     out = {"a": {"model": a.model, "run_id": a.run_id, "path": str(a.path)},
            "b": {"model": b.model, "run_id": b.run_id, "path": str(b.path)},
            "track": ba["track"]["name"], "protocol": ba["protocol"]["name"], "n_utterances": len(merged), "metrics": {}}
+    # the verdict names the better run: by model, or by model@run-id where both runs are of one model
+    name_a, name_b = ((a.model, b.model) if a.model != b.model else (f"{a.model}@{a.run_id}", f"{b.model}@{b.run_id}"))
     for m in names:
         res = paired_comparison(merged[f"{m}_a"].to_numpy(float), merged[f"{m}_b"].to_numpy(float), alpha=alpha,
                                 higher_is_better=METRICS[m].higher_is_better)
         if res["significant"]:
             better = (res["mean_diff"] > 0) == METRICS[m].higher_is_better
-            res["verdict"] = f"{a.model if better else b.model} is better (p={res['wilcoxon_p']:.2g})"
+            res["verdict"] = f"{name_a if better else name_b} is better (p={res['wilcoxon_p']:.2g})"
         else:
             res["verdict"] = f"no significant difference (p={res['wilcoxon_p']:.2g})"
         out["metrics"][m] = res

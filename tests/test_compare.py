@@ -210,3 +210,10 @@ def test_latest_run_is_the_newest_by_creation_time_not_by_name(tmp_path):
     old = copy_run(src, results, run_id="archived", created="2030-01-01T00:00:00+00:00")
     edit_summary(old, lambda s: s["benchmark"]["track"].__setitem__("split_id", "vctk-mini-v1"))
     assert find_run("noisy", TRACK, results).name == "20250101-000000-aaaaaaaa"
+
+
+def test_verdict_names_the_run_when_both_are_of_one_model(tmp_path, ss):
+    other = load_run(copy_run(committed("spectral-subtraction"), tmp_path / "results", run_id="rerun"))
+    other.per_utterance = other.per_utterance.assign(pesq_wb=other.per_utterance["pesq_wb"] - 0.1)
+    verdict = compare_runs(ss, other, ["pesq_wb"])["metrics"]["pesq_wb"]["verdict"]
+    assert verdict.startswith(f"spectral-subtraction@{ss.run_id} is better")
