@@ -57,6 +57,16 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _canonical_header(raw: bytes) -> bytes:
+    """The safetensors bytes with the JSON header's keys sorted: the writer orders the metadata as a hash map
+    does, differently in every process, so the same tensors gave files of different hashes. Offsets are
+    relative to the data, which is unchanged; the header stays padded with spaces to 8 bytes."""
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + raw[8 + n:]
+
+
 def write_weights(tensors: dict[str, torch.Tensor], path: Path, *, adapter: str) -> str:
     """Write `tensors` as safetensors (atomically); returns the file's SHA-256."""
     from safetensors.torch import save_file
@@ -67,7 +77,7 @@ def write_weights(tensors: dict[str, torch.Tensor], path: Path, *, adapter: str)
     meta = {"adapter": adapter, "float_dtype": ",".join(dtypes) or "none", "format": "pt"}
     tmp = Path(path).with_name(f".{Path(path).name}.tmp")
     save_file(tensors, str(tmp), metadata=meta)
-    atomic_write_bytes(Path(path), tmp.read_bytes())
+    atomic_write_bytes(Path(path), _canonical_header(tmp.read_bytes()))
     tmp.unlink()
     return file_sha256(Path(path))
 

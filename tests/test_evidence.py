@@ -140,3 +140,26 @@ def test_one_committed_ranked_run_is_re_scored():
         pytest.skip("no committed spectral-subtraction run with shipped outputs")
     c = verify_run(cands[-1], mode="rescore", jobs=2)
     assert c.ok, c.problems
+
+
+def test_weights_files_of_the_same_tensors_are_byte_identical_across_processes(tmp_path):
+    """safetensors orders the header's metadata differently in each process; the shipped file must not."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from pathlib import Path; from bench.weights import write_weights; "
+            "t = {'b.weight': torch.arange(6, dtype=torch.float16).reshape(2, 3), 'a.bias': torch.ones(3)}; "
+            "print(write_weights(t, Path(sys.argv[1]), adapter='demucs'))")
+    shas = []
+    for i in range(4):   # each process draws its own hash-map seed
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"w{i}.safetensors")], check=True,
+                             capture_output=True, text=True, cwd=Path(__file__).parent.parent).stdout.split()
+        shas.append(out[-1])
+    assert len(set(shas)) == 1
+    data = [(tmp_path / f"w{i}.safetensors").read_bytes() for i in range(4)]
+    assert all(d == data[0] for d in data)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "w0.safetensors"), "pt") as fh:   # still a valid file, tensors and metadata intact
+        assert fh.metadata() == {"adapter": "demucs", "float_dtype": "float16,float32", "format": "pt"}
+        assert fh.get_tensor("b.weight").tolist() == [[0, 1, 2], [3, 4, 5]]
