@@ -49,8 +49,7 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
         res = paired_comparison(merged[f"{m}_a"].to_numpy(float), merged[f"{m}_b"].to_numpy(float), alpha=alpha,
                                 higher_is_better=METRICS[m].higher_is_better)
         if res["significant"]:
-            better = (res["mean_diff"] > 0) == METRICS[m].higher_is_better
-            res["verdict"] = f"{name_a if better else name_b} is better (p={res['wilcoxon_p']:.2g})"
+            res["verdict"] = f"{name_a if _a_is_better(res, m) else name_b} is better (p={res['wilcoxon_p']:.2g})"
         else:
             res["verdict"] = f"no significant difference (p={res['wilcoxon_p']:.2g})"
         out["metrics"][m] = res
@@ -94,12 +93,18 @@ def compare_suite(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: fl
             "sets": sets, "only_a": [k for k in sa if k not in sb], "only_b": [k for k in sb if k not in sa]}
 
 
+def _a_is_better(res: dict, m: str) -> bool:
+    """Whether A's side of the paired result `res` of metric `m` is the better one."""
+    return (res["mean_diff"] > 0) == METRICS[m].higher_is_better
+
+
+def _digits(m: str) -> int:
+    return 3 if m in ("stoi", "estoi") else 2
+
+
 def _cell(s: dict, m: str, a: str, b: str) -> str:
-    nd = 3 if m in ("stoi", "estoi") else 2
-    if not s["significant"]:
-        who = "n.s."
-    else:
-        who = a if (s["mean_diff"] > 0) == METRICS[m].higher_is_better else b
+    nd = _digits(m)
+    who = "n.s." if not s["significant"] else a if _a_is_better(s, m) else b
     return f"{s['mean_diff']:+.{nd}f} [{s['ci_low']:+.{nd}f}, {s['ci_high']:+.{nd}f}] {who}"
 
 
@@ -171,7 +176,7 @@ def cmd_compare(args) -> int:
     for col in ("metric", "A", "B", "A - B [95% CI]", "wins/losses", "Wilcoxon p", "t-test p", "verdict"):
         t.add_column(col)
     for m, s in res["metrics"].items():
-        nd = 3 if m in ("stoi", "estoi") else 2
+        nd = _digits(m)
         t.add_row(METRICS[m].label, f"{s['mean_a']:.{nd}f}", f"{s['mean_b']:.{nd}f}",
                   f"{s['mean_diff']:+.{nd}f} [{s['ci_low']:+.{nd}f}, {s['ci_high']:+.{nd}f}]",
                   f"{s['wins']}/{s['losses']}", f"{s['wilcoxon_p']:.2g}", f"{s['ttest_p']:.2g}", s["verdict"])
