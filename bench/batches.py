@@ -6,7 +6,8 @@
   the host never waits for the device. Every item of the global batch has its own generators, keyed by
   (seed, step, item index), which draw its utterance, its crop start, its shift and all its noise; so
   N data-parallel processes, each making its slice of the global batch, make exactly what one process
-  makes with the whole of it.
+  makes with the whole of it. With ``tilt_db`` > 0 each clean segment is first given a random spectral
+  tilt (`spectral_tilt`), so the model meets brighter and darker recordings than its corpora hold.
 - ``noise: "numpy"``, `SegmentBatches`: the numpy reference protocol in DataLoader worker processes (one
   batch per worker at a time), the trainer's data path before the torch path existed; kept to compare
   and as a reference. Its noise streams are keyed by item too (``train:<seed>:<step>:<i>``).
@@ -64,6 +65,22 @@ class SegmentBatches(torch.utils.data.IterableDataset):
             step += nw
 
 
+#: the spectral tilt's pivot and reach: the gain is slope * log2(f / PIVOT), log2 clipped to +-OCTAVES
+TILT_PIVOT_HZ, TILT_OCTAVES, TILT_PAD = 1000.0, 3.0, 1024
+
+
+def spectral_tilt(x: torch.Tensor, slope_db: torch.Tensor, rate: int = 16000) -> torch.Tensor:
+    """`x` ``(batch, samples)`` filtered, zero-phase, by a gain of ``slope_db[i] * clip(log2(f / 1 kHz),
+    -3, 3)`` dB (`slope_db` in dB per octave; +6 turns a typical -6 dB/octave speech spectrum flat), i.e.
+    at most ``3 * |slope|`` dB at 125 Hz and below and at 8 kHz. Linear filtering: the segment is zero
+    padded, so nothing wraps round from its end to its start."""
+    n = x.shape[-1] + TILT_PAD
+    f = torch.fft.rfftfreq(n, 1.0 / rate, device=x.device).clamp_min(1.0)
+    octaves = torch.log2(f / TILT_PIVOT_HZ).clamp_(-TILT_OCTAVES, TILT_OCTAVES)
+    gain = torch.pow(10.0, slope_db.to(torch.float32)[:, None] * octaves[None, :] / 20.0)
+    return torch.fft.irfft(torch.fft.rfft(x, n=n) * gain, n=n)[..., :x.shape[-1]].contiguous()
+
+
 def worker_init(_):
     torch.set_num_threads(1)
 
@@ -72,16 +89,19 @@ class DeviceBatches:
     """(noisy, clean) batches made on the device of `audio`: items `items` of the global batch of
     training step ``step``, segments of `segment` samples; with `shift` > 0 both are then cropped to
     ``segment - shift`` samples at an offset uniform in ``0 .. shift`` (the reference Demucs recipe's
-    shift augmentation, the same offset for noisy and clean)."""
+    shift augmentation, the same offset for noisy and clean). With `tilt_db` > 0, each clean segment gets
+    a `spectral_tilt` of a slope uniform in ``[-tilt_db, +tilt_db]`` dB/octave before it is noised (one
+    more draw from its item's generator; none when 0, so batches without it are as before)."""
 
-    def __init__(self, audio: ResidentAudio, protocol, segment: int, seed: int, items: range, shift: int = 0):
+    def __init__(self, audio: ResidentAudio, protocol, segment: int, seed: int, items: range, shift: int = 0,
+                 tilt_db: float = 0.0):
         if not hasattr(protocol, "spec"):
             raise BenchError(f"noise {protocol.name}: the torch training path needs a protocol spec",
                              hint="train with --train-set noise=numpy")
         if not 0 <= shift < segment:
             raise BenchError(f"shift {shift} must be in [0, segment) = [0, {segment})")
         self.audio, self.protocol = audio, BatchedProtocol(protocol, audio.device)
-        self.segment, self.seed, self.items, self.shift = segment, seed, items, shift
+        self.segment, self.seed, self.items, self.shift, self.tilt_db = segment, seed, items, shift, float(tilt_db)
 
     def draws(self, step: int):
         """(item generators, uniform numbers (batch, 3) float64: utterance, crop start, shift offset)."""
@@ -95,6 +115,9 @@ class DeviceBatches:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         gens, u = self.draws(step)
         clean = self.audio.segments(*self.audio.choose(u, self.segment), self.segment)
+        if self.tilt_db:
+            slopes = draw("uniform_", clean, gens, (len(self.items),)).mul_(2 * self.tilt_db).sub_(self.tilt_db)
+            clean = spectral_tilt(clean, slopes)
         noisy = self.protocol.apply(clean, gens)
         if self.shift:
             n = self.segment - self.shift

@@ -67,6 +67,7 @@ TRAIN_RULES = {
     # the trainer's data-path options (bench/train.py)
     "noise": (lambda v: v in ("torch", "numpy"), '"torch" or "numpy"'),
     "shift": (lambda v: _int(v, 0), "an integer number of samples >= 0"),
+    "tilt_db": (lambda v: _num(v, 0, 24), "a number of dB per octave in [0, 24]"),
     "log_every": (lambda v: _int(v, 1), "an integer number of steps >= 1"),
     # checked key by key by bench.adversarial.resolve_config (in train_config)
     "adversarial": (lambda v: v is None or isinstance(v, dict),

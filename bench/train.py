@@ -84,6 +84,7 @@ DEFAULTS = {
     "seed": 0,
     "noise": "torch",              # "torch": data and noise on the training device; "numpy": reference, DataLoader workers
     "shift": 0,                    # shift augmentation (torch path): crop segments by up to this many samples
+    "tilt_db": 0.0,                # spectral tilt augmentation (torch path): slope uniform in +-tilt_db dB/octave
     "log_every": 50,               # steps between reads of the training loss (the only waits for the device)
     "num_workers": 1,              # DataLoader workers of the numpy path
     "cpu_threads": "auto",         # torch threads on CPU: "auto" = cores / processes - numpy data workers (>= 1)
@@ -93,7 +94,7 @@ DEFAULTS = {
 }
 
 #: the values of options added since, for a checkpoint whose configuration does not have them
-LEGACY = {"noise": "numpy", "shift": 0, "log_every": 50}
+LEGACY = {"noise": "numpy", "shift": 0, "log_every": 50, "tilt_db": 0.0}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,9 +202,10 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     if cfg["noise"] not in ("torch", "numpy"):
         raise BenchError(f"training option noise={cfg['noise']!r}: choose torch or numpy")
     _check_batch(cfg["batch_size"], rank.world)
-    if cfg["noise"] == "numpy" and cfg["shift"]:
-        raise BenchError("the shift augmentation is implemented on the torch path only",
-                         hint="train with noise=torch, or shift=0")
+    for option in ("shift", "tilt_db"):
+        if cfg["noise"] == "numpy" and cfg[option]:
+            raise BenchError(f"the {option} augmentation is implemented on the torch path only",
+                             hint=f"train with noise=torch, or {option}=0")
     rdir = training_run_dir(runs_dir, pt, adapter.name, run_id)
     last_path, best_path = rdir / "last.pt", rdir / "best.pt"
     if resume:
@@ -249,7 +251,8 @@ def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, devi
     if cfg["noise"] == "torch":
         audio = ResidentAudio(train_clean, pt.sampling_weights(), device)
         del train_clean
-        batches = DeviceBatches(audio, pt.protocol, segment, cfg["seed"], items, shift=int(cfg["shift"]))
+        batches = DeviceBatches(audio, pt.protocol, segment, cfg["seed"], items, shift=int(cfg["shift"]),
+                                tilt_db=float(cfg["tilt_db"]))
         next_batch = batches.batch
     else:
         data = SegmentBatches(train_clean, pt.protocol, cfg["batch_size"], segment, cfg["seed"], step,

@@ -7,7 +7,9 @@ torch path against the laws of the numpy path.
   chi-square goodness of fit, p > P_MIN (seeds are fixed, so the test is deterministic; a mutated law
   is checked to fail);
 - a batch is a pure function of (seed, step), a slice of it is what the same items are in the whole
-  batch (both paths), no NaN, float32 on the device; the shift crops noisy and clean alike.
+  batch (both paths), no NaN, float32 on the device; the shift crops noisy and clean alike;
+- the spectral tilt: measured gains of tones at its slope, linear filtering (nothing wraps round), and
+  in batches: slopes in range, uniform, a slice is the same items, off means the batches of before.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import pytest
 import torch
 from scipy import stats
 
-from bench.batches import DeviceBatches, SegmentBatches
+from bench.batches import DeviceBatches, SegmentBatches, spectral_tilt
 from bench.data.resident import ResidentAudio
 from bench.protocol import Protocol
+from bench.protocol.batched import draw
 
 from conftest import speech_like
 
@@ -118,3 +121,51 @@ def test_numpy_path_slice_is_the_same_items():
     part = SegmentBatches(clean, PROTO, 4, 4000, seed=1, start_step=0, items=range(2, 4))
     (nw, cw), (np_, cp) = whole.batch(5), part.batch(5)
     assert torch.equal(nw[2:], np_) and torch.equal(cw[2:], cp)
+
+
+def _tone_db(x: np.ndarray, freq: float, rate: int = 16000) -> float:
+    t = np.arange(len(x)) / rate
+    return 20 * np.log10(abs(np.dot(x, np.exp(-2j * np.pi * freq * t))) * 2 / len(x))
+
+
+@pytest.mark.parametrize("slope", [-4.0, 0.0, 2.5, 6.0])
+def test_spectral_tilt_gains_follow_the_slope(slope):
+    rate, n = 16000, 16000
+    t = np.arange(n) / rate
+    freqs = (62.5, 250.0, 1000.0, 2000.0, 4000.0, 7000.0)     # whole periods in 1 s
+    x = sum(0.1 * np.sin(2 * np.pi * f * t) for f in freqs)
+    y = spectral_tilt(torch.tensor(x[None], dtype=torch.float32), torch.tensor([slope]))[0].numpy().astype(np.float64)
+    mid = slice(2000, n - 2000)             # away from the ends, where the tones start and stop
+    for f in freqs:
+        octaves = float(np.clip(np.log2(f / 1000.0), -3, 3))
+        got = _tone_db(y[mid], f) - _tone_db(x[mid], f)
+        assert abs(got - slope * octaves) < 0.1, (f, got, slope * octaves)
+
+
+def test_spectral_tilt_is_linear_filtering_not_circular():
+    x = torch.zeros(1, 8000)
+    x[0, -200:] = torch.randn(200, generator=torch.Generator().manual_seed(0))   # sound only at the end
+    y = spectral_tilt(x, torch.tensor([6.0]))
+    assert y[0, :7000].abs().max() < 1e-4 * y.abs().max()      # nothing wrapped round to the start
+    assert torch.allclose(spectral_tilt(x, torch.tensor([0.0])), x, atol=1e-6)
+
+
+def test_tilt_in_batches_is_drawn_per_item_and_off_changes_nothing():
+    clean = {f"s{i}": (np.round(speech_like(6000 + 3000 * i, 16000, seed=i) * 32767) / 32768).astype(np.float32)
+             for i in range(4)}
+    ra = ResidentAudio(clean)
+    plain = DeviceBatches(ra, PROTO, 4000, seed=1, items=range(6))
+    off = DeviceBatches(ra, PROTO, 4000, seed=1, items=range(6), tilt_db=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain.batch(3), off.batch(3)))
+    tilted = DeviceBatches(ra, PROTO, 4000, seed=1, items=range(6), tilt_db=5.0)
+    noisy, ref = tilted.batch(3)
+    utt, start = tilted.utterances(3)
+    crops = ra.segments(utt, start, 4000)
+    assert torch.equal(utt, plain.utterances(3)[0])                      # the same crops, then tilted
+    # each item's slope is the next draw of its generator after its crop's: redraw them and compare
+    gens, _ = tilted.draws(3)
+    slopes = draw("uniform_", ra.audio, gens, (6,)) * 10 - 5
+    assert torch.allclose(ref, spectral_tilt(crops, slopes), atol=1e-6)
+    assert not torch.allclose(ref, crops, atol=1e-3)
+    part = DeviceBatches(ra, PROTO, 4000, seed=1, items=range(4, 6), tilt_db=5.0).batch(3)
+    assert torch.equal(part[1], ref[4:]) and torch.equal(part[0], noisy[4:])      # a rank's slice

@@ -257,7 +257,7 @@ BAD_TRAINING = {
     "segment_seconds": [0, -1.0, 1e-6], "max_steps": [0, -1], "max_minutes": [0, -1.0], "warmup_steps": [-1, 0.5],
     "schedule": ["linear"], "min_lr_ratio": [-0.1, 1.5], "grad_clip": [-1.0, "x"], "valid_every": [0, "step"],
     "checkpoint_every": [0], "seed": [-1, 0.5], "num_workers": [-1], "cpu_threads": [0, "all"], "amp": ["yes", 1],
-    "compile": ["true", 1], "noise": ["jax", 1], "shift": [-1, 0.5], "log_every": [0, "x"],
+    "compile": ["true", 1], "noise": ["jax", 1], "shift": [-1, 0.5], "tilt_db": [-1, 30, "x"], "log_every": [0, "x"],
     "adversarial": ["yes", 1],
 }
 

@@ -309,3 +309,23 @@ def test_a_checkpoint_of_the_earlier_trainer_resumes_on_the_numpy_path(tiny_prep
           runs_dir=tmp_path, resume=True)
     a, b = load_checkpoint(rdir / "ref" / "last.pt"), load_checkpoint(rdir / "old" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_tilt_reaches_the_trained_batches_and_numpy_refuses_it(tiny_prepared, tmp_path, monkeypatch):
+    seen = {}
+    real_init = DeviceBatches.__init__
+
+    def recording(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        seen["tilt_db"] = self.tilt_db
+
+    monkeypatch.setattr(DeviceBatches, "__init__", recording)
+    train(_found(), tiny_prepared, _fresh(max_steps=2, tilt_db=3.0), run_id="tilted", runs_dir=tmp_path)
+    assert seen["tilt_db"] == 3.0
+    a = load_checkpoint(tmp_path / "tiny-train" / "tiny-conv" / "tilted" / "last.pt")
+    train(_found(), tiny_prepared, _fresh(max_steps=2), run_id="plain", runs_dir=tmp_path)
+    b = load_checkpoint(tmp_path / "tiny-train" / "tiny-conv" / "plain" / "last.pt")
+    assert a["train_config"]["tilt_db"] == 3.0 and b["train_config"]["tilt_db"] == 0.0
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])   # other batches, other steps
+    with pytest.raises(BenchError, match="tilt_db augmentation is implemented on the torch path only"):
+        train(_found(), tiny_prepared, _fresh(max_steps=2, tilt_db=3.0, noise="numpy"), run_id="np", runs_dir=tmp_path)
