@@ -16,18 +16,24 @@ Row selection (printed on the board): one row per model configuration (adapter, 
 noise): the most recent run that is *clean* (made from committed code) and, for a trained model, reached
 its preset's step budget; when none is, the most recent run, marked. Archived splits get their own table.
 A trained model whose output is inverted on the validation set (negative least-squares scale onto the
-clean target, recorded by the trainer) is marked too.
+clean target, recorded by the trainer) is marked too, and so is one whose output is more than 20 dB
+quieter than the target there (scale below `QUIET_SCALE`): neither shows in SI-SDR, PESQ or STOI, both
+in SNR and to a listener.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import BenchError, ResultsError
 from bench.runconfig import read_record
+
+#: a validation scale below this (the output more than 20 dB below the clean target) marks the row
+QUIET_SCALE = 0.1
 
 if TYPE_CHECKING:
     from bench.results import Run
@@ -241,6 +247,9 @@ def collect(results_dir: Path | None = None) -> Board:
         scale = chosen.summary["budget"].get("valid_scale")
         if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
             row.marks.append(f"output inverted (validation scale {scale:+.2f})")
+        elif scale is not None and scale < QUIET_SCALE:
+            row.marks.append(f"output {-20 * math.log10(max(scale, 1e-5)):.0f} dB too quiet "
+                             f"(validation scale {scale:+.2f})")
         (board.archived if archived else board.sets).setdefault(set_key, []).append(row)
     for rows in (*board.sets.values(), *board.archived.values()):
         _distinguish(rows)

@@ -180,6 +180,19 @@ def test_an_inverted_output_is_marked(results):
     assert "⚠ output inverted (validation scale -0.05)" in leaderboard.render(results)
 
 
+@pytest.mark.parametrize("scale, mark", [(0.02, "output 34 dB too quiet (validation scale +0.02)"),
+                                         (0.0, "output 100 dB too quiet (validation scale +0.00)"),
+                                         (0.1, None), (0.9, None)])
+def test_a_quiet_output_is_marked(results, scale, mark):
+    """An output far below the target's level (a positive scale under 0.1: more than 20 dB) is as
+    invisible to SI-SDR, PESQ and STOI as an inverted one, and as audible: named on the row."""
+    run = next((results / RANKED / "spectral-subtraction").iterdir())
+    edit_summary(run, lambda s: s["budget"].update(valid_scale=scale))
+    row = {r.run.model: r for r in board_mod.collect(results).rows(RANKED)}["spectral-subtraction"]
+    assert row.marks == ([mark] if mark else [])
+    assert (f"⚠ {mark}" in leaderboard.render(results)) == bool(mark)
+
+
 def test_a_run_below_its_preset_budget_is_marked_and_never_preferred():
     class Run:
         model, dirty = "demucs", False
