@@ -55,7 +55,7 @@ class Demucs(Adapter):
     presets = {
         "quick": {"model": {"hidden": 24, "depth": 4, "resample": 2},
                   "train": {"max_steps": 2400, "max_minutes": None, "batch_size": 8, "segment_seconds": 2.0,
-                            "lr": 1e-3, "loss": {"l1": 1.0, "mrstft": 1.0}, "warmup_steps": 20, "tilt_db": 4.0,
+                            "lr": 1e-3, "loss": {"l1": 1.0, "mrstft": 1.0, "si_sdr": 0.3}, "warmup_steps": 20,
                             "schedule": "cosine", "valid_every": 200, "checkpoint_every": 200}},
         # GPU; num_workers only serves the numpy data path (noise=numpy), kept to compare it
         "full": {"model": {}, "train": {"max_steps": 20000, "max_minutes": None, "batch_size": 64, "segment_seconds": 4.0,
