@@ -216,3 +216,32 @@ def test_a_dirty_tree_is_refused_for_the_repository_results(monkeypatch):
         pipeline._refuse_dirty(pipeline.RunOptions())
     pipeline._refuse_dirty(pipeline.RunOptions(allow_dirty=True))
     pipeline._refuse_dirty(pipeline.RunOptions(results_dir=Path("/tmp/elsewhere")))
+
+
+def test_a_superseded_run_retires_its_audio_and_keeps_its_record(results, capsys):
+    """`bench retire`: a run whose row a newer run of the same configuration holds drops its outputs (and
+    weights), keeps its scores and hashes, and still verifies; the row's own run is refused (exit 2)."""
+    from bench.cli import main
+    from bench.evidence import verify_run
+
+    row_run = next((results / RANKED / "spectral-subtraction").iterdir())
+    older = copy_run(row_run, results, run_id="20200101-000000-00000000", created="2020-01-01T00:00:00+00:00")
+    df = _df(older)
+    df.loc[0, "pesq_wb"] += 0.001                                   # not a copy: its own scores
+    rewrite(older, df)
+    before = {r.run.run_id for r in board_mod.collect(results).rows(RANKED)}
+    assert row_run.name in before and older.name not in before and (older / "enhanced").is_dir()
+    hashes = list(_df(older)["output_sha256"])
+
+    assert main(["retire", str(older), "--results-dir", str(results)]) == 0
+    assert not (older / "enhanced").exists() and (row_run / "enhanced").is_dir()
+    s = json.loads((older / "summary.json").read_text())
+    assert s["outputs"]["shipped"] is False and s["outputs"]["dir"] is None
+    assert list(_df(older)["output_sha256"]) == hashes                # the hashes stay
+    assert verify_run(older, results_root=results, mode="fast").ok
+    assert {r.run.run_id for r in board_mod.collect(results).rows(RANKED)} == before
+    assert not refused(results)
+
+    assert main(["retire", str(row_run), "--results-dir", str(results)]) == 2
+    assert "is the row of spectral-subtraction on vctk-mini/stft-v1" in capsys.readouterr().err
+    assert (row_run / "enhanced").is_dir()
