@@ -50,8 +50,8 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
     for i, utt in enumerate(wanted):
         clean = pt.load_clean("test", utt)
         noisy = pt.load_noisy("test", utt)
-        write_wav_pcm16(out_dir / f"{utt}_clean.wav", clean)
-        write_wav_pcm16(out_dir / f"{utt}_noisy.wav", noisy)
+        write_wav_pcm16(out_dir / f"{utt}_clean.flac", clean)   # 16-bit FLAC: lossless, about half a WAV
+        write_wav_pcm16(out_dir / f"{utt}_noisy.flac", noisy)
         vals, _ = compute_all(clean, noisy, metrics=["pesq_wb", "stoi", "si_sdr"])
         scores[utt] = {k: round(float(v), 3) for k, v in vals.items()}
         hop = proto.spec["stft"]["hop_length"]

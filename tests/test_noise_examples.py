@@ -23,7 +23,7 @@ def test_examples_are_the_prepared_audio_with_scores_and_a_palette_png(tmp_path)
     assert list(meta["utterances"]) == [utt] and meta["protocol"]["sha256"] == pt.protocol.sha256
     assert json.loads((out / "examples.json").read_text()) == meta
     for kind, load in (("clean", pt.load_clean), ("noisy", pt.load_noisy)):
-        wav, sr = read_audio(out / f"{utt}_{kind}.wav")
+        wav, sr = read_audio(out / f"{utt}_{kind}.flac")
         assert sr == 16000 and np.abs(wav - load("test", utt)).max() <= 1 / 32768 + 1e-7   # PCM16 of the audio
     scores = meta["utterances"][utt]
     assert set(scores) == {"pesq_wb", "stoi", "si_sdr"} and 1.0 <= scores["pesq_wb"] <= 4.7
