@@ -1,5 +1,5 @@
 # Two commands for a newcomer:
-#   make run    install into .venv, prepare the offline tracks, train + score Demucs (quick preset: 2,400 steps, ~28 min on 2 CPU cores) on every set, update leaderboard.md
+#   make run    install into .venv, prepare the offline tracks, train + score Demucs (quick preset: 2,400 steps, ~30 min on 2 CPU cores) on every set, update leaderboard.md
 #   make test   install into .venv, lint (ruff) and run the test suite (what CI runs)
 VENV ?= .venv
 PY := $(VENV)/bin/python
