@@ -225,60 +225,7 @@ def verify_all(results_root: Path | None = None, **kw) -> list[Check]:
 
 
 # ---------------------------------------------------------------------------------------------
-# a superseded run gives up its audio and weights, never its record
-def retire(path: Path, results_root: Path | None = None) -> list[Path]:
-    """Drop the shipped outputs and weights of run `path` (every set it was scored on) once a newer run
-    holds its row on every board set: its per-utterance scores, output hashes and ``weights_sha256`` stay,
-    so its scores still load, compare and verify, and its weights can be checked against a retraining
-    (`bench reproduce`). Refused while any of its folders is a board row. Returns the folders changed."""
-    import shutil
-
-    from bench.board import collect
-    from bench.results import write_json
-
-    results_root = Path(results_root or RESULTS_DIR)
-    run = load_run(path)
-    board = collect(results_root)
-    holding = {}
-    for key, rows in (*board.sets.items(), *board.archived.items()):
-        for row in rows:
-            holding[(row.run.model, row.run.run_id)] = (key, row.label)
-    if (run.model, run.run_id) in holding:
-        key, label = holding[(run.model, run.run_id)]
-        raise BenchError(f"{rel(path)}: run {run.run_id} is the row of {label} on {key}; only a superseded run "
-                         "may drop its outputs and weights", hint="a newer run of the same configuration takes the row first")
-    folders = [d for d in iter_run_dirs(results_root) if d.parent.name == run.model and d.name == run.run_id]
-    reason = "superseded on the board: outputs and weights dropped to keep the repository within its size budget"
-    for d in folders:
-        r = load_run(d)
-        o, w = dict(r.summary["outputs"]), dict(r.summary.get("weights") or {})
-        if o.get("shipped"):
-            shutil.rmtree(d / o["dir"], ignore_errors=True)
-            r.summary["outputs"] = {**o, "shipped": False, "dir": None, "format": None}
-        wp = weights_path(r, results_root)
-        if wp is not None:
-            wp.unlink(missing_ok=True)
-        if w.get("shipped"):
-            r.summary["weights"] = {**w, "shipped": False, "file": None, "sha256": None, "dtype": None, "bytes": None,
-                                    "reason": reason}
-        write_json(d / "summary.json", r.summary)
-    return folders
-
-
-# ---------------------------------------------------------------------------------------------
-# the commands
-def cmd_retire(args) -> int:
-    from bench.console import console
-
-    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
-    for p in args.runs:
-        if not (Path(p) / "summary.json").is_file():
-            raise BenchError(f"{p}: not a results folder (no summary.json)")
-        for d in retire(Path(p), root):
-            console.print(f"retired {rel(d)}")
-    return 0
-
-
+# the command
 def cmd_verify(args) -> int:
     from bench.console import console, err_console
 
@@ -319,8 +266,3 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=jobs_arg, default=None, help="worker processes, >= 1 (default: all cores)")
     p.add_argument("--verbose-notes", action="store_true", help="print the largest differences found")
     p.set_defaults(func=cmd_verify)
-    p = subparsers.add_parser("retire", help="drop a superseded run's shipped outputs and weights (its scores and "
-                                             "hashes stay)")
-    p.add_argument("runs", nargs="+", help="results folders of the run (any set it was scored on)")
-    p.add_argument("--results-dir", default=None)
-    p.set_defaults(func=cmd_retire)

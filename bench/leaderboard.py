@@ -331,6 +331,19 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_retire(args) -> int:
+    from bench.board import retire
+    from bench.results import RESULTS_DIR, rel
+
+    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
+    for p in args.runs:
+        if not (Path(p) / "summary.json").is_file():
+            raise BenchError(f"{p}: not a results folder (no summary.json)")
+        for d in retire(Path(p), root):
+            console.print(f"retired {rel(d)}")
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md and site/ from results/ "
                               "(or --check they are current)")
@@ -338,3 +351,8 @@ def register(subparsers) -> None:
     p.add_argument("--results-dir", default=None)
     p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md (the page goes to site/ beside it)")
     p.set_defaults(func=cmd_leaderboard)
+    p = subparsers.add_parser("retire", help="drop a superseded run's shipped outputs and weights (its scores and "
+                                             "hashes stay)")
+    p.add_argument("runs", nargs="+", help="results folders of the run (any set it was scored on)")
+    p.add_argument("--results-dir", default=None)
+    p.set_defaults(func=cmd_retire)

@@ -187,6 +187,8 @@ TABLE = [
     (["verify", "--all", "--jobs", "0"], 2, r"argument --jobs: 0: must be >= 1"),
     (["verify", "--all", "--fast", "--reenhance"], 2, r"--fast and --reenhance exclude each other"),
     (["verify", "{FILE}"], 1, r"not a run folder \(no summary\.json\)"),
+    (["retire"], 2, r"required: runs"),
+    (["retire", "/nonexistent"], 2, r"/nonexistent: not a results folder \(no summary\.json\)"),
     (["reproduce"], 2, r"required: run"),
     (["reproduce", "/nonexistent"], 2, r"/nonexistent: not a run folder"),
 ]
