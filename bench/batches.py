@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench import SAMPLE_RATE
 from bench.data.resident import ResidentAudio
 from bench.errors import BenchError
 from bench.protocol.batched import BatchedProtocol, draw
@@ -69,7 +70,7 @@ class SegmentBatches(torch.utils.data.IterableDataset):
 TILT_PIVOT_HZ, TILT_OCTAVES, TILT_PAD = 1000.0, 3.0, 1024
 
 
-def spectral_tilt(x: torch.Tensor, slope_db: torch.Tensor, rate: int = 16000) -> torch.Tensor:
+def spectral_tilt(x: torch.Tensor, slope_db: torch.Tensor, rate: int = SAMPLE_RATE) -> torch.Tensor:
     """`x` ``(batch, samples)`` filtered, zero-phase, by a gain of ``slope_db[i] * clip(log2(f / 1 kHz),
     -3, 3)`` dB (`slope_db` in dB per octave; +6 turns a typical -6 dB/octave speech spectrum flat), i.e.
     at most ``3 * |slope|`` dB at 125 Hz and below and at 8 kHz. Linear filtering: the segment is zero

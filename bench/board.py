@@ -288,10 +288,9 @@ def retire(path: Path, results_root: Path | None = None) -> list[Path]:
         if o.get("shipped"):
             shutil.rmtree(d / o["dir"], ignore_errors=True)
             r.summary["outputs"] = {**o, "shipped": False, "dir": None, "format": None}
-        wp = weights_path(r, results_root)
-        if wp is not None:
-            wp.unlink(missing_ok=True)
         if w.get("shipped"):
+            if (wp := weights_path(r, results_root)) is not None:
+                wp.unlink(missing_ok=True)
             r.summary["weights"] = {**w, "shipped": False, "file": None, "sha256": None, "dtype": None, "bytes": None,
                                     "reason": reason}
         write_json(d / "summary.json", r.summary)
