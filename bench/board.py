@@ -13,8 +13,10 @@ A folder is refused (listed with the first line of the reason) unless:
 - its per-utterance scores are not a copy of another run's (the older one is kept).
 
 Row selection (printed on the board): one row per model configuration (adapter, model config, training
-noise): the most recent run that is *clean* (made from committed code) and, for a trained model, reached
-its preset's step budget; when none is, the most recent run, marked. Archived splits get their own table.
+noise): the most recent run that is *clean* (made from committed code), on the ranked set ships its
+outputs, and, for a trained model, ships its weights and was trained as its preset says (its step
+budget, and no other training option changed: `HOW_NOT_WHAT` lists the ones that may be); when none is,
+the most recent run, marked. Archived splits get their own table.
 A trained model whose output is inverted on the validation set (negative least-squares scale onto the
 clean target, recorded by the trainer) is marked too, and so is one whose output is more than 20 dB
 quieter than the target there (scale below `QUIET_SCALE`): neither shows in SI-SDR, PESQ or STOI, both
@@ -47,7 +49,7 @@ SCORE_COLUMNS_IGNORED = ("utt_id", "seconds", "errors", "output_sha256")
 class Row:
     run: Run
     label: str            # "demucs · quick", "demucs · quick (trained on stft-heavy-v1)"
-    marks: list[str] = field(default_factory=list)   # "dirty", "below preset budget"
+    marks: list[str] = field(default_factory=list)   # "dirty", "below preset budget", ...
 
     @property
     def role(self) -> str:
@@ -151,17 +153,55 @@ def _check_noisy_columns(run: Run, ref: Run) -> None:
                                f"{y[np.argmax(bad)]:.6f} (results/{ref.track}/{ref.noise}/noisy/{ref.run_id})")
 
 
-def _eligible(run: Run, adapters: dict) -> list[str]:
-    """Why a run may not take a row from a cleaner one (empty: it may)."""
+#: training options that say how a run was computed, not what: a run may differ from its preset in these
+HOW_NOT_WHAT = ("max_steps", "max_minutes", "log_every", "checkpoint_every", "num_workers", "cpu_threads", "compile")
+
+
+def _preset_training(adapter, preset: str | None) -> dict | None:
+    """The training configuration a run of `preset` gets with no override (None: no such preset)."""
+    from bench.runconfig import train_config
+
+    if not preset or preset not in adapter.presets:
+        return None
+    try:
+        return json.loads(json.dumps(train_config(adapter, preset, {})))
+    except BenchError:   # a preset without a step or time budget
+        return None
+
+
+def _unlike_preset(run: Run, adapter) -> list[str]:
+    """The training options in which a trained run differs from its preset (`--train-set`, or the preset
+    changed since). An option the run's record lacks predates it: the run trained with its default."""
+    from bench.train import DEFAULTS
+
+    want = _preset_training(adapter, preset_of(run))
+    trained = read_record(run.path).get("train")
+    if want is None or not isinstance(trained, dict):
+        return []
+    return sorted(k for k in want if k not in HOW_NOT_WHAT and trained.get(k, DEFAULTS.get(k)) != want[k])
+
+
+def _eligible(run: Run, adapters: dict, ranked: bool = False) -> list[str]:
+    """Why a run may not take a row from a cleaner one (empty: it may). On the ranked set (`ranked`) a run
+    of the benchmark protocol ships its outputs (bench/pipeline.py)."""
+    from bench.protocol import DEFAULT_PROTOCOL
+
     marks = []
     if run.dirty:
         marks.append("dirty")
     b = run.summary["budget"]
     if b.get("trained"):
-        found = adapters[run.model]
-        want = (found.adapter.presets.get(preset_of(run) or "", {}).get("train") or {}).get("max_steps")
-        if want and (b.get("steps") or 0) < want:
-            marks.append(f"below preset budget ({b.get('steps')} of {want} steps)")
+        adapter = adapters[run.model].adapter
+        want = (adapter.presets.get(preset_of(run) or "", {}).get("train") or {}).get("max_steps")
+        steps = b.get("steps") or 0
+        if want and steps != want:
+            marks.append(f"{'below' if steps < want else 'above'} preset budget ({b.get('steps')} of {want} steps)")
+        if unlike := _unlike_preset(run, adapter):
+            marks.append(f"trained unlike its preset ({', '.join(unlike)})")
+        if not (run.summary.get("weights") or {}).get("shipped"):
+            marks.append("weights not shipped")
+    if ranked and training_noise(run) in (None, DEFAULT_PROTOCOL) and not run.summary["outputs"].get("shipped"):
+        marks.append("outputs not shipped")
     return marks
 
 
@@ -241,9 +281,10 @@ def collect(results_dir: Path | None = None) -> Board:
         set_key = f"{key} ({run.split_id})" if archived else key
         groups.setdefault((set_key, archived, run.model, model_config_key(run), training_noise(run)), []).append(run)
     for (set_key, archived, *_), runs in sorted(groups.items(), key=lambda kv: kv[0][:3]):
-        ok = [r for r in runs if not _eligible(r, adapters)]
+        ranked = not archived and board.roles.get(set_key) == "main"
+        ok = [r for r in runs if not _eligible(r, adapters, ranked)]
         chosen = (ok or runs)[-1]
-        row = Row(chosen, label_of(chosen, adapters), [] if ok else _eligible(chosen, adapters))
+        row = Row(chosen, label_of(chosen, adapters), [] if ok else _eligible(chosen, adapters, ranked))
         scale = chosen.summary["budget"].get("valid_scale")
         if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
             row.marks.append(f"output inverted (validation scale {scale:+.2f})")

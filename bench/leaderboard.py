@@ -221,8 +221,9 @@ def render(results_dir: Path | None = None, board=None) -> str:
            "under `results/`, checked on every rendering (statistics recomputed from `per_utterance.csv`, frozen "
            "test utterances, noisy-input scores, no copies; `bench verify --all` re-scores the shipped outputs). "
            "**Row rule:** one row per model configuration (adapter, model config, training noise): the most recent "
-           "run made from committed code that reached its preset's step budget; if there is none, the most recent "
-           "run, marked ⚠. Systems are ranked by mean PESQ-WB on the ranked set; the noisy input and oracles (which "
+           "run made from committed code that ships its outputs (ranked set) and weights, and was trained as its "
+           "preset says (its step budget, no training option changed); if there is none, the most recent run, "
+           "marked ⚠. Systems are ranked by mean PESQ-WB on the ranked set; the noisy input and oracles (which "
            "use the clean reference) are shown, not ranked. Scores are on 16-bit outputs. Δ = paired improvement "
            "over the noisy input, [95 % bootstrap CI]. `bench compare A B` tests a difference.", "",
            "## What the columns measure", ""]

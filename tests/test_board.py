@@ -196,7 +196,8 @@ def test_a_quiet_output_is_marked(results, scale, mark):
 def test_a_run_below_its_preset_budget_is_marked_and_never_preferred():
     class Run:
         model, dirty = "demucs", False
-        summary = {"budget": {"trained": True, "steps": 10, "preset": "quick"}, "model": {"preset": "quick"}}
+        summary = {"budget": {"trained": True, "steps": 10, "preset": "quick"}, "model": {"preset": "quick"},
+                   "weights": {"shipped": True}}
         path = Path("/nonexistent")
 
     from bench.adapters import discover
@@ -206,6 +207,54 @@ def test_a_run_below_its_preset_budget_is_marked_and_never_preferred():
     if not want:
         pytest.skip("demucs quick has no step budget")
     assert board_mod._eligible(Run(), adapters) == [f"below preset budget (10 of {want} steps)"]
+
+
+def test_a_run_without_its_ranked_outputs_never_takes_a_row(results):
+    """A retired run (outputs dropped) that is newer than the shipped one does not take its row back; when it
+    is the only run left it is shown, marked."""
+    run = _forged(results)
+    shutil.rmtree(run / "enhanced")
+    edit_summary(run, lambda s: s["outputs"].update(shipped=False, dir=None, format=None))
+    rows = {r.run.model: r for r in board_mod.collect(results).rows(RANKED)}
+    assert rows["spectral-subtraction"].run.run_id != run.name and rows["spectral-subtraction"].marks == []
+    for d in (results / RANKED / "spectral-subtraction").iterdir():
+        if d.name != run.name:
+            shutil.rmtree(d)
+    row = {r.run.model: r for r in board_mod.collect(results).rows(RANKED)}["spectral-subtraction"]
+    assert row.run.run_id == run.name and row.marks == ["outputs not shipped"]
+
+
+@pytest.mark.parametrize("change, mark", [
+    ({}, None),
+    ({"cpu_threads": 2, "num_workers": 0, "log_every": 7, "max_minutes": 30.0}, None),   # how, not what
+    ({"seed": 1}, "trained unlike its preset (seed)"),
+    ({"loss": {"l1": 1.0}, "lr": 0.01}, "trained unlike its preset (loss, lr)"),
+])
+def test_a_run_trained_unlike_its_preset_is_marked(tmp_path, change, mark):
+    """A `--train-set` experiment (or a run of a preset since changed) does not stand for the preset: it never
+    takes the preset's row from a run trained as the preset says."""
+    from bench.adapters import discover
+
+    adapters = discover()
+    want = board_mod._preset_training(adapters["demucs"].adapter, "quick")
+    (tmp_path / "config.json").write_text(json.dumps({"preset": "quick", "train": {**want, **change}}))
+
+    class Run:
+        model, dirty, path = "demucs", False, tmp_path
+        summary = {"budget": {"trained": True, "steps": want["max_steps"]}, "model": {"preset": "quick"},
+                   "weights": {"shipped": True}, "outputs": {"shipped": True}, "training": {"protocol": "stft-v1"}}
+
+    assert board_mod._eligible(Run(), adapters, ranked=True) == ([mark] if mark else [])
+    # an option the run's record does not hold predates the run: it trained with the option's default
+    from bench.train import DEFAULTS
+
+    optional = next(k for k in want if want[k] == DEFAULTS[k] and k not in board_mod.HOW_NOT_WHAT)
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"preset": "quick", "train": {k: v for k, v in {**want, **change}.items() if k != optional}}))
+    assert board_mod._eligible(Run(), adapters, ranked=True) == ([mark] if mark else [])
+    Run.summary = {**Run.summary, "weights": {"shipped": False}, "budget": {"trained": True, "steps": 5}}
+    marks = board_mod._eligible(Run(), adapters)
+    assert marks[0] == f"below preset budget (5 of {want['max_steps']} steps)" and marks[-1] == "weights not shipped"
 
 
 def test_a_dirty_tree_is_refused_for_the_repository_results(monkeypatch):
