@@ -220,10 +220,6 @@ def fp16_reproduces(found, model, tensors16: dict, pt, jobs: int | None = None) 
     return True
 
 
-def verify_all(results_root: Path | None = None, **kw) -> list[Check]:
-    return [verify_run(d, results_root=results_root, **kw) for d in iter_run_dirs(results_root)]
-
-
 # ---------------------------------------------------------------------------------------------
 # the command
 def cmd_verify(args) -> int:

@@ -86,10 +86,6 @@ def suite(track, prepared_root: Path, *, streaming: bool = False, protocol: str 
     return out
 
 
-def main_set(track_name: str, prepared_root: Path, protocol: str = DEFAULT_PROTOCOL) -> Evaluation:
-    return Evaluation("main", PreparedTrack(load_track(track_name), Protocol.load(protocol), prepared_root))
-
-
 def role_of(track_name: str, noise: str) -> str | None:
     """The role of results folder ``results/<track_name>/<noise>/`` in the suite of its benchmark track,
     or None when no benchmark track's suite has such a set (its runs are refused by the board)."""
