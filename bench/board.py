@@ -169,14 +169,14 @@ def _preset_training(adapter, preset: str | None) -> dict | None:
         return None
 
 
-def _unlike_preset(run: Run, adapter) -> list[str]:
-    """The training options in which a trained run differs from its preset (`--train-set`, or the preset
-    changed since). An option the run's record lacks predates it: the run trained with its default."""
+def _unlike_preset(run: Run, want: dict) -> list[str]:
+    """The training options in which a trained run differs from its preset's training `want` (`--train-set`,
+    or the preset changed since). An option the run's record lacks predates it: the run trained with its
+    default."""
     from bench.train import DEFAULTS
 
-    want = _preset_training(adapter, preset_of(run))
     trained = read_record(run.path).get("train")
-    if want is None or not isinstance(trained, dict):
+    if not isinstance(trained, dict):
         return []
     return sorted(k for k in want if k not in HOW_NOT_WHAT and trained.get(k, DEFAULTS.get(k)) != want[k])
 
@@ -191,12 +191,11 @@ def _eligible(run: Run, adapters: dict, ranked: bool = False) -> list[str]:
         marks.append("dirty")
     b = run.summary["budget"]
     if b.get("trained"):
-        adapter = adapters[run.model].adapter
-        want = (adapter.presets.get(preset_of(run) or "", {}).get("train") or {}).get("max_steps")
-        steps = b.get("steps") or 0
+        preset = _preset_training(adapters[run.model].adapter, preset_of(run)) or {}
+        want, steps = preset.get("max_steps"), b.get("steps") or 0
         if want and steps != want:
             marks.append(f"{'below' if steps < want else 'above'} preset budget ({b.get('steps')} of {want} steps)")
-        if unlike := _unlike_preset(run, adapter):
+        if unlike := _unlike_preset(run, preset):
             marks.append(f"trained unlike its preset ({', '.join(unlike)})")
         if not (run.summary.get("weights") or {}).get("shipped"):
             marks.append("weights not shipped")
@@ -282,9 +281,10 @@ def collect(results_dir: Path | None = None) -> Board:
         groups.setdefault((set_key, archived, run.model, model_config_key(run), training_noise(run)), []).append(run)
     for (set_key, archived, *_), runs in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         ranked = not archived and board.roles.get(set_key) == "main"
-        ok = [r for r in runs if not _eligible(r, adapters, ranked)]
-        chosen = (ok or runs)[-1]
-        row = Row(chosen, label_of(chosen, adapters), [] if ok else _eligible(chosen, adapters, ranked))
+        why = [_eligible(r, adapters, ranked) for r in runs]
+        ok = [r for r, w in zip(runs, why) if not w]
+        chosen = (ok or runs)[-1]   # with none eligible, the most recent run, with its marks
+        row = Row(chosen, label_of(chosen, adapters), [] if ok else why[-1])
         scale = chosen.summary["budget"].get("valid_scale")
         if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
             row.marks.append(f"output inverted (validation scale {scale:+.2f})")
