@@ -58,7 +58,7 @@ from __future__ import annotations
 import torch
 
 from bench.adapters import Adapter
-from bench.dsp import FramedWaveformNet
+from bench.adapters.dsp import FramedWaveformNet
 
 SAMPLE_RATE = 16000
 

@@ -57,7 +57,7 @@ from __future__ import annotations
 import torch
 
 from bench.adapters import Adapter
-from bench.dsp import FramedWaveformNet
+from bench.adapters.dsp import FramedWaveformNet
 
 
 class SepFormerDenoiser(FramedWaveformNet):

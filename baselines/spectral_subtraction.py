@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from bench.adapters import Adapter
-from bench.dsp import STFT
+from bench.adapters.dsp import STFT
 
 
 class SpectralSubtractor(torch.nn.Module):

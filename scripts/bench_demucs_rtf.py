@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from baselines.demucs.model import Demucs  # noqa: E402
-from bench.adapters import count_parameters  # noqa: E402
+from bench.adapters.base import count_parameters  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """Cost of a training step of `demucs-gan` against its twin `demucs` on the CPU: the trainer's generator
 step (forward, L1 + MRSTFT loss, backward, AdamW update) on one fixed batch of the preset's shape, with and
 without the adversarial half (discriminator update + the generator's LSGAN / feature-matching terms,
-bench/adversarial.py), timed alternately (plain, GAN, plain, ...) so that load from other jobs on a
+bench/train/adversarial.py), timed alternately (plain, GAN, plain, ...) so that load from other jobs on a
 shared machine hits both alike. Prints the median wall and process-CPU time per step of each and their
 ratio.
 
@@ -21,9 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import SAMPLE_RATE  # noqa: E402
-from bench.adapters import count_parameters, get_adapter  # noqa: E402
-from bench.adversarial import build, resolve_config  # noqa: E402
-from bench.losses import build_loss  # noqa: E402
+from bench.adapters.base import count_parameters, get_adapter  # noqa: E402
+from bench.train.adversarial import build, resolve_config  # noqa: E402
+from bench.train.losses import build_loss  # noqa: E402
 
 
 def main(argv=None) -> int:

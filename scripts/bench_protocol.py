@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def segments(batch: int, n: int) -> np.ndarray:
-    from bench.audio import load_16k
+    from bench.core.audio import load_16k
     from bench.data.root import resolve_data_root
     from bench.data.tracks import load_track
 
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from bench.env import hardware_label
+    from bench.core.env import hardware_label
     from bench.protocol import Protocol
     from bench.protocol.batched import BatchedProtocol
 

@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.adapters import get_adapter  # noqa: E402
+from bench.adapters.base import get_adapter  # noqa: E402
 from bench.data.prepared import PreparedTrack  # noqa: E402
 from bench.data.root import prepared_root  # noqa: E402
 from bench.data.tracks import load_track  # noqa: E402
-from bench.env import cpu_model  # noqa: E402
+from bench.core.env import cpu_model  # noqa: E402
 from bench.protocol import DEFAULT_PROTOCOL, Protocol  # noqa: E402
-from bench.score import score  # noqa: E402
+from bench.scoring.score import score  # noqa: E402
 
 
 def time_scoring(found, pt: PreparedTrack, jobs: int, split: str) -> tuple[float, bytes]:

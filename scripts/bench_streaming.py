@@ -4,7 +4,7 @@ model's natural hop and offline RTF, on 1 CPU thread; written to a JSON file and
     python scripts/bench_streaming.py [--seconds 10] [--repeats 3] [--output docs/streaming-benchmark.json]
                                       [--models demucs ...] [--chunks 97 1024]
 
-Definitions (see bench/streaming.py):
+Definitions (see bench/adapters/streaming.py):
 
 * algorithmic latency (ms) = lookahead / 16 kHz: the input an output sample must wait for, compute
   time excluded (``adapter.latency_ms(model)``, else the streamer's ``delay``);
@@ -14,7 +14,7 @@ Definitions (see bench/streaming.py):
   (the model's total stride) and flush, / ``--seconds`` (median of ``--repeats``, after a warm-up);
   ``cpu_rtf_stream`` is the same with the process CPU time (less inflated when other jobs share the
   cores); ``chunk_rtf_max`` is the slowest single chunk / its duration;
-* offline RTF = `bench.speed.measure_rtf` (whole input at once, 10 s, batch 1);
+* offline RTF = `bench.adapters.speed.measure_rtf` (whole input at once, 10 s, batch 1);
 * floor = the time to read every weight once (one GEMV per weight matrix) / the hop's duration: a
   batch-1 streamer must do at least that per hop, so it bounds the streaming RTF from below on this
   machine (for H=48 Demucs: 75 MB of float32 weights per 16 ms hop; memory bandwidth, not FLOPs).
@@ -40,10 +40,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.adapters import count_parameters, discover  # noqa: E402
-from bench.env import cpu_model  # noqa: E402
-from bench.speed import measure_rtf  # noqa: E402
-from bench.speed import measure_stream_rtf  # noqa: E402
+from bench.adapters.base import count_parameters, discover  # noqa: E402
+from bench.core.env import cpu_model  # noqa: E402
+from bench.adapters.speed import measure_rtf  # noqa: E402
+from bench.adapters.speed import measure_stream_rtf  # noqa: E402
 
 TARGET_LATENCY_MS = 40.0     # DNS-challenge real-time track rule (algorithmic latency)
 TARGET_RTF_STREAM = 0.5      # this benchmark's goal for 1 CPU thread at the natural hop
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
             "rtf_stream_floor": "weight_read_floor_ms / hop duration: reading every weight once per hop "
                                 "(one GEMV per weight matrix, fp32) - the memory-bandwidth bound of batch-1 streaming",
             "cpu_rtf_stream_floor": "the same with process CPU time",
-            "rtf_offline": "bench.speed.measure_rtf: whole input at once, 1 thread",
+            "rtf_offline": "bench.adapters.speed.measure_rtf: whole input at once, 1 thread",
             "load": "1/5/15-minute load averages (os.getloadavg) of the machine around the timing",
         },
         "models": rows,

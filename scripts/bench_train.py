@@ -8,7 +8,7 @@ Modes, each a fresh model (seed 0) and Adam, `--warmup` untimed steps, then `--s
 (the device synchronized at both ends), repeated `--rounds` times in turn (A B C A B C ...: on a shared
 machine drift hits every mode alike); the median round is reported:
 
-- ``model only``: the trainer's optimizer step (`bench.train.train_step`: forward, loss, backward,
+- ``model only``: the trainer's optimizer step (`bench.train.trainer.train_step`: forward, loss, backward,
   clipping, Adam) on one pre-made batch already on the device;
 - ``end to end, numpy``: the numpy reference data path (`SegmentBatches` in `--workers` DataLoader workers,
   default the preset's ``num_workers``; CPU: torch threads = cores - workers), as the trainer did before;
@@ -44,17 +44,17 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from bench import SAMPLE_RATE  # noqa: E402
-from bench.adapters import get_adapter  # noqa: E402
-from bench.batches import DeviceBatches, SegmentBatches, worker_init  # noqa: E402
+from bench.adapters.base import get_adapter  # noqa: E402
+from bench.train.batches import DeviceBatches, SegmentBatches, worker_init  # noqa: E402
 from bench.data.prepared import PreparedTrack  # noqa: E402
-from bench.data.resident import ResidentAudio  # noqa: E402
+from bench.train.resident import ResidentAudio  # noqa: E402
 from bench.data.root import prepared_root  # noqa: E402
 from bench.data.tracks import load_track  # noqa: E402
-from bench.env import hardware_label  # noqa: E402
-from bench.losses import build_loss  # noqa: E402
+from bench.core.env import hardware_label  # noqa: E402
+from bench.train.losses import build_loss  # noqa: E402
 from bench.protocol import Protocol  # noqa: E402
-from bench.runconfig import RunConfig  # noqa: E402
-from bench.train import train_step  # noqa: E402
+from bench.train.runconfig import RunConfig  # noqa: E402
+from bench.train.trainer import train_step  # noqa: E402
 
 
 def sync(device: str) -> None:

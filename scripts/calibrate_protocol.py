@@ -22,7 +22,7 @@ def _score(args):
     from pesq import pesq
     from pystoi import stoi
 
-    from bench.audio import load_16k
+    from bench.core.audio import load_16k
     from bench.protocol import Protocol
 
     p = Protocol.from_spec(spec)

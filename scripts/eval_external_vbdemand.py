@@ -1,12 +1,12 @@
 """PESQ-WB and STOI of the external reference systems on the real VoiceBank-DEMAND pairs of
 ../shared/data/vbdemand-sample (35 pairs, 16 kHz), against the noisy input; with the wall time per
-file and the CPU real-time factor at 1 thread (`bench.speed.measure_rtf`, 10 s input).
+file and the CPU real-time factor at 1 thread (`bench.adapters.speed.measure_rtf`, 10 s input).
 
     python scripts/eval_external_vbdemand.py            # every external adapter whose package is installed
     python scripts/eval_external_vbdemand.py dtln gtcrn --limit 5
 
 Each utterance is enhanced alone (batch 1, full length) under torch.inference_mode with 1 torch thread,
-quantized to 16 bits as the scorer does, and scored with bench.metrics. Out-of-protocol sanity check:
+quantized to 16 bits as the scorer does, and scored with bench.metrics.registry. Out-of-protocol sanity check:
 the VoiceBank-DEMAND speakers p232/p257 are its test speakers, p287 one of its training speakers (some
 of these systems saw VoiceBank-DEMAND or VCTK in training; see each model card).
 """
@@ -26,11 +26,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import REPO_ROOT  # noqa: E402
-from bench.adapters import discover  # noqa: E402
-from bench.audio import from_pcm16, load_16k, to_pcm16  # noqa: E402
-from bench.errors import AdapterError  # noqa: E402
-from bench.metrics import pesq_wb, stoi  # noqa: E402
-from bench.speed import measure_rtf, torch_threads  # noqa: E402
+from bench.adapters.base import discover  # noqa: E402
+from bench.core.audio import from_pcm16, load_16k, to_pcm16  # noqa: E402
+from bench.core.errors import AdapterError  # noqa: E402
+from bench.metrics.registry import pesq_wb, stoi  # noqa: E402
+from bench.adapters.speed import measure_rtf, torch_threads  # noqa: E402
 
 
 def data_root() -> Path:

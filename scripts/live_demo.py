@@ -3,7 +3,7 @@
     python scripts/live_demo.py --run demucs@RUN_ID [--chunk 256] [--input DEV] [--output DEV] [--seconds 30]
     python scripts/live_demo.py --run CHECKPOINT.pt --simulate noisy.wav --save out.wav   # no audio hardware
 
-The model runs through its adapter's streamer (bench/streaming.py) inside the audio callback: every
+The model runs through its adapter's streamer (bench/adapters/streaming.py) inside the audio callback: every
 block of ``--chunk`` input samples is pushed, and the enhanced samples that come out are played. The
 output is played ``ceil(delay / chunk) * chunk`` samples late (the model's algorithmic latency rounded
 up to whole blocks); until then silence is played.
@@ -85,8 +85,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from bench.enhance import resolve_model
-    from bench.errors import BenchError
+    from bench.run.enhance import resolve_model
+    from bench.core.errors import BenchError
 
     torch.set_num_threads(args.threads)
     try:
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
           "after the input, plus the audio device's buffering")
 
     if args.simulate:
-        from bench.audio import load_16k, write_wav_pcm16
+        from bench.core.audio import load_16k, write_wav_pcm16
 
         x = load_16k(args.simulate)
         out = [proc(x[i:i + chunk]) for i in range(0, len(x) - chunk + 1, chunk)]

@@ -14,7 +14,7 @@ Inputs: the 35 real VoiceBank-DEMAND pairs of ``vbdemand-sample`` (16 kHz FLAC, 
 random numbers, so the test rebuilds exactly the same signals): the clean signal plus the real
 DEMAND noise ``noisy - clean`` scaled by 1, 0.5 or 0.1, a 2-tap low-passed clean signal plus 0.2 of
 the noise, and the clean signal itself (identity, exercises the [1, 5] clipping) for a few utterances.
-``tests/test_composite.py`` compares `bench.composite` with every row.
+``tests/test_composite.py`` compares `bench.metrics.composite` with every row.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     import soundfile as sf
 
     sys.path.insert(0, str(REPO))
-    from bench.audio import sha256_pcm16, to_pcm16
+    from bench.core.audio import sha256_pcm16, to_pcm16
     from bench.data.root import candidate_roots
 
     spec = importlib.util.spec_from_file_location("dfn_sepm_reference", args.sepm)

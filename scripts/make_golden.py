@@ -2,7 +2,7 @@
 
     python scripts/make_golden.py [--protocol stft-v1] [--data-root DIR] [--force]
 
-Takes 3 real vctk-mini test utterances (read through `bench.audio.load_16k`, cropped to their first
+Takes 3 real vctk-mini test utterances (read through `bench.core.audio.load_16k`, cropped to their first
 1.5 s), applies the protocol with the frozen stream and global seed, and stores the noisy outputs as
 16-bit WAV plus ``golden.json`` (utterance ids, source paths and hashes, input hashes, the protocol
 record with its sha256). ``tests/test_protocol.py`` recomputes them and allows at most 2 LSB / needs
@@ -35,7 +35,7 @@ CROP_SECONDS = 1.5
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
-    from bench.audio import load_16k, sha256_pcm16, to_pcm16, write_wav_pcm16
+    from bench.core.audio import load_16k, sha256_pcm16, to_pcm16, write_wav_pcm16
     from bench.data.root import resolve_data_root
     from bench.data.tracks import load_track
     from bench.protocol import DEFAULT_PROTOCOL, FROZEN_STREAM, Protocol

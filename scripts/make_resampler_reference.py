@@ -1,4 +1,4 @@
-"""Write tests/golden/resampler-p239_001.csv: the pinned resampler (`bench.audio.resample`) applied to the
+"""Write tests/golden/resampler-p239_001.csv: the pinned resampler (`bench.core.audio.resample`) applied to the
 real 48 kHz recording p239_001 of ../shared/data/vctk-mini, summarized per 1024-sample block of the
 16 kHz output (RMS, energy above 7 kHz in dB, and the block's first sample). tests/test_hardening.py
 compares a fresh resampling with it; a changed rolloff, filter width, beta or method changes the
@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from bench import REPO_ROOT
-from bench.audio import resample
+from bench.core.audio import resample
 
 SOURCE = "vctk-mini/wav48/p239/p239_001.flac"
 OUT = REPO_ROOT / "tests" / "golden" / "resampler-p239_001.csv"

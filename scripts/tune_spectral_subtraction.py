@@ -17,7 +17,7 @@ import torch
 
 
 def _metrics(args):
-    from bench.metrics import compute_all
+    from bench.metrics.registry import compute_all
 
     clean, est = args
     v, _ = compute_all(clean, est, 16000, ["pesq_wb", "si_sdr", "stoi"])

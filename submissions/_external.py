@@ -10,7 +10,7 @@ is missing: discovery (`bench list`) never needs them.
 `PerUtterance` is the model the adapters return: it runs a numpy function of one utterance at the
 model's own sample rate on each item of the batch on its own (fresh state per utterance, so batch
 invariance and determinism hold exactly), resampling 16 kHz -> model rate -> 16 kHz with the
-benchmark's pinned resampler (`bench.audio.resample`), and returns float32 ``(batch, time)`` of the
+benchmark's pinned resampler (`bench.core.audio.resample`), and returns float32 ``(batch, time)`` of the
 input's length. It has no torch parameters: the weights live in the package (ONNX graphs, a Rust or
 C library); each model card states the parameter count as declared by the authors.
 """
@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bench.audio import RESAMPLER, SAMPLE_RATE, resample
-from bench.errors import AdapterError
+from bench.core.audio import RESAMPLER, SAMPLE_RATE, resample
+from bench.core.errors import AdapterError
 
 def require(module: str, pip_line: str, *, locate_only: bool = False):
     """Import `module` (or, with `locate_only`, find its folder without running its ``__init__``)

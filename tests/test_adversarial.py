@@ -1,4 +1,4 @@
-"""Adversarial training in the shared trainer (bench/adversarial.py) and the `demucs-gan` baseline.
+"""Adversarial training in the shared trainer (bench/train/adversarial.py) and the `demucs-gan` baseline.
 
 - the LSGAN and feature-matching losses against hand-computed values;
 - the "adversarial" training block: defaults filled in, unknown keys and bad values are BenchErrors;
@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from bench import REPO_ROOT
-from bench.adapters import Found
-from bench.adversarial import (ADVERSARIAL_DEFAULTS, feature_matching_loss, lsgan_discriminator_loss,
+from bench.adapters.base import Found
+from bench.train.adversarial import (ADVERSARIAL_DEFAULTS, feature_matching_loss, lsgan_discriminator_loss,
                                lsgan_generator_loss, resolve_config)
-from bench.errors import BenchError
-from bench.runconfig import RunConfig, train_config
-from bench.train import DeviceBatches, load_checkpoint, train
+from bench.core.errors import BenchError
+from bench.train.runconfig import RunConfig, train_config
+from bench.train.trainer import DeviceBatches, load_checkpoint, train
 
 from conftest import make_tiny_prepared
 from test_train import TinyAdapter, _found
@@ -91,10 +91,10 @@ def test_adversarial_block_is_checked_with_the_training_options():
 
 def test_training_option_rules_cover_the_trainer():
     """Every option of the trainer (the adversarial block included) has a rule, every loss of
-    bench/losses.py is accepted (merge guard: DEFAULTS, TRAIN_RULES and the losses live in three files)."""
-    from bench.losses import CompositeLoss
-    from bench.runconfig import LOSSES, TRAIN_RULES
-    from bench.train import DEFAULTS
+    bench/train/losses.py is accepted (merge guard: DEFAULTS, TRAIN_RULES and the losses live in three files)."""
+    from bench.train.losses import CompositeLoss
+    from bench.train.runconfig import LOSSES, TRAIN_RULES
+    from bench.train.trainer import DEFAULTS
 
     assert set(TRAIN_RULES) == set(DEFAULTS)
     assert set(LOSSES) == set(CompositeLoss.NAMES)
@@ -190,7 +190,7 @@ def test_gan_resume_reproduces_uninterrupted_run(tiny_prepared, tmp_path, monkey
     rdir = tmp_path / "tiny-gan-track" / "tiny-gan"
     assert load_checkpoint(rdir / "split" / "last.pt")["step"] == 4
     opts_found = _gan_found()
-    from bench.pipeline import RunOptions, run_config
+    from bench.run.pipeline import RunOptions, run_config
 
     rc = run_config(opts_found, tiny_prepared, RunOptions(resume=True, run_id="split", runs_dir=tmp_path), "split")
     train(opts_found, tiny_prepared, rc, run_id="split", runs_dir=tmp_path, resume=True)

@@ -1,6 +1,6 @@
 """Every `bench` subcommand with a table of bad arguments: each gives exit status 2 (1 where some items
 of the work failed and the rest was done) and one error message naming the thing, never a traceback.
-Run in-process through `bench.cli.main` (fast), a few through a subprocess (nothing reaches stderr but
+Run in-process through `bench.cli.main.main` (fast), a few through a subprocess (nothing reaches stderr but
 the message), and a seeded fuzz test drawing random combinations of the table's bad arguments.
 
 Nothing here writes outside pytest's temporary folders: every command that could write gets a
@@ -27,7 +27,7 @@ import torch
 
 import bench.data.tracks as tracks_mod
 from bench import REPO_ROOT
-from bench.cli import main
+from bench.cli.main import main
 
 from conftest import make_vctk_corpus, track_spec
 
@@ -227,7 +227,7 @@ def test_bad_arguments(env, capsys, argv, code, message):
 
 
 def test_every_subcommand_is_in_the_table():
-    from bench.cli import build_parser
+    from bench.cli.main import build_parser
 
     commands = {r[0][0] for r in TABLE if r[0] and not r[0][0].startswith("-")}
     sub = next(a for a in build_parser()._actions if a.dest == "command")
@@ -249,7 +249,7 @@ def run_bench(argv, env_paths, *, fsize: int | None = None, timeout: int = 300) 
 
     # `bench` with the module's registered tracks (the tiny one included)
     code = ("import sys\nfrom pathlib import Path\nimport bench.data.tracks as t\n"
-            f"t.TRACK_DIR = Path({env_paths['TRACKS']!r})\nfrom bench.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+            f"t.TRACK_DIR = Path({env_paths['TRACKS']!r})\nfrom bench.cli.main import main\nsys.exit(main(sys.argv[1:]))\n")
     return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout,
                           cwd=env_paths["TMP"], env=environ, preexec_fn=limit)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.adapters import discover
-from bench.metrics import si_sdr
+from bench.adapters.base import discover
+from bench.metrics.registry import si_sdr
 
 SR = 16000
 ADAPTERS = discover(strict=False)

@@ -1,4 +1,4 @@
-"""Training batches (bench/batches.py, bench/data/resident.py): the device-resident train audio and the
+"""Training batches (bench/train/batches.py, bench/train/resident.py): the device-resident train audio and the
 torch path against the laws of the numpy path.
 
 - the resident audio: int16, one flat tensor, segments bit-identical to the prepared samples (zero past
@@ -21,8 +21,8 @@ import pytest
 import torch
 from scipy import stats
 
-from bench.batches import DeviceBatches, SegmentBatches, spectral_tilt
-from bench.data.resident import ResidentAudio
+from bench.train.batches import DeviceBatches, SegmentBatches, spectral_tilt
+from bench.train.resident import ResidentAudio
 from bench.protocol import Protocol
 from bench.protocol.batched import draw
 

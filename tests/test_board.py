@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import board as board_mod
-from bench import leaderboard
-from bench.errors import BenchError
-from bench.results import RESULTS_DIR, per_utterance_bytes, read_per_utterance, sha256_bytes, summarize_metrics
+from bench.board import rows as board_mod
+from bench.board import leaderboard
+from bench.core.errors import BenchError
+from bench.results.folder import RESULTS_DIR, per_utterance_bytes, read_per_utterance, sha256_bytes, summarize_metrics
 
 from conftest import copy_run, edit_summary
 
@@ -158,7 +158,7 @@ def test_refusals_name_repository_relative_paths(results):
 
 def test_a_dirty_run_does_not_replace_a_clean_row(results):
     run = _forged(results)
-    edit_summary(run, lambda s: s["provenance"].update(dirty=True, dirty_paths=["bench/score.py"]))
+    edit_summary(run, lambda s: s["provenance"].update(dirty=True, dirty_paths=["bench/scoring/score.py"]))
     rows = {r.run.model: r for r in board_mod.collect(results).rows(RANKED)}
     assert rows["spectral-subtraction"].run.run_id != run.name   # the older clean run keeps the row
     # ... until no clean run is left: then the dirty one is shown, marked
@@ -200,7 +200,7 @@ def test_a_run_below_its_preset_budget_is_marked_and_never_preferred():
                    "weights": {"shipped": True}}
         path = Path("/nonexistent")
 
-    from bench.adapters import discover
+    from bench.adapters.base import discover
 
     adapters = discover()
     want = adapters["demucs"].adapter.presets["quick"]["train"].get("max_steps")
@@ -233,7 +233,7 @@ def test_a_run_without_its_ranked_outputs_never_takes_a_row(results):
 def test_a_run_trained_unlike_its_preset_is_marked(tmp_path, change, mark):
     """A `--train-set` experiment (or a run of a preset since changed) does not stand for the preset: it never
     takes the preset's row from a run trained as the preset says."""
-    from bench.adapters import discover
+    from bench.adapters.base import discover
 
     adapters = discover()
     want = board_mod._preset_training(adapters["demucs"].adapter, "quick")
@@ -246,7 +246,7 @@ def test_a_run_trained_unlike_its_preset_is_marked(tmp_path, change, mark):
 
     assert board_mod._eligible(Run(), adapters, ranked=True) == ([mark] if mark else [])
     # an option the run's record does not hold predates the run: it trained with the option's default
-    from bench.train import DEFAULTS
+    from bench.train.trainer import DEFAULTS
 
     optional = next(k for k in want if want[k] == DEFAULTS[k] and k not in board_mod.HOW_NOT_WHAT)
     (tmp_path / "config.json").write_text(json.dumps(
@@ -258,7 +258,8 @@ def test_a_run_trained_unlike_its_preset_is_marked(tmp_path, change, mark):
 
 
 def test_a_dirty_tree_is_refused_for_the_repository_results(monkeypatch):
-    from bench import env, pipeline
+    from bench.core import env
+    from bench.run import pipeline
 
     monkeypatch.setattr(env, "git_state", lambda: {"commit": "abc", "dirty": True, "dirty_paths": ["bench/x.py"]})
     with pytest.raises(BenchError, match="uncommitted changes to the code"):
@@ -270,8 +271,8 @@ def test_a_dirty_tree_is_refused_for_the_repository_results(monkeypatch):
 def test_a_superseded_run_retires_its_audio_and_keeps_its_record(results, capsys):
     """`bench retire`: a run whose row a newer run of the same configuration holds drops its outputs (and
     weights), keeps its scores and hashes, and still verifies; the row's own run is refused (exit 2)."""
-    from bench.cli import main
-    from bench.evidence import verify_run
+    from bench.cli.main import main
+    from bench.verify.evidence import verify_run
 
     row_run = next((results / RANKED / "spectral-subtraction").iterdir())
     older = copy_run(row_run, results, run_id="20200101-000000-00000000", created="2020-01-01T00:00:00+00:00")

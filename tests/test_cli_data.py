@@ -1,5 +1,5 @@
 """Tests of `bench data prepare|verify|freeze` (and `bench noise show`) through the real command line:
-`bench.cli.main([...])` in-process, and the installed entry point in a subprocess."""
+`bench.cli.main.main([...])` in-process, and the installed entry point in a subprocess."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch  # noqa: F401  (imported once here, so forked prepare workers do no
 
 import bench
 import bench.data.tracks as tracks_mod
-from bench.cli import main
+from bench.cli.main import main
 from bench.protocol import Protocol
 
 from conftest import make_vctk_corpus, track_spec
@@ -49,7 +49,7 @@ def cli(capsys):
 
 def run_bench(*argv, timeout=120) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "bench.cli", *map(str, argv)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bench.cli.main", *map(str, argv)], capture_output=True, text=True,
                           timeout=timeout, cwd=bench.REPO_ROOT, env=env)
 
 

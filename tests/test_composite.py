@@ -1,4 +1,4 @@
-"""CSIG / CBAK / COVL (bench.composite) on real VoiceBank-DEMAND pairs, against committed reference values.
+"""CSIG / CBAK / COVL (bench.metrics.composite) on real VoiceBank-DEMAND pairs, against committed reference values.
 
 The reference (tests/golden/composite_reference.csv) is deepfilternet 0.5.6's ``df/sepm.py``
 ``composite()``, a port of Loizou's ``composite.m``, run by scripts/make_composite_reference.py on
@@ -31,8 +31,8 @@ import soundfile as sf
 from scipy.linalg import solve_toeplitz, toeplitz
 
 import bench
-from bench import composite as C
-from bench.metrics import METRICS, compute_all
+from bench.metrics import composite as C
+from bench.metrics.registry import METRICS, compute_all
 
 from conftest import missing_shared
 

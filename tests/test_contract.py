@@ -1,4 +1,4 @@
-"""Tests of `bench check` (bench/check.py, bench/contract.py, bench/modelcard.py): every contract rule
+"""Tests of `bench check` (bench/verify/check.py, bench/verify/contract.py, bench/adapters/modelcard.py): every contract rule
 is broken on purpose by a small adapter written into a temporary root (never into the repository),
 which must fail with the expected message; a well-behaved adapter passes every rule; and `bench check
 --all --quick` (what CI runs) passes on every adapter of the repository."""
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.adapters import discover
-from bench.cli import main
-from bench.check import check, check_all
-from bench.contract import FAIL, PASS, SKIP, WARN
-from bench.modelcard import parse_model_card
+from bench.adapters.base import discover
+from bench.cli.main import main
+from bench.verify.check import check, check_all
+from bench.verify.contract import FAIL, PASS, SKIP, WARN
+from bench.adapters.modelcard import parse_model_card
 
 CARD = """# {name}
 
@@ -28,7 +28,7 @@ CARD = """# {name}
 HEADER = """
 import torch
 import torch.nn.functional as F
-from bench.adapters import Adapter
+from bench.adapters.base import Adapter
 """
 
 
@@ -179,7 +179,7 @@ def test_syntax_error_is_an_import_failure(tmp_path):
 
 
 def test_unknown_name_lists_the_known_adapters(tmp_path):
-    from bench.errors import AdapterError
+    from bench.core.errors import AdapterError
 
     write_submission(tmp_path, "good-one", adapter_source("good-one", "x * self.w"))
     with pytest.raises(AdapterError, match="no adapter named 'nope'") as ei:

@@ -21,7 +21,7 @@ import torch  # noqa: F401  (imported once here, so forked prepare workers do no
 
 import bench.data.root as root_mod
 import bench.data.tracks as tracks_mod
-from bench.audio import (RESAMPLER, check_speech, file_sha256_pcm16, from_pcm16, load_16k, read_audio, resample,
+from bench.core.audio import (RESAMPLER, check_speech, file_sha256_pcm16, from_pcm16, load_16k, read_audio, resample,
                          sha256_pcm16, to_pcm16, write_wav_pcm16)
 from bench.data.corpus import detect_layout, scan
 from bench.data.manifest import COLUMNS, Utterance, fields, manifest_bytes, read_manifest, write_manifest
@@ -30,7 +30,7 @@ from bench.data.prepared import PreparedTrack
 from bench.data.root import resolve_data_root
 from bench.data.tracks import Track, load_archived, load_track, track_version, validate_track_spec
 from bench.data.verify import verify_prepared, verify_sources
-from bench.errors import AudioError, DataError, ManifestMismatch
+from bench.core.errors import AudioError, DataError, ManifestMismatch
 from bench.protocol import Protocol
 
 from conftest import make_vctk_corpus, missing_shared, speech_like, track_spec, write_audio
@@ -82,7 +82,7 @@ def test_read_audio_header_without_samples(tmp_path):
 def test_read_audio_stereo_is_downmixed_with_a_warning(tmp_path, caplog):
     left, right = speech_like(4800, 48000, 1), speech_like(4800, 48000, 2)
     path = write_audio(tmp_path / "stereo.wav", np.stack([left, right], axis=1), 48000)
-    with caplog.at_level(logging.WARNING, logger="bench.audio"):
+    with caplog.at_level(logging.WARNING, logger="bench.core.audio"):
         x, sr = read_audio(path)
     assert sr == 48000 and x.shape == (4800,) and x.dtype == np.float32
     q = sf.read(str(path), dtype="float32")[0]
@@ -116,7 +116,7 @@ def test_check_speech_silence_and_clipping(tmp_path, caplog):
     with pytest.raises(AudioError, match=r"audio is clipped \(\d+\.\d+% of samples at full scale\)") as ei:
         check_speech(clipped, p)
     assert str(p) in str(ei.value) and "clean reference" in str(ei.value)
-    with caplog.at_level(logging.WARNING, logger="bench.audio"):
+    with caplog.at_level(logging.WARNING, logger="bench.core.audio"):
         check_speech(clipped, p, allow_clipping=True)
     assert any("clipped" in r.getMessage() and str(p) in r.getMessage() for r in caplog.records)
     # a handful of full-scale peaks (<= 0.1 %) is not "clipped"
@@ -491,7 +491,7 @@ def test_prepare_reports_every_bad_file_and_keeps_finished_work(tmp_path, make_v
     write_audio(d / "p226/p226_002_mic1.flac", loud, 48000)  # clipped valid file
     write_audio(d / "p225/p225_002_mic1.flac", loud, 48000)  # clipped train file: allowed
     track = Track(track_spec("tiny", "0.92", SPEAKERS))
-    with caplog.at_level(logging.WARNING, logger="bench.audio"):
+    with caplog.at_level(logging.WARNING, logger="bench.core.audio"):
         with pytest.raises(DataError, match=r"2 of 6 utterances failed") as ei:
             prepare(track, PROTO, corpus, tmp_path / "prep", jobs=2)
     msg = str(ei.value)

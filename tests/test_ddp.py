@@ -1,4 +1,4 @@
-"""Data-parallel training (bench/distributed.py, bench/train.py) with 2 CPU processes (gloo), a tiny model
+"""Data-parallel training (bench/train/distributed.py, bench/train/trainer.py) with 2 CPU processes (gloo), a tiny model
 and a tiny prepared track, a few steps:
 
 - 2 processes with a slice of the global batch each end with the weights of 1 process with the whole
@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from bench import REPO_ROOT
-from bench.adapters import Adapter, Found
-from bench.errors import BenchError
-from bench.runconfig import RunConfig
-from bench.train import load_checkpoint, train
+from bench.adapters.base import Adapter, Found
+from bench.core.errors import BenchError
+from bench.train.runconfig import RunConfig
+from bench.train.trainer import load_checkpoint, train
 
 from conftest import make_tiny_prepared
 

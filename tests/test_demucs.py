@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from bench import REPO_ROOT
 
-if str(REPO_ROOT) not in sys.path:   # baselines/ is not an installed package (see bench.adapters._import)
+if str(REPO_ROOT) not in sys.path:   # baselines/ is not an installed package (see bench.adapters.base._import)
     sys.path.insert(0, str(REPO_ROOT))
 
 from baselines.demucs.model import (SINC_ZEROS, Demucs, conv_transpose1d_gemm, downsample2,

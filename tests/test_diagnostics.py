@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (imported once here, so forked prepare workers do not each import it)
 
-from bench.audio import from_pcm16, read_audio, sha256_pcm16, to_pcm16
+from bench.core.audio import from_pcm16, read_audio, sha256_pcm16, to_pcm16
 from bench.data.prepare import prepare, prepare_diagnostics
 from bench.data.tracks import Track, load_track
 from bench.data.verify import verify_prepared
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.protocol import ONLY, Protocol, canonical_json
 from bench.protocol import manipulations as M
 

@@ -1,4 +1,4 @@
-"""DNSMOS P.835 (bench.dnsmos through speechmos) on real VoiceBank-DEMAND audio, and its registry entries.
+"""DNSMOS P.835 (bench.metrics.dnsmos through speechmos) on real VoiceBank-DEMAND audio, and its registry entries.
 
 The model runs take about 0.4 s per 9.01 s window on one core, so most tests use one or two
 utterances; the 35-pair means are a slow test.
@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 
 import bench
-from bench import dnsmos
-from bench.metrics import METRICS, compute_all, metric_versions
+from bench.metrics import dnsmos
+from bench.metrics.registry import METRICS, compute_all, metric_versions
 
 from conftest import missing_shared
 
@@ -151,7 +151,7 @@ def test_missing_packages_make_dnsmos_unavailable_not_a_crash():
     res = _run_python(
         "import sys, json; sys.modules['speechmos'] = None\n"
         "import numpy as np\n"
-        "from bench.metrics import METRICS, metric_versions, compute_all, available_metrics\n"
+        "from bench.metrics.registry import METRICS, metric_versions, compute_all, available_metrics\n"
         "x = np.sin(np.arange(16000) / 10.0) * 0.1\n"
         "v, e = compute_all(x, x + 0.01, metrics=['snr', 'dnsmos_sig', 'dnsmos_ovrl'])\n"
         "print(json.dumps({'v': {k: repr(x) for k, x in v.items()}, 'e': e, 'avail': available_metrics(),\n"
@@ -176,7 +176,7 @@ def test_runs_offline(corpus):
         "def refuse(*a, **k): raise OSError('network disabled by the test')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse\n"
         "import soundfile as sf\n"
-        "from bench.dnsmos import dnsmos_p835\n"
+        "from bench.metrics.dnsmos import dnsmos_p835\n"
         f"x, _ = sf.read({str(d / rows[0]['noisy'])!r}, dtype='float64')\n"
         "print(json.dumps(dnsmos_p835(x)))\n")
     assert set(res) == {"sig", "bak", "ovrl"} and all(1.0 < v < 5.0 for v in res.values())

@@ -27,7 +27,7 @@ import pytest
 from bench.data import download as dl
 from bench.data.archive import EXTRACTED_MARKER, extract_zip
 from bench.data.download import download, fetch_corpus
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 pytestmark = pytest.mark.network
 

@@ -1,4 +1,4 @@
-"""Tests of `bench enhance` (bench/enhance.py): offline and streaming enhancement of real noisy files,
+"""Tests of `bench enhance` (bench/run/enhance.py): offline and streaming enhancement of real noisy files,
 any sample rate / channel count in and out, run folders / MODEL@RUN_ID / checkpoints / adapter names,
 and clear per-file errors."""
 
@@ -12,8 +12,8 @@ import soundfile as sf
 import torch
 
 from bench import REPO_ROOT
-from bench.audio import resample, to_pcm16
-from bench.cli import main
+from bench.core.audio import resample, to_pcm16
+from bench.cli.main import main
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -58,7 +58,7 @@ def pcm(path) -> tuple[np.ndarray, int, str]:
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    """A randomly initialized tiny causal Demucs, saved like bench/train.py's checkpoints."""
+    """A randomly initialized tiny causal Demucs, saved like bench/train/trainer.py's checkpoints."""
     a = DemucsAdapter()
     config = a.resolved_config(overrides=TINY)
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def test_offline_training_free_adapter(tmp_path, capsys, noisy):
     out = tmp_path / "out"
     rc, stdout, err = cli(capsys, "--run", "spectral-subtraction", *noisy, "-o", out)
     assert rc == 0, err
-    from bench.adapters import get_adapter
+    from bench.adapters.base import get_adapter
 
     a = get_adapter("spectral-subtraction").adapter
     model = a.build()

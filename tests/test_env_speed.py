@@ -7,8 +7,8 @@ import time
 
 import torch
 
-from bench import env
-from bench.speed import measure_rtf
+from bench.core import env
+from bench.adapters.speed import measure_rtf
 
 
 def test_git_state_reads_the_repository():

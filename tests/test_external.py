@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import bench
-from bench.adapters import discover
-from bench.audio import load_16k
-from bench.errors import AdapterError
-from bench.metrics import pesq_wb
+from bench.adapters.base import discover
+from bench.core.audio import load_16k
+from bench.core.errors import AdapterError
+from bench.metrics.registry import pesq_wb
 
 from conftest import missing_shared
 
@@ -101,7 +101,7 @@ def test_discovery_does_not_need_the_packages():
                "onnxruntime"]
     code = ("import sys\n"
             f"for m in {blocked!r}: sys.modules[m] = None\n"
-            "from bench.adapters import discover\n"
+            "from bench.adapters.base import discover\n"
             "print(' '.join(sorted(discover())))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=bench.REPO_ROOT, capture_output=True, text=True,
                          timeout=120)

@@ -1,8 +1,8 @@
 """The cases of issue 17 ("tried as a careful new user would"), each reproduced first, then fixed:
 
-1. a resumed scoring with another model discards the partial rows (bench/runguard.py);
+1. a resumed scoring with another model discards the partial rows (bench/scoring/runguard.py);
 2. run ids, track and model names that would lead outside results/, runs/ or the repo are refused
-   before anything is written (bench/names.py); tracks load by registered name only;
+   before anything is written (bench/core/names.py); tracks load by registered name only;
 3. zero or negative budgets and every out-of-range training option are refused with the range;
 4. user-caused OSErrors, unknown --set keys, bad checkpoints and devices give one line (see also
    tests/test_bad_args.py, which runs every subcommand with a table of bad arguments).
@@ -24,14 +24,14 @@ import torch
 
 import bench.data.tracks as tracks_mod
 from bench import REPO_ROOT
-from bench.adapters import Adapter, Found, discover
-from bench.errors import AdapterError, BenchError, DataError
-from bench.names import inside
-from bench.pipeline import RunOptions, resolve_device, run
-from bench.runconfig import TRAIN_RULES, RunConfig, train_config
-from bench.speed import RTF_SECONDS
-from bench.suite import Evaluation
-from bench.train import DEFAULTS, load_checkpoint, load_checkpoint_model
+from bench.adapters.base import Adapter, Found, discover
+from bench.core.errors import AdapterError, BenchError, DataError
+from bench.core.names import inside
+from bench.run.pipeline import RunOptions, resolve_device, run
+from bench.train.runconfig import TRAIN_RULES, RunConfig, train_config
+from bench.adapters.speed import RTF_SECONDS
+from bench.scoring.suite import Evaluation
+from bench.train.trainer import DEFAULTS, load_checkpoint, load_checkpoint_model
 
 from conftest import make_tiny_prepared, track_spec
 from test_train import TinyAdapter
@@ -88,7 +88,7 @@ SPEED = {"rtf_cpu_1thread": 0.0, "rtf_input_seconds": RTF_SECONDS, "causal": Fal
 
 
 def _score(pt, out, adapter, g, config=None):
-    from bench.score import score
+    from bench.scoring.score import score
 
     return score(_found(adapter), Gain(g), Evaluation("main", pt), out, run_id="r", config=config or {"c": 1},
                  budget={"trained": False}, speed=SPEED, weights=None, training=None, ship_outputs=True,
@@ -122,7 +122,7 @@ def test_resumed_scoring_with_the_same_model_reuses_the_rows(tiny_pt, tmp_path):
 
 
 def test_another_config_is_another_model(tiny_pt, tmp_path):
-    from bench.runguard import model_fingerprint
+    from bench.scoring.runguard import model_fingerprint
 
     assert model_fingerprint(Gain(0.5), {"a": 1}) == model_fingerprint(Gain(0.5), {"a": 1})
     assert model_fingerprint(Gain(0.5), {"a": 1}) != model_fingerprint(Gain(0.5), {"a": 2})
@@ -138,8 +138,8 @@ def test_another_config_is_another_model(tiny_pt, tmp_path):
 def test_bench_run_resume_with_a_larger_budget_rescores(tiny_pt, tmp_path, monkeypatch, caplog):
     """The issue's case: scoring interrupted, then `--resume` with a larger --max-steps: no row of the
     first model survives in the results."""
-    import bench.score as score_mod
-    from bench.results import load_run
+    import bench.scoring.score as score_mod
+    from bench.results.folder import load_run
 
     real = score_mod.enhance_one
     calls = []
@@ -150,10 +150,10 @@ def test_bench_run_resume_with_a_larger_budget_rescores(tiny_pt, tmp_path, monke
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    import bench.evidence
+    import bench.verify.evidence
 
     # the float16 check of the weights enhances too; it is not what is interrupted here
-    monkeypatch.setattr(bench.evidence, "fp16_reproduces", lambda *a, **kw: False)
+    monkeypatch.setattr(bench.verify.evidence, "fp16_reproduces", lambda *a, **kw: False)
     monkeypatch.setattr(score_mod, "enhance_one", interrupting)
     with pytest.raises(KeyboardInterrupt):
         run(_found(), tiny_pt, _opts(tmp_path, run_id="r", train_overrides={"max_steps": 2}))
@@ -207,7 +207,7 @@ def test_tracks_load_by_registered_name_only(tmp_path, monkeypatch):
 def test_an_adapter_named_like_a_path_is_refused(tmp_path, tiny_pt):
     (tmp_path / "submissions").mkdir()
     (tmp_path / "submissions" / "evil.py").write_text(textwrap.dedent('''
-        from bench.adapters import Adapter
+        from bench.adapters.base import Adapter
 
         class Evil(Adapter):
             name = "../../x"
@@ -276,7 +276,7 @@ def test_training_options_are_type_and_range_checked(key, value):
 
 
 def test_every_adapter_default_and_preset_is_valid():
-    from bench.adapters import check_model_values
+    from bench.adapters.base import check_model_values
 
     found = discover(strict=False)
     assert {"demucs", "convtasnet", "sepformer", "stft-mask-gru"} <= set(found)

@@ -19,11 +19,11 @@ import soundfile as sf
 import torch
 
 import bench.data.tracks as tracks_mod
-from bench.adapters import Adapter
-from bench.errors import BenchError
-from bench.locks import LOCK_NAME, folder_lock
-from bench.names import RUN_ID_RE
-from bench.pipeline import new_run_id, run
+from bench.adapters.base import Adapter
+from bench.core.errors import BenchError
+from bench.core.locks import LOCK_NAME, folder_lock
+from bench.core.names import RUN_ID_RE
+from bench.run.pipeline import new_run_id, run
 
 from conftest import make_tiny_prepared, make_vctk_corpus, track_spec
 from test_hardening import ENV, PY, _found, _opts
@@ -38,7 +38,7 @@ def tiny_pt(tmp_path_factory):
 # 5. locks and run ids
 def _holder(target: Path, kind: str = "folder") -> subprocess.Popen:
     """Another process holding the lock of `target` until killed."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom bench.locks import folder_lock\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom bench.core.locks import folder_lock\n"
             f"with folder_lock(Path({str(target)!r}), 'x'):\n    print('held', flush=True)\n    time.sleep(120)\n")
     p = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV)
     assert p.stdout.readline().strip() == "held"
@@ -121,8 +121,8 @@ def _children(pid: int) -> list[int]:
 
 
 POOL_PARENT = {
-    # a pool made by bench.workers, and a plain one (the control: its workers outlive the parent)
-    "worker_pool": "from bench.workers import worker_pool as make\npool = make(2)\n",
+    # a pool made by bench.core.workers, and a plain one (the control: its workers outlive the parent)
+    "worker_pool": "from bench.core.workers import worker_pool as make\npool = make(2)\n",
     "plain": "from concurrent.futures import ProcessPoolExecutor as make\npool = make(2)\n",
     # the real pools of prepare, verify and scoring, their work made slow
     "prepare": textwrap.dedent("""
@@ -148,16 +148,16 @@ POOL_PARENT = {
         V.verify_prepared(pt, jobs=2)
     """),
     "score": textwrap.dedent("""
-        import time, bench.score as S
+        import time, bench.scoring.score as S
         from conftest import make_tiny_prepared
-        from bench.adapters import get_adapter
+        from bench.adapters.base import get_adapter
         pt = make_tiny_prepared(Path(sys.argv[1]), 't', 0.2)
         def _score_one(args):
             print('busy', flush=True)
             time.sleep(120)
         S._metric_row = _score_one
         f = get_adapter('noisy')
-        from bench.suite import Evaluation
+        from bench.scoring.suite import Evaluation
         S.score(f, f.adapter.build(), Evaluation('main', pt), Path(sys.argv[1]) / 'r', run_id='r', config={},
                 budget={}, speed={}, weights=None, training=None, ship_outputs=False, jobs=2, metrics=('snr',))
     """),
@@ -218,7 +218,7 @@ class ConvAdapter(Adapter):
 
 
 def test_blocks_equal_the_whole_file_for_a_known_receptive_field():
-    from bench.enhance import enhance_blocks
+    from bench.run.enhance import enhance_blocks
 
     model = ConvNet()
     seen = []
@@ -241,7 +241,7 @@ def test_blocks_equal_the_whole_file_for_a_known_receptive_field():
 
 
 def test_enhance_array_in_blocks_at_48k(tmp_path):
-    from bench.enhance import enhance_array
+    from bench.run.enhance import enhance_array
 
     x = np.random.default_rng(1).standard_normal((1, 48000 * 5)).astype(np.float32) * 0.1
     a, model = ConvAdapter(), ConvNet()
@@ -252,7 +252,7 @@ def test_enhance_array_in_blocks_at_48k(tmp_path):
 
 
 def _enhance(capsys, *args):
-    from bench.cli import main
+    from bench.cli.main import main
 
     rc = main(["enhance", *map(str, args)])
     cap = capsys.readouterr()
@@ -260,7 +260,7 @@ def _enhance(capsys, *args):
 
 
 def test_enhance_checks_the_output_folder_before_the_model(tmp_path, capsys, monkeypatch):
-    import bench.enhance as E
+    import bench.run.enhance as E
 
     def no_model(*a, **kw):
         raise AssertionError("the model was loaded before the output folder was checked")
@@ -277,7 +277,7 @@ def test_enhance_checks_the_output_folder_before_the_model(tmp_path, capsys, mon
 # ---------------------------------------------------------------------------------------------
 # 8. prepare's headline counts every failed file
 def test_prepare_headline_counts_unreadable_files(tmp_path, monkeypatch, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
     from bench.data.manifest import write_manifest
     from bench.data.prepare import describe_sources
 

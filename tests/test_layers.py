@@ -1,12 +1,11 @@
-"""The import structure of the code: every module of bench/ sits in one layer of `LAYERS` (bottom
-first), a module imports only from its own layer or the ones below it, the core (bench/) never imports
-the models (baselines/, submissions/), and no two modules import each other, even indirectly.
+"""The import structure of the code: bench/ is a few packages named after the stages a result flows
+through, listed bottom first in `LAYERS`; a module imports only from its own package or the ones below it,
+the core (bench/) never imports the models (baselines/, submissions/), and no two modules import each
+other, even indirectly. Imports are read with `ast` wherever they are (module level, inside a function,
+or under ``if TYPE_CHECKING:``: an annotation is a dependency too).
 
-Imports are read with `ast` from the source, wherever they are (module level or inside a function),
-except under ``if TYPE_CHECKING:`` (annotations only, no dependency at run time).
-
-Why results sits below score: the data flow is scorer -> results -> leaderboard, and results.py is the
-format the scorer writes and the leaderboard reads, so both import it.
+The shape checks beside it keep the house walkable: no loose module in bench/ but ``__init__`` and
+``__main__``, at most 12 packages, none over 12 modules or 1,500 lines, no module over 400 lines.
 """
 
 from __future__ import annotations
@@ -20,29 +19,20 @@ from bench import REPO_ROOT
 
 #: bottom first; a name ending in ".*" stands for the package and everything in it
 LAYERS = (
-    ("foundation", ("bench", "bench.errors", "bench.console", "bench.env", "bench.names", "bench.locks",
-                    "bench.workers", "bench.runguard")),
-    ("signal", ("bench.audio", "bench.dsp", "bench.streaming", "bench.speed")),
-    ("protocol", ("bench.protocol", "bench.protocol.manipulations", "bench.protocol.batched")),
-    ("data", ("bench.data", "bench.data.corpus", "bench.data.manifest", "bench.data.tracks", "bench.data.root",
-              "bench.data.prepared", "bench.data.prepare", "bench.data.verify", "bench.data.archive",
-              "bench.data.download", "bench.data.recorded", "bench.data.evaluation", "bench.data.sampling",
-              "bench.data.selection", "bench.data.resident",
-              "bench.data.commands")),
-    ("measures", ("bench.measures", "bench.composite", "bench.dnsmos")),
-    ("metrics", ("bench.metrics", "bench.stats", "bench.losses")),
-    ("adapters", ("bench.adapters", "bench.modelcard", "bench.weights")),
+    ("root", ("bench",)),
+    ("core", ("bench.core.*",)),
+    ("protocol", ("bench.protocol.*",)),
+    ("data", ("bench.data.*",)),
+    ("metrics", ("bench.metrics.*",)),
+    ("adapters", ("bench.adapters.*",)),
     ("models", ("baselines.*", "submissions.*")),
-    ("train", ("bench.adversarial", "bench.batches", "bench.checkpoints", "bench.distributed", "bench.train")),
-    ("run configuration", ("bench.runconfig",)),
-    ("results format", ("bench.results",)),
-    ("suite", ("bench.suite",)),
-    ("score", ("bench.score",)),
-    ("evidence", ("bench.evidence",)),
-    ("board", ("bench.board", "bench.leaderboard", "bench.compare", "bench.site", "bench.site_media")),
-    ("pipeline", ("bench.pipeline",)),
-    ("commands", ("bench.reproduce", "bench.noise", "bench.contract", "bench.check", "bench.new", "bench.enhance")),
-    ("cli", ("bench.cli", "bench.__main__")),
+    ("train", ("bench.train.*",)),
+    ("results", ("bench.results.*",)),
+    ("scoring", ("bench.scoring.*",)),
+    ("verify", ("bench.verify.*",)),
+    ("board", ("bench.board.*",)),
+    ("run", ("bench.run.*",)),
+    ("cli", ("bench.cli.*", "bench.__main__")),
 )
 PACKAGES = ("bench", "baselines", "submissions")
 CORE, MODELS = "bench", ("baselines", "submissions")
@@ -53,17 +43,8 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    t = node.test
-    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
-           (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
-
-
 def _imports(tree: ast.AST):
     for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            yield from (n for child in node.orelse for n in _imports(ast.Module(body=[child], type_ignores=[])))
-            continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
         yield from _imports(node)
@@ -163,12 +144,10 @@ def test_every_import_follows_the_layers():
 
 def test_the_graph_is_read_from_the_source():
     g = import_graph()
-    assert "bench.adapters" in g["bench.train"] and "bench.cli" in g["bench.__main__"]
+    assert "bench.adapters.base" in g["bench.train.trainer"] and "bench.cli.main" in g["bench.__main__"]
     assert "baselines.demucs.model" in g["baselines.demucs.streamer"]            # relative import
-    assert "bench.streaming" in g["baselines.demucs.streamer"]
-    assert "bench.data.commands" in g["bench.cli"]                               # from bench.data import commands
-    assert "bench.runconfig" not in g["bench.train"]                             # under TYPE_CHECKING only
-    assert "bench.stats" in g["bench.compare"]                                   # inside a function
+    assert "bench.adapters.streaming" in g["baselines.demucs.streamer"]
+    assert "bench.metrics.stats" in g["bench.board.compare"]
 
 
 @pytest.mark.parametrize("graph, expected", [
@@ -189,11 +168,47 @@ def test_upward_and_core_to_model_imports_are_found():
                         "bench.stray is in no layer: add it to LAYERS in tests/test_layers.py"]
 
 
-def test_imports_are_parsed_with_type_checking_skipped_and_relative_resolved():
-    src = ("from typing import TYPE_CHECKING\nimport bench.errors\nfrom . import sibling\nfrom .model import X\n"
-           "if TYPE_CHECKING:\n    from bench.train import T\nelse:\n    from bench.audio import A\n"
+def test_imports_are_parsed_with_type_checking_counted_and_relative_resolved():
+    src = ("from typing import TYPE_CHECKING\nimport bench.core.errors\nfrom . import sibling\nfrom .model import X\n"
+           "if TYPE_CHECKING:\n    from bench.train.trainer import T\nelse:\n    from bench.core.audio import A\n"
            "def f():\n    from baselines.demucs import adapter\n")
     known = {"baselines.demucs.sibling", "baselines.demucs.model", "baselines.demucs.adapter"}
     got = imported_modules(src, "baselines.demucs.streamer", False, known)
-    assert got == {"bench.errors", "baselines.demucs.sibling", "baselines.demucs.model", "bench.audio",
-                   "baselines.demucs.adapter"}
+    assert got == {"bench.core.errors", "baselines.demucs.sibling", "baselines.demucs.model", "bench.core.audio",
+                   "baselines.demucs.adapter", "bench.train.trainer"}
+
+
+# ----------------------------------------------------------------------------------------------
+# the shape of the house
+MAX_PACKAGES, MAX_MODULES, MAX_PACKAGE_LINES, MAX_MODULE_LINES = 12, 12, 1500, 400
+
+
+def _lines(p: Path) -> int:
+    return len(p.read_text(encoding="utf-8").splitlines())
+
+
+def test_bench_has_no_loose_module():
+    loose = sorted(p.name for p in (REPO_ROOT / "bench").glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert loose == []
+
+
+def test_every_package_is_small_and_in_a_layer():
+    pkgs = sorted(p.parent for p in (REPO_ROOT / "bench").glob("*/__init__.py"))
+    assert len(pkgs) <= MAX_PACKAGES
+    for pkg in pkgs:
+        mods = sorted(pkg.rglob("*.py"))
+        assert len([m for m in mods if m.name != "__init__.py"]) <= MAX_MODULES, pkg.name
+        assert sum(_lines(m) for m in mods) <= MAX_PACKAGE_LINES, pkg.name
+        assert layer_of(f"bench.{pkg.name}") is not None, pkg.name
+
+
+def test_no_module_is_long():
+    long = {str(p.relative_to(REPO_ROOT)): _lines(p) for p in (REPO_ROOT / "bench").rglob("*.py")
+            if _lines(p) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def test_every_package_says_what_it_is_for():
+    for init in sorted((REPO_ROOT / "bench").glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc and "import" in doc, f"{init.parent.name}/__init__.py: say what it is for and what it may import"

@@ -1,4 +1,4 @@
-"""Tests of the leaderboard (bench.leaderboard, `bench leaderboard [--check]`): deterministic rendering
+"""Tests of the leaderboard (bench.board.leaderboard, `bench leaderboard [--check]`): deterministic rendering
 from results/ alone, the CI check of the committed leaderboard.md, and the ranking rules of the ranked
 set (real systems ranked by PESQ-WB; the noisy input and oracles shown but never ranked).
 
@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import board as board_mod
-from bench import leaderboard
-from bench.cli import main
-from bench.leaderboard import LEADERBOARD
-from bench.results import (RESULTS_DIR, dump_json, load_run, per_utterance_bytes, sha256_bytes,
+from bench.board import rows as board_mod
+from bench.board import leaderboard
+from bench.cli.main import main
+from bench.board.leaderboard import LEADERBOARD
+from bench.results.folder import (RESULTS_DIR, dump_json, load_run, per_utterance_bytes, sha256_bytes,
                            summarize_metrics)
 
 from conftest import committed, copy_run, edit_summary
@@ -268,6 +268,6 @@ def test_evidence_table_says_which_machine_measured_the_speed(base_results):
 def test_a_dirty_run_is_marked_when_it_is_the_only_one(base_results):
     ss = committed("spectral-subtraction")
     edit_summary(base_results / RANKED / "spectral-subtraction" / ss.name,
-                 lambda s: s["provenance"].update(dirty=True, dirty_paths=["bench/score.py"]))
+                 lambda s: s["provenance"].update(dirty=True, dirty_paths=["bench/scoring/score.py"]))
     row = next(r for r in quality_rows(leaderboard.render(base_results)) if "spectral-subtraction" in r[1])
     assert "⚠ dirty" in row[1]

@@ -1,4 +1,4 @@
-"""Tests of bench.metrics on real speech (VoiceBank-DEMAND sample pairs, 16 kHz FLAC)."""
+"""Tests of bench.metrics.registry on real speech (VoiceBank-DEMAND sample pairs, 16 kHz FLAC)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import metrics as M
-from bench.metrics import METRICS, compute_all, metric_versions
+from bench.metrics import registry as M
+from bench.metrics.registry import METRICS, compute_all, metric_versions
 
 from conftest import missing_shared
 

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.adapters import Adapter, Found
-from bench.audio import RESAMPLER, from_pcm16, resample, to_pcm16
-from bench.metrics import compute_all
+from bench.adapters.base import Adapter, Found
+from bench.core.audio import RESAMPLER, from_pcm16, resample, to_pcm16
+from bench.metrics.registry import compute_all
 from bench.protocol import Protocol
 from bench.protocol import manipulations as M
 from bench.protocol.manipulations import Context
-from bench.score import enhance_one, score
+from bench.scoring.score import enhance_one, score
 
 from conftest import make_tiny_prepared, missing_shared, speech_like
 
@@ -72,8 +72,8 @@ def test_scores_are_of_the_quantized_clipped_output(tiny_pt, tmp_path):
     """The per-utterance SNR is that of the 16-bit clipped output, which differs clearly from the raw one."""
     import pandas as pd
 
-    from bench.speed import RTF_SECONDS
-    from bench.suite import Evaluation
+    from bench.adapters.speed import RTF_SECONDS
+    from bench.scoring.suite import Evaluation
 
     speed = {"rtf_cpu_1thread": 0.0, "rtf_input_seconds": RTF_SECONDS, "causal": False, "latency_ms": None,
              "rtf_stream": None, "stream_chunk_samples": None}

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from bench import REPO_ROOT
-from bench.train import DEFAULTS as TRAINER_DEFAULTS
+from bench.train.trainer import DEFAULTS as TRAINER_DEFAULTS
 
-if str(REPO_ROOT) not in sys.path:   # baselines/ is not an installed package (see bench.adapters._import)
+if str(REPO_ROOT) not in sys.path:   # baselines/ is not an installed package (see bench.adapters.base._import)
     sys.path.insert(0, str(REPO_ROOT))
 
 #: library each adapter needs (the ``models`` extra), its module, class, and pinned parameter counts

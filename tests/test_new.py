@@ -1,4 +1,4 @@
-"""Tests of `bench new` (bench/new.py): names are validated, the scaffold is generated into a
+"""Tests of `bench new` (bench/adapters/scaffold.py): names are validated, the scaffold is generated into a
 temporary root (never the repository), passes `bench check` as generated, and trains a few steps
 through the real pipeline (train -> score -> results) on a tiny prepared track."""
 
@@ -9,12 +9,12 @@ import json
 import pytest
 
 from bench import REPO_ROOT
-from bench.adapters import discover
-from bench.cli import main
-from bench.check import check
-from bench.contract import PASS, WARN
-from bench.errors import BenchError
-from bench.new import class_name, folder_name, scaffold, validate_name
+from bench.adapters.base import discover
+from bench.cli.main import main
+from bench.verify.check import check
+from bench.verify.contract import PASS, WARN
+from bench.core.errors import BenchError
+from bench.adapters.scaffold import class_name, folder_name, scaffold, validate_name
 
 from conftest import make_tiny_prepared
 
@@ -54,7 +54,7 @@ def test_names_of_existing_adapters_and_folders_are_refused(root):
     with pytest.raises(BenchError, match="taken_folder already exists"):
         validate_name("taken-folder", root)
     (root / "baselines" / "other_file.py").write_text(
-        "from bench.adapters import Adapter\nclass A(Adapter):\n    name = 'taken-name'\n    description = 'x'\n")
+        "from bench.adapters.base import Adapter\nclass A(Adapter):\n    name = 'taken-name'\n    description = 'x'\n")
     with pytest.raises(BenchError, match="an adapter named 'taken-name' already exists"):
         validate_name("taken-name", root)
     with pytest.raises(BenchError, match="other_file.py already exists"):
@@ -102,8 +102,8 @@ def test_cli_new_then_check(root, capsys):
 
 
 def test_scaffold_trains_a_few_steps_through_the_pipeline(root, tiny, tmp_path):
-    from bench.pipeline import RunOptions, run
-    from bench.results import load_run
+    from bench.run.pipeline import RunOptions, run
+    from bench.results.folder import load_run
 
     scaffold("train-net", root, author="A. Tester")
     found = discover(root)["train-net"]

@@ -1,4 +1,4 @@
-"""`bench noise examples` (bench.noise.write_examples): the listening examples of the README, written from a
+"""`bench noise examples` (bench.run.noise.write_examples): the listening examples of the README, written from a
 prepared track: the clean and noisy test audio as 16-bit WAV, their scores, and one palette PNG of the
 spectrograms."""
 
@@ -9,8 +9,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from bench.audio import read_audio
-from bench.noise import write_examples
+from bench.core.audio import read_audio
+from bench.run.noise import write_examples
 
 from conftest import make_tiny_prepared
 

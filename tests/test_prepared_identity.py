@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch  # noqa: F401  (imported once here, so forked prepare workers do not each import it)
 
-from bench.audio import read_audio, resample, to_pcm16
+from bench.core.audio import read_audio, resample, to_pcm16
 from bench.data.evaluation import evaluation_sets
 from bench.data.manifest import read_manifest
 from bench.data.prepare import describe_sources, prepare
@@ -21,7 +21,7 @@ from bench.data.prepared import PreparedTrack
 from bench.data.recorded import RecordedNoise, noisy_manifest_bytes
 from bench.data.tracks import Track, load_track
 from bench.data.verify import verify_prepared, verify_sources
-from bench.errors import DataError, ManifestMismatch
+from bench.core.errors import DataError, ManifestMismatch
 from bench.protocol import Protocol
 
 from conftest import make_vctk_corpus, speech_like, track_spec, write_audio

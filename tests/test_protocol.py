@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.audio import load_16k, sha256_pcm16, to_pcm16
-from bench.workers import worker_pool
-from bench.errors import BenchError
+from bench.core.audio import load_16k, sha256_pcm16, to_pcm16
+from bench.core.workers import worker_pool
+from bench.core.errors import BenchError
 from bench.protocol import (DEFAULT_PROTOCOL, FROZEN_STREAM, SPEC_DIR, Protocol, available_protocols,
                             canonical_json)
 from bench.protocol import manipulations as M

@@ -30,9 +30,9 @@ import pytest
 import torch
 from scipy import stats
 
-from bench.audio import load_16k
+from bench.core.audio import load_16k
 from bench.data.tracks import load_archived
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 from bench.protocol import batched as TB
 from bench.protocol.batched import BatchContext, BatchedProtocol, at_or_above_quantile, band_rectangles
@@ -387,7 +387,7 @@ def test_every_shipped_protocol_is_supported():
 def valid_noisy_means(corpus, draws: int, protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Mean noisy PESQ-WB / STOI / SI-SDR over the vctk-mini valid utterances x `draws` independent noise
     draws per utterance, for the reference and the torch path, and the per-utterance differences."""
-    from bench.metrics import pesq_wb, si_sdr, stoi
+    from bench.metrics.registry import pesq_wb, si_sdr, stoi
 
     proto = Protocol.load(protocol)
     bp = BatchedProtocol(proto)

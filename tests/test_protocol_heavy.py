@@ -10,7 +10,7 @@ import csv
 import numpy as np
 import pytest
 
-from bench.audio import load_16k, to_pcm16
+from bench.core.audio import load_16k, to_pcm16
 from bench.data.tracks import MANIFEST_DIR, load_track
 from bench.protocol import Protocol, available_protocols
 
@@ -108,7 +108,7 @@ def test_heavy_reference_noisy_hashes_cover_valid_and_test():
 
 def test_heavy_reference_hashes_are_reproduced(heavy, vctk_mini):
     """Two of the frozen noisy test files, recomputed from the corpus, hash to the committed reference."""
-    from bench.audio import from_pcm16, sha256_pcm16
+    from bench.core.audio import from_pcm16, sha256_pcm16
 
     with open(MANIFEST_DIR / f"vctk-mini-v2.{NAME}.csv", newline="") as fh:
         ref = {r["utt_id"]: r["sha256_pcm16"] for r in csv.DictReader(fh)}

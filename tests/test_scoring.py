@@ -1,4 +1,4 @@
-"""Tests of the scorer (bench.score / bench.pipeline): the run folder it writes, what adapters
+"""Tests of the scorer (bench.scoring.score / bench.run.pipeline): the run folder it writes, what adapters
 receive, known metric values, and resuming an interrupted scoring.
 
 Everything runs on a tiny *custom* track prepared once per session in a temporary folder from
@@ -19,19 +19,19 @@ import pytest
 import soundfile as sf
 import torch
 
-from bench.adapters import Adapter, Found, get_adapter
-from bench.audio import to_pcm16
+from bench.adapters.base import Adapter, Found, get_adapter
+from bench.core.audio import to_pcm16
 from bench.data.prepare import prepare
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import Track
-from bench.errors import BenchError
-from bench.metrics import METRICS, PESQ_WB_MAX, compute_all
-from bench.pipeline import RunOptions, run
+from bench.core.errors import BenchError
+from bench.metrics.registry import METRICS, PESQ_WB_MAX, compute_all
+from bench.run.pipeline import RunOptions, run
 from bench.protocol import Protocol
-from bench.results import check_against_benchmark, load_run, sha256_bytes, validate_summary
-from bench.score import PARTIAL, score
-from bench.speed import RTF_SECONDS
-from bench.suite import Evaluation
+from bench.results.folder import check_against_benchmark, load_run, sha256_bytes, validate_summary
+from bench.scoring.score import PARTIAL, score
+from bench.adapters.speed import RTF_SECONDS
+from bench.scoring.suite import Evaluation
 
 FAST = ["si_sdr", "snr"]
 FAST_V1 = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr"]  # the metrics of results schema v1
@@ -76,7 +76,7 @@ def length_to_utt(tiny_pt) -> dict[int, str]:
 
 @pytest.fixture(scope="session")
 def noisy_run(tiny_pt, tmp_path_factory) -> Path:
-    """`bench run --model noisy` on the tiny track (every metric), through bench.pipeline.run."""
+    """`bench run --model noisy` on the tiny track (every metric), through bench.run.pipeline.run."""
     results = tmp_path_factory.mktemp("results")
     return run(get_adapter("noisy"), tiny_pt,
                RunOptions(run_id="r1", device="cpu", jobs=2, results_dir=results, leaderboard=False))
@@ -224,7 +224,7 @@ def test_run_folder_is_complete_and_validates(noisy_run, tiny_pt):
 
 def test_every_output_is_shipped_and_hashed(noisy_run, tiny_pt):
     """The ranked set ships every output as 16-bit FLAC; per_utterance.csv holds the hash of its samples."""
-    from bench.audio import sha256_pcm16
+    from bench.core.audio import sha256_pcm16
 
     summary = json.loads((noisy_run / "summary.json").read_text())
     assert summary["outputs"]["shipped"] is True and summary["outputs"]["dir"] == "enhanced"
@@ -402,7 +402,7 @@ def test_scoring_reproduces_the_committed_noisy_run(tmp_path):
     """`bench run --model noisy` on the prepared vctk-mini gives the committed per_utterance.csv byte for byte."""
     from bench.data.root import prepared_root
     from bench.data.tracks import load_track
-    from bench.results import RESULTS_DIR, find_run
+    from bench.results.folder import RESULTS_DIR, find_run
 
     pt = PreparedTrack(load_track("vctk-mini"), Protocol.load(), prepared_root(None))
     if not pt.is_prepared:

@@ -1,4 +1,4 @@
-"""Tests of the listening page (bench/site.py, bench/site_media.py) on real results of a tiny custom track
+"""Tests of the listening page (bench/board/site.py, bench/board/site_media.py) on real results of a tiny custom track
 (tests/tiny_site.py: real protocol, real scorer, three real adapters, every output shipped): which files it
 writes, that every link and player source resolves, the utterance rule, byte-identical re-rendering, the
 clean reference, the heatmap, and the sync check that `bench leaderboard --check` runs in CI. The page in a
@@ -17,10 +17,10 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 
-from bench import leaderboard, site
-from bench.cli import main
-from bench.errors import BenchError
-from bench.site_media import SPEC_HEIGHT, SPEC_WIDTH, choose_utterances, flac_bytes, read_pcm16, spectrogram_png
+from bench.board import leaderboard, site
+from bench.cli.main import main
+from bench.core.errors import BenchError
+from bench.board.site_media import SPEC_HEIGHT, SPEC_WIDTH, choose_utterances, flac_bytes, read_pcm16, spectrogram_png
 
 from tiny_site import TRACK, site_results
 
@@ -42,7 +42,7 @@ def page(tiny, tmp_path):
 
 
 def committed_results(tmp_path: Path) -> Path:
-    from bench.results import RESULTS_DIR
+    from bench.results.folder import RESULTS_DIR
 
     return Path(shutil.copytree(RESULTS_DIR, tmp_path / "results"))
 
@@ -214,7 +214,7 @@ def test_the_size_budget_is_enforced(tiny, tmp_path, monkeypatch):
 
 def test_no_players_when_the_noisy_run_ships_no_outputs(tmp_path):
     """The committed (archived, schema v1) runs ship no outputs: tables only, and the page needs no audio."""
-    from bench.board import collect
+    from bench.board.rows import collect
 
     import json
 
@@ -260,7 +260,7 @@ def test_an_existing_clean_copy_with_the_same_samples_keeps_its_bytes(tiny, page
 def test_clean_reference_is_checked_against_the_frozen_manifest(vctk_mini, tmp_path, monkeypatch):
     """The default source of the clean audio: the page's copy when its samples have the manifest's hash,
     else the prepared track; anything else is refused with the command that prepares it."""
-    from bench.site_media import clean_samples
+    from bench.board.site_media import clean_samples
 
     monkeypatch.setenv("BENCH_PREPARED_DIR", str(tmp_path / "no-prepared"))
     copy = tmp_path / "p232_003.flac"

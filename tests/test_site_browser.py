@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import site
+from bench.board import site
 
 from browser import Chromium, find_chromium
 from tiny_site import TRACK, site_results

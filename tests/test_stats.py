@@ -1,4 +1,4 @@
-"""Tests of bench.stats: bootstrap confidence intervals and paired system comparisons."""
+"""Tests of bench.metrics.stats: bootstrap confidence intervals and paired system comparisons."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bench import stats as S
-from bench.stats import bootstrap_ci, paired_comparison
+from bench.metrics import stats as S
+from bench.metrics.stats import bootstrap_ci, paired_comparison
 
 
 def _normal(n: int, seed: int = 0) -> np.ndarray:

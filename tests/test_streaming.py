@@ -1,4 +1,4 @@
-"""Tests of online inference (bench/streaming.py, baselines/demucs/streamer.py): the streamed output of a causal Demucs equals the
+"""Tests of online inference (bench/adapters/streaming.py, baselines/demucs/streamer.py): the streamed output of a causal Demucs equals the
 offline output, for any chunking, with a fixed delay equal to the model's lookahead.
 
 Tolerances. The streamer computes every output sample with the same operations as the offline
@@ -24,9 +24,9 @@ if str(REPO_ROOT) not in sys.path:
 from baselines.demucs.adapter import Demucs as DemucsAdapter  # noqa: E402
 from baselines.demucs.model import Demucs  # noqa: E402
 from baselines.demucs.streamer import DemucsStreamer, running_norm_reference  # noqa: E402
-from bench.adapters import Adapter, get_adapter  # noqa: E402
-from bench.speed import streaming_speed  # noqa: E402
-from bench.streaming import Streamer, running_std, stream  # noqa: E402
+from bench.adapters.base import Adapter, get_adapter  # noqa: E402
+from bench.adapters.speed import streaming_speed  # noqa: E402
+from bench.adapters.streaming import Streamer, running_std, stream  # noqa: E402
 
 F64_TOL = 1e-12
 F32_REL_TOL = 1e-5

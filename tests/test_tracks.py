@@ -19,9 +19,9 @@ from bench.data.prepare import describe_sources, prepare
 from bench.data.sampling import sampling_weights, shares
 from bench.data.tracks import (Track, available_tracks, load_archived, load_track, only_test_tracks,
                                validate_track_spec)
-from bench.errors import DataError
+from bench.core.errors import DataError
 from bench.protocol import Protocol
-from bench.train import SegmentBatches
+from bench.train.trainer import SegmentBatches
 
 from conftest import make_vctk_corpus, speech_like, write_audio
 
@@ -340,7 +340,7 @@ def test_test_only_track_prepares_its_test_split(multi, tmp_path):
     assert pt.utt_ids("test") == ["000030000"] and pt.utt_ids("train") == []
     assert sorted(p.name for p in pt.noisy_dir.iterdir()) == ["manifest.csv", "prepared.json", "test"]
     u = "000030000"
-    from bench.audio import to_pcm16
+    from bench.core.audio import to_pcm16
 
     assert np.array_equal(to_pcm16(pt.load_noisy("test", u)), to_pcm16(PROTO.apply(pt.load_clean("test", u), u)))
 

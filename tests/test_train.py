@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from bench import REPO_ROOT
-from bench.adapters import Adapter, Found
-from bench.errors import BenchError
-from bench.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr
-from bench.pipeline import RunOptions, run_config
-from bench.runconfig import RunConfig
-from bench.train import DeviceBatches, SegmentBatches, load_checkpoint, train
+from bench.adapters.base import Adapter, Found
+from bench.core.errors import BenchError
+from bench.train.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr
+from bench.run.pipeline import RunOptions, run_config
+from bench.train.runconfig import RunConfig
+from bench.train.trainer import DeviceBatches, SegmentBatches, load_checkpoint, train
 
 from conftest import make_tiny_prepared
 
@@ -105,7 +105,7 @@ def _fresh(preset=None, **train_overrides) -> RunConfig:
 
 
 def _resumed(pt, runs_dir, run_id, **train_overrides) -> RunConfig:
-    """The configuration `bench run --resume` trains with (bench.pipeline.run_config)."""
+    """The configuration `bench run --resume` trains with (bench.run.pipeline.run_config)."""
     opts = RunOptions(resume=True, run_id=run_id, runs_dir=runs_dir, train_overrides=train_overrides)
     return run_config(_found(), pt, opts, run_id)
 
@@ -211,8 +211,8 @@ def test_resume_takes_config_and_preset_from_the_checkpoint(tiny_prepared, tmp_p
 def test_train_only_then_score_the_best_checkpoint(tiny_prepared, tmp_path):
     """`bench run --train-only` (train on one machine) then `bench run --checkpoint .../best.pt` (score
     later): the scored run records the whole training run's budget, not the best step's."""
-    from bench.pipeline import RunOptions, run
-    from bench.results import load_run
+    from bench.run.pipeline import RunOptions, run
+    from bench.results.folder import load_run
 
     opts = RunOptions(train_overrides={"max_steps": 7}, run_id="t", runs_dir=tmp_path / "runs",
                       results_dir=tmp_path / "results", leaderboard=False, jobs=1, train_only=True)
@@ -233,7 +233,7 @@ def test_train_only_then_score_the_best_checkpoint(tiny_prepared, tmp_path):
 def test_unknown_preset_is_an_error_for_both_halves():
     """The preset is validated once for the model and the training configuration alike (train_config
     used to ignore an unknown preset silently)."""
-    from bench.runconfig import train_config
+    from bench.train.runconfig import train_config
 
     with pytest.raises(BenchError, match="no preset 'nope'"):
         RunConfig.resolve(TinyAdapter(), "nope")

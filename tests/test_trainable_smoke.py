@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from bench.adapters import discover
-from bench.pipeline import RunOptions, run
-from bench.results import load_run
+from bench.adapters.base import discover
+from bench.run.pipeline import RunOptions, run
+from bench.results.folder import load_run
 
 from conftest import make_tiny_prepared
 

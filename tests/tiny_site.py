@@ -1,9 +1,9 @@
 """Real results for the listening-page tests (tests/test_site.py, tests/test_site_browser.py): a tiny custom
 track (synthetic speech-like audio in a VCTK layout, 4 test utterances of 1.2 s), prepared under the real
-stft-v1 protocol and two of its diagnostic protocols, and scored by the real scorer (bench.score) with
+stft-v1 protocol and two of its diagnostic protocols, and scored by the real scorer (bench.scoring.score) with
 three real adapters (noisy, spectral-subtraction, oracle-psm), every output shipped as FLAC.
 
-A custom track is no benchmark track, so `bench.board.collect` would refuse its runs; the board is built
+A custom track is no benchmark track, so `bench.board.rows.collect` would refuse its runs; the board is built
 from the loaded runs directly (one row each, as `collect` would choose).
 """
 
@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.adapters import get_adapter
-from bench.audio import to_pcm16
-from bench.board import Board, Row
+from bench.adapters.base import get_adapter
+from bench.core.audio import to_pcm16
+from bench.board.rows import Board, Row
 from bench.data.prepare import prepare
 from bench.data.tracks import Track
 from bench.protocol import Protocol
-from bench.results import load_run
-from bench.score import score
-from bench.speed import RTF_SECONDS
-from bench.suite import Evaluation
+from bench.results.folder import load_run
+from bench.scoring.score import score
+from bench.adapters.speed import RTF_SECONDS
+from bench.scoring.suite import Evaluation
 
 from conftest import make_vctk_corpus, track_spec
 
@@ -47,7 +47,7 @@ def _score_all(pt, results: Path, role: str, ship: bool, models=MODELS) -> dict[
 
 
 def make_site_results(base: Path) -> tuple[Board, callable, object]:
-    """(board, clean provider for bench.site.build, the prepared ranked set) with results under base/results."""
+    """(board, clean provider for bench.board.site.build, the prepared ranked set) with results under base/results."""
     corpus = make_vctk_corpus(base / "corpus", "0.92", speakers=("p225", "p226", "p227"), n_utts=4, duration=1.2)
     track = Track(track_spec(TRACK, "0.92", {"train": ["p225"], "valid": ["p226"], "test": ["p227"]}))
     main = prepare(track, Protocol.load(), corpus, base / "prepared", jobs=1)

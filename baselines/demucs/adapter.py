@@ -10,7 +10,7 @@ parameter (18,867,937).
 Training recipe (the ``full`` preset; facebookresearch/denoiser, the authors' code: ``conf/config.yaml``
 and ``denoiser/solver.py`` at commit 8afd7c1): L1 on the waveform plus the multi-resolution STFT loss
 with its spectral-convergence and log-magnitude terms weighted 0.5 each (``stft_sc_factor`` /
-``stft_mag_factor``; here ``{"l1": 1, "mrstft_sc": 0.5, "mrstft_mag": 0.5}``, bench/losses.py), Adam
+``stft_mag_factor``; here ``{"l1": 1, "mrstft_sc": 0.5, "mrstft_mag": 0.5}``, bench/train/losses.py), Adam
 (AdamW with no weight decay) at lr 3e-4, betas (0.9, 0.999), batch 64, 4 s segments. Two caveats: the
 repository's causal-Valentini launcher (``launch_valentini.sh``, H=48 causal, this model) overrides the
 factors to 0.1 each, while the config default and the non-causal launcher use 0.5; and its spectral

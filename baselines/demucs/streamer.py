@@ -1,8 +1,8 @@
 """Exact streaming inference of the causal Demucs (`DemucsStreamer`), on the generic interface of
-`bench.streaming.Streamer`: chunks of any size in, enhanced audio out with a fixed delay.
+`bench.adapters.streaming.Streamer`: chunks of any size in, enhanced audio out with a fixed delay.
 
 Latency: ``delay = model.lookahead`` (derived by `Demucs.last_input_index`) and ``hop =
-model.total_stride``; see `bench.streaming` for the two latency figures.
+model.total_stride``; see `bench.adapters.streaming` for the two latency figures.
 
 `DemucsStreamer` is exact: it keeps the state of every stage between chunks (the resamplers' and
 strided convolutions' input history, the transposed convolutions' overlap-add tails, the U-Net skips
@@ -20,7 +20,7 @@ The streamer uses a running statistic instead (``normalization="running"``, the 
 
     s_t = sqrt( sum_{i<=t} (x_i - m_t)^2 / t ),  m_t = mean(x_0..x_t)   (s_0 = 0)
 
-i.e. the unbiased std of all input seen so far, including ``x_t`` (`bench.streaming.running_std`; at
+i.e. the unbiased std of all input seen so far, including ``x_t`` (`bench.adapters.streaming.running_std`; at
 the last sample it *equals* the offline std), from float64 running sums of ``x`` and ``x**2``. The
 network sees ``x_t / (floor + s_t)`` and output ``t`` is multiplied by ``s_t``. So the streamed output
 equals `running_norm_reference` (the offline network run on the same per-sample-normalized input),
@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from bench.streaming import Streamer, running_std, std_from_sums
+from bench.adapters.streaming import Streamer, running_std, std_from_sums
 
 from .model import _kernel, _PointwiseGLU
 

@@ -1,6 +1,6 @@
 """`demucs-gan`: the causal Demucs of baselines/demucs trained as the generator of a GAN, with HiFi-GAN's
 multi-period (periods 2, 3, 5, 7, 11) and multi-scale (3 scales) waveform discriminators, LSGAN and
-feature-matching losses added to Demucs's own L1 + multi-resolution STFT loss (bench/adversarial.py).
+feature-matching losses added to Demucs's own L1 + multi-resolution STFT loss (bench/train/adversarial.py).
 
 Twin of `demucs`: the same generator class, model configs, streamer and training configs (batch, segment,
 lr, schedule, regression loss, seed, budget) of every preset, read from the `demucs` adapter; only the

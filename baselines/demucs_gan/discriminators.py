@@ -12,7 +12,7 @@ paper's description, with a ``width`` multiplier on every channel count (1.0: th
   one (the waveform, then twice average-pooled by 2: kernel 4, stride 2, padding 2), together.
 
 Each maps ``(batch, time)`` to a list of ``(score, features)``, one per sub-discriminator
-(`bench.adversarial`): ``score`` ``(batch, positions)``, ``features`` every activation, the score
+(`bench.train.adversarial`): ``score`` ``(batch, positions)``, ``features`` every activation, the score
 map included.
 """
 

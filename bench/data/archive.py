@@ -12,8 +12,8 @@ import zipfile
 from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
 
-from bench.console import progress_bar
-from bench.errors import DataError
+from bench.core.console import progress_bar
+from bench.core.errors import DataError
 
 #: written inside a folder once its extraction is complete
 EXTRACTED_MARKER = ".extracted"

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 LAYOUTS = {  # VCTK: one folder per speaker under a fixed folder
     "0.92": {"dir": "wav48_silence_trimmed", "pattern": re.compile(r"^(?P<utt>[ps]\d+_\d+)_(?P<mic>mic[12])\.flac$")},

@@ -24,9 +24,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from bench import __version__
-from bench.console import bytes_bar
+from bench.core.console import bytes_bar
 from bench.data.archive import EXTRACTED_MARKER, _unsafe_reason, extract_zip
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 #: free space needed before fetching a corpus, as a multiple of the archive size (archive + files + slack)
 DISK_FACTOR = 2.1

@@ -20,7 +20,7 @@ import io
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 COLUMNS = ("utt_id", "speaker", "split", "path", "sample_rate", "num_samples", "sha256_pcm16")
 OPTIONAL_COLUMNS = ("corpus", "noisy_path", "noisy_sha256_pcm16")
@@ -60,7 +60,7 @@ def manifest_bytes(rows: list[Utterance]) -> bytes:
 
 
 def write_manifest(path: Path, rows: list[Utterance]) -> str:
-    from bench.audio import atomic_write_bytes
+    from bench.core.audio import atomic_write_bytes
 
     payload = manifest_bytes(rows)
     atomic_write_bytes(Path(path), payload)

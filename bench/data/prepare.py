@@ -19,18 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from bench import SAMPLE_RATE, __version__
-from bench.audio import (atomic_write_bytes, check_speech, from_pcm16, read_audio, resample, sha256_pcm16,
+from bench.core.audio import (atomic_write_bytes, check_speech, from_pcm16, read_audio, resample, sha256_pcm16,
                          to_pcm16, write_wav_pcm16)
 from bench.data.corpus import scan
 from bench.data.manifest import Utterance, write_manifest
 from bench.data.prepared import PREPARED_COLUMNS, PreparedTrack
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import Track
-from bench.errors import BenchError, DataError, ManifestMismatch
-from bench.locks import folder_lock
-from bench.names import inside, validate_track_name
+from bench.core.errors import BenchError, DataError, ManifestMismatch
+from bench.core.locks import folder_lock
+from bench.core.names import inside, validate_track_name
 from bench.protocol import Protocol
-from bench.workers import worker_pool
+from bench.core.workers import worker_pool
 
 log = logging.getLogger(__name__)
 

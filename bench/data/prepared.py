@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from bench import SAMPLE_RATE
-from bench.audio import read_audio
+from bench.core.audio import read_audio
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import Track
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 PREPARED_COLUMNS = ("utt_id", "split", "num_samples", "sha256_pcm16")
 SHORT_HASH = 8

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.data.manifest import Utterance, manifest_bytes
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 NAME = "recorded"
 

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from bench import REPO_ROOT
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 ENV_DATA_ROOT = "BENCH_DATA_ROOT"
 ENV_PREPARED = "BENCH_PREPARED_DIR"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from bench.data.manifest import Utterance
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 RULES = ("corpus-shares-speaker-cap",)
 TOL = 1e-9

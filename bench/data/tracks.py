@@ -28,8 +28,8 @@ from typing import Mapping
 
 from bench.data.corpus import ALL_LAYOUTS, marker_dirs
 from bench.data.manifest import SPLITS, Utterance, file_sha256, read_manifest
-from bench.errors import BenchError, DataError
-from bench.names import TRACK_RE, validate_track_name
+from bench.core.errors import BenchError, DataError
+from bench.core.names import TRACK_RE, validate_track_name
 
 TRACK_DIR = Path(__file__).resolve().parent / "tracks"
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"

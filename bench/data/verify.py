@@ -14,12 +14,12 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.audio import file_sha256_pcm16
+from bench.core.audio import file_sha256_pcm16
 from bench.data.manifest import Utterance
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import Track
-from bench.errors import BenchError
-from bench.workers import worker_pool
+from bench.core.errors import BenchError
+from bench.core.workers import worker_pool
 
 
 @dataclass

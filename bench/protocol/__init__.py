@@ -11,6 +11,8 @@ utterance is processed on its own (never batched), and the STFT runs in float64 
 A *derived* protocol keeps one manipulation of its parent (`Protocol.only`, name
 ``<parent>.only-<op>``): it draws from exactly the generator that manipulation has in the parent
 (same seeding name, same spawn key), so it shows what that part of the full protocol does.
+
+May import: bench.core.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.protocol.manipulations import MANIPULATIONS, Context
 
 SPEC_DIR = Path(__file__).resolve().parent

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 @dataclass(frozen=True)

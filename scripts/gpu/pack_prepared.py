@@ -17,7 +17,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from bench.audio import file_sha256_pcm16
+from bench.core.audio import file_sha256_pcm16
 
 
 def _expected(root: Path) -> dict[Path, str]:

@@ -2,7 +2,7 @@
 
 Scaffolded by `bench new stft-mask-gru`, then edited. The model (`MaskGRU`):
 
-1. STFT of the noisy waveform (`bench.dsp.STFT`: Hann window of ``n_fft`` = 512 samples (32 ms),
+1. STFT of the noisy waveform (`bench.adapters.dsp.STFT`: Hann window of ``n_fft`` = 512 samples (32 ms),
    hop 128 (8 ms), the protocol's own STFT; valid for any input length);
 2. per frame, log-power features ``log(|Y|^2 + 1e-8)``, standardized with *fixed* constants
    (``feat_mean`` / ``feat_std``: the mean and std of these features on the vctk-mini valid split,
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.adapters import Adapter
-from bench.dsp import STFT
+from bench.adapters.dsp import STFT
 
 SAMPLE_RATE = 16000
 

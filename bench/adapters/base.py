@@ -1,0 +1,279 @@
+"""The adapter contract: the one interface every model of the benchmark follows.
+
+An adapter is a small class that names a model, builds it from a config (its constructor
+arguments), says whether it is trainable / causal / an oracle, and maps a batch of 16 kHz
+waveforms ``(batch, time)`` to enhanced waveforms of the same shape. Adapters live in
+``baselines/`` (ours) and ``submissions/`` (contributed), one per folder
+(``<folder>/adapter.py``) or one per file (``<folder>/<name>.py``), and are found by
+`discover()`; ``bench list`` shows them.
+
+Minimal example::
+
+    from bench.adapters.base import Adapter
+
+    class MyModel(Adapter):
+        name = "my-model"
+        description = "what it is, in one line"
+        trainable = True
+        config = {"hidden": 32}
+
+        def build(self, hidden=32):
+            return MyNet(hidden)          # an nn.Module: (batch, time) -> (batch, time)
+
+Adversarial training (optional): also implement ``discriminator(self, **config)`` and put an
+``"adversarial"`` block in ``train_config`` (or a preset's ``train``), e.g.
+``{"adv_weight": 0.1, "fm_weight": 0.2, "lr": 2e-4, "warmup_steps": 500}``; see `bench.train.adversarial`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import math
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from typing import TYPE_CHECKING
+
+from bench import REPO_ROOT
+from bench.core.errors import AdapterError, BenchError
+from bench.core.names import validate_model_name
+
+if TYPE_CHECKING:   # torch is imported by the adapters' modules, not to register `bench list`
+    import torch
+
+ADAPTER_DIRS = ("baselines", "submissions")
+
+
+class Adapter:
+    """Base class of all adapters. Subclass it, set the class attributes, implement `build`."""
+
+    #: unique name used on the command line and the leaderboard (lowercase, digits, '-')
+    name: ClassVar[str] = ""
+    #: one line for `bench list` and the leaderboard
+    description: ClassVar[str] = ""
+    #: where the method comes from (paper, library); shown by `bench list --verbose`
+    reference: ClassVar[str] = ""
+    #: True if `bench run` must train it before scoring
+    trainable: ClassVar[bool] = False
+    #: True if output at time t depends only on input up to t plus a fixed lookahead (see `latency_ms`)
+    causal: ClassVar[bool] = False
+    #: True if the model needs the clean reference (an upper bound, never ranked)
+    oracle: ClassVar[bool] = False
+    #: default constructor arguments of `build` (the model's config)
+    config: ClassVar[dict] = {}
+    #: training defaults for the shared trainer (see bench/train/trainer.py DEFAULTS), e.g. {"loss": {"si_sdr": 1.0}}
+    train_config: ClassVar[dict] = {}
+    #: named overrides: {"quick": {"model": {...}, "train": {...}}, "full": {...}}
+    presets: ClassVar[dict] = {}
+
+    def build(self, **config) -> torch.nn.Module:
+        """Return the model: an ``nn.Module`` mapping ``(batch, time)`` to ``(batch, time)``."""
+        raise NotImplementedError
+
+    def enhance(self, model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor | None = None) -> torch.Tensor:
+        """Enhance a batch ``(batch, time)`` -> ``(batch, time)``. Oracles also receive `clean`."""
+        return model(noisy)
+
+    def latency_ms(self, model: torch.nn.Module) -> float | None:
+        """Algorithmic latency of a causal model in ms (its lookahead), or None if not stated."""
+        return None
+
+    def streamer(self, model: torch.nn.Module):
+        """A streaming wrapper for online inference, or None (the default: offline only).
+
+        Causal adapters may return an object with the interface of `bench.adapters.streaming.Streamer`:
+        ``push(chunk)`` (audio chunks of any size in, enhanced audio out), ``flush()`` (the tail),
+        ``delay`` (fixed output delay in samples), ``hop`` (natural chunk size in samples). The
+        scorer then records the streaming RTF (`bench.adapters.speed.streaming_speed`), `bench enhance
+        --stream` can run the model as a live device would, and scripts/bench_streaming.py times it.
+        """
+        return None
+
+    def discriminator(self, **config) -> torch.nn.Module | None:
+        """A discriminator for adversarial training, or None (the default: no adversarial training).
+
+        Used only when the training config has an ``"adversarial"`` block (`bench.train.adversarial`:
+        LSGAN loss and feature matching added to the regression loss, the discriminator's optimizer,
+        warm-up, updates per generator step); `config` is that block's ``"discriminator"`` dict. The
+        module maps ``(batch, time)`` to a list with one ``(score, features)`` per sub-discriminator
+        (``score``: logits of any shape; ``features``: its intermediate feature maps). It is training
+        state only: checkpointed for an exact ``--resume``, never scored or shipped.
+        """
+        return None
+
+    def resolved_config(self, preset: str | None = None, overrides: dict | None = None) -> dict:
+        cfg = dict(self.config)
+        if preset:
+            if preset not in self.presets:
+                raise AdapterError(f"adapter {self.name!r} has no preset {preset!r}",
+                                   hint=f"presets: {', '.join(self.presets) or '(none)'}")
+            cfg.update(self.presets[preset].get("model", {}))
+        cfg.update(overrides or {})
+        return cfg
+
+
+@dataclass(frozen=True)
+class Found:
+    """A discovered adapter and where it came from."""
+
+    adapter: Adapter
+    kind: str  # "baseline" | "submission"
+    path: Path
+
+
+def _module_files(folder: Path):
+    if not folder.is_dir():
+        return
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir() and (entry / "adapter.py").exists():
+            yield entry / "adapter.py", f"{folder.name}.{entry.name}.adapter"
+        elif entry.suffix == ".py":
+            yield entry, f"{folder.name}.{entry.stem}"
+
+
+def _root_package(root: Path) -> str:
+    """A synthetic package whose ``__path__`` is `root`: adapters under a root other than the
+    repository's import as ``<package>.submissions.<name>.adapter``, never shadowed by (or
+    shadowing) the repository's own ``baselines``/``submissions`` packages."""
+    pkg = "_bench_root_" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    if pkg not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(pkg, None, is_package=True)
+        spec.submodule_search_locations = [str(root)]
+        sys.modules[pkg] = importlib.util.module_from_spec(spec)
+    return pkg
+
+
+def _import(path: Path, modname: str, root: Path | None = None):
+    root_path = Path(root or REPO_ROOT).resolve()
+    if root_path != Path(REPO_ROOT).resolve():
+        modname = f"{_root_package(root_path)}.{modname}"
+    elif str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    try:
+        return importlib.import_module(modname)
+    except Exception as exc:
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        raise AdapterError(f"{path}: cannot import the adapter module ({tb})",
+                           hint="fix the error above; `python -c 'import " + modname + "'` shows the full traceback") from exc
+
+
+def discover(root: Path | None = None, *, strict: bool = True,
+             errors: list[tuple[Path, AdapterError]] | None = None) -> dict[str, Found]:
+    """All adapters in baselines/ and submissions/ by name. With ``strict=False`` broken modules are
+    skipped (and appended to `errors` as ``(path, error)`` when a list is given)."""
+    root = Path(root or REPO_ROOT)
+    found: dict[str, Found] = {}
+    for folder_name in ADAPTER_DIRS:
+        kind = "baseline" if folder_name == "baselines" else "submission"
+        for path, modname in _module_files(root / folder_name):
+            try:
+                mod = _import(path, modname, root)
+            except AdapterError as exc:
+                if strict:
+                    raise
+                if errors is not None:
+                    errors.append((path, exc))
+                continue
+            for obj in vars(mod).values():
+                if (isinstance(obj, type) and issubclass(obj, Adapter) and obj is not Adapter
+                        and obj.__module__ == mod.__name__ and obj.name):
+                    try:
+                        validate_model_name(obj.name)   # it becomes a folder name under results/ and runs/
+                    except BenchError as exc:
+                        bad = AdapterError(f"{path}: adapter {obj.__name__}: name {obj.name!r} is not lowercase "
+                                           "letters, digits and single '-' (starting with a letter)", hint=exc.hint)
+                        bad.adapter_name = obj.name
+                        if strict:
+                            raise bad from None
+                        if errors is not None:
+                            errors.append((path, bad))
+                        continue
+                    if obj.name in found:
+                        raise AdapterError(f"two adapters are named {obj.name!r}: {found[obj.name].path} and {path}")
+                    found[obj.name] = Found(adapter=obj(), kind=kind, path=path)
+    return found
+
+
+def get_adapter(name: str) -> Found:
+    adapters = discover()
+    if name not in adapters:
+        raise AdapterError(f"no adapter named {name!r}", hint=f"known: {', '.join(sorted(adapters))}; see `bench list`")
+    return adapters[name]
+
+
+def model_option_keys(adapter) -> list[str]:
+    """The model options an adapter takes: its config keys, its presets' model keys, `build`'s parameters."""
+    keys = set(adapter.config)
+    for p in adapter.presets.values():
+        keys |= set((p or {}).get("model", {}))
+    try:
+        params = inspect.signature(adapter.build).parameters.values()
+        keys |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    except (TypeError, ValueError):
+        pass
+    return sorted(keys)
+
+
+def _same_kind(default, value) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def check_model_values(adapter, overrides: dict, source: str = "--set") -> None:
+    """Model options: known keys of `adapter`, values of the type of the adapter's default."""
+    valid = model_option_keys(adapter)
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise BenchError(f"{source}: unknown model option(s) {unknown} for {adapter.name}",
+                         hint=f"valid: {', '.join(valid) or '(none: this model takes no options)'}")
+    for key, value in overrides.items():
+        default = adapter.config.get(key)
+        if not _same_kind(default, value):
+            raise BenchError(f"{source} {key}={value!r}: expected {type(default).__name__} like the default "
+                             f"{default!r} of {adapter.name}")
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def cmd_list(args) -> int:
+    from rich.table import Table
+
+    from bench.core.console import console
+
+    t = Table(title="adapters")
+    for col in ("name", "kind", "trainable", "causal", "oracle", "description"):
+        t.add_column(col)
+    for name, f in sorted(discover().items()):
+        a = f.adapter
+        t.add_row(name, f.kind, "yes" if a.trainable else "", "yes" if a.causal else "", "yes" if a.oracle else "",
+                  a.description)
+    console.print(t)
+    return 0
+
+
+def register(subparsers) -> None:
+    subparsers.add_parser("list", help="list the adapters (baselines and submissions)").set_defaults(func=cmd_list)

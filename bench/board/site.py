@@ -1,0 +1,425 @@
+"""The listening page: ``site/index.html``, rendered by `bench leaderboard` from the checked board
+(`bench.board.rows.collect`), like ``leaderboard.md``, and checked by ``bench leaderboard --check``: every file
+byte-equal to a fresh rendering, none missing, none extra.
+
+What it holds: a sortable table (mean [95 % CI], Δ over the noisy input) for every evaluation set; for
+each ranked set whose noisy run ships its outputs, players and spectrograms for three fixed test
+utterances (bench/board/site_media.py says which) of the clean reference, the noisy input and every model; the
+diagnostics heatmap; links to each run's summary.json. One HTML file with inline CSS and JavaScript and
+nothing from the network, so it works from ``file://``. The model outputs are not copied: the players
+point at the shipped FLACs under ``results/`` by relative path; the page's own files (HTML, spectrogram
+PNGs, the chosen clean utterances as FLAC) must stay under `BUDGET_BYTES`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from bench import REPO_ROOT
+from bench.core.errors import BenchError
+
+SITE_DIR = REPO_ROOT / "site"
+BUDGET_BYTES = 5 * 2**20
+MARK = "<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only; `bench leaderboard --check` " \
+       "(run in CI) fails when it is out of date. -->"
+ROLE_ORDER = ("main", "stream", "tier", "cross-corpus", "recorded", "diagnostic")
+ROLE_TITLE = {"main": "Ranked set", "stream": "Streaming (the ranked set through each streamer)",
+              "tier": "Protocol tier", "cross-corpus": "Unseen corpus and speakers, same protocol",
+              "recorded": "Real recorded noise", "diagnostic": "Diagnostic"}
+METRIC_ORDER = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr", "csig", "cbak", "covl",
+                "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+RULE = ("the test utterances with the lowest, the median and the highest PESQ-WB of the noisy input "
+        "(the <code>noisy</code> run's per_utterance.csv; ties by utterance id)")
+
+
+def site_dir_for(leaderboard_path: Path) -> Path:
+    """The page lives beside the leaderboard file: <dir of leaderboard.md>/site."""
+    return Path(leaderboard_path).resolve().parent / "site"
+
+
+# ---------------------------------------------------------------------------------------------
+# cells and tables
+def _num(v, nd: int = 2, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
+
+
+def _nd(metric: str) -> int:
+    return 3 if metric in ("stoi", "estoi") else 2
+
+
+def _label(metric: str) -> str:
+    from bench.metrics.registry import METRICS
+
+    d = METRICS[metric]
+    return d.label + (" (dB)" if d.unit == "dB" else "")
+
+
+def _order(rows):
+    """The leaderboard's order: systems by mean PESQ-WB, then the noisy input, then oracles."""
+    rank = {"system": 0, "floor": 1, "oracle": 2}
+    return sorted(rows, key=lambda r: (rank[r.role], -((r.run.summary["metrics"].get("pesq_wb") or {}).get("mean")
+                                                       or -1e9), r.label))
+
+
+def _td(text: str, value=None, cls: str = "") -> str:
+    v = "" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        (f"{value:.6g}" if isinstance(value, (int, float)) else html.escape(str(value)))
+    return f'<td data-v="{v}"{f" class={cls!r}" if cls else ""}>{text}</td>'
+
+
+def _metric_cell(m: dict | None, metric: str, is_noisy: bool) -> str:
+    if not m:
+        return _td("–")
+    nd = _nd(metric)
+    text = f"{_num(m['mean'], nd)} <small>[{_num(m['ci_low'], nd)}, {_num(m['ci_high'], nd)}]</small>"
+    if m.get("failures"):
+        text += f" <small class=bad>({m['failures']} failed)</small>"
+    if not is_noisy and m.get("delta") is not None:
+        text += (f"<br><small class=delta>Δ {_num(m['delta'], nd, True)} [{_num(m['delta_ci_low'], nd, True)}, "
+                 f"{_num(m['delta_ci_high'], nd, True)}]</small>")
+    return _td(text, m["mean"])
+
+
+def _name_cell(row, link: str) -> str:
+    s = row.run.summary["model"]
+    name = f"<b>{html.escape(row.label)}</b>" if row.role == "system" else html.escape(row.label)
+    name += {"floor": " <small>(input, floor)</small>", "oracle": " <small>(oracle, not ranked)</small>",
+             "system": ""}[row.role]
+    if s.get("external"):
+        name += " <small>external, pretrained on other data</small>"
+    if row.marks:
+        name += f" <small class=bad>⚠ {html.escape('; '.join(row.marks))}</small>"
+    return _td(f'{name} <a class=run href="{link}" title="summary.json of this run">run</a>', row.label)
+
+
+def _href(target: Path, site_dir: Path) -> str:
+    return quote(Path(os.path.relpath(Path(target).resolve(), site_dir)).as_posix(), safe="/.-_~")
+
+
+def quality_table(rows, site_dir: Path, table_id: str, *, rank: bool) -> str:
+    shown = [m for m in METRIC_ORDER if any(m in r.run.summary["metrics"] for r in rows)]
+    head = (["#"] if rank else []) + ["model"] + [_label(m) for m in shown]
+    out = [f'<table class=sortable id="{table_id}"><thead><tr>' +
+           "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    n = 0
+    for r in _order(rows):
+        cells = []
+        if rank:
+            n += r.role == "system"
+            cells.append(_td(str(n), n) if r.role == "system" else _td("–"))
+        cells.append(_name_cell(r, _href(r.run.path / "summary.json", site_dir)))
+        cells += [_metric_cell(r.run.summary["metrics"].get(m), m, r.run.model == "noisy") for m in shown]
+        out.append(f'<tr data-model="{html.escape(r.label)}">' + "".join(cells) + "</tr>")
+    return "\n".join(out) + "</tbody></table>"
+
+
+def runs_table(rows, site_dir: Path, table_id: str) -> str:
+    out = [f'<table class=sortable id="{table_id}"><thead><tr><th>model</th><th>params</th><th>RTF CPU 1 thread</th>'
+           "<th>causal</th><th>latency (ms)</th><th>training</th><th>commit</th><th>date</th><th>run</th></tr>"
+           "</thead><tbody>"]
+    for r in _order(rows):
+        s = r.run.summary
+        b, sp, p = s["budget"], s["speed"], s.get("provenance") or {}
+        budget = "no training" if not b.get("trained") else ", ".join(
+            x for x in (f"{b['steps']} steps" if b.get("steps") is not None else None,
+                        f"{b['wall_minutes']:.0f} min" if b.get("wall_minutes") is not None else None,
+                        b.get("hardware")) if x)
+        commit = (p.get("commit") or "?")[:8] + (" dirty" if p.get("dirty") else "")
+        link = _href(r.run.path / "summary.json", site_dir)
+        out.append(f'<tr data-model="{html.escape(r.label)}">' + "".join([
+            _td(html.escape(r.label), r.label), _td(f"{s['model']['parameters']:,}", s["model"]["parameters"]),
+            _td(_num(sp.get("rtf_cpu_1thread"), 3), sp.get("rtf_cpu_1thread")), _td("yes" if sp["causal"] else "no"),
+            _td(_num(sp.get("latency_ms"), 1), sp.get("latency_ms")), _td(html.escape(budget)),
+            _td(f"<code>{html.escape(commit)}</code>"), _td(s["created"][:10], s["created"]),
+            _td(f'<a href="{link}">{html.escape(r.run.run_id)}</a>', r.run.run_id)]) + "</tr>")
+    return "\n".join(out) + "</tbody></table>"
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnostics and listening
+def diagnostics(board, key: str) -> tuple[list, list[str], np.ndarray, dict, list]:
+    """(system rows, manipulations, Δ PESQ-WB [row, op], {op: {(model, run id): run}}, noisy PESQ-WB per op)
+    of ranked set `key`, from the board's ``<track>/<protocol>.only-<op>`` sets."""
+    from bench.protocol import Protocol
+
+    track, noise = key.split("/", 1)
+    ops = [p.name for p in Protocol.load(noise).diagnostics()] if "." not in noise else []
+    ops = [op for op in ops if board.rows(f"{track}/{op}")]
+    by_op = {op: {(r.run.model, r.run.run_id): r.run for r in board.rows(f"{track}/{op}")} for op in ops}
+    rows = [r for r in _order(board.rows(key)) if r.role == "system" and any((r.run.model, r.run.run_id) in
+                                                                            by_op[op] for op in ops)]
+    delta = np.full((len(rows), len(ops)), np.nan)
+    for i, r in enumerate(rows):
+        for j, op in enumerate(ops):
+            run = by_op[op].get((r.run.model, r.run.run_id))
+            m = (run.summary["metrics"].get("pesq_wb") or {}) if run else {}
+            if m.get("delta") is not None:
+                delta[i, j] = m["delta"]
+    noisy = [(board.noisy[f"{track}/{op}"].summary["metrics"].get("pesq_wb") or {}).get("mean")
+             if f"{track}/{op}" in board.noisy else None for op in ops]
+    return rows, [op.split(".only-", 1)[1] for op in ops], delta, by_op, noisy
+
+
+def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
+    """The players of ranked set `key`; adds the clean FLACs and spectrogram PNGs to `files`."""
+    from bench.board.site_media import choose_utterances, flac_bytes, read_pcm16
+
+    noisy = board.noisy.get(key)
+    if noisy is None or not (noisy.summary.get("outputs") or {}).get("shipped"):
+        return "<p>No players: the noisy input's run of this set ships no outputs.</p>"
+    track = key.split("/", 1)[0]
+    runs = [("noisy (input)", noisy)] + [(r.label, r.run) for r in _order(board.rows(key)) if r.run.model != "noisy"]
+    out = [f"<p>Utterances: {RULE}. Spectrograms: 0-8 kHz over the whole utterance, one colour scale for all "
+           "(-95 to -15 dB re a full-scale sine). Beside each model: its PESQ-WB on this utterance.</p>"]
+    for which, utt, value in choose_utterances(noisy):
+        clean_rel = f"audio/{track}/{utt}.flac"
+        q = clean(noisy, utt, site_dir / clean_rel)
+        files[clean_rel] = _reuse(site_dir / clean_rel, q) or flac_bytes(q)
+        cards = [_card("clean (reference)", "clean", clean_rel, q, None, f"{track}/{utt}", files)]
+        for label, run in runs:
+            path = run.path / "enhanced" / f"{utt}.flac"
+            if not (run.summary.get("outputs") or {}).get("shipped"):
+                cards.append(_missing(label, "outputs not shipped"))
+            elif not path.exists():
+                cards.append(_missing(label, f"output file missing: {html.escape(str(path))}"))
+            else:
+                score = None if run is noisy else _utt_score(run, utt)
+                cards.append(_card(label, f"{run.model}--{run.run_id}", _href(path, site_dir), read_pcm16(path), score,
+                                    f"{track}/{utt}", files))
+        out.append(f"<h4><code>{html.escape(utt)}</code>: {which} noisy PESQ-WB ({value:.2f})</h4>"
+                   f"<div class=grid>{''.join(cards)}</div>")
+    return "\n".join(out)
+
+
+def _utt_score(run, utt: str):
+    df = run.per_utterance
+    if "pesq_wb" not in df.columns:
+        return None
+    v = df.loc[df["utt_id"] == utt, "pesq_wb"]
+    return None if v.empty or math.isnan(float(v.iloc[0])) else float(v.iloc[0])
+
+
+def _card(label: str, stem: str, src: str, samples, score, folder: str, files: dict) -> str:
+    from bench.board.site_media import spectrogram_png
+
+    png = f"spectrograms/{folder}/{stem}.png"
+    files[png] = spectrogram_png(samples)
+    note = "" if score is None else f" <small>PESQ-WB {score:.2f}</small>"
+    return (f"<figure class=player><figcaption>{html.escape(label)}{note}</figcaption>"
+            f'<img src="{quote(png, safe="/.-_~")}" width=320 height=160 alt="spectrogram: {html.escape(label)}">'
+            f'<audio controls preload=metadata src="{src}"></audio><span class=state></span></figure>')
+
+
+def _missing(label: str, why: str) -> str:
+    return f"<figure class=\"player missing\"><figcaption>{html.escape(label)}</figcaption><p class=bad>⚠ {why}</p></figure>"
+
+
+def _slug(label: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in label.lower())
+    return "-".join(p for p in keep.split("-") if p)
+
+
+def _reuse(path: Path, q: np.ndarray) -> bytes | None:
+    """The bytes of the page's existing copy when it holds exactly these samples (FLAC encoders differ)."""
+    from bench.board.site_media import read_pcm16
+
+    try:
+        return path.read_bytes() if path.exists() and np.array_equal(read_pcm16(path), q) else None
+    except Exception:
+        return None
+def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
+    from bench.board.site_media import heatmap_png
+
+    rows, ops, delta, by_op, noisy = diagnostics(board, key)
+    if not rows:
+        return "<p>No diagnostic runs yet.</p>"
+    track = key.split("/", 1)[0]
+    png = f"diagnostics-{track}.png"
+    files[png] = heatmap_png([r.label for r in rows], ops, delta, noisy)
+    full = [f"{key.split('/', 1)[1]}.only-{op}" for op in ops]
+    head = "".join(f"<th>{html.escape(op)}</th>" for op in ops)
+    body = []
+    for r in rows:
+        cells = [_td(html.escape(r.label), r.label)]
+        for name in full:
+            run = by_op[name].get((r.run.model, r.run.run_id))
+            m = run.summary["metrics"] if run else {}
+            p, s = m.get("pesq_wb") or {}, m.get("si_sdr") or {}
+            cells.append(_td("–") if not p else _td(
+                f"{_num(p['delta'], 2, True)} <small>[{_num(p['delta_ci_low'], 2, True)}, "
+                f"{_num(p['delta_ci_high'], 2, True)}]</small><br><small>SI-SDR {_num(s.get('delta'), 2, True)} dB</small>",
+                p["delta"]))
+        body.append(f'<tr data-model="{html.escape(r.label)}">' + "".join(cells) + "</tr>")
+    return (f'<p><img class=heatmap src="{png}" alt="diagnostics heatmap of {html.escape(track)}"></p>'
+            f'<table class=sortable id="t-diag-{_slug(track)}"><thead><tr><th>model</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+# ---------------------------------------------------------------------------------------------
+# the page
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;
+color:#222;line-height:1.4}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f2f2f2;cursor:pointer;user-select:none;white-space:nowrap}
+th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
+small{color:#555}.delta{color:#064}.bad{color:#a00}a.run{font-size:.8em}
+.grid{display:flex;flex-wrap:wrap;gap:.8em}.player{margin:0;width:322px}
+.player img{display:block;border:1px solid #999}.player audio{width:320px;height:32px}
+.player figcaption{font-size:.85em;font-weight:600}.state{font-size:.75em;color:#555}
+.heatmap{max-width:100%}nav a{margin-right:1em}
+"""
+JS = """
+function sortTable(table, col, th) {
+  const dir = th.getAttribute('aria-sort') === 'descending' ? 'ascending' : 'descending';
+  const tbody = table.tBodies[0], rows = Array.from(tbody.rows);
+  rows.forEach((r, i) => { if (r.dataset.i === undefined) r.dataset.i = i; });
+  const key = r => { const v = r.cells[col].dataset.v; return v === '' ? null : (isNaN(v) ? v : parseFloat(v)); };
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === null || y === null) return (x === null) - (y === null) || a.dataset.i - b.dataset.i;
+    const c = x < y ? -1 : x > y ? 1 : 0;
+    return (dir === 'ascending' ? c : -c) || a.dataset.i - b.dataset.i;
+  });
+  rows.forEach(r => tbody.appendChild(r));
+  table.querySelectorAll('th').forEach(h => h.removeAttribute('aria-sort'));
+  th.setAttribute('aria-sort', dir);
+}
+document.querySelectorAll('table.sortable').forEach(t => t.querySelectorAll('th').forEach((th, i) => {
+  th.tabIndex = 0; th.title = 'sort';
+  th.addEventListener('click', () => sortTable(t, i, th));
+  th.addEventListener('keydown', e => { if (e.key === 'Enter') sortTable(t, i, th); });
+}));
+document.querySelectorAll('audio').forEach(a => {
+  const s = a.parentElement.querySelector('.state');
+  const ok = () => { a.dataset.state = 'ok'; s.textContent = a.duration.toFixed(2) + ' s'; };
+  const bad = () => { a.dataset.state = 'error'; s.textContent = '⚠ cannot load ' + a.getAttribute('src');
+                      s.className = 'state bad'; };
+  a.addEventListener('loadedmetadata', ok);
+  a.addEventListener('error', bad);
+  a.addEventListener('play', () => document.querySelectorAll('audio').forEach(o => { if (o !== a) o.pause(); }));
+  if (a.readyState >= 1) ok(); else if (a.error) bad();
+});
+"""
+
+
+def _role_rank(board, key: str) -> tuple:
+    role = board.roles.get(key, "")
+    return (ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER), key)
+
+
+def page(board, site_dir: Path, files: dict, clean) -> str:
+    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+
+    proto = Protocol.load(DEFAULT_PROTOCOL)
+    keys = sorted(board.sets, key=lambda k: _role_rank(board, k))
+    main = [k for k in keys if board.roles.get(k) == "main"]
+    body = ["<h1>vctk-denoise-bench: leaderboard and listening page</h1>",
+            f"<p>Noising protocol <b>{proto.name}</b> (sha256 <code>{proto.sha256[:16]}</code>). Rendered by "
+            "<code>bench leaderboard</code> from <code>results/</code> with <code>leaderboard.md</code> (its row rule "
+            "and checks); every cell is mean <small>[95 % bootstrap CI]</small> and, for models, Δ = the paired "
+            "improvement over the noisy input <small>[95 % CI]</small>. Click a column header to sort. "
+            "Each <i>run</i> link opens that run's summary.json.</p>",
+            "<nav>" + "".join(f'<a href="#s-{_slug(k)}">{html.escape(k)}</a>' for k in keys) +
+            ("<a href=#archived>archived</a>" if board.archived else "") + "</nav>"]
+    if not keys:
+        body.append("<p>No runs yet.</p>")
+    for key in keys:
+        role = board.roles.get(key, "")
+        rows = board.rows(key)
+        body.append(f'<section id="s-{_slug(key)}"><h2>{html.escape(ROLE_TITLE.get(role, role))}: '
+                    f"<code>{html.escape(key)}</code></h2>")
+        body.append(quality_table(rows, site_dir, f"t-{_slug(key)}", rank=role == "main"))
+        if key in main:
+            body += ["<h3>Listen</h3>", listening(board, key, site_dir, files, clean),
+                     "<h3>What each model fixes (Δ PESQ-WB per manipulation alone)</h3>",
+                     diagnostics_html(board, key, site_dir, files),
+                     "<h3>Runs: size, speed, training budget</h3>", runs_table(rows, site_dir, f"r-{_slug(key)}")]
+        body.append("</section>")
+    if board.archived:
+        body.append("<section id=archived><h2>Archived runs (superseded splits)</h2>")
+        for key, rows in sorted(board.archived.items()):
+            body += [f"<h3><code>{html.escape(key)}</code></h3>",
+                     quality_table(rows, site_dir, f"a-{_slug(key)}", rank=False)]
+        body.append("</section>")
+    if board.refused:
+        body.append("<section id=refused><h2>Runs refused by the checks</h2><ul>" + "".join(
+            f"<li><code>{html.escape(p)}</code>: {html.escape(reason)}</li>" for p, reason in board.refused) + "</ul></section>")
+    return ("<!doctype html>\n" + MARK + "\n<html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content=\"width=device-width, initial-scale=1\">"
+            f"<title>vctk-denoise-bench</title><style>{CSS}</style></head><body>\n" + "\n".join(body) +
+            f"\n<script>{JS}</script></body></html>\n")
+
+
+def default_clean(noisy_run, utt_id: str, page_copy: Path):
+    """The clean reference: the page's own copy, else the repository's committed page (a page written from a
+    copy of results/), else the prepared track; each only if its samples match the frozen manifest."""
+    from bench import REPO_ROOT
+    from bench.board.site_media import clean_samples
+
+    parts = Path(page_copy).parts
+    repo_copy = (REPO_ROOT.joinpath("site", *parts[len(parts) - parts[::-1].index("site"):])
+                 if "site" in parts else None)
+    return clean_samples(noisy_run.track, noisy_run.split_id, utt_id, (page_copy, repo_copy))
+
+
+def build(board, site_dir: Path, clean=None) -> dict[str, bytes]:
+    """Every file of the page, {path relative to `site_dir`: bytes}. `clean(noisy_run, utt_id, page_copy)`
+    gives a clean test utterance as int16 samples (default: checked against the track's frozen manifest)."""
+    site_dir = Path(site_dir).resolve()
+    files: dict[str, bytes] = {}
+    files["index.html"] = page(board, site_dir, files, clean or default_clean).encode()
+    total = sum(map(len, files.values()))
+    if total > BUDGET_BYTES:
+        raise BenchError(f"the listening page would hold {total / 2**20:.1f} MiB, over its budget of "
+                         f"{BUDGET_BYTES / 2**20:.0f} MiB", hint="lower the number of utterances or models shown")
+    return dict(sorted(files.items()))
+
+
+def _on_disk(site_dir: Path) -> dict[str, Path]:
+    if not site_dir.is_dir():
+        return {}
+    return {p.relative_to(site_dir).as_posix(): p for p in sorted(site_dir.rglob("*")) if p.is_file()}
+
+
+def render_site(board, out_dir: Path | None = None, clean=None) -> dict[str, bytes]:
+    """Write the page to `out_dir` (default: site/), removing files it no longer has."""
+    from bench.core.audio import atomic_write_bytes
+
+    out_dir = Path(out_dir or SITE_DIR)
+    index = out_dir / "index.html"
+    if out_dir.exists() and any(out_dir.iterdir()) and not (index.exists() and MARK in index.read_text(errors="replace")):
+        raise BenchError(f"{out_dir} exists and is not a page written by `bench leaderboard`; refusing to replace it",
+                         hint="move it away or choose another --output")
+    files = build(board, out_dir, clean)
+    for rel_path, payload in files.items():
+        p = out_dir / rel_path
+        if not p.exists() or p.read_bytes() != payload:
+            atomic_write_bytes(p, payload)
+    for rel_path, p in _on_disk(out_dir).items():
+        if rel_path not in files:
+            p.unlink()
+    for d in sorted((d for d in out_dir.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+        if not any(d.iterdir()):
+            d.rmdir()
+    return files
+
+
+def check_site(board, out_dir: Path | None = None, clean=None) -> list[str]:
+    """What differs between the page on disk and a fresh rendering ([] when it is up to date)."""
+    out_dir = Path(out_dir or SITE_DIR)
+    fresh, disk = build(board, out_dir, clean), _on_disk(out_dir)
+    name = out_dir.name
+    problems = [f"{name}/{p}: missing" for p in fresh if p not in disk]
+    problems += [f"{name}/{p}: differs from a fresh rendering" for p in fresh if p in disk and disk[p].read_bytes() != fresh[p]]
+    problems += [f"{name}/{p}: not part of the page (extra file)" for p in disk if p not in fresh]
+    return problems

@@ -1,0 +1,199 @@
+"""Statistics for results tables and system comparisons.
+
+`bootstrap_ci`
+    Percentile bootstrap confidence interval of a mean (one system, one metric, per-utterance
+    values). Resampling is vectorised and seeded (``numpy.random.Generator(PCG64(seed))``), so a
+    given input, seed and ``n_resamples`` always gives the same interval on any machine with the
+    same numpy. The percentile method is simple and transformation-respecting; for small n
+    (< ~20) it is known to under-cover slightly (it does not correct for bias/skew like BCa), which
+    is acceptable for test sets of hundreds of utterances.
+
+`paired_comparison`
+    Two systems scored on the *same* utterances: the per-utterance differences ``a - b`` are
+    what is tested (a paired design removes the large between-utterance variance). Reported:
+    the mean difference with its bootstrap CI, the Wilcoxon signed-rank test (the decision test:
+    no normality assumption, robust to the skewed, bounded distributions of PESQ/STOI
+    differences) and, for reference, the paired t-test, plus win/loss/tie counts.
+
+Both drop NaNs (failed metrics, see `bench.metrics.registry.compute_all`): callers should report how
+many values were dropped, since failures are not random (a system that outputs silence fails
+PESQ). When many systems are compared against each other, the p-values should be corrected
+for multiple comparisons (e.g. Holm) before calling a difference significant.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+import warnings
+
+import numpy as np
+from scipy import stats as _st
+
+__all__ = ["bootstrap_ci", "paired_comparison"]
+
+#: Upper bound on the number of elements gathered at once by the bootstrap (memory ~ 8 bytes each).
+_CHUNK_ELEMENTS = 2_000_000
+
+
+def _as_1d(values, what: str) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 0:
+        x = x.reshape(1)
+    if x.ndim != 1:
+        raise ValueError(f"{what} must be 1-D, got shape {x.shape}")
+    if np.any(np.isinf(x)):
+        raise ValueError(f"{what} contains +-inf (NaNs are dropped, infinities are not)")
+    return x
+
+
+def _check_params(n_resamples: int, confidence: float) -> None:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+@lru_cache(maxsize=16)
+def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """How often each of `n` values is drawn in each resample: ``(n_resamples, n)``, float64.
+
+    The draws are fixed-size chunks of ``Generator(PCG64(seed)).integers(0, n, (rows, n))`` with a chunk
+    size that depends only on ``n``, so results do not depend on available memory; the matrix is cached,
+    as every metric of a results folder with `n` values uses the same draws.
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    rows = max(1, _CHUNK_ELEMENTS // n)
+    out = np.zeros((n_resamples, n), dtype=np.float64)
+    for start in range(0, n_resamples, rows):
+        stop = min(start + rows, n_resamples)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        np.add.at(out, (np.arange(start, stop)[:, None], idx), 1.0)
+    out.setflags(write=False)
+    return out
+
+
+def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Means of `n_resamples` resamples (with replacement) of `x` (see `_resample_counts`)."""
+    return _resample_counts(x.size, n_resamples, seed) @ x / x.size
+
+
+def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """Percentile-bootstrap confidence interval of the mean: ``(mean, low, high)``.
+
+    NaNs are dropped first. ``mean`` is the plain sample mean of the remaining values; ``low`` and
+    ``high`` are the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles (numpy's
+    default linear interpolation) of ``n_resamples`` bootstrap means, each the mean of ``n``
+    indices drawn uniformly with replacement by ``Generator(PCG64(seed))``.
+
+    The interval is widened, if needed, to contain the sample mean (this only matters for the
+    float rounding of constant samples). With one value returns ``(v, v, v)``; with none (empty or all NaN) ``(nan, nan, nan)``.
+    Raises `ValueError` for +-inf values, non-1-D input, ``n_resamples < 1`` or a confidence
+    outside (0, 1).
+    """
+    _check_params(n_resamples, confidence)
+    x = _as_1d(values, "values")
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(x.mean())
+    if x.size == 1:
+        return (mean, mean, mean)
+    means = _bootstrap_means(x, n_resamples, seed)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    # the CI of a constant sample is that constant; guard against float noise in the means
+    return (mean, float(min(low, mean)), float(max(high, mean)))
+
+
+def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confidence: float = 0.95,
+                      alpha: float = 0.05, higher_is_better: bool = True) -> dict:
+    """Compare two systems on the same utterances from their paired per-utterance values.
+
+    ``a[i]`` and ``b[i]`` must be the same metric on the same utterance. Pairs where either value
+    is NaN are dropped. Returns a dict:
+
+    - ``n``: pairs used; ``n_dropped``: pairs dropped for a NaN;
+    - ``mean_a``, ``mean_b``, ``mean_diff`` (mean of ``a - b``), ``median_diff``;
+    - ``ci_low``, ``ci_high``, ``confidence``: percentile-bootstrap CI of the mean difference
+      (`bootstrap_ci` on the differences, same ``seed`` / ``n_resamples``);
+    - ``wilcoxon_p``: two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, defaults:
+      ``zero_method="wilcox"`` drops zero differences; ``method="auto"``: exact null
+      distribution for n <= 50 without ties/zeros, permutation for n <= 13 with ties, normal
+      approximation with tie correction otherwise);
+    - ``ttest_p``: two-sided paired t-test (``scipy.stats.ttest_rel``), for reference: it assumes
+      normally distributed differences, which bounded metrics near their ceiling violate;
+    - ``wins``, ``losses``, ``ties``: utterances where a is better / worse / equal (``a > b`` is a
+      win when ``higher_is_better``, ``a < b`` otherwise; equality is exact);
+    - ``significant``: ``wilcoxon_p < alpha`` (default 0.05); ``alpha``.
+
+    Edge cases: with no pairs every statistic is NaN (counts 0) and ``significant`` is False;
+    when all differences are exactly zero both p-values are 1.0; the t-test p-value is NaN for a
+    single pair. Raises `ValueError` if ``a`` and ``b`` differ in length.
+    """
+    _check_params(n_resamples, confidence)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    xa = _as_1d(a, "a")
+    xb = _as_1d(b, "b")
+    if xa.shape != xb.shape:
+        raise ValueError(f"a and b must be paired values of the same utterances, got lengths "
+                         f"{xa.size} and {xb.size}")
+    keep = ~(np.isnan(xa) | np.isnan(xb))
+    xa, xb = xa[keep], xb[keep]
+    d = xa - xb
+    n = int(d.size)
+    nan = math.nan
+    out = {"n": n, "n_dropped": int(keep.size - n),
+           "mean_a": nan, "mean_b": nan, "mean_diff": nan, "median_diff": nan,
+           "ci_low": nan, "ci_high": nan, "confidence": confidence,
+           "wilcoxon_p": nan, "ttest_p": nan,
+           "wins": 0, "losses": 0, "ties": 0, "significant": False, "alpha": alpha}
+    if n == 0:
+        return out
+    better, worse = (d > 0, d < 0) if higher_is_better else (d < 0, d > 0)
+    mean_diff, ci_low, ci_high = bootstrap_ci(d, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    out.update(mean_a=float(xa.mean()), mean_b=float(xb.mean()), mean_diff=mean_diff,
+               median_diff=float(np.median(d)), ci_low=ci_low, ci_high=ci_high,
+               wins=int(better.sum()), losses=int(worse.sum()), ties=int((d == 0).sum()))
+    if not np.any(d):
+        out.update(wilcoxon_p=1.0, ttest_p=1.0)
+        return out
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # scipy's small-sample / precision-loss warnings
+        out["wilcoxon_p"] = float(_st.wilcoxon(xa, xb).pvalue)
+        out["ttest_p"] = float(_st.ttest_rel(xa, xb).pvalue) if n > 1 else nan
+    out["significant"] = bool(out["wilcoxon_p"] < alpha)
+    return out
+
+
+def rank_agreement(a: list, b: list, *, n_resamples: int = 2000, confidence: float = 0.95,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """Spearman rank correlation between the systems' mean scores on two test sets, with a percentile
+    bootstrap CI: each resample draws the utterances of each set with replacement (the same draw for
+    every system of that set, so the systems stay paired) and recomputes the means and the correlation.
+
+    `a`, `b`: one array of per-utterance scores per system (same system order in both); NaNs are ignored.
+    """
+    _check_params(n_resamples, confidence)
+    A, B = np.vstack([np.asarray(x, float) for x in a]), np.vstack([np.asarray(x, float) for x in b])
+    if A.shape[0] != B.shape[0] or A.shape[0] < 3:
+        raise ValueError("rank agreement needs the same systems (at least 3) on both sets")
+
+    def rho(ma, mb):
+        return float(_st.spearmanr(ma, mb).statistic)
+
+    point = rho(np.nanmean(A, axis=1), np.nanmean(B, axis=1))
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_resamples):
+        ia, ib = rng.integers(0, A.shape[1], A.shape[1]), rng.integers(0, B.shape[1], B.shape[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = rho(np.nanmean(A[:, ia], axis=1), np.nanmean(B[:, ib], axis=1))
+        if math.isfinite(r):
+            vals.append(r)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(vals, [alpha, 1 - alpha]) if vals else (math.nan, math.nan)
+    return point, float(lo), float(hi)

@@ -1,0 +1,304 @@
+"""The results format: one folder per scoring of a run on one evaluation set, validated by a JSON schema,
+and the checks that make a folder trustworthy.
+
+    results/<track>/<noise>/<model>/<run-id>/      <noise>: stft-v1, stft-heavy-v1, stft-v1.only-<op>,
+                                                   recorded, stft-v1+stream (see bench/scoring/suite.py)
+        summary.json         means, 95 % bootstrap CIs, paired improvement over the noisy input, counts,
+                             speed, budget, weights, provenance, protocol + split hashes
+                             (schema v2: bench/results/schema/summary-v2.schema.json; v1 runs stay readable)
+        per_utterance.csv    one row per test utterance: every metric of the output and of the noisy input,
+                             and the SHA-256 of the output's 16-bit samples
+        config.json          the run's configuration record (bench/train/runconfig.py)
+        env.json             git commit + dirty flag, packages, CPU/GPU, threads, date, wall time
+        enhanced/*.flac      every output (the ranked set), 16-bit FLAC
+        weights.safetensors  the trained weights where they fit (the run's home folder; bench/results/weights.py)
+
+`load_run` trusts a folder only if its summary validates, ``per_utterance.csv`` has the recorded SHA-256
+and one row per utterance id, and every statistic of the summary (means, CIs with the recorded seed,
+paired deltas and their CIs, counts, failures) equals a recomputation from ``per_utterance.csv``.
+`check_against_benchmark` then requires the current protocol, split and exactly the frozen test utterances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import REPO_ROOT
+from bench.core.audio import atomic_write_bytes
+from bench.core.errors import ResultsError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+SCHEMA_FILES = {1: "summary.schema.json", 2: "summary-v2.schema.json"}
+SCHEMA_VERSION = 2
+RESULTS_DIR = REPO_ROOT / "results"
+CI_CONFIDENCE = 0.95
+CI_RESAMPLES = 10000
+CI_SEED = 0
+#: a recomputed statistic must match the summary to this absolute tolerance (the CSV holds 6 decimals)
+RECOMPUTE_TOL = 1e-6
+STAT_FIELDS = ("mean", "ci_low", "ci_high", "n", "failures", "noisy_mean", "delta", "delta_ci_low", "delta_ci_high")
+
+
+@lru_cache(maxsize=None)
+def schema(version: int = SCHEMA_VERSION) -> dict:
+    return json.loads((SCHEMA_DIR / SCHEMA_FILES[version]).read_text())
+
+
+def rel(path: Path) -> str:
+    """A path as the messages and the board show it: relative to the repository when inside it."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path(REPO_ROOT).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def run_dir(track: str, noise: str, model: str, run_id: str, root: Path | None = None) -> Path:
+    return Path(root or RESULTS_DIR) / track / noise / model / run_id
+
+
+def dump_json(obj) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(Path(path), dump_json(obj))
+
+
+def _clean(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def summarize_metrics(df: pd.DataFrame, metric_names: list[str], *, resamples: int = CI_RESAMPLES,
+                      confidence: float = CI_CONFIDENCE, seed: int = CI_SEED) -> dict:
+    """Mean, bootstrap CI, failures, and the paired improvement over the noisy input, per metric."""
+    from bench.metrics.stats import bootstrap_ci
+
+    out = {}
+    for m in metric_names:
+        vals = df[m].to_numpy(dtype=float)
+        noisy = df[f"noisy_{m}"].to_numpy(dtype=float)
+        mean, lo, hi = bootstrap_ci(vals, n_resamples=resamples, confidence=confidence, seed=seed)
+        paired = ~(np.isnan(vals) | np.isnan(noisy))
+        d_mean, d_lo, d_hi = bootstrap_ci(vals[paired] - noisy[paired], n_resamples=resamples,
+                                          confidence=confidence, seed=seed)
+        out[m] = {"mean": _clean(mean), "ci_low": _clean(lo), "ci_high": _clean(hi),
+                  "n": int(np.sum(~np.isnan(vals))), "failures": int(np.sum(np.isnan(vals))),
+                  "noisy_mean": _clean(np.nanmean(noisy) if np.any(~np.isnan(noisy)) else None),
+                  "delta": _clean(d_mean), "delta_ci_low": _clean(d_lo), "delta_ci_high": _clean(d_hi)}
+    return out
+
+
+def per_utterance_bytes(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False, float_format="%.6f", lineterminator="\n").encode()
+
+
+def read_per_utterance(raw: bytes) -> pd.DataFrame:
+    import io
+
+    return pd.read_csv(io.BytesIO(raw), dtype={"utt_id": str, "errors": str, "output_sha256": str})
+
+
+def sha256_bytes(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _format_checker():
+    import datetime
+
+    import jsonschema
+
+    fc = jsonschema.FormatChecker()
+    if "date-time" not in fc.checkers:  # jsonschema checks it only with the optional rfc3339-validator
+
+        @fc.checks("date-time", raises=ValueError)
+        def _date_time(value) -> bool:  # RFC 3339: full date, time and UTC offset
+            if not isinstance(value, str):
+                return True
+            return "T" in value.upper() and datetime.datetime.fromisoformat(value).tzinfo is not None
+
+    return fc
+
+
+def validate_summary(summary: dict, source: str = "summary.json") -> None:
+    import jsonschema
+
+    version = summary.get("schema_version") if isinstance(summary, dict) else None
+    if version not in SCHEMA_FILES:
+        raise ResultsError(f"{source}: unknown schema_version {version!r} (known: {sorted(SCHEMA_FILES)})")
+    validator = jsonschema.Draft202012Validator(schema(version), format_checker=_format_checker())
+    errors = sorted(validator.iter_errors(summary), key=lambda e: list(e.path))
+    if errors:
+        msgs = [f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5]]
+        raise ResultsError(f"{source} does not validate against the results schema v{version}:\n  " + "\n  ".join(msgs))
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict
+    per_utterance: pd.DataFrame
+    csv_sha256: str = ""
+
+    @property
+    def model(self) -> str:
+        return self.summary["model"]["name"]
+
+    @property
+    def track(self) -> str:
+        return self.summary["benchmark"]["track"]["name"]
+
+    @property
+    def noise(self) -> str:
+        """The noise folder: the protocol's name (+stream for a streaming scoring)."""
+        b = self.summary["benchmark"]
+        stream = (b.get("evaluation") or {}).get("mode") == "stream"
+        return b["protocol"]["name"] + ("+stream" if stream else "")
+
+    @property
+    def run_id(self) -> str:
+        return self.summary["run_id"]
+
+    @property
+    def split_id(self) -> str:
+        return self.summary["benchmark"]["track"]["split_id"]
+
+    @property
+    def role(self) -> str:
+        return (self.summary["benchmark"].get("evaluation") or {}).get("role", "main")
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.summary["metrics"])
+
+    @property
+    def dirty(self) -> bool:
+        return bool((self.summary.get("provenance") or {}).get("dirty"))
+
+
+def load_run(path: Path) -> Run:
+    """Load a results folder; raises ResultsError naming the file and the problem if it is not valid."""
+    path = Path(path)
+    spath = path / "summary.json"
+    if not spath.exists():
+        raise ResultsError(f"{rel(path)}: not a run folder (no summary.json)")
+    try:
+        summary = json.loads(spath.read_text())
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{rel(spath)}: not valid JSON ({exc})") from None
+    validate_summary(summary, rel(spath))
+    csv_path = path / summary["files"]["per_utterance"]
+    if not csv_path.exists():
+        raise ResultsError(f"{rel(csv_path)}: missing")
+    raw = csv_path.read_bytes()
+    digest = sha256_bytes(raw)
+    if digest != summary["files"]["per_utterance_sha256"]:
+        raise ResultsError(f"{rel(csv_path)}: SHA-256 differs from the one recorded in summary.json (edited after scoring?)")
+    run = Run(path, summary, read_per_utterance(raw), digest)
+    check_recompute(run)
+    return run
+
+
+def check_recompute(run: Run) -> None:
+    """Every statistic of the summary must equal its recomputation from per_utterance.csv."""
+    df, s = run.per_utterance, run.summary
+    where = rel(run.path)
+    dup = df["utt_id"][df["utt_id"].duplicated()].tolist()
+    if dup:
+        raise ResultsError(f"{where}/per_utterance.csv: utterance {dup[0]} appears {int((df['utt_id'] == dup[0]).sum())} "
+                           f"times ({len(set(dup))} duplicated ids)")
+    n = len(df)
+    if n != s["counts"]["utterances"]:
+        raise ResultsError(f"{where}: summary counts {s['counts']['utterances']} utterances, per_utterance.csv has {n}")
+    for m in s["metrics"]:
+        for col in (m, f"noisy_{m}"):
+            if col not in df.columns:
+                raise ResultsError(f"{where}: per_utterance.csv has no column {col!r} listed in summary.json")
+    ci = s.get("ci") or {}
+    fresh = summarize_metrics(df, list(s["metrics"]), resamples=int(ci.get("resamples", CI_RESAMPLES)),
+                              confidence=float(ci.get("confidence", CI_CONFIDENCE)), seed=int(ci.get("seed", CI_SEED)))
+    for m, stats in s["metrics"].items():
+        for field in STAT_FIELDS:
+            got, want = stats[field], fresh[m][field]
+            if (got is None) != (want is None) or (want is not None and abs(got - want) > RECOMPUTE_TOL):
+                raise ResultsError(f"{where}/summary.json: {field} {m} = {got} but per_utterance.csv gives {want}")
+    failed = int((df["errors"].fillna("") != "").sum()) if "errors" in df.columns else 0
+    if s["counts"]["failed_utterances"] != failed:
+        raise ResultsError(f"{where}/summary.json: failed_utterances = {s['counts']['failed_utterances']} "
+                           f"but per_utterance.csv gives {failed}")
+
+
+def check_against_benchmark(run: Run, *, protocol, track_record: dict, test_ids: list[str] | None) -> None:
+    """Refuse a run scored under another protocol, split or utterance set than the current benchmark."""
+    b = run.summary["benchmark"]
+    where = rel(run.path)
+    if b["protocol"]["sha256"] != protocol.sha256 or b["protocol"]["name"] != protocol.name:
+        raise ResultsError(f"{where}: scored under protocol {b['protocol']['name']} ({b['protocol']['sha256'][:12]}), "
+                           f"the benchmark is {protocol.name} ({protocol.sha256[:12]})",
+                           hint="re-score the model with the current protocol")
+    if b["track"]["manifest_sha256"] != track_record["manifest_sha256"] or b["track"]["split_id"] != track_record["split_id"]:
+        raise ResultsError(f"{where}: scored on split {b['track']['split_id']} (manifest {b['track']['manifest_sha256'][:12]}), "
+                           f"the track is {track_record['split_id']} (manifest {track_record['manifest_sha256'][:12]})",
+                           hint="re-score the model on the current split")
+    if b["split"] != "test":
+        raise ResultsError(f"{where}: scored on the {b['split']} split; only the test split is ranked")
+    if test_ids is not None:
+        got, want = list(run.per_utterance["utt_id"]), set(test_ids)
+        if set(got) != want or len(got) != len(want):
+            raise ResultsError(f"{where}: scored {len(got)} utterances, the test split has {len(want)} "
+                               f"({len(want - set(got))} missing, {len(set(got) - want)} unexpected)")
+
+
+def iter_run_dirs(root: Path | None = None):
+    """Every results folder: ``<track>/<noise>/<model>/<run-id>/summary.json``."""
+    root = Path(root or RESULTS_DIR)
+    if not root.exists():
+        return
+    for summary in sorted(root.glob("*/*/*/*/summary.json")):
+        yield summary.parent
+
+
+def find_run(spec: str, track: str | None = None, root: Path | None = None, noise: str | None = None) -> Path:
+    """Resolve a run given as a folder path, `model` (latest run) or `model@run-id` (on the track's
+    ranked set unless `noise` says otherwise)."""
+    from bench.protocol import DEFAULT_PROTOCOL
+
+    p = Path(spec)
+    if (p / "summary.json").exists():
+        return p
+    model, _, run_id = spec.partition("@")
+    noise = noise or DEFAULT_PROTOCOL
+    cands = [d for d in iter_run_dirs(root) if d.parent.name == model and d.parent.parent.name == noise
+             and (track is None or d.parent.parent.parent.name == track)]
+    if run_id:
+        cands = [d for d in cands if d.name == run_id]
+    if not cands:
+        raise ResultsError(f"no run found for {spec!r}" + (f" on track {track}" if track else ""),
+                           hint="give a run folder, MODEL or MODEL@RUN_ID; `ls results/<track>/<noise>/<model>/` lists runs")
+    return max(cands, key=_recency)
+
+
+def _recency(run_dir: Path) -> tuple:
+    """Sort key of "the latest run": runs on their track's current split before archived ones, then by the
+    summary's creation time (not the folder name: run ids may be any name)."""
+    from bench.data.tracks import load_track
+    from bench.core.errors import BenchError
+
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+        t = s["benchmark"]["track"]
+        try:
+            current = load_track(t["name"]).split_id == t["split_id"]
+        except BenchError:   # a test-only or unregistered track: no split is archived
+            current = True
+        return (current, str(s.get("created", "")), run_dir.name)
+    except (OSError, ValueError, KeyError, TypeError):
+        return (False, "", run_dir.name)   # unreadable: load_run names the problem if it is chosen

@@ -1,0 +1,224 @@
+"""Scoring: enhance one frozen test set (`bench.scoring.suite.Evaluation`) with a model and compute its metrics
+per utterance, writing one results folder.
+
+The model runs in the main process (one utterance at a time, full length; offline, or through the
+adapter's streamer at its natural hop for the ``stream`` mode); metrics run in a process pool
+(``--jobs``) overlapping with inference. Outputs are quantized to 16 bit and clipped to [-1, 1) as a
+file would store them, and scored as such; each output's SHA-256 of its samples is recorded, and the
+outputs themselves are written as FLAC when the set ships them (the ranked set). The noisy input's
+scores are the same for every model: they are computed once per set and metric versions and cached
+beside the prepared noisy audio (`noisy_scores`).
+
+Each finished utterance is appended to ``.scoring.partial.jsonl`` (flushed and fsynced) whose first
+line is the fingerprint of the model (weights + config): an interrupted scoring resumes with the rows
+of the same model only; rows of another model are discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench import SAMPLE_RATE, __version__
+from bench.adapters.base import Found, count_parameters
+from bench.core.audio import atomic_write_bytes, from_pcm16, sha256_pcm16, to_pcm16, write_wav_pcm16
+from bench.core.env import environment_record, git_state, now_iso
+from bench.core.errors import BenchError
+from bench.metrics.registry import metric_versions
+from bench.results.folder import (CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, SCHEMA_VERSION, dump_json, per_utterance_bytes,
+                           sha256_bytes, summarize_metrics, validate_summary, write_json)
+from bench.scoring.runguard import model_fingerprint, open_partial
+from bench.scoring.suite import Evaluation
+from bench.core.workers import worker_pool
+
+log = logging.getLogger(__name__)
+PARTIAL = ".scoring.partial.jsonl"
+OUTPUTS_DIR = "enhanced"
+
+
+def _metric_row(args) -> dict:
+    from bench.metrics.registry import compute_all
+
+    utt_id, clean, signal, names, prefix = args
+    vals, errs = compute_all(clean, signal, SAMPLE_RATE, names)
+    row = {"utt_id": utt_id, **{f"{prefix}{k}": v for k, v in vals.items()}}
+    row["errors"] = {f"{prefix}{k}": v for k, v in errs.items()}
+    return row
+
+
+def _append(fh, row: dict) -> None:
+    try:
+        fh.write(json.dumps(row, allow_nan=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    except OSError as exc:  # e.g. disk full: name the file
+        raise OSError(exc.errno, exc.strerror, fh.name) from None
+
+
+def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None, device: str,
+                mode: str = "offline") -> np.ndarray:
+    """The model's output for one utterance, as stored: 16-bit, clipped, float32 in [-1, 1)."""
+    a = found.adapter
+    x = torch.from_numpy(noisy)[None].to(device)
+    with torch.inference_mode():
+        if mode == "stream":
+            from bench.adapters.streaming import stream
+
+            streamer = a.streamer(model)
+            y = stream(streamer, x, streamer.hop)
+        else:
+            c = torch.from_numpy(clean)[None].to(device) if (clean is not None and a.oracle) else None
+            y = a.enhance(model, x, clean=c)
+    y = y.detach().float().cpu().numpy().reshape(1, -1) if y.dim() != 2 else y.detach().float().cpu().numpy()
+    if y.shape != (1, noisy.shape[0]):
+        raise BenchError(f"adapter {a.name}: output shape {tuple(y.shape)} != input shape {(1, noisy.shape[0])}",
+                         hint=f"an adapter must map (batch, time) to (batch, time); run `bench check {a.name}`")
+    if not np.all(np.isfinite(y)):
+        raise BenchError(f"adapter {a.name}: output contains NaN or Inf")
+    return from_pcm16(to_pcm16(y[0]))
+
+
+def _pool(jobs: int | None):
+    """Metric workers (one torch thread each) that die with this process."""
+    return worker_pool(jobs, initializer=torch.set_num_threads, initargs=(1,))
+
+
+def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None) -> pd.DataFrame:
+    """Per-utterance scores of the noisy input of `ev` (columns ``noisy_<metric>``, ``errors``), cached in
+    the prepared noisy folder under a name that hashes the metric names and versions."""
+    pt = ev.prepared
+    versions = metric_versions()
+    key = hashlib.sha256(json.dumps([[m, versions[m]] for m in names], sort_keys=True).encode()).hexdigest()[:12]
+    cache = pt.noisy_dir / f"noisy_scores.{key}.json"
+    ids = pt.utt_ids("test")
+    if cache.exists():
+        rows = json.loads(cache.read_text())
+        if sorted(rows) == sorted(ids):
+            return rows
+    with _pool(jobs) as ex:
+        futs = [ex.submit(_metric_row, (u, pt.load_clean("test", u), pt.load_noisy("test", u), names, "noisy_"))
+                for u in ids]
+        rows = {f.result()["utt_id"]: f.result() for f in futs}
+    atomic_write_bytes(cache, json.dumps(rows, allow_nan=True).encode())
+    return rows
+
+
+def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *, run_id: str, config: dict,
+          budget: dict, speed: dict, weights: dict | None, training: dict | None, ship_outputs: bool,
+          jobs: int | None = None, device: str = "cpu", progress=None, started: float | None = None,
+          metrics: tuple[str, ...] | None = None, provenance: dict | None = None) -> Path:
+    """Score `model` on the evaluation set `ev`, writing a complete results folder to `out_dir`.
+
+    `config` is the run's configuration record (written as config.json); `budget`, `speed`, `weights`,
+    `training` and `provenance` (the code's git state when the run started; default: now) are the
+    run-level records every folder of the run repeats."""
+    t_start = started or time.time()
+    pt = ev.prepared
+    pt.require()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = tuple(metrics or ev.metrics)
+    ids = pt.utt_ids("test")
+    noisy_rows = noisy_scores(ev, names, jobs)
+    model = model.to(device).eval()
+    partial = out_dir / PARTIAL
+    done = open_partial(partial, model_fingerprint(model, config),
+                        derived=list((out_dir / OUTPUTS_DIR).glob("*.flac")))
+    todo = [u for u in ids if u not in done]
+    if ship_outputs:
+        (out_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
+    label = f"score {found.adapter.name} on {ev.key}"
+    task = progress.add_task(label, total=len(ids), completed=len(done)) if progress else None
+    with open(partial, "a") as fh, _pool(jobs) as ex:
+        if not partial.read_bytes().endswith(b"\n"):
+            fh.write("\n")  # end a line cut by an interruption, so the next row is readable
+        futures: list[tuple[Future, str]] = []
+
+        def finish(fut: Future, sha: str) -> None:
+            row = {**fut.result(), "output_sha256": sha}
+            _append(fh, row)
+            done[row["utt_id"]] = row
+            if progress:
+                progress.advance(task)
+
+        try:
+            for utt in todo:
+                clean, noisy = pt.load_clean("test", utt), pt.load_noisy("test", utt)
+                y = enhance_one(found, model, noisy, clean, device, ev.mode)
+                if ship_outputs:
+                    write_wav_pcm16(out_dir / OUTPUTS_DIR / f"{utt}.flac", y)
+                futures.append((ex.submit(_metric_row, (utt, clean, y, names, "")), sha256_pcm16(to_pcm16(y))))
+                while futures and (futures[0][0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
+                    finish(*futures.pop(0))
+        except BaseException:
+            for f, sha in futures:   # keep what the workers finish; leaving the pool waits for them anyway
+                if not f.cancelled() and f.exception() is None:
+                    finish(f, sha)
+            raise
+        for f, sha in futures:
+            finish(f, sha)
+    if ship_outputs:   # a resumed scoring: outputs of rows finished before the interruption
+        for utt in ids:
+            path = out_dir / OUTPUTS_DIR / f"{utt}.flac"
+            if not path.exists():
+                y = enhance_one(found, model, pt.load_noisy("test", utt), pt.load_clean("test", utt), device, ev.mode)
+                write_wav_pcm16(path, y)
+
+    rows = []
+    for u in ids:
+        r, n = done[u], noisy_rows[u]
+        errors = {**r.get("errors", {}), **n.get("errors", {})}
+        rows.append({"utt_id": u, "seconds": round(len(pt.load_clean("test", u)) / SAMPLE_RATE, 4),
+                     **{m: r[m] for m in names}, **{f"noisy_{m}": n[f"noisy_{m}"] for m in names},
+                     "output_sha256": r["output_sha256"],
+                     "errors": json.dumps(errors, sort_keys=True) if errors else ""})
+    df = pd.DataFrame(rows).sort_values("utt_id").reset_index(drop=True)
+    csv_bytes = per_utterance_bytes(df)
+    stored = pd.read_csv(pd.io.common.BytesIO(csv_bytes), dtype={"utt_id": str, "errors": str,
+                                                                  "output_sha256": str})
+    a = found.adapter
+    git = provenance or git_state()
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created": now_iso(),
+        "model": {"name": a.name, "kind": found.kind, "description": a.description, "reference": a.reference,
+                  "trainable": a.trainable, "causal": a.causal, "oracle": a.oracle,
+                  "external": bool(getattr(a, "external", False)),
+                  "pretrained_on": getattr(a, "pretrained_on", None),
+                  "parameters": count_parameters(model), "preset": config.get("preset")},
+        "benchmark": {"bench_version": __version__, "protocol": pt.protocol.record(),
+                      "track": pt.track.record(pt.root), "split": "test", "evaluation": ev.record()},
+        "training": training,
+        "metrics": summarize_metrics(stored, list(names)),
+        "metric_versions": {m: v for m, v in metric_versions().items() if m in names},
+        "counts": {"utterances": len(stored), "audio_seconds": round(float(stored["seconds"].sum()), 3),
+                   "failed_utterances": int((stored["errors"].fillna("") != "").sum())},
+        "ci": {"method": "percentile bootstrap of the mean", "confidence": CI_CONFIDENCE,
+               "resamples": CI_RESAMPLES, "seed": CI_SEED},
+        "speed": speed,
+        "budget": budget,
+        "weights": weights,
+        "outputs": {"shipped": ship_outputs, "dir": OUTPUTS_DIR if ship_outputs else None,
+                    "format": "FLAC, 16-bit PCM, 16 kHz" if ship_outputs else None,
+                    "hashes": "per_utterance.csv output_sha256 (SHA-256 of the 16-bit samples)"},
+        "provenance": {"commit": git["commit"], "dirty": git["dirty"], "dirty_paths": git.get("dirty_paths", [])},
+        "files": {"per_utterance": "per_utterance.csv", "per_utterance_sha256": sha256_bytes(csv_bytes),
+                  "config": "config.json", "env": "env.json"},
+    }
+    validate_summary(summary)
+    atomic_write_bytes(out_dir / "per_utterance.csv", csv_bytes)
+    write_json(out_dir / "config.json", config)
+    write_json(out_dir / "env.json", environment_record(wall_seconds=round(time.time() - t_start, 2), git=git))
+    atomic_write_bytes(out_dir / "summary.json", dump_json(summary))  # last: its presence marks a complete run
+    partial.unlink(missing_ok=True)
+    return out_dir

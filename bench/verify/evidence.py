@@ -1,0 +1,264 @@
+"""The evidence of a run and how a reader checks it: `bench verify`.
+
+What a run ships (bench/results/folder.py has the layout): every folder's ``per_utterance.csv`` with the
+SHA-256 of each output's 16-bit samples; the ranked set's folder also the outputs themselves (FLAC);
+the run's home folder its weights (safetensors, bench/results/weights.py) where they fit.
+
+``bench verify RUN`` (or ``--all``) checks, per results folder:
+
+- ``--fast``: the folder loads (schema, CSV hash, every statistic recomputed), each shipped output
+  exists and hashes to its ``output_sha256``, and shipped weights hash to the recorded SHA-256;
+- default: also re-scores every shipped output with the recorded metrics and compares each
+  per-utterance value with `RESCORE_TOL` (CPUs differ in the last bits of PESQ's and STOI's float code);
+- ``--reenhance``: also rebuilds the model from its config and shipped weights, enhances the test set
+  again and compares the scores with `REENHANCE_TOL` (float16 weights and other CPUs change the
+  outputs by a few 16-bit steps, not the scores beyond these bounds).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import SAMPLE_RATE
+from bench.core.errors import BenchError, ResultsError
+from bench.results.folder import RESULTS_DIR, Run, iter_run_dirs, load_run, rel
+
+#: re-scoring the shipped outputs: max |difference| per utterance
+RESCORE_TOL = {"default": 2e-4, "dnsmos_sig": 2e-3, "dnsmos_bak": 2e-3, "dnsmos_ovrl": 2e-3}
+#: re-enhancing from the weights: (max |difference| per utterance, max |difference| of the mean)
+REENHANCE_TOL = {"pesq_wb": (0.05, 0.01), "pesq_nb": (0.05, 0.01), "stoi": (0.005, 0.001),
+                 "estoi": (0.005, 0.001), "si_sdr": (0.25, 0.05), "snr": (0.25, 0.05),
+                 "default": (0.05, 0.01)}
+FP16_METRICS = ("pesq_wb", "stoi", "si_sdr")
+
+
+@dataclass
+class Check:
+    path: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _tol(table: dict, metric: str):
+    return table.get(metric, table["default"])
+
+
+def outputs_of(run: Run) -> dict[str, Path]:
+    o = run.summary.get("outputs") or {}
+    if not o.get("shipped"):
+        return {}
+    return {u: run.path / o["dir"] / f"{u}.flac" for u in run.per_utterance["utt_id"]}
+
+
+def weights_path(run: Run, results_root: Path) -> Path | None:
+    w = run.summary.get("weights") or {}
+    return Path(results_root) / w["file"] if w.get("shipped") and w.get("file") else None
+
+
+def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndarray]:
+    """Shipped outputs and weights against their recorded hashes; returns the outputs read."""
+    from bench.core.audio import read_audio, sha256_pcm16, to_pcm16
+    from bench.results.weights import file_sha256
+
+    audio = {}
+    want = dict(zip(run.per_utterance["utt_id"], run.per_utterance.get("output_sha256", [])))
+    for utt, path in outputs_of(run).items():
+        if not path.exists():
+            check.problems.append(f"{rel(path)}: output missing")
+            continue
+        x, sr = read_audio(path, mono="error")
+        if sr != SAMPLE_RATE or sha256_pcm16(to_pcm16(x)) != want.get(utt):
+            check.problems.append(f"{rel(path)}: samples differ from output_sha256 in per_utterance.csv")
+            continue
+        audio[utt] = x
+    wp = weights_path(run, results_root)
+    if wp is not None:
+        if not wp.exists():
+            check.problems.append(f"{rel(wp)}: weights missing")
+        elif file_sha256(wp) != run.summary["weights"]["sha256"]:
+            check.problems.append(f"{rel(wp)}: SHA-256 differs from summary.json weights.sha256")
+    return audio
+
+
+def _rescore_rows(items: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], jobs: int | None):
+    from bench.scoring.score import _metric_row, _pool
+
+    with _pool(jobs) as ex:
+        futs = [ex.submit(_metric_row, (u, c, y, tuple(names), "")) for u, c, y in items]
+        return {f.result()["utt_id"]: f.result() for f in futs}
+
+
+def compare_scores(run: Run, fresh: dict[str, dict], tol: dict, check: Check, what: str, *, means: bool) -> None:
+    df = run.per_utterance.set_index("utt_id")
+    for m in run.metric_names:
+        diffs = []
+        for utt, row in fresh.items():
+            a, b = float(df.loc[utt, m]), float(row[m])
+            if np.isnan(a) and np.isnan(b):
+                continue
+            diffs.append(abs(a - b) if not (np.isnan(a) or np.isnan(b)) else np.inf)
+        per_utt = _tol(tol, m)[0] if means else _tol(tol, m)
+        worst = max(diffs, default=0.0)
+        if worst > per_utt:
+            check.problems.append(f"{what}: {m} differs by up to {worst:.4g} per utterance (tolerance {per_utt})")
+        if means and diffs:
+            d = abs(np.nanmean([float(df.loc[u, m]) for u in fresh]) - np.nanmean([float(r[m]) for r in fresh.values()]))
+            if d > _tol(tol, m)[1]:
+                check.problems.append(f"{what}: mean {m} differs by {d:.4g} (tolerance {_tol(tol, m)[1]})")
+        check.notes.append(f"{what}: {m} max |diff| {worst:.2g}")
+
+
+def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "rescore", jobs: int | None = None,
+               prepared_root: Path | None = None, track=None) -> Check:
+    """Check one results folder; `mode` is ``fast``, ``rescore`` or ``reenhance``. `track`: the Track the
+    run was scored on when it is not a registered one (tests)."""
+    results_root = Path(results_root or RESULTS_DIR)
+    check = Check(rel(path))
+    try:
+        run = load_run(path)
+    except (ResultsError, BenchError) as exc:
+        check.problems.append(str(exc).splitlines()[0])
+        return check
+    audio = check_files(run, results_root, check)
+    if mode == "fast" or not check.ok:
+        return check
+    pt = _prepared_of(run, prepared_root, track) if (audio or mode == "reenhance") else None
+    if audio:
+        items = [(u, pt.load_clean("test", u), y) for u, y in audio.items()]
+        compare_scores(run, _rescore_rows(items, run.metric_names, jobs), RESCORE_TOL, check, "re-scored outputs",
+                       means=False)
+    if mode == "reenhance":
+        reenhance(run, results_root, pt, check, jobs)
+    return check
+
+
+def _prepared_of(run: Run, prepared_root: Path | None, track=None):
+    from bench.data.prepared import PreparedTrack
+    from bench.data.root import prepared_root as default_root
+    from bench.data.tracks import track_version
+    from bench.protocol import Protocol
+
+    b = run.summary["benchmark"]
+    track = track or track_version(b["track"]["name"], b["track"]["split_id"])
+    proto = None if b["protocol"]["name"] == "recorded" else Protocol.load(b["protocol"]["name"])
+    pt = PreparedTrack(track, proto, prepared_root or default_root(None))
+    if not pt.is_prepared:   # as `bench run` does: prepare from the corpus (idempotent)
+        from bench.data.prepare import prepare
+        from bench.data.root import resolve_data_root
+
+        prepare(track, pt.protocol, resolve_data_root(None, track), pt.root)
+    pt.require()
+    return pt
+
+
+def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None) -> None:
+    from bench.adapters.base import get_adapter
+    from bench.scoring.score import enhance_one
+
+    found = get_adapter(run.model)
+    model = model_of(run, results_root, found)
+    if model is None:
+        check.notes.append("not re-enhanced: the weights are not in the repository")
+        return
+    mode = (run.summary["benchmark"].get("evaluation") or {}).get("mode", "offline")
+    items = []
+    for u in run.per_utterance["utt_id"]:
+        clean = pt.load_clean("test", u)
+        items.append((u, clean, enhance_one(found, model, pt.load_noisy("test", u), clean, "cpu", mode)))
+    compare_scores(run, _rescore_rows(items, run.metric_names, jobs), REENHANCE_TOL, check, "re-enhanced",
+                   means=True)
+
+
+def model_of(run: Run, results_root: Path, found=None):
+    """The run's model: built from its config.json, with its shipped weights (None when a trained run's
+    weights are not shipped)."""
+    from bench.adapters.base import get_adapter
+    from bench.results.weights import load_into, read_weights
+
+    found = found or get_adapter(run.model)
+    config = json.loads((run.path / run.summary["files"]["config"]).read_text())
+    model = found.adapter.build(**config["model_config"])
+    if run.summary["model"]["trainable"]:
+        wp = weights_path(run, results_root)
+        if wp is None:
+            return None
+        tensors, _ = read_weights(wp)
+        load_into(model, tensors, rel(wp))
+    return model.eval()
+
+
+def fp16_reproduces(found, model, tensors16: dict, pt, jobs: int | None = None) -> bool:
+    """Whether a copy of `model` with float16-rounded weights reproduces its scores on the ranked set
+    within `REENHANCE_TOL` (PESQ-WB, STOI, SI-SDR per utterance and mean)."""
+    import copy
+
+    from bench.scoring.score import enhance_one
+    from bench.results.weights import load_into
+
+    half = load_into(copy.deepcopy(model).float().cpu(), tensors16, "float16 weights").eval()
+    model = model.float().cpu().eval()
+    ids = pt.utt_ids("test")
+    a, b = [], []
+    for u in ids:
+        clean, noisy = pt.load_clean("test", u), pt.load_noisy("test", u)
+        a.append((u, clean, enhance_one(found, model, noisy, clean, "cpu")))
+        b.append((u, clean, enhance_one(found, half, noisy, clean, "cpu")))
+    ra, rb = _rescore_rows(a, list(FP16_METRICS), jobs), _rescore_rows(b, list(FP16_METRICS), jobs)
+    for m in FP16_METRICS:
+        per, mean = _tol(REENHANCE_TOL, m)
+        d = np.array([ra[u][m] - rb[u][m] for u in ids], dtype=float)
+        if np.nanmax(np.abs(d)) > per or abs(np.nanmean(d)) > mean:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+def cmd_verify(args) -> int:
+    from bench.core.console import console, err_console
+
+    mode = "fast" if args.fast else ("reenhance" if args.reenhance else "rescore")
+    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
+    if not args.all and not args.runs:
+        raise BenchError("bench verify: give run folders, or --all")
+    if args.all and not root.is_dir():
+        raise BenchError(f"--results-dir {root}: no such folder")
+    if args.fast and args.reenhance:
+        raise BenchError("--fast and --reenhance exclude each other")
+    paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
+    prepared = Path(args.prepared_dir) if args.prepared_dir else None
+    bad = 0
+    for p in paths:
+        c = verify_run(p, results_root=root, mode=mode, jobs=args.jobs, prepared_root=prepared)
+        if c.ok:
+            console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
+        else:
+            bad += 1
+            for problem in c.problems:
+                err_console.print(f"[red]FAIL[/] {c.path}: {problem}")
+    console.print(f"{len(paths) - bad} of {len(paths)} results folders verified ({mode})")
+    return 1 if bad else 0
+
+
+def register(subparsers) -> None:
+    from bench.cli.data import jobs_arg
+
+    p = subparsers.add_parser("verify", help="re-derive results from the files in the repository "
+                                             "(hashes; re-score shipped outputs; re-enhance from weights)")
+    p.add_argument("runs", nargs="*", help="results folders (results/<track>/<noise>/<model>/<run-id>)")
+    p.add_argument("--all", action="store_true", help="every results folder")
+    p.add_argument("--fast", action="store_true", help="files and hashes only, no metric computation")
+    p.add_argument("--reenhance", action="store_true", help="also re-enhance the test set from the shipped weights")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--prepared-dir", default=None)
+    p.add_argument("--jobs", type=jobs_arg, default=None, help="worker processes, >= 1 (default: all cores)")
+    p.add_argument("--verbose-notes", action="store_true", help="print the largest differences found")
+    p.set_defaults(func=cmd_verify)

@@ -1,0 +1,80 @@
+"""`bench reproduce RUN`: train the run's model again from its record, to the same number of steps, and
+compare the weights.
+
+The run's config.json holds the model and training configuration it was trained with (seed included) and
+its summary the steps it reached and the track, split and noise it was trained on. Training batches are a
+pure function of (seed, step), so on the same kind of machine (same torch build, same thread count) the
+retrained model is bit-identical: its weights hash (`bench.results.weights.tensors_sha256`) equals the one the
+run recorded. A run whose budget was wall-clock minutes is retrained to the steps it reached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.core.console import console, progress_bar
+from bench.core.errors import BenchError
+
+
+def reproduce(run_path: Path, *, runs_dir: Path, prepared_root: Path | None = None, device: str = "cpu",
+              progress=None, track=None) -> dict:
+    """Retrain and compare; `track`: the Track trained on when it is not a registered one (tests)."""
+    from bench.adapters.base import get_adapter
+    from bench.data.prepared import PreparedTrack
+    from bench.data.root import prepared_root as default_prepared
+    from bench.data.tracks import track_version
+    from bench.protocol import Protocol
+    from bench.results.folder import load_run, rel
+    from bench.train.runconfig import RunConfig
+    from bench.train.trainer import train
+    from bench.results.weights import state_tensors, tensors_sha256
+
+    run = load_run(run_path)
+    if not run.summary["budget"].get("trained"):
+        raise BenchError(f"{rel(run_path)}: {run.model} was not trained; there is nothing to reproduce")
+    record = json.loads((run.path / run.summary["files"]["config"]).read_text())
+    training, weights = run.summary.get("training"), run.summary.get("weights")
+    if not training or not weights:
+        raise BenchError(f"{rel(run_path)}: results schema v{run.summary['schema_version']} records no training "
+                         "data or weights hash; only v2 runs can be reproduced")
+    steps = int(run.summary["budget"]["steps"])
+    cfg = {**record["train"], "max_steps": steps, "max_minutes": None}
+    rc = RunConfig(run.model, record["model_config"], record.get("preset"), cfg)
+    found = get_adapter(run.model)
+    pt = PreparedTrack(track or track_version(training["track"], training["split_id"]), Protocol.load(training["protocol"]),
+                       prepared_root or default_prepared(None))
+    pt.require()
+    run_id = f"reproduce-{run.run_id}"
+    target = Path(runs_dir) / pt.track.name / run.model / run_id
+    if target.exists():
+        raise BenchError(f"{target} exists", hint="delete it, or pass another --runs-dir")
+    model, budget, _ = train(found, pt, rc, run_id=run_id, device=device, resume=False, runs_dir=runs_dir,
+                             progress=progress)
+    got = tensors_sha256(state_tensors(model.to("cpu")))
+    return {"run": rel(run.path), "steps": budget["steps"], "recorded_weights_sha256": weights["weights_sha256"],
+            "reproduced_weights_sha256": got, "identical": got == weights["weights_sha256"],
+            "hardware": budget.get("hardware"), "recorded_hardware": run.summary["budget"].get("hardware")}
+
+
+def cmd_reproduce(args) -> int:
+    import tempfile
+
+    runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="bench-reproduce-"))
+    with progress_bar() as prog:
+        res = reproduce(Path(args.run), runs_dir=runs_dir,
+                        prepared_root=Path(args.prepared_dir) if args.prepared_dir else None, progress=prog)
+    verdict = "[green]identical weights[/]" if res["identical"] else "[yellow]different weights[/]"
+    console.print(f"{res['run']}: retrained {res['steps']} steps on {res['hardware']} "
+                  f"(recorded: {res['recorded_hardware']}): {verdict}\n"
+                  f"  recorded   {res['recorded_weights_sha256']}\n  reproduced {res['reproduced_weights_sha256']}")
+    return 0 if res["identical"] else 1
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("reproduce", help="retrain a run's model from its record to the same steps and "
+                                                "compare the weights hash")
+    p.add_argument("run", help="the run's home results folder (the one with its weights record)")
+    p.add_argument("--runs-dir", default=None, help="where the retraining writes checkpoints (default: a temp dir)")
+    p.add_argument("--prepared-dir", default=None)
+    p.set_defaults(func=cmd_reproduce)
