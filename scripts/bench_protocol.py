@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def segments(batch: int, n: int) -> np.ndarray:
     from bench.core.audio import load_16k
-    from bench.data.root import resolve_data_root
+    from bench.corpora.root import resolve_data_root
     from bench.data.tracks import load_track
 
     track = load_track("vctk-mini")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.adapters.base import get_adapter  # noqa: E402
 from bench.data.prepared import PreparedTrack  # noqa: E402
-from bench.data.root import prepared_root  # noqa: E402
+from bench.corpora.root import prepared_root  # noqa: E402
 from bench.data.tracks import load_track  # noqa: E402
 from bench.core.env import cpu_model  # noqa: E402
 from bench.protocol import DEFAULT_PROTOCOL, Protocol  # noqa: E402

@@ -48,7 +48,7 @@ from bench.adapters.base import get_adapter  # noqa: E402
 from bench.train.batches import DeviceBatches, SegmentBatches, worker_init  # noqa: E402
 from bench.data.prepared import PreparedTrack  # noqa: E402
 from bench.train.resident import ResidentAudio  # noqa: E402
-from bench.data.root import prepared_root  # noqa: E402
+from bench.corpora.root import prepared_root  # noqa: E402
 from bench.data.tracks import load_track  # noqa: E402
 from bench.core.env import hardware_label  # noqa: E402
 from bench.train.losses import build_loss  # noqa: E402

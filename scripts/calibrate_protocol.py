@@ -41,7 +41,7 @@ def evaluate(spec, items, jobs, only=None):
 
 
 def main():
-    from bench.data.root import resolve_data_root
+    from bench.corpora.root import resolve_data_root
     from bench.data.tracks import load_track
     from bench.protocol import Protocol
 

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(REPO))
     from bench.core.audio import sha256_pcm16, to_pcm16
-    from bench.data.root import candidate_roots
+    from bench.corpora.root import candidate_roots
 
     spec = importlib.util.spec_from_file_location("dfn_sepm_reference", args.sepm)
     sepm = importlib.util.module_from_spec(spec)

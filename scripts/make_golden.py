@@ -36,7 +36,7 @@ CROP_SECONDS = 1.5
 def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     from bench.core.audio import load_16k, sha256_pcm16, to_pcm16, write_wav_pcm16
-    from bench.data.root import resolve_data_root
+    from bench.corpora.root import resolve_data_root
     from bench.data.tracks import load_track
     from bench.protocol import DEFAULT_PROTOCOL, FROZEN_STREAM, Protocol
 

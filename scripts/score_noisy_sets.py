@@ -30,7 +30,7 @@ def _score(args):
 def main() -> int:
     sys.path.insert(0, str(REPO))
     from bench.data.evaluation import evaluation_sets
-    from bench.data.root import prepared_root
+    from bench.corpora.root import prepared_root
     from bench.data.tracks import load_track
     from bench.protocol import DEFAULT_PROTOCOL, Protocol
 

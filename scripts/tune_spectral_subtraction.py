@@ -26,7 +26,7 @@ def _metrics(args):
 
 def main():
     from bench.data.prepared import PreparedTrack
-    from bench.data.root import prepared_root
+    from bench.corpora.root import prepared_root
     from bench.data.tracks import load_track
     from bench.protocol import Protocol
 

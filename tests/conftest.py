@@ -172,7 +172,7 @@ COMMITTED_TRACK = "vctk-mini"
 
 def committed(model: str) -> Path:
     """The latest committed vctk-mini run folder of `model`."""
-    from bench.results.folder import RESULTS_DIR, find_run
+    from bench.scoring.results import RESULTS_DIR, find_run
 
     return find_run(model, COMMITTED_TRACK, RESULTS_DIR)
 
@@ -198,7 +198,7 @@ def copy_run(src: Path, results: Path, *, model: str | None = None, run_id: str 
 
 def copy_committed_runs(results: Path) -> Path:
     """`results` holding copies of every committed run of the ranked vctk-mini set."""
-    from bench.results.folder import RESULTS_DIR
+    from bench.scoring.results import RESULTS_DIR
 
     for d in sorted((RESULTS_DIR / COMMITTED_TRACK / "stft-v1").glob("*/*/summary.json")):
         copy_run(d.parent, results)
@@ -207,7 +207,7 @@ def copy_committed_runs(results: Path) -> Path:
 
 def edit_summary(run: Path, fn) -> None:
     """Apply `fn` to a run's summary.json in place."""
-    from bench.results.folder import dump_json
+    from bench.scoring.results import dump_json
 
     s = json.loads((run / "summary.json").read_text())
     fn(s)

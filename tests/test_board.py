@@ -15,7 +15,7 @@ import pytest
 from bench.board import rows as board_mod
 from bench.board import leaderboard
 from bench.core.errors import BenchError
-from bench.results.folder import RESULTS_DIR, per_utterance_bytes, read_per_utterance, sha256_bytes, summarize_metrics
+from bench.scoring.results import RESULTS_DIR, per_utterance_bytes, read_per_utterance, sha256_bytes, summarize_metrics
 
 from conftest import copy_run, edit_summary
 

@@ -14,7 +14,7 @@ from bench.cli.main import main
 from bench.board.compare import compare_runs, compare_suite, run_sets
 from bench.core.errors import ResultsError
 from bench.metrics.registry import METRICS
-from bench.results.folder import RESULTS_DIR, find_run, load_run
+from bench.scoring.results import RESULTS_DIR, find_run, load_run
 
 from conftest import COMMITTED_TRACK, committed, copy_run, edit_summary
 

@@ -19,15 +19,15 @@ import pytest
 import soundfile as sf
 import torch  # noqa: F401  (imported once here, so forked prepare workers do not each import it)
 
-import bench.data.root as root_mod
+import bench.corpora.root as root_mod
 import bench.data.tracks as tracks_mod
 from bench.core.audio import (RESAMPLER, check_speech, file_sha256_pcm16, from_pcm16, load_16k, read_audio, resample,
                          sha256_pcm16, to_pcm16, write_wav_pcm16)
-from bench.data.corpus import detect_layout, scan
+from bench.corpora.layouts import detect_layout, scan
 from bench.data.manifest import COLUMNS, Utterance, fields, manifest_bytes, read_manifest, write_manifest
 from bench.data.prepare import describe_sources, prepare
 from bench.data.prepared import PreparedTrack
-from bench.data.root import resolve_data_root
+from bench.corpora.root import resolve_data_root
 from bench.data.tracks import Track, load_archived, load_track, track_version, validate_track_spec
 from bench.data.verify import verify_prepared, verify_sources
 from bench.core.errors import AudioError, DataError, ManifestMismatch

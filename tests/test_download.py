@@ -1,4 +1,4 @@
-"""Tests for bench.data.download against a local HTTP server with Range support.
+"""Tests for bench.corpora.download against a local HTTP server with Range support.
 
 The server is a ``ThreadingHTTPServer`` on 127.0.0.1 (ephemeral port) started in a
 fixture thread. Its handler (written here: ``SimpleHTTPRequestHandler`` does not
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.data import download as dl
-from bench.data.archive import EXTRACTED_MARKER, extract_zip
-from bench.data.download import download, fetch_corpus
+from bench.corpora import download as dl
+from bench.corpora.archive import EXTRACTED_MARKER, extract_zip
+from bench.corpora.download import download, fetch_corpus
 from bench.core.errors import DataError
 
 pytestmark = pytest.mark.network

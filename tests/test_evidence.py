@@ -17,8 +17,8 @@ from bench.adapters.base import discover
 from bench.cli.main import main
 from bench.verify.evidence import verify_run
 from bench.run.pipeline import RunOptions, run
-from bench.results.folder import RESULTS_DIR, iter_run_dirs, load_run
-from bench.results.weights import WEIGHTS_FILE, file_sha256, read_weights
+from bench.scoring.results import RESULTS_DIR, iter_run_dirs, load_run
+from bench.scoring.weights import WEIGHTS_FILE, file_sha256, read_weights
 
 from conftest import make_tiny_prepared
 
@@ -86,7 +86,7 @@ def test_reenhance_catches_scores_the_weights_do_not_give(trained, tmp_path):
     """Weights of another model (an untrained one) with the recorded hash forged: re-enhancement differs."""
     import torch
 
-    from bench.results.weights import ship_weights
+    from bench.scoring.weights import ship_weights
 
     home, root = _copy(trained, tmp_path)
     pt = trained[2]
@@ -147,7 +147,7 @@ def test_weights_files_of_the_same_tensors_are_byte_identical_across_processes(t
     import subprocess
     import sys
 
-    code = ("import sys, torch; from pathlib import Path; from bench.results.weights import write_weights; "
+    code = ("import sys, torch; from pathlib import Path; from bench.scoring.weights import write_weights; "
             "t = {'b.weight': torch.arange(6, dtype=torch.float16).reshape(2, 3), 'a.bias': torch.ones(3)}; "
             "print(write_weights(t, Path(sys.argv[1]), adapter='demucs'))")
     shas = []

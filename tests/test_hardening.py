@@ -139,7 +139,7 @@ def test_bench_run_resume_with_a_larger_budget_rescores(tiny_pt, tmp_path, monke
     """The issue's case: scoring interrupted, then `--resume` with a larger --max-steps: no row of the
     first model survives in the results."""
     import bench.scoring.score as score_mod
-    from bench.results.folder import load_run
+    from bench.scoring.results import load_run
 
     real = score_mod.enhance_one
     calls = []

@@ -20,7 +20,7 @@ from bench.board import rows as board_mod
 from bench.board import leaderboard
 from bench.cli.main import main
 from bench.board.leaderboard import LEADERBOARD
-from bench.results.folder import (RESULTS_DIR, dump_json, load_run, per_utterance_bytes, sha256_bytes,
+from bench.scoring.results import (RESULTS_DIR, dump_json, load_run, per_utterance_bytes, sha256_bytes,
                            summarize_metrics)
 
 from conftest import committed, copy_run, edit_summary

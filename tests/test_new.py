@@ -103,7 +103,7 @@ def test_cli_new_then_check(root, capsys):
 
 def test_scaffold_trains_a_few_steps_through_the_pipeline(root, tiny, tmp_path):
     from bench.run.pipeline import RunOptions, run
-    from bench.results.folder import load_run
+    from bench.scoring.results import load_run
 
     scaffold("train-net", root, author="A. Tester")
     found = discover(root)["train-net"]

@@ -1,4 +1,4 @@
-"""Tests of the results format (bench.results.folder): the summary statistics and their CIs, schema
+"""Tests of the results format (bench.scoring.results): the summary statistics and their CIs, schema
 validation, and the refusal of tampered or mismatched run folders, by `load_run` /
 `check_against_benchmark` and by the leaderboard ("Runs refused").
 
@@ -22,7 +22,7 @@ from bench.board.rows import collect
 from bench.data.tracks import track_version
 from bench.core.errors import ResultsError
 from bench.protocol import Protocol
-from bench.results.folder import (check_against_benchmark, load_run, per_utterance_bytes,
+from bench.scoring.results import (check_against_benchmark, load_run, per_utterance_bytes,
                            sha256_bytes, summarize_metrics, validate_summary)
 from bench.metrics.stats import bootstrap_ci
 

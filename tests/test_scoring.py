@@ -28,7 +28,7 @@ from bench.core.errors import BenchError
 from bench.metrics.registry import METRICS, PESQ_WB_MAX, compute_all
 from bench.run.pipeline import RunOptions, run
 from bench.protocol import Protocol
-from bench.results.folder import check_against_benchmark, load_run, sha256_bytes, validate_summary
+from bench.scoring.results import check_against_benchmark, load_run, sha256_bytes, validate_summary
 from bench.scoring.score import PARTIAL, score
 from bench.adapters.speed import RTF_SECONDS
 from bench.scoring.suite import Evaluation
@@ -400,9 +400,9 @@ def test_jobs_do_not_change_results(tiny_pt, tmp_path, reference_fast):
 @pytest.mark.slow
 def test_scoring_reproduces_the_committed_noisy_run(tmp_path):
     """`bench run --model noisy` on the prepared vctk-mini gives the committed per_utterance.csv byte for byte."""
-    from bench.data.root import prepared_root
+    from bench.corpora.root import prepared_root
     from bench.data.tracks import load_track
-    from bench.results.folder import RESULTS_DIR, find_run
+    from bench.scoring.results import RESULTS_DIR, find_run
 
     pt = PreparedTrack(load_track("vctk-mini"), Protocol.load(), prepared_root(None))
     if not pt.is_prepared:

@@ -42,7 +42,7 @@ def page(tiny, tmp_path):
 
 
 def committed_results(tmp_path: Path) -> Path:
-    from bench.results.folder import RESULTS_DIR
+    from bench.scoring.results import RESULTS_DIR
 
     return Path(shutil.copytree(RESULTS_DIR, tmp_path / "results"))
 
@@ -271,7 +271,7 @@ def test_clean_reference_is_checked_against_the_frozen_manifest(vctk_mini, tmp_p
     # a wrong page copy is passed over: the corpus file (16 kHz in vctk-mini) has the manifest's samples
     assert np.array_equal(clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", (copy,)), q)
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path / "no-data"))
-    monkeypatch.setattr("bench.data.root.candidate_roots", lambda cli_root: [("none", tmp_path / "no-data")])
+    monkeypatch.setattr("bench.corpora.root.candidate_roots", lambda cli_root: [("none", tmp_path / "no-data")])
     with pytest.raises(BenchError, match="matching the frozen manifest") as err:
         clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", (copy,))
     assert "bench data prepare --track vctk-mini" in err.value.hint

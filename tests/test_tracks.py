@@ -13,7 +13,7 @@ import pytest
 import torch  # noqa: F401  (imported once here, so forked prepare workers do not each import it)
 
 from bench.data import selection
-from bench.data.corpus import scan
+from bench.corpora.layouts import scan
 from bench.data.manifest import OPTIONAL_COLUMNS, read_manifest
 from bench.data.prepare import describe_sources, prepare
 from bench.data.sampling import sampling_weights, shares

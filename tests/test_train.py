@@ -212,7 +212,7 @@ def test_train_only_then_score_the_best_checkpoint(tiny_prepared, tmp_path):
     """`bench run --train-only` (train on one machine) then `bench run --checkpoint .../best.pt` (score
     later): the scored run records the whole training run's budget, not the best step's."""
     from bench.run.pipeline import RunOptions, run
-    from bench.results.folder import load_run
+    from bench.scoring.results import load_run
 
     opts = RunOptions(train_overrides={"max_steps": 7}, run_id="t", runs_dir=tmp_path / "runs",
                       results_dir=tmp_path / "results", leaderboard=False, jobs=1, train_only=True)

@@ -9,7 +9,7 @@ import pytest
 
 from bench.adapters.base import discover
 from bench.run.pipeline import RunOptions, run
-from bench.results.folder import load_run
+from bench.scoring.results import load_run
 
 from conftest import make_tiny_prepared
 

@@ -17,7 +17,7 @@ from bench.board.rows import Board, Row
 from bench.data.prepare import prepare
 from bench.data.tracks import Track
 from bench.protocol import Protocol
-from bench.results.folder import load_run
+from bench.scoring.results import load_run
 from bench.scoring.score import score
 from bench.adapters.speed import RTF_SECONDS
 from bench.scoring.suite import Evaluation

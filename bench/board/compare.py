@@ -16,7 +16,7 @@ from bench.core.errors import ResultsError
 from bench.metrics.registry import METRICS
 
 if TYPE_CHECKING:
-    from bench.results.folder import Run
+    from bench.scoring.results import Run
 
 
 def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: float = 0.05) -> dict:
@@ -61,7 +61,7 @@ SUITE_METRICS = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")   # the summary tab
 
 def run_sets(run: Run) -> dict[str, Run]:
     """Every evaluation set `run` was scored on ("track/noise" -> its Run), in the suite's order of roles."""
-    from bench.results.folder import load_run
+    from bench.scoring.results import load_run
     from bench.scoring.suite import ROLES
 
     root = run.path.parents[3]   # <root>/<track>/<noise>/<model>/<run-id>
@@ -149,7 +149,7 @@ def cmd_compare(args) -> int:
     from rich.table import Table
 
     from bench.core.console import console
-    from bench.results.folder import find_run, load_run
+    from bench.scoring.results import find_run, load_run
 
     results = Path(args.results_dir) if args.results_dir else None
     a = load_run(find_run(args.a, args.track, results))

@@ -208,7 +208,7 @@ def render(results_dir: Path | None = None, board=None) -> str:
     from bench.protocol import DEFAULT_PROTOCOL, Protocol
     from bench.scoring.suite import suite
 
-    from bench.results.folder import RESULTS_DIR
+    from bench.scoring.results import RESULTS_DIR
 
     board = board or collect(results_dir)
     base = Path(results_dir or RESULTS_DIR).resolve().parent
@@ -334,7 +334,7 @@ def cmd_leaderboard(args) -> int:
 
 def cmd_retire(args) -> int:
     from bench.board.rows import retire
-    from bench.results.folder import RESULTS_DIR, rel
+    from bench.scoring.results import RESULTS_DIR, rel
 
     root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
     for p in args.runs:

@@ -3,7 +3,7 @@ for each model configuration on each evaluation set. `bench.board.leaderboard` r
 `bench.board.site` as a web page; neither reads results/ itself.
 
 A folder is refused (listed with the first line of the reason) unless:
-- it loads (`bench.results.folder.load_run`: schema, CSV hash, every statistic recomputed from the CSV);
+- it loads (`bench.scoring.results.load_run`: schema, CSV hash, every statistic recomputed from the CSV);
 - its folder is ``<track>/<noise>/<model>/<run-id>`` as its summary says, and that set is in the
   evaluation suite of a benchmark track (bench/scoring/suite.py);
 - its model is an adapter of this repository (`bench list`);
@@ -38,7 +38,7 @@ from bench.train.runconfig import read_record
 QUIET_SCALE = 0.1
 
 if TYPE_CHECKING:
-    from bench.results.folder import Run
+    from bench.scoring.results import Run
 
 #: noisy-column agreement with the noisy run of the set (both computed by the same code on the same inputs)
 NOISY_TOL = 2e-4
@@ -107,7 +107,7 @@ def training_noise(run: Run) -> str | None:
 def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, bool]:
     """(run, its evaluation role, archived?) of a results folder, or ResultsError/BenchError."""
     from bench.data.tracks import track_version
-    from bench.results.folder import check_against_benchmark, load_run
+    from bench.scoring.results import check_against_benchmark, load_run
     from bench.scoring.suite import role_of
 
     run = load_run(d)
@@ -231,7 +231,7 @@ def _distinguish(rows: list[Row]) -> None:
 
 def collect(results_dir: Path | None = None) -> Board:
     from bench.adapters.base import discover
-    from bench.results.folder import RESULTS_DIR, iter_run_dirs, rel
+    from bench.scoring.results import RESULTS_DIR, iter_run_dirs, rel
 
     results_dir = Path(results_dir or RESULTS_DIR)
     base = results_dir.resolve().parent
@@ -308,7 +308,7 @@ def retire(path: Path, results_root: Path | None = None) -> list[Path]:
     import shutil
 
     from bench.verify.evidence import weights_path
-    from bench.results.folder import RESULTS_DIR, iter_run_dirs, load_run, rel, write_json
+    from bench.scoring.results import RESULTS_DIR, iter_run_dirs, load_run, rel, write_json
 
     results_root = Path(results_root or RESULTS_DIR)
     run = load_run(path)

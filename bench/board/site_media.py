@@ -107,7 +107,7 @@ def spectrogram_png(q: np.ndarray) -> bytes:
 
 def _corpus_file(track, utt_id: str) -> Path | None:
     """The utterance's file in the corpus (useful as it is when the corpus is stored at 16 kHz), or None."""
-    from bench.data.root import resolve_data_root
+    from bench.corpora.root import resolve_data_root
     from bench.core.errors import DataError
 
     utt = next((u for u in track.utterances(split="test") if u.utt_id == utt_id), None)
@@ -124,7 +124,7 @@ def clean_samples(track_name: str, split_id: str, utt_id: str, page_copies) -> n
     page copies (paths or None) or else the prepared track; a file is used only if its samples match."""
     from bench.core.audio import sha256_pcm16
     from bench.data.prepared import PreparedTrack
-    from bench.data.root import prepared_root
+    from bench.corpora.root import prepared_root
     from bench.data.tracks import track_version
     from bench.protocol import Protocol
 

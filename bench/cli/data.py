@@ -45,7 +45,7 @@ def jobs_arg(value: str) -> int:
 def prepared_track(args, *, prepare_if_missing: bool = False):
     """The `PreparedTrack` of ``--track``/``--protocol``/``--prepared-dir``, prepared first if asked."""
     from bench.data.prepared import PreparedTrack
-    from bench.data.root import prepared_root
+    from bench.corpora.root import prepared_root
     from bench.data.tracks import load_track
     from bench.protocol import DEFAULT_PROTOCOL, Protocol
 
@@ -59,7 +59,7 @@ def prepared_track(args, *, prepare_if_missing: bool = False):
 
 def cmd_prepare(args) -> int:
     from bench.data.prepare import prepare
-    from bench.data.root import prepared_root, resolve_data_root
+    from bench.corpora.root import prepared_root, resolve_data_root
     from bench.data.tracks import load_track
     from bench.protocol import DEFAULT_PROTOCOL, Protocol
 
@@ -86,7 +86,7 @@ def cmd_prepare(args) -> int:
 
 def cmd_verify(args) -> int:
     from bench.data.prepared import PreparedTrack
-    from bench.data.root import prepared_root, resolve_data_root
+    from bench.corpora.root import prepared_root, resolve_data_root
     from bench.data.tracks import load_track
     from bench.data.verify import verify_prepared, verify_sources
     from bench.protocol import DEFAULT_PROTOCOL, Protocol
@@ -127,8 +127,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from bench.data.download import fetch_corpus
-    from bench.data.root import candidate_roots
+    from bench.corpora.download import fetch_corpus
+    from bench.corpora.root import candidate_roots
     from bench.data.tracks import load_track
 
     track = load_track(args.track)
@@ -149,7 +149,7 @@ def cmd_download(args) -> int:
 def cmd_freeze(args) -> int:
     from bench.data.manifest import write_manifest
     from bench.data.prepare import describe_sources
-    from bench.data.root import resolve_data_root
+    from bench.corpora.root import resolve_data_root
     from bench.data.tracks import MANIFEST_DIR, load_track
 
     track = load_track(args.track)

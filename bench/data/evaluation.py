@@ -52,9 +52,9 @@ def prepare_evaluation(track: Track, protocol, data_root, prepared_root: Path, *
                        progress=None, diagnostics: bool = True, only_diagnostics: bool = False) -> list[EvalSet]:
     """Prepare every evaluation set of `track` (idempotent; the main set, then the others); returns them.
     `data_root` is what ``--data-root`` gives (or None): each track's corpora are looked up from it
-    (`bench.data.root.resolve_data_root`). `only_diagnostics`: the main set and the diagnostics only."""
+    (`bench.corpora.root.resolve_data_root`). `only_diagnostics`: the main set and the diagnostics only."""
     from bench.data.prepare import prepare
-    from bench.data.root import resolve_data_root
+    from bench.corpora.root import resolve_data_root
 
     sets = evaluation_sets(track, protocol, prepared_root, diagnostics=diagnostics)
     if only_diagnostics:

@@ -21,7 +21,7 @@ import numpy as np
 from bench import SAMPLE_RATE, __version__
 from bench.core.audio import (atomic_write_bytes, check_speech, from_pcm16, read_audio, resample, sha256_pcm16,
                          to_pcm16, write_wav_pcm16)
-from bench.data.corpus import scan
+from bench.corpora.layouts import scan
 from bench.data.manifest import Utterance, write_manifest
 from bench.data.prepared import PREPARED_COLUMNS, PreparedTrack
 from bench.data.recorded import RecordedNoise
@@ -238,7 +238,7 @@ def prepare(track: Track, protocol, corpus_root, prepared_root: Path, *,
     """Prepare `track` for `protocol` under `prepared_root`; returns the PreparedTrack.
 
     `corpus_root`: the corpus folder (one-corpus track), a data root holding the corpora, or a mapping
-    corpus key -> folder (`bench.data.root.resolve_data_root`). A recorded-noise track ignores `protocol`
+    corpus key -> folder (`bench.corpora.root.resolve_data_root`). A recorded-noise track ignores `protocol`
     and prepares its recorded noisy files. A derived (diagnostic) protocol materializes the test split only,
     over the clean audio of the track (prepared first when missing).
     """

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from bench.data.corpus import ALL_LAYOUTS, marker_dirs
+from bench.corpora.layouts import ALL_LAYOUTS, marker_dirs
 from bench.data.manifest import SPLITS, Utterance, file_sha256, read_manifest
 from bench.core.errors import BenchError, DataError
 from bench.core.names import TRACK_RE, validate_track_name
@@ -114,7 +114,7 @@ class Track:
         return self.corpus_dir_of(self.primary_corpus)
 
     def roots(self, corpus_root: Path | Mapping[str, Path]) -> dict[str, Path]:
-        """Corpus key -> corpus folder, from a mapping (`bench.data.root.resolve_data_root` of a multi-corpus
+        """Corpus key -> corpus folder, from a mapping (`bench.corpora.root.resolve_data_root` of a multi-corpus
         track), from the corpus folder of a single-corpus track, or from a data root holding one folder per corpus."""
         if isinstance(corpus_root, Mapping):
             missing = set(self.corpora) - set(corpus_root)

@@ -63,7 +63,7 @@ def _run(pairs: list[tuple[str, str]], jobs: int | None, report: Report) -> None
 def verify_sources(track: Track, corpus_root, rows: list[Utterance], *, jobs: int | None = None) -> Report:
     """Every source file of `rows` (and the noisy file of a pair) against its hash; files the track's
     selections would take that are not in the manifest are listed as ``extra``."""
-    from bench.data.corpus import scan
+    from bench.corpora.layouts import scan
 
     report = Report()
     roots = track.roots(corpus_root)

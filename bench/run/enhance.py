@@ -62,7 +62,7 @@ def _from_run_dir(run: Path):
     (``weights.safetensors`` of its home folder); older runs without shipped weights: their checkpoint."""
     from bench.core.errors import ResultsError
     from bench.verify.evidence import model_of, weights_path
-    from bench.results.folder import RESULTS_DIR, load_run
+    from bench.scoring.results import RESULTS_DIR, load_run
 
     try:
         r = load_run(run)
@@ -88,7 +88,7 @@ def _from_run_dir(run: Path):
 def resolve_model(spec: str, results_dir: Path | None = None, track: str | None = None):
     """(adapter, model, description) for a run folder, MODEL@RUN_ID, checkpoint file or adapter name."""
     from bench.adapters.base import discover
-    from bench.results.folder import find_run
+    from bench.scoring.results import find_run
 
     p = Path(spec)
     if p.is_dir():

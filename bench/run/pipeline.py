@@ -106,7 +106,7 @@ def training_record(pt: PreparedTrack) -> dict:
 def ensure_prepared(evals, data_root, jobs: int | None, progress=None) -> None:
     """Prepare every evaluation set that is not prepared yet (idempotent)."""
     from bench.data.prepare import prepare
-    from bench.data.root import resolve_data_root
+    from bench.corpora.root import resolve_data_root
 
     for ev in evals:
         pt = ev.prepared
@@ -119,7 +119,7 @@ def _refuse_dirty(opts: RunOptions, git: dict | None = None) -> None:
     """A run written into the repository's results/ from uncommitted code is refused (unless allowed): the
     board could not say which code made it."""
     from bench.core.env import git_state
-    from bench.results.folder import RESULTS_DIR
+    from bench.scoring.results import RESULTS_DIR
 
     into_repo = Path(opts.results_dir or RESULTS_DIR).resolve() == Path(RESULTS_DIR).resolve()
     if into_repo and opts.leaderboard and not opts.allow_dirty:
@@ -137,7 +137,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     (it trains; rank 0 alone writes and scores). Names are validated before anything is written, the
     output folders must lie inside their roots, and the run's folders are locked (`bench.core.locks`)."""
     from bench.protocol import DEFAULT_PROTOCOL
-    from bench.results.folder import RESULTS_DIR, run_dir
+    from bench.scoring.results import RESULTS_DIR, run_dir
     from bench.train.trainer import training_run_dir
 
     a = found.adapter
@@ -166,7 +166,7 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
 def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path | None:
     from bench.core.env import hardware_label
     from bench.protocol import DEFAULT_PROTOCOL
-    from bench.results.folder import RESULTS_DIR, run_dir
+    from bench.scoring.results import RESULTS_DIR, run_dir
     from bench.scoring.suite import suite
 
     started = time.time()
@@ -235,10 +235,10 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
 
 
 def ship_weights(found: Found, model, home: Path, ranked, results: Path, jobs: int | None) -> dict:
-    """Write the run's weights into its home folder (bench/results/weights.py decides the dtype and whether they
+    """Write the run's weights into its home folder (bench/scoring/weights.py decides the dtype and whether they
     fit); the record names the file relative to the results root."""
     from bench.verify.evidence import fp16_reproduces
-    from bench.results.weights import ship_weights as write
+    from bench.scoring.weights import ship_weights as write
 
     home.mkdir(parents=True, exist_ok=True)
     rec = write(model, home, adapter=found.adapter.name,
@@ -280,7 +280,7 @@ def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
 
 def cmd_run(args) -> int:
     from bench.adapters.base import get_adapter
-    from bench.results.folder import load_run
+    from bench.scoring.results import load_run
 
     from bench.adapters.base import check_model_values
     from bench.train.runconfig import check_train_values

@@ -34,7 +34,7 @@ from bench.core.audio import atomic_write_bytes, from_pcm16, sha256_pcm16, to_pc
 from bench.core.env import environment_record, git_state, now_iso
 from bench.core.errors import BenchError
 from bench.metrics.registry import metric_versions
-from bench.results.folder import (CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, SCHEMA_VERSION, dump_json, per_utterance_bytes,
+from bench.scoring.results import (CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, SCHEMA_VERSION, dump_json, per_utterance_bytes,
                            sha256_bytes, summarize_metrics, validate_summary, write_json)
 from bench.scoring.runguard import model_fingerprint, open_partial
 from bench.scoring.suite import Evaluation

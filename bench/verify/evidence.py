@@ -1,8 +1,8 @@
 """The evidence of a run and how a reader checks it: `bench verify`.
 
-What a run ships (bench/results/folder.py has the layout): every folder's ``per_utterance.csv`` with the
+What a run ships (bench/scoring/results.py has the layout): every folder's ``per_utterance.csv`` with the
 SHA-256 of each output's 16-bit samples; the ranked set's folder also the outputs themselves (FLAC);
-the run's home folder its weights (safetensors, bench/results/weights.py) where they fit.
+the run's home folder its weights (safetensors, bench/scoring/weights.py) where they fit.
 
 ``bench verify RUN`` (or ``--all``) checks, per results folder:
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from bench import SAMPLE_RATE
 from bench.core.errors import BenchError, ResultsError
-from bench.results.folder import RESULTS_DIR, Run, iter_run_dirs, load_run, rel
+from bench.scoring.results import RESULTS_DIR, Run, iter_run_dirs, load_run, rel
 
 #: re-scoring the shipped outputs: max |difference| per utterance
 RESCORE_TOL = {"default": 2e-4, "dnsmos_sig": 2e-3, "dnsmos_bak": 2e-3, "dnsmos_ovrl": 2e-3}
@@ -66,7 +66,7 @@ def weights_path(run: Run, results_root: Path) -> Path | None:
 def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndarray]:
     """Shipped outputs and weights against their recorded hashes; returns the outputs read."""
     from bench.core.audio import read_audio, sha256_pcm16, to_pcm16
-    from bench.results.weights import file_sha256
+    from bench.scoring.weights import file_sha256
 
     audio = {}
     want = dict(zip(run.per_utterance["utt_id"], run.per_utterance.get("output_sha256", [])))
@@ -142,7 +142,7 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
 
 def _prepared_of(run: Run, prepared_root: Path | None, track=None):
     from bench.data.prepared import PreparedTrack
-    from bench.data.root import prepared_root as default_root
+    from bench.corpora.root import prepared_root as default_root
     from bench.data.tracks import track_version
     from bench.protocol import Protocol
 
@@ -152,7 +152,7 @@ def _prepared_of(run: Run, prepared_root: Path | None, track=None):
     pt = PreparedTrack(track, proto, prepared_root or default_root(None))
     if not pt.is_prepared:   # as `bench run` does: prepare from the corpus (idempotent)
         from bench.data.prepare import prepare
-        from bench.data.root import resolve_data_root
+        from bench.corpora.root import resolve_data_root
 
         prepare(track, pt.protocol, resolve_data_root(None, track), pt.root)
     pt.require()
@@ -181,7 +181,7 @@ def model_of(run: Run, results_root: Path, found=None):
     """The run's model: built from its config.json, with its shipped weights (None when a trained run's
     weights are not shipped)."""
     from bench.adapters.base import get_adapter
-    from bench.results.weights import load_into, read_weights
+    from bench.scoring.weights import load_into, read_weights
 
     found = found or get_adapter(run.model)
     config = json.loads((run.path / run.summary["files"]["config"]).read_text())
@@ -201,7 +201,7 @@ def fp16_reproduces(found, model, tensors16: dict, pt, jobs: int | None = None) 
     import copy
 
     from bench.scoring.score import enhance_one
-    from bench.results.weights import load_into
+    from bench.scoring.weights import load_into
 
     half = load_into(copy.deepcopy(model).float().cpu(), tensors16, "float16 weights").eval()
     model = model.float().cpu().eval()

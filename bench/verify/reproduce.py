@@ -4,7 +4,7 @@ compare the weights.
 The run's config.json holds the model and training configuration it was trained with (seed included) and
 its summary the steps it reached and the track, split and noise it was trained on. Training batches are a
 pure function of (seed, step), so on the same kind of machine (same torch build, same thread count) the
-retrained model is bit-identical: its weights hash (`bench.results.weights.tensors_sha256`) equals the one the
+retrained model is bit-identical: its weights hash (`bench.scoring.weights.tensors_sha256`) equals the one the
 run recorded. A run whose budget was wall-clock minutes is retrained to the steps it reached.
 """
 
@@ -22,13 +22,13 @@ def reproduce(run_path: Path, *, runs_dir: Path, prepared_root: Path | None = No
     """Retrain and compare; `track`: the Track trained on when it is not a registered one (tests)."""
     from bench.adapters.base import get_adapter
     from bench.data.prepared import PreparedTrack
-    from bench.data.root import prepared_root as default_prepared
+    from bench.corpora.root import prepared_root as default_prepared
     from bench.data.tracks import track_version
     from bench.protocol import Protocol
-    from bench.results.folder import load_run, rel
+    from bench.scoring.results import load_run, rel
     from bench.train.runconfig import RunConfig
     from bench.train.trainer import train
-    from bench.results.weights import state_tensors, tensors_sha256
+    from bench.scoring.weights import state_tensors, tensors_sha256
 
     run = load_run(run_path)
     if not run.summary["budget"].get("trained"):

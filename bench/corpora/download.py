@@ -1,4 +1,4 @@
-"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) and its extraction (bench/data/archive.py).
+"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) and its extraction (bench/corpora/archive.py).
 
 `download` writes to ``<dest>.part``, resumes it with HTTP ``Range`` requests (206: append; 200:
 the server ignores ranges, start over; 416 with ``bytes */N`` equal to the part's size: already
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import __version__
 from bench.core.console import bytes_bar
-from bench.data.archive import EXTRACTED_MARKER, _unsafe_reason, extract_zip
+from bench.corpora.archive import EXTRACTED_MARKER, _unsafe_reason, extract_zip
 from bench.core.errors import DataError
 
 #: free space needed before fetching a corpus, as a multiple of the archive size (archive + files + slack)

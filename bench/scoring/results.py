@@ -5,13 +5,13 @@ and the checks that make a folder trustworthy.
                                                    recorded, stft-v1+stream (see bench/scoring/suite.py)
         summary.json         means, 95 % bootstrap CIs, paired improvement over the noisy input, counts,
                              speed, budget, weights, provenance, protocol + split hashes
-                             (schema v2: bench/results/schema/summary-v2.schema.json; v1 runs stay readable)
+                             (schema v2: bench/scoring/schema/summary-v2.schema.json; v1 runs stay readable)
         per_utterance.csv    one row per test utterance: every metric of the output and of the noisy input,
                              and the SHA-256 of the output's 16-bit samples
         config.json          the run's configuration record (bench/train/runconfig.py)
         env.json             git commit + dirty flag, packages, CPU/GPU, threads, date, wall time
         enhanced/*.flac      every output (the ranked set), 16-bit FLAC
-        weights.safetensors  the trained weights where they fit (the run's home folder; bench/results/weights.py)
+        weights.safetensors  the trained weights where they fit (the run's home folder; bench/scoring/weights.py)
 
 `load_run` trusts a folder only if its summary validates, ``per_utterance.csv`` has the recorded SHA-256
 and one row per utterance id, and every statistic of the summary (means, CIs with the recorded seed,
