@@ -1,57 +1,10 @@
-"""Composite speech quality measures CSIG, CBAK and COVL (Hu & Loizou 2008), numpy.
+"""Composite speech quality measures CSIG, CBAK and COVL (Hu & Loizou, IEEE TASLP 16(1), 2008), numpy.
 
-Y. Hu and P. C. Loizou, "Evaluation of objective quality measures for speech enhancement",
-IEEE Trans. Audio, Speech, Lang. Process. 16(1):229-238, 2008. Three linear regressions on four
-objective measures, fitted there to subjective ratings (ITU-T P.835) of enhanced speech::
-
-    CSIG = 3.093 - 1.029 * LLR + 0.603 * PESQ - 0.009 * WSS              (signal distortion)
-    CBAK = 1.634 + 0.478 * PESQ - 0.007 * WSS + 0.063 * segSNR           (background intrusiveness)
-    COVL = 1.594 + 0.805 * PESQ - 0.512 * LLR - 0.007 * WSS              (overall quality)
-
-each clipped to [1, 5]. The four measures follow the authors' MATLAB ``composite.m`` (Loizou,
-"Speech Enhancement: Theory and Practice"), which defines the details the paper leaves open:
-
-Signals
-    ``clean`` and ``estimate`` (same length N, float64) each get ``+ 2.2e-16`` (MATLAB ``eps``)
-    before LLR, WSS and segSNR, as ``composite.m`` does; PESQ gets the unchanged signals.
-Framing (LLR, WSS, segSNR)
-    Frames of ``W = round(0.030 * fs)`` samples (480 at 16 kHz), hop ``H = floor(W / 4)`` (120),
-    window ``0.5 * (1 - cos(2 pi n / (W + 1)))``, n = 1..W (MATLAB ``hanning(W)``, no zero ends).
-    Number of frames ``floor(N / H - W / H)``: frames start at 0, H, 2H, ... and the last full
-    frame is dropped whenever ``N - W`` is a multiple of H (MATLAB's loop bound). No padding.
-LLR (log-likelihood ratio, Itakura 1975)
-    Per frame: autocorrelation lags 0..P of the windowed frames (P = 16 at fs >= 10 kHz, else
-    10), LPC coefficients by Levinson-Durbin, ``a = [1, -alpha_1..P]``; distortion
-    ``log((a_e R_c a_e^T) / (a_c R_c a_c^T))`` with ``R_c`` the Toeplitz autocorrelation matrix
-    of the clean frame. Frames whose ratio is not a positive finite number (only possible for
-    digitally silent frames) get ``log(1000)``. The LLR is the mean of the smallest 95 % of the
-    frame values (sort ascending, keep ``round(0.95 * frames)``, MATLAB rounding); no upper clip.
-WSS (weighted spectral slope, Klatt 1982)
-    Per frame: power spectrum ``|FFT_1024(frame)|^2`` bins 0..511 (1024 = next power of two >= 2W
-    at 16 kHz), 25 Gaussian critical-band filters with the centre frequencies and bandwidths of
-    ``composite.m`` (50 Hz .. 3.6 kHz, so at 16 kHz WSS sees only the band below ~4 kHz, as in
-    the original), band energies in dB floored at -100 dB, spectral slopes of adjacent bands,
-    weights ``Kmax/(Kmax + dBmax - E_b) * Klocmax/(Klocmax + E_peak - E_b)`` (Kmax = 20,
-    Klocmax = 1) averaged over clean and estimate, ``sum(W * dslope^2) / sum(W)``. The "nearest
-    peak" of band b is searched as in ``composite.m``: on a rising slope, the energy of the band
-    *before* the end of the rise (the original's ``energy(n-1)``); on a falling slope, the band
-    after the last rise to the left. WSS is the mean of the smallest 95 % of frames, as LLR.
-segSNR
-    Per frame ``10 log10(E_clean / (E_residual + eps) + eps)`` of the windowed frames, clipped to
-    [-10, 35] dB, mean over all frames (no trimming).
-PESQ term (``pesq_variant``)
-    ``"wb"`` (default, used by the registry): ITU-T P.862.2 wide-band MOS-LQO from
-    `bench.metrics.registry.pesq_wb`, i.e. the value of the PESQ-WB column. This is what the VoiceBank-DEMAND
-    literature computes at 16 kHz (the reference implementation this module is tested against,
-    ``deepfilternet``'s ``sepm.composite``, does the same), so CSIG/CBAK/COVL are comparable with
-    published tables. ``"nb-raw"``: raw ITU-T P.862 narrow-band score (range -0.5..4.5), recovered
-    from `bench.metrics.registry.pesq_nb` by inverting the P.862.1 mapping; this is the variant the
-    regression was fitted with in the paper (8 kHz NOIZEUS speech; ``composite.m`` takes "the raw
-    PESQ value ... this composite measure was only validated with the raw PESQ value"). The two
-    are not interchangeable: on the 35 VoiceBank-DEMAND sample pairs "nb-raw" gives higher scores.
-
-`composite` raises `ValueError` where PESQ is undefined (silent signals, see `bench.metrics.registry`) and
-on signals shorter than one frame (30 ms); the PESQ C code raises its own errors below 0.25 s.
+Three linear regressions on LLR, WSS, segSNR and PESQ, each clipped to [1, 5], with the framing, 95 %
+trimming and critical bands of the authors' MATLAB ``composite.m``; the PESQ term is PESQ-WB by default
+(``pesq_variant="wb"``, as the VoiceBank-DEMAND literature computes it) or the raw P.862 score the paper
+fitted on (``"nb-raw"``). Every detail, and why: docs/metrics.md ("CSIG / CBAK / COVL").
+`composite` raises `ValueError` where PESQ is undefined and on signals shorter than one frame (30 ms).
 """
 
 from __future__ import annotations
@@ -60,7 +13,7 @@ import math
 
 import numpy as np
 
-from bench.metrics.measures import COMPOSITE_FORMULA, _check_rate, _prepare, pesq_nb, pesq_wb
+from bench.metrics.measures import COMPOSITE_FORMULA, check_rate, checked_float64, pesq_nb, pesq_wb
 
 __all__ = ["composite", "llr", "wss", "segsnr", "COMPOSITE_FORMULA", "PESQ_VARIANTS", "TRIM_FRACTION"]
 
@@ -89,7 +42,7 @@ def _frame_geometry(sample_rate: int) -> tuple[int, int]:
 
 
 def _frames(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(frames, W) Hann-windowed frames with the framing of composite.m (see the module docstring)."""
+    """(frames, W) Hann-windowed frames with the framing of composite.m (docs/metrics.md)."""
     win, hop = _frame_geometry(sample_rate)
     n_frames = math.floor(len(x) / hop - win / hop)
     if n_frames < 1:
@@ -170,7 +123,7 @@ def _critical_band_filters(sample_rate: int, n_half: int) -> np.ndarray:
 
 
 def _nearest_peaks(energy: np.ndarray, slope: np.ndarray) -> np.ndarray:
-    """(frames, bands - 1) 'nearest peak' energies as composite.m finds them (see the module docstring)."""
+    """(frames, bands - 1) 'nearest peak' energies as composite.m finds them (docs/metrics.md)."""
     nb = slope.shape[1]
     rise = slope > 0
     # first index n >= i with slope <= 0 (nb if none) and last index n <= i with slope > 0 (-1 if none)
@@ -223,8 +176,8 @@ def _segsnr_frames(c: np.ndarray, e: np.ndarray, sample_rate: int) -> np.ndarray
 
 def _signals(clean, estimate, sample_rate) -> tuple[np.ndarray, np.ndarray, int]:
     """Checked float64 signals plus MATLAB's eps, as composite.m feeds LLR, WSS and segSNR."""
-    c, e = _prepare(clean, estimate)
-    return c + MATLAB_EPS, e + MATLAB_EPS, _check_rate(sample_rate)
+    c, e = checked_float64(clean, estimate)
+    return c + MATLAB_EPS, e + MATLAB_EPS, check_rate(sample_rate)
 
 
 def llr(clean, estimate, sample_rate: int = 16000) -> float:
@@ -259,7 +212,7 @@ def composite(clean, estimate, sample_rate: int = 16000, pesq_variant: str = "wb
     """CSIG, CBAK, COVL (each clipped to [1, 5]) and their inputs for one utterance.
 
     Returns ``{"csig", "cbak", "covl", "pesq", "llr", "wss", "segsnr"}`` as floats. ``pesq`` is the
-    PESQ term of ``pesq_variant`` (see the module docstring). Raises `ValueError` on bad input,
+    PESQ term of ``pesq_variant`` (docs/metrics.md). Raises `ValueError` on bad input,
     where PESQ is undefined, or below one frame; ``pesq.PesqError`` from the PESQ C code.
     """
     if pesq_variant not in PESQ_VARIANTS:

@@ -1,34 +1,10 @@
 """DNSMOS P.835 (SIG, BAK, OVRL): reference-free MOS predictions through the ``speechmos`` package.
 
-Reddy et al., "DNSMOS P.835: A non-intrusive perceptual objective speech quality metric to
-evaluate noise suppressors", ICASSP 2022. ``speechmos`` 0.0.1.1 (MIT) bundles Microsoft's ONNX
-models of the DNS challenge and the challenge's scoring loop (``speechmos/dnsmos.py``, a copy of
-``dnsmos_local.py``); we run that loop (``DNSMOS.__call__``) with the non-personalized P.835 model
-``dnsmos_models/sig_bak_ovr.onnx`` (``is_personalized_MOS=False``, i.e. the model and polynomial
-mapping for speech that may contain interfering talkers are not used).
-
-What it computes on a 16 kHz mono float signal in [-1, 1] (speechmos raises outside that range;
-nothing here clips or rescales, so DNSMOS depends on the level of the signal, as in the challenge):
-
-* A signal shorter than 9.01 s is repeated (``np.append(x, x)``, doubling) until it is at least
-  9.01 s long; a 3 s utterance is scored as 12 s of itself repeated 4 times, with the seams.
-* Windows of 9.01 s (144160 samples) every 1 s; ``int(floor(seconds) - 9.01) + 1`` of them.
-  The part after the last full window is not scored: up to 1.99 s at the end of a longer input
-  (e.g. a 10.9 s input is one window, 0-9.01 s).
-* Each window: the P.835 model on the raw waveform gives raw SIG, BAK, OVRL; each is mapped by
-  the challenge's fixed polynomial (for example OVRL = -0.0677 r^2 + 1.1155 r + 0.0460) and the
-  per-window values are averaged. The mapped values are not clipped: at most 4.44 (SIG), 4.52
-  (BAK), 4.64 (OVRL) (the maxima of the polynomials), in practice about 1..4.5.
-* Silence is scored, not rejected: 3 s of zeros gives SIG 2.51, BAK 3.47, OVRL 1.84, so a
-  system that over-suppresses can gain BAK; read BAK with SIG/OVRL (and the reference metrics).
-* The package also runs its P.808 model (log-mel features through ``librosa``) on every window;
-  its output is not reported here.
-
-Runtime: ONNX Runtime sessions with 1 intra-op and 1 inter-op thread (scoring already runs one
-process per core), created once per process on first use; outputs were bit-identical to the
-package's default multi-threaded sessions on real speech (tests/test_dnsmos.py). Needs no
-network and no reference signal. The optional packages are ``speechmos``, ``onnxruntime`` and
-``librosa`` (which speechmos imports without declaring it): ``pip install -e '.[metrics]'``.
+Reddy et al., ICASSP 2022. We run speechmos 0.0.1.1's copy of the DNS challenge's scoring loop with the
+non-personalized P.835 model, on ONNX Runtime sessions of one thread each (scoring already runs one
+process per core). Level-dependent (input in [-1, 1], never rescaled); short inputs are repeated to
+9.01 s; silence is scored, not rejected. Windowing, mapping polynomials, ranges: docs/metrics.md.
+Optional packages: ``pip install -e '.[metrics]'`` (speechmos, onnxruntime, librosa).
 """
 
 from __future__ import annotations
@@ -41,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import SAMPLE_RATE
+
 __all__ = ["dnsmos_p835", "unavailable_reason", "version", "REQUIRED_MODULES", "INSTALL_HINT", "SAMPLE_RATE",
            "WINDOW_SECONDS", "PRIMARY_MODEL"]
 
-from bench import SAMPLE_RATE  # noqa: E402
 WINDOW_SECONDS = 9.01
 PRIMARY_MODEL = "dnsmos_models/sig_bak_ovr.onnx"
 P808_MODEL = "dnsmos_models/model_v8.onnx"

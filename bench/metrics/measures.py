@@ -1,7 +1,7 @@
-"""The per-signal measures behind the metric registry (`bench.metrics.registry`, whose docstring defines each
-one: input contract, ranges, failure cases): PESQ (P.862.2 / P.862 + P.862.1), STOI / eSTOI, SI-SDR
-and SNR, plus the input checks every measure shares. Functions take ``(clean, estimate, sample_rate)``
-1-D arrays and return a float or raise `ValueError`."""
+"""The per-signal measures behind the metric registry: PESQ (P.862.2 / P.862 + P.862.1), STOI / eSTOI,
+SI-SDR and SNR, plus the input checks every measure shares. Functions take ``(clean, estimate,
+sample_rate)`` 1-D arrays and return a float or raise `ValueError`; ranges and failure cases of each are
+in docs/metrics.md."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SI_SDR_FORMULA = "si-sdr-v1"
 SNR_FORMULA = "snr-v1"
 COMPOSITE_FORMULA = "composite-v1"  # bench/metrics/composite.py
 
-_CAP_DB = -10.0 * math.log10(EPS)  # 100 dB
+CAP_DB = -10.0 * math.log10(EPS)  # 100 dB
 
 
 def _mos_lqo(raw: float, a: float, b: float) -> float:
@@ -33,7 +33,7 @@ PESQ_MIN = 0.999
 # --------------------------------------------------------------------------- input checks
 
 
-def _check_shapes(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
+def check_shapes(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
     """Caller errors: not 1-D, different lengths, empty, not real numbers."""
     c = np.asarray(clean)
     e = np.asarray(estimate)
@@ -50,9 +50,9 @@ def _check_shapes(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
     return c, e
 
 
-def _prepare(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
+def checked_float64(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
     """Shape checks, then float64 conversion and a finiteness check."""
-    c, e = _check_shapes(clean, estimate)
+    c, e = check_shapes(clean, estimate)
     c = c.astype(np.float64, copy=False)
     e = e.astype(np.float64, copy=False)
     for what, x in (("clean", c), ("estimate", e)):
@@ -61,7 +61,7 @@ def _prepare(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
     return c, e
 
 
-def _check_rate(sample_rate) -> int:
+def check_rate(sample_rate) -> int:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
     return int(sample_rate)
@@ -71,8 +71,8 @@ def _check_rate(sample_rate) -> int:
 
 
 def _pesq(clean, estimate, sample_rate: int, mode: str) -> float:
-    c, e = _prepare(clean, estimate)
-    sr = _check_rate(sample_rate)
+    c, e = checked_float64(clean, estimate)
+    sr = check_rate(sample_rate)
     if mode == "wb" and sr != 16000:
         raise ValueError(f"PESQ-WB (P.862.2) needs 16000 Hz audio, got {sr} Hz")
     if mode == "nb" and sr not in (8000, 16000):
@@ -114,8 +114,8 @@ def pesq_nb(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -
 
 
 def _stoi(clean, estimate, sample_rate: int, extended: bool) -> float:
-    c, e = _prepare(clean, estimate)
-    sr = _check_rate(sample_rate)
+    c, e = checked_float64(clean, estimate)
+    sr = check_rate(sample_rate)
     if not np.any(c):
         raise ValueError("clean reference is silent (all zeros): STOI is undefined")
     from pystoi import stoi as _pystoi
@@ -163,8 +163,8 @@ def si_sdr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) ->
     signals give +100 dB. Raises `ValueError` on bad input or when either signal has zero
     energy after mean removal.
     """
-    c, e = _prepare(clean, estimate)
-    _check_rate(sample_rate)
+    c, e = checked_float64(clean, estimate)
+    check_rate(sample_rate)
     s = c - c.mean()
     y = e - e.mean()
     ss = float(np.dot(s, s))
@@ -186,8 +186,8 @@ def snr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> fl
     ``sample_rate`` is accepted for a uniform signature and ignored. Raises `ValueError` on bad
     input or an all-zero clean signal.
     """
-    c, e = _prepare(clean, estimate)
-    _check_rate(sample_rate)
+    c, e = checked_float64(clean, estimate)
+    check_rate(sample_rate)
     cc = float(np.dot(c, c))
     if cc == 0.0:
         raise ValueError("clean reference is silent (all zeros): SNR is undefined")

@@ -1,24 +1,10 @@
-"""Statistics for results tables and system comparisons.
+"""Statistics for results tables and system comparisons: `bootstrap_ci` (seeded percentile bootstrap of a
+mean), `paired_comparison` (two systems on the same utterances: bootstrap CI of the mean difference,
+Wilcoxon signed-rank as the decision test, paired t-test for reference, win/loss/tie counts) and
+`rank_agreement` (Spearman correlation of two sets' system means, with a bootstrap CI).
 
-`bootstrap_ci`
-    Percentile bootstrap confidence interval of a mean (one system, one metric, per-utterance
-    values). Resampling is vectorised and seeded (``numpy.random.Generator(PCG64(seed))``), so a
-    given input, seed and ``n_resamples`` always gives the same interval on any machine with the
-    same numpy. The percentile method is simple and transformation-respecting; for small n
-    (< ~20) it is known to under-cover slightly (it does not correct for bias/skew like BCa), which
-    is acceptable for test sets of hundreds of utterances.
-
-`paired_comparison`
-    Two systems scored on the *same* utterances: the per-utterance differences ``a - b`` are
-    what is tested (a paired design removes the large between-utterance variance). Reported:
-    the mean difference with its bootstrap CI, the Wilcoxon signed-rank test (the decision test:
-    no normality assumption, robust to the skewed, bounded distributions of PESQ/STOI
-    differences) and, for reference, the paired t-test, plus win/loss/tie counts.
-
-Both drop NaNs (failed metrics, see `bench.metrics.registry.compute_all`): callers should report how
-many values were dropped, since failures are not random (a system that outputs silence fails
-PESQ). When many systems are compared against each other, the p-values should be corrected
-for multiple comparisons (e.g. Holm) before calling a difference significant.
+All drop NaNs (failed metrics); callers report how many, since failures are not random. Why these
+choices: docs/metrics.md ("Statistics").
 """
 
 from __future__ import annotations
