@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bench import REPO_ROOT
 from bench.core.errors import BenchError
+from bench.core.names import MODEL_RE
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 MAX_NAME = 40
 ADAPTER_DIRS = ("baselines", "submissions")
 
@@ -33,7 +33,7 @@ def class_name(name: str) -> str:
 def validate_name(name: str, root: Path | None = None) -> None:
     """Raise BenchError (with the rule and a suggestion) if `name` cannot be a new submission."""
     root = Path(root or REPO_ROOT)
-    if not NAME_RE.match(name or "") or len(name) > MAX_NAME:
+    if not MODEL_RE.match(name or "") or len(name) > MAX_NAME:
         suggestion = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", (name or "").lower())).strip("-")
         if suggestion and not suggestion[0].isalpha():
             suggestion = "m-" + suggestion

@@ -7,11 +7,9 @@ Every problem with a file raises `AudioError` naming the file and the problem.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import soundfile as sf
 
 from bench import SAMPLE_RATE
 from bench.core.errors import AudioError
+from bench.core.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -133,25 +132,6 @@ def file_sha256_pcm16(path: str | Path) -> str:
     if data.shape[1] > 1:
         data = np.round(data.astype(np.float64).mean(axis=1)).astype(np.int16)[:, None]
     return sha256_pcm16(data[:, 0])
-
-
-def atomic_write_bytes(path: Path, payload: bytes, *, fsync: bool = True) -> None:
-    """Write `payload` to a temporary file beside `path` (flushed to disk with `fsync`), then rename it; an
-    `OSError` (no permission, disk full) names `path`, and no temporary file is left behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_wav_pcm16(path: str | Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -66,10 +67,8 @@ _OS_HINTS = {
 def os_error_message(exc: OSError) -> BenchError:
     """A user-facing `BenchError` for an `OSError`: the path (and the second path of a rename), the reason
     and what to do about it."""
-    import errno as _errno
-
     reason = exc.strerror or str(exc) or exc.__class__.__name__
-    name = _errno.errorcode.get(exc.errno or -1)
+    name = errno.errorcode.get(exc.errno or -1)
     if name == "EEXIST" and exc.filename is not None and Path(exc.filename).is_file():
         reason, name = "is a file, not a folder", "ENOTDIR"   # mkdir(parents=True) through a file
     where = None if exc.filename is None else str(exc.filename)

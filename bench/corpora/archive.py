@@ -19,7 +19,7 @@ from bench.core.errors import DataError
 EXTRACTED_MARKER = ".extracted"
 
 
-def _unsafe_reason(name: str) -> str | None:
+def unsafe_member_reason(name: str) -> str | None:
     """Why a zip member name would escape the extraction folder, or None if it is safe."""
     norm = name.replace("\\", "/")
     if not name:
@@ -58,7 +58,7 @@ def extract_zip(archive: Path, dest_dir: Path, *, progress: bool = True) -> Path
     with zf:
         members = zf.infolist()
         for info in members:   # every name is checked before anything is written
-            reason = _unsafe_reason(info.filename)
+            reason = unsafe_member_reason(info.filename)
             if reason:
                 raise DataError(f"{archive}: refusing to extract unsafe member {info.filename!r} ({reason}: it would be "
                                 f"written outside {dest_dir}).",

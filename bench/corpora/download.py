@@ -1,16 +1,13 @@
-"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) and its extraction (bench/corpora/archive.py).
+"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) with the standard library's ``urllib``.
 
-`download` writes to ``<dest>.part``, resumes it with HTTP ``Range`` requests (206: append; 200:
-the server ignores ranges, start over; 416 with ``bytes */N`` equal to the part's size: already
-complete), retries transient failures (network errors, timeouts, truncated bodies, HTTP 408/425/429/5xx)
-with exponential backoff, and renames the part to `dest` only once its size and SHA-256 verify.
-`fetch_corpus` checks the free disk space, downloads and extracts a track's ``download`` spec. Every
-failure a user can hit is a `DataError` naming the file and the fix. HTTP is the standard library's ``urllib``.
-"""
+`download` writes ``<dest>.part``, resumes it with HTTP ``Range`` requests (206: append; 200: start over;
+416 with ``bytes */N`` equal to the part's size: complete), retries transient failures (network errors,
+timeouts, truncated bodies, HTTP 408/425/429/5xx) with exponential backoff, and renames the part to `dest`
+only once its size and SHA-256 verify. `fetch_corpus` checks the free disk space, downloads and extracts
+(bench/corpora/archive.py). Every failure a user can hit is a `DataError` naming the file and the fix."""
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import math
 import os
@@ -25,8 +22,9 @@ from pathlib import Path
 
 from bench import __version__
 from bench.core.console import bytes_bar
-from bench.corpora.archive import EXTRACTED_MARKER, _unsafe_reason, extract_zip
 from bench.core.errors import DataError
+from bench.core.files import file_sha256
+from bench.corpora.archive import EXTRACTED_MARKER, extract_zip, unsafe_member_reason
 
 #: free space needed before fetching a corpus, as a multiple of the archive size (archive + files + slack)
 DISK_FACTOR = 2.1
@@ -60,14 +58,10 @@ def _bar(progress: bool, transient: bool = False):
 
 
 def sha256_file(path: Path, *, progress: bool = False, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with _bar(progress, transient=True) as prog, path.open("rb") as fh:
+    """`bench.core.files.file_sha256`, with a bar while it reads."""
+    with _bar(progress, transient=True) as prog:
         task = prog.add_task(f"verifying {path.name}", total=path.stat().st_size) if prog else None
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-            if prog:
-                prog.advance(task, len(chunk))
-    return digest.hexdigest()
+        return file_sha256(path, on_chunk=(lambda n: prog.advance(task, n)) if prog else None, chunk_size=chunk_size)
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -226,7 +220,7 @@ def fetch_corpus(spec: dict, data_root: Path, *, progress: bool = True) -> Path:
     filename = str(spec["filename"])
     extract_to = str(spec.get("extract_to") or Path(filename).stem)
     for key, value in (("filename", filename), ("extract_to", extract_to)):
-        if _unsafe_reason(value) or "/" in value or "\\" in value or value in (".", ".."):
+        if unsafe_member_reason(value) or "/" in value or "\\" in value or value in (".", ".."):
             raise DataError(f"Invalid download spec: {key} {value!r} must be a plain file or folder name.",
                             hint="fix the track's 'download' entry.")
     size = int(spec["size"]) if spec.get("size") is not None else None

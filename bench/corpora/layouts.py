@@ -1,24 +1,16 @@
-"""Speech corpora on disk, in the layouts the tracks use.
-
-- VCTK 0.92: ``wav48_silence_trimmed/<speaker>/<speaker>_<nnn>_<mic>.flac`` (mic1 or mic2, 48 kHz FLAC)
-- VCTK 0.80: ``wav48/<speaker>/<speaker>_<nnn>.wav`` (48 kHz WAV; FLAC accepted, as in vctk-mini)
-- ``librispeech``: ``<subset>/<speaker>/[<chapter>/]<speaker>-<chapter>-<nnnn>.flac`` (librispeech-mini keeps
-  the files directly in the speaker folder; the full corpus has chapter folders: both are found)
-- ``speechocean762``: ``<split>/<speaker>/<nnnnnnnnn>.flac`` (speechocean762-mini, split = the corpus's
-  own train/test speaker split)
-- ``pairs``: ``<clean_dir>/<utt>.flac`` and ``<noisy_dir>/<utt>.flac`` with ``<utt> = <speaker>_<nnn>``
-  (VoiceBank-DEMAND: the noisy file is a recording, not made by a protocol)
-
-`scan` lists the utterances of the given speakers, optionally picking some of each speaker's
-files by length; the file header, not the folder name, gives the sample rate (vctk-mini keeps
-16 kHz files under ``wav48/``).
-"""
+"""Speech corpora on disk, in the layouts the tracks use (VCTK 0.92 and 0.80, ``librispeech``,
+``speechocean762``, clean/noisy ``pairs``; docs/tracks.md lists their file patterns). `scan` lists the
+utterances of the given speakers, optionally picking some of each speaker's files by length; the file
+header, not the folder name, gives the sample rate."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import soundfile as sf
 
 from bench.core.errors import DataError
 
@@ -50,9 +42,8 @@ def detect_layout(root: Path) -> str:
     for name, lay in LAYOUTS.items():
         if (root / lay["dir"]).is_dir():
             return name
-    listing = ", ".join(sorted(p.name for p in root.iterdir())[:12]) or "(empty)"
     raise DataError(f"{root}: not a VCTK corpus folder: expected wav48_silence_trimmed/ (VCTK 0.92) or wav48/ "
-                    f"(VCTK 0.80); found: {listing}")
+                    f"(VCTK 0.80); found: {_listing(root)}")
 
 
 def marker_dirs(layout: str, *, subsets=(), clean_dir: str = "clean", noisy_dir: str = "noisy") -> list[str]:
@@ -111,17 +102,14 @@ def _speaker_files(root: Path, layout: str, spk: str, *, subset, mic, clean_dir,
                     "librispeech": "<spk>-<chapter>-<n>.flac",
                     "speechocean762": "<nnnnnnnnn>.flac", "pairs": f"{spk}_<nnn>.wav or .flac"}[layout]
         raise DataError(f"{sdir}: speaker {spk} has no audio files named {expected}")
-    ids = [r.utt_id for r in rows]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = sorted(i for i, n in Counter(r.utt_id for r in rows).items() if n > 1)
+    if dup:
         raise DataError(f"{sdir}: utterances present twice (e.g. both .wav and .flac): {', '.join(dup[:5])}")
     return rows
 
 
 def pick_by_length(root: Path, rows: list[SourceFile], pick: dict, *, strict: bool = True) -> list[SourceFile]:
     """Rows ``[start, start + count)`` of one speaker's files sorted by (number of samples, utterance id)."""
-    import soundfile as sf
-
     start, count = int(pick.get("start", 0)), int(pick["count"])
     if pick.get("by", "length") != "length":
         raise DataError(f"unknown utterance pick {pick!r}: only by 'length' is defined")

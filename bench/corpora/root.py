@@ -1,23 +1,14 @@
-"""Where the corpora live and where prepared (16 kHz, noised) audio goes.
-
-Data root resolution, first match wins:
-1. ``--data-root`` on the command line;
-2. the environment variable ``BENCH_DATA_ROOT``;
-3. ``../shared/data`` beside the repository root, when present;
-4. the user cache dir (``platformdirs.user_cache_dir("vctk-denoise-bench")/data``), where
-   ``bench data download`` puts the corpus.
-
-A data root holds one folder per corpus (``vctk-mini/``, ``VCTK-Corpus-0.92/``, ``librispeech-mini/``,
-``speechocean762-mini/``, ``vbdemand-sample/``); for a one-corpus track a path that is itself the
-corpus folder (it has ``wav48/``, ``wav48_silence_trimmed/``, the subset folder, ...) also works.
-A track drawn from several corpora looks each one up the same way.
-Prepared audio goes to ``--prepared-dir``, ``BENCH_PREPARED_DIR`` or ``<repo>/prepared``.
-"""
+"""Where the corpora live and where prepared audio goes. The data root is, first match first:
+``--data-root``, ``$BENCH_DATA_ROOT``, ``../shared/data`` beside the repository, the user cache dir (where
+``bench data download`` puts the corpus); it holds one folder per corpus, or is itself the corpus folder of
+a one-corpus track. Prepared audio: ``--prepared-dir``, ``$BENCH_PREPARED_DIR`` or ``<repo>/prepared``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from platformdirs import user_cache_dir
 
 from bench import REPO_ROOT
 from bench.core.errors import DataError
@@ -28,8 +19,6 @@ LAYOUT_DIRS = ("wav48_silence_trimmed", "wav48")
 
 
 def user_cache_data() -> Path:
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("vctk-denoise-bench")) / "data"
 
 

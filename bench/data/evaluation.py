@@ -1,22 +1,15 @@
-"""The evaluation sets of a benchmark track: what a model trained on it is scored on.
-
-1. ``main``: the track's own frozen test split under the run's protocol;
-2. ``cross-corpus``: the test-only tracks the track lists (``"evaluation": {"tracks": [...]}``), under
-   the same protocol (unseen corpora and speakers);
-3. ``recorded``: listed test-only tracks whose noisy audio is a recording (VoiceBank-DEMAND pairs);
-   scored on their recorded noise whatever the protocol;
-4. ``diagnostic``: with ``"diagnostics": true``, the track's test split under each manipulation of the
-   protocol alone (`bench.protocol.Protocol.diagnostics`), to show which part of the noise a model undoes.
-
-Each set is a `PreparedTrack` (``load_clean``/``load_noisy``/``utt_ids("test")``) and its ``record()``
-is what a result scored on it stores.
-"""
+"""The evaluation sets of a benchmark track, main set first: its own test split (``main``), the test-only
+tracks it lists (``cross-corpus``, or ``recorded`` for recorded noise) and, with ``"diagnostics": true``,
+its test split under each manipulation of the protocol alone (``diagnostic``). Each is a `PreparedTrack`;
+its ``record()`` is what a result scored on it stores."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.corpora.root import resolve_data_root
+from bench.data.prepare import prepare
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import Track, load_track
 
@@ -53,9 +46,6 @@ def prepare_evaluation(track: Track, protocol, data_root, prepared_root: Path, *
     """Prepare every evaluation set of `track` (idempotent; the main set, then the others); returns them.
     `data_root` is what ``--data-root`` gives (or None): each track's corpora are looked up from it
     (`bench.corpora.root.resolve_data_root`). `only_diagnostics`: the main set and the diagnostics only."""
-    from bench.data.prepare import prepare
-    from bench.corpora.root import resolve_data_root
-
     sets = evaluation_sets(track, protocol, prepared_root, diagnostics=diagnostics)
     if only_diagnostics:
         sets = [s for s in sets if s.role in ("main", "diagnostic")]

@@ -1,26 +1,17 @@
-"""Split manifests: one CSV row per utterance, pinning the audio by the SHA-256 of its int16 samples.
-
-Columns: ``utt_id, speaker, split, path, sample_rate, num_samples, sha256_pcm16``, then optional
-columns, written only when some row has them:
-
-- ``corpus``: the key of the source corpus in a track drawn from several corpora (``path`` is then
-  relative to that corpus's root);
-- ``noisy_path, noisy_sha256_pcm16``: for a track whose noisy input is a recording given by the
-  corpus (VoiceBank-DEMAND pairs), the noisy file of the pair (same rate and length as the clean one).
-
-``path`` is relative to the corpus root; ``sample_rate``/``num_samples``/``sha256_pcm16`` describe the
-source file as stored (before resampling), so a changed file is caught whatever its container.
-"""
+"""Split manifests: one CSV row per utterance, pinning the source audio by the SHA-256 of its int16 samples
+(`COLUMNS`, then the `OPTIONAL_COLUMNS` some rows have; docs/tracks.md describes each column)."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
-from dataclasses import asdict, dataclass, fields
+from collections import Counter
+from dataclasses import dataclass, fields  # noqa: F401  (fields: the tests read the columns with it)
 from pathlib import Path
 
 from bench.core.errors import DataError
+from bench.core.files import atomic_write_bytes
 
 COLUMNS = ("utt_id", "speaker", "split", "path", "sample_rate", "num_samples", "sha256_pcm16")
 OPTIONAL_COLUMNS = ("corpus", "noisy_path", "noisy_sha256_pcm16")
@@ -60,8 +51,6 @@ def manifest_bytes(rows: list[Utterance]) -> bytes:
 
 
 def write_manifest(path: Path, rows: list[Utterance]) -> str:
-    from bench.core.audio import atomic_write_bytes
-
     payload = manifest_bytes(rows)
     atomic_write_bytes(Path(path), payload)
     return hashlib.sha256(payload).hexdigest()
@@ -89,20 +78,8 @@ def read_manifest(path: Path) -> list[Utterance]:
                 raise DataError(f"{path}:{i}: malformed manifest row ({exc})") from None
             if rows[-1].split not in SPLITS:
                 raise DataError(f"{path}:{i}: unknown split {rows[-1].split!r}")
-    ids = [r.utt_id for r in rows]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = sorted(i for i, n in Counter(r.utt_id for r in rows).items() if n > 1)
+    if dup:
         raise DataError(f"{path}: duplicate utterance ids ({', '.join(dup[:5])})")
     return rows
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-__all__ = ["COLUMNS", "OPTIONAL_COLUMNS", "SPLITS", "Utterance", "read_manifest", "write_manifest", "manifest_bytes",
-           "file_sha256", "asdict", "fields"]

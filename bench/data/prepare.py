@@ -1,10 +1,6 @@
-"""`bench data prepare`: source corpora -> 16 kHz clean audio -> frozen noisy valid/test sets.
-
-Idempotent (outputs already on disk are hashed, not recomputed), atomic (every file is written
-to a temporary name and renamed, so an interrupted prepare leaves no half file), parallel over
-utterances (a process pool, one torch thread per worker; the output does not depend on the
-number of workers because each utterance is processed alone from its own seed).
-"""
+"""`bench data prepare`: source corpora -> 16 kHz clean audio -> frozen noisy valid/test sets. Idempotent
+(files on disk are hashed, not recomputed), atomic (temporary name, then rename) and parallel over utterances
+(each from its own seed, so the output does not depend on the number of workers)."""
 
 from __future__ import annotations
 
@@ -13,24 +9,26 @@ import io
 import json
 import logging
 import os
+import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench import SAMPLE_RATE, __version__
-from bench.core.audio import (atomic_write_bytes, check_speech, from_pcm16, read_audio, resample, sha256_pcm16,
-                         to_pcm16, write_wav_pcm16)
-from bench.corpora.layouts import scan
+from bench.core.audio import check_speech, from_pcm16, read_audio, resample, sha256_pcm16, to_pcm16, write_wav_pcm16
+from bench.core.errors import BenchError, DataError, ManifestMismatch
+from bench.core.files import atomic_write_bytes
+from bench.core.locks import folder_lock
+from bench.core.names import inside, validate_track_name
+from bench.core.workers import worker_pool
+from bench.corpora.root import prepared_root as default_prepared_root
 from bench.data.manifest import Utterance, write_manifest
 from bench.data.prepared import PREPARED_COLUMNS, PreparedTrack
 from bench.data.recorded import RecordedNoise
-from bench.data.tracks import Track
-from bench.core.errors import BenchError, DataError, ManifestMismatch
-from bench.core.locks import folder_lock
-from bench.core.names import inside, validate_track_name
-from bench.protocol import Protocol
-from bench.core.workers import worker_pool
+from bench.data.tracks import Track, load_track
+from bench.protocol import DEFAULT_PROTOCOL, Protocol, canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +48,17 @@ _PROTOCOLS: dict[str, Protocol] = {}
 
 
 def _protocol(spec: dict) -> Protocol:
-    from bench.protocol import canonical_json
-
     key = canonical_json(spec).decode()
     if key not in _PROTOCOLS:
         _PROTOCOLS[key] = Protocol.from_spec(spec)
     return _PROTOCOLS[key]
 
 
-def _read_source(path: Path, utt: Utterance, verify: bool, sha: str) -> tuple[np.ndarray, int]:
+def _read_source(path: Path, utt: Utterance, verify: bool, sha: str, listed: str) -> tuple[np.ndarray, int]:
+    """A source file, checked against its manifest row when `verify`; a mismatch names `listed` (its manifest
+    path) as missing or changed."""
     if verify and not path.exists():
-        raise ManifestMismatch(f"{path}: file listed in the manifest is missing", missing=[str(path)], changed=[])
+        raise ManifestMismatch(f"{path}: file listed in the manifest is missing", missing=[listed], changed=[])
     x, sr = read_audio(path)
     if verify:
         problems = []
@@ -73,41 +71,33 @@ def _read_source(path: Path, utt: Utterance, verify: bool, sha: str) -> tuple[np
             problems.append(f"sha256_pcm16 {digest[:12]}..., manifest says {sha[:12]}...")
         if problems:
             raise ManifestMismatch(f"{path}: changed file under the frozen manifest: " + "; ".join(problems),
-                                   missing=[], changed=[str(path)])
+                                   missing=[], changed=[listed])
     return x, sr
+
+
+def _existing(path: Path) -> np.ndarray | None:
+    """The int16 samples of an output already on disk (None when there is none)."""
+    return to_pcm16(read_audio(path, mono="error")[0]) if path.exists() else None
 
 
 def _prepare_one(job: Job) -> dict:
     utt = job.utt
     out = {"utt_id": utt.utt_id, "split": utt.split, "error": None}
     try:
-        clean_path = Path(job.clean_path)
-        if clean_path.exists():
-            x_clean, _ = read_audio(clean_path, mono="error")
-            q = to_pcm16(x_clean)
-        else:
-            try:
-                x, sr = _read_source(Path(job.source), utt, job.verify_source, utt.sha256_pcm16)
-            except ManifestMismatch as exc:
-                raise ManifestMismatch(str(exc), missing=[utt.path] if exc.missing else [],
-                                       changed=[utt.path] if exc.changed else []) from None
+        q = _existing(Path(job.clean_path))
+        if q is None:
+            x, sr = _read_source(Path(job.source), utt, job.verify_source, utt.sha256_pcm16, utt.path)
             check_speech(x, Path(job.source), allow_clipping=(utt.split == "train"))
-            q = write_wav_pcm16(clean_path, resample(x, sr, SAMPLE_RATE))
+            q = write_wav_pcm16(Path(job.clean_path), resample(x, sr, SAMPLE_RATE))
         out.update(clean_samples=int(q.shape[0]), clean_sha256=sha256_pcm16(q))
         if job.noisy_path:
-            noisy_path = Path(job.noisy_path)
-            if noisy_path.exists():
-                y, _ = read_audio(noisy_path, mono="error")
-                qn = to_pcm16(y)
-            elif job.noisy_source:
-                try:
-                    y, sr = _read_source(Path(job.noisy_source), utt, job.verify_source, utt.noisy_sha256_pcm16)
-                except ManifestMismatch as exc:
-                    raise ManifestMismatch(str(exc), missing=[utt.noisy_path] if exc.missing else [],
-                                           changed=[utt.noisy_path] if exc.changed else []) from None
-                qn = write_wav_pcm16(noisy_path, resample(y, sr, SAMPLE_RATE))
-            else:
-                qn = write_wav_pcm16(noisy_path, _protocol(job.protocol_spec).apply(from_pcm16(q), utt.utt_id))
+            qn = _existing(Path(job.noisy_path))
+            if qn is None and job.noisy_source:
+                y, sr = _read_source(Path(job.noisy_source), utt, job.verify_source, utt.noisy_sha256_pcm16,
+                                     utt.noisy_path)
+                qn = write_wav_pcm16(Path(job.noisy_path), resample(y, sr, SAMPLE_RATE))
+            elif qn is None:
+                qn = write_wav_pcm16(Path(job.noisy_path), _protocol(job.protocol_spec).apply(from_pcm16(q), utt.utt_id))
             out.update(noisy_samples=int(qn.shape[0]), noisy_sha256=sha256_pcm16(qn))
     except ManifestMismatch as exc:
         out.update(error=str(exc), missing=exc.missing, changed=exc.changed)
@@ -116,12 +106,14 @@ def _prepare_one(job: Job) -> dict:
     return out
 
 
-def _csv_bytes(rows: list[dict]) -> bytes:
+def _csv_bytes(results: list[dict], which: str) -> bytes:
+    """The manifest (`PREPARED_COLUMNS`) of the `which` ("clean" or "noisy") files among `results`."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(PREPARED_COLUMNS)
-    for r in rows:
-        w.writerow([r[c] for c in PREPARED_COLUMNS])
+    for r in results:
+        if f"{which}_sha256" in r:
+            w.writerow([r["utt_id"], r["split"], r[f"{which}_samples"], r[f"{which}_sha256"]])
     return buf.getvalue().encode()
 
 
@@ -162,14 +154,10 @@ def source_files(track: Track, corpus_root) -> list[tuple[str, object, str, str]
     roots = track.roots(corpus_root)
     out = []
     for sel in track.selections():
-        c = track.corpora[sel.corpus]
-        files = scan(roots[sel.corpus], list(sel.speakers), layout=c["layout"], mic=c.get("mic", "mic1"),
-                     subset=sel.subset, pick=sel.pick, clean_dir=c.get("clean_dir", "clean"),
-                     noisy_dir=c.get("noisy_dir", "noisy"))
+        files = track.scan_files(sel, roots[sel.corpus])
         out += [(str(roots[sel.corpus]), f, sel.split, sel.corpus) for f in files]
-    ids = [f.utt_id for _, f, _, _ in out]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = sorted(i for i, n in Counter(f.utt_id for _, f, _, _ in out).items() if n > 1)
+    if dup:
         raise DataError(f"track {track.name}: utterance ids are not unique across its corpora: {', '.join(dup[:5])}")
     return out
 
@@ -217,8 +205,6 @@ def _remove_stale_tmp(track_dir: Path) -> None:
 def _check_track_dir(pt: PreparedTrack) -> None:
     """Prepared audio of another version of the track (or from before track records) is removed, never reused:
     its clean files could come from other sources. Then the current track record is written."""
-    import shutil
-
     marker = pt.track_dir / "track.json"
     want = pt.track.record(pt.root)
     have = json.loads(marker.read_text()) if marker.exists() else None
@@ -257,7 +243,7 @@ def _prepare(track: Track, protocol, roots, prepared_root: Path, *, jobs: int | 
     _check_track_dir(pt)
     nsplits = pt.noisy_splits
     clean_done = (pt.clean_dir / "manifest.csv").exists()
-    todo = [u for u in utts if u.split in nsplits] if (protocol_derived(pt.protocol) and clean_done) else utts
+    todo = [u for u in utts if u.split in nsplits] if (getattr(pt.protocol, "derived", False) and clean_done) else utts
     spec = None if isinstance(pt.protocol, RecordedNoise) else pt.protocol.spec
     job_list = [Job(u, str(roots[u.corpus or track.primary_corpus] / u.path),
                     str(roots[u.corpus or track.primary_corpus] / u.noisy_path) if u.noisy_path else None,
@@ -271,6 +257,20 @@ def _prepare(track: Track, protocol, roots, prepared_root: Path, *, jobs: int | 
             results.append(r)
             if progress:
                 progress.advance(task)
+    _raise_failures(track, results)
+    if len(todo) == len(utts):
+        _write_if_changed(pt.clean_dir / "manifest.csv", _csv_bytes(results, "clean"))
+    _write_if_changed(pt.noisy_dir / "manifest.csv", _csv_bytes(results, "noisy"))
+    info = {"bench_version": __version__, "protocol": pt.protocol.record(), "track": track.record(prepared_root),
+            "counts": {s: sum(1 for u in utts if u.split == s) for s in ("train", "valid", "test")},
+            "noisy_splits": list(nsplits)}
+    _write_if_changed(pt.noisy_dir / "prepared.json", json.dumps(info, indent=2).encode())
+    return pt
+
+
+def _raise_failures(track: Track, results: list[dict]) -> None:
+    """A `ManifestMismatch` when source files are missing or changed, else a `DataError` when any utterance
+    failed."""
     errors = [r["error"] for r in results if r["error"]]
     missing = [p for r in results for p in r.get("missing", ())]
     changed = [p for r in results for p in r.get("changed", ())]
@@ -284,22 +284,6 @@ def _prepare(track: Track, protocol, roots, prepared_root: Path, *, jobs: int | 
     if errors:
         raise DataError(f"{len(errors)} of {len(results)} utterances failed (finished files are kept; "
                         f"fix these and run the same command again):\n  " + "\n  ".join(errors[:20]))
-    if len(todo) == len(utts):
-        clean_rows = [{"utt_id": r["utt_id"], "split": r["split"], "num_samples": r["clean_samples"],
-                       "sha256_pcm16": r["clean_sha256"]} for r in results]
-        _write_if_changed(pt.clean_dir / "manifest.csv", _csv_bytes(clean_rows))
-    noisy_rows = [{"utt_id": r["utt_id"], "split": r["split"], "num_samples": r["noisy_samples"],
-                   "sha256_pcm16": r["noisy_sha256"]} for r in results if "noisy_sha256" in r]
-    _write_if_changed(pt.noisy_dir / "manifest.csv", _csv_bytes(noisy_rows))
-    info = {"bench_version": __version__, "protocol": pt.protocol.record(), "track": track.record(prepared_root),
-            "counts": {s: sum(1 for u in utts if u.split == s) for s in ("train", "valid", "test")},
-            "noisy_splits": list(nsplits)}
-    _write_if_changed(pt.noisy_dir / "prepared.json", json.dumps(info, indent=2).encode())
-    return pt
-
-
-def protocol_derived(noise) -> bool:
-    return bool(getattr(noise, "derived", False))
 
 
 def prepare_diagnostics(track: Track, protocol: Protocol, corpus_root, prepared_root: Path, *,
@@ -307,3 +291,10 @@ def prepare_diagnostics(track: Track, protocol: Protocol, corpus_root, prepared_
     """The test split of `track` under each manipulation of `protocol` alone (`Protocol.diagnostics`)."""
     prepare(track, protocol, corpus_root, prepared_root, jobs=jobs, progress=progress)
     return [prepare(track, d, corpus_root, prepared_root, jobs=jobs, progress=progress) for d in protocol.diagnostics()]
+
+
+def load_prepared(track: str, protocol: str | None = None, prepared_dir: str | Path | None = None) -> PreparedTrack:
+    """The prepared track of a track name, a protocol name (default: `DEFAULT_PROTOCOL`) and a prepared
+    folder (default: `bench.corpora.root.prepared_root`), prepared or not."""
+    return PreparedTrack(load_track(track), Protocol.load(protocol or DEFAULT_PROTOCOL),
+                         default_prepared_root(prepared_dir))

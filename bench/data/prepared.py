@@ -1,22 +1,7 @@
-"""The prepared form of a track: 16 kHz PCM16 clean audio for every split, and the frozen noisy
-sets of one noise source (a protocol, a derived diagnostic protocol, or the recorded noise of a
-clean/noisy-pairs track), each with a manifest of SHA-256 hashes.
-
-Layout under the prepared dir (default ``<repo>/prepared``, git-ignored)::
-
-    <track>/track.json                           the track record (split id, manifest hash) it was prepared for
-    <track>/clean/<split>/<utt>.wav              16 kHz PCM16, all splits
-    <track>/clean/manifest.csv                   utt_id, split, num_samples, sha256_pcm16
-    <track>/<noise>-<sha8>/<split>/<utt>.wav     frozen noisy valid + test (test only for test-only tracks
-                                                 and diagnostics); <sha8> = first 8 hex of the noise's sha256
-    <track>/<noise>-<sha8>/manifest.csv          same columns
-    <track>/<noise>-<sha8>/prepared.json         noise + track records
-    <track>/source_manifest.csv                  unfrozen tracks only: the source manifest written at first prepare
-
-The noisy folder is keyed by the hash of the noise spec, so an edited spec never finds the audio of
-the old one; on every load `require` also checks prepared.json against the current protocol and
-track and refuses a mismatch. An archived track version is prepared under ``<split_id>/``.
-"""
+"""The prepared form of a track: 16 kHz PCM16 clean audio for every split, and the frozen noisy sets of one
+noise source (a protocol, a derived diagnostic protocol, or a pairs track's recorded noise), each with a
+manifest of SHA-256 hashes. The noisy folder ``<noise>-<sha8>`` is keyed by the noise spec's hash, and
+`require` checks prepared.json against the current protocol and track. Layout: docs/tracks.md."""
 
 from __future__ import annotations
 

@@ -1,21 +1,8 @@
-"""Balanced sampling of training segments: per-utterance draw probabilities from a track's rule.
-
-The trainer draws the utterance of each training segment with these probabilities (without a rule:
-proportional to length, i.e. uniform over the train audio). A rule (``"sampling"`` in the track spec)::
-
-    {"rule": "corpus-shares-speaker-cap",
-     "corpus_shares": {"vctk": 0.10, "librispeech": 0.45, "speechocean762": 0.45},
-     "max_speaker_share": 0.03}
-
-1. each corpus gets its stated share of the segments;
-2. within a corpus, each speaker's share is proportional to the speaker's audio duration, capped at
-   ``max_speaker_share`` of all segments: the excess of a capped speaker goes to the uncapped speakers of
-   the same corpus, in proportion to their duration, until no speaker is over the cap (water filling);
-3. within a speaker, utterances in proportion to their length (uniform over the speaker's audio).
-
-The probabilities depend only on the manifest (durations are ``num_samples / sample_rate`` of the source
-files), so training batches stay a pure function of (seed, step).
-"""
+"""Balanced sampling of training segments: per-utterance draw probabilities from a track's ``"sampling"``
+rule (``corpus-shares-speaker-cap``: corpus shares, then speakers by duration capped at
+``max_speaker_share`` by water filling, then utterances by length; docs/tracks.md). Without a rule the
+trainer draws proportional to length. The probabilities depend only on the manifest, so batches stay a
+pure function of (seed, step)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,6 @@
-"""Tracks: speech from one or more corpora plus a frozen split by disjoint speakers.
-
-Each track is one JSON file in ``bench/data/tracks/`` (corpora and their layouts, speaker lists,
-selection rules, sampling rule, download source) and, once frozen, a committed manifest in
-``bench/data/manifests/`` pinning every file by hash. Results record the track's ``split_id`` and
-the manifest's SHA-256. Superseded versions stay loadable from ``tracks/archive/<split_id>.json``
-(`track_version`), so old results are still identified.
-
-Two spec forms:
-
-- one corpus: ``"corpus": {...}``, ``"splits": {"test": [speakers] or {"speakers": [...], "subset": ..., "pick": ...}}``
-- several corpora: ``"corpora": {key: {...}}``, ``"splits": {split: {key: [speakers] or {"speakers": ...}}}``;
-  manifest rows then carry the corpus key (column ``corpus``) and paths are relative to that corpus.
-
-A *benchmark* track has train, valid and test splits; a *test-only* track (``"test_only": true``)
-has only a test split and serves as an extra evaluation set of benchmark tracks (their
-``"evaluation"``). A track with ``"noise": {"kind": "recorded"}`` has noisy audio given by the corpus
-(clean/noisy pairs) instead of a noising protocol.
-"""
+"""Tracks: speech from one or more corpora plus a frozen split by disjoint speakers. Each is one JSON spec in
+``bench/data/tracks/`` and, once frozen, a committed manifest in ``bench/data/manifests/``; superseded versions
+stay loadable from ``tracks/archive/<split_id>.json``. Spec forms and rules: docs/tracks.md."""
 
 from __future__ import annotations
 
@@ -26,10 +10,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from bench.corpora.layouts import ALL_LAYOUTS, marker_dirs
-from bench.data.manifest import SPLITS, Utterance, file_sha256, read_manifest
+from bench.corpora.layouts import ALL_LAYOUTS, SourceFile, marker_dirs, scan
 from bench.core.errors import BenchError, DataError
+from bench.core.files import file_sha256
 from bench.core.names import TRACK_RE, validate_track_name
+from bench.data.manifest import SPLITS, Utterance, read_manifest
+from bench.data.sampling import sampling_weights, validate_rule
 
 TRACK_DIR = Path(__file__).resolve().parent / "tracks"
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
@@ -129,6 +115,13 @@ class Track:
     def source_path(self, corpus_root, utt: Utterance, *, noisy: bool = False) -> Path:
         return self.roots(corpus_root)[utt.corpus or self.primary_corpus] / (utt.noisy_path if noisy else utt.path)
 
+    def scan_files(self, sel: Selection, root: Path, *, strict: bool = True) -> list[SourceFile]:
+        """The files `sel` takes from its corpus folder `root` (`bench.corpora.layouts.scan`)."""
+        c = self.corpora[sel.corpus]
+        return scan(root, list(sel.speakers), layout=c["layout"], mic=c.get("mic", "mic1"), subset=sel.subset,
+                    pick=sel.pick, clean_dir=c.get("clean_dir", "clean"), noisy_dir=c.get("noisy_dir", "noisy"),
+                    strict=strict)
+
     # ---- splits ------------------------------------------------------------------------------
     @property
     def test_only(self) -> bool:
@@ -139,18 +132,11 @@ class Track:
         return tuple(s for s in SPLITS if s in self.spec["splits"])
 
     def selections(self, split: str | None = None) -> list[Selection]:
-        out = []
-        for sp in self.split_names:
-            if split is not None and sp != split:
-                continue
-            entry = self.spec["splits"][sp]
-            items = entry.items() if "corpora" in self.spec else [("", entry)]
-            for key, v in items:
-                if isinstance(v, list):
-                    v = {"speakers": v}
-                c = self.corpora.get(key, {})
-                out.append(Selection(sp, key, tuple(v["speakers"]), v.get("subset", c.get("subset")), v.get("pick")))
-        return out
+        """The selections of `split` (None: all), splits in `SPLITS` order, corpora in spec order."""
+        order = {sp: i for i, sp in enumerate(self.split_names)}
+        raw = [r for r in _raw_selections(self.spec) if r[0] in order and split in (None, r[0])]
+        return [Selection(sp, key, tuple(v["speakers"]), v.get("subset", self.corpora.get(key, {}).get("subset")),
+                          v.get("pick")) for sp, key, v in sorted(raw, key=lambda r: order[r[0]])]
 
     @property
     def splits(self) -> dict[str, list[str]]:
@@ -182,8 +168,6 @@ class Track:
         track's sampling rule and the manifest; None when the track has no rule (draws proportional to length)."""
         if not self.sampling:
             return None
-        from bench.data.sampling import sampling_weights
-
         return sampling_weights(self.sampling, self.utterances(prepared_dir, split="train"))
 
     @property
@@ -303,14 +287,11 @@ def validate_track_spec(spec: dict, source: str = "track spec") -> None:
         if not spec.get("test_only") or any(c["layout"] != "pairs" for c in corpora.values()):
             raise DataError(f"{source}: recorded noise needs a test-only track on a corpus of clean/noisy pairs")
     if spec.get("sampling"):
-        from bench.data.sampling import validate_rule
-
-        train_corpora = {key for split, key, _ in _raw_selections(spec) if split == "train"}
-        spk_per_corpus = {}
+        spk_per_corpus: dict[str, int] = {}
         for split, key, sel in _raw_selections(spec):
             if split == "train":
                 spk_per_corpus[key] = spk_per_corpus.get(key, 0) + len(sel["speakers"])
-        validate_rule(spec["sampling"], train_corpora, spk_per_corpus, source)
+        validate_rule(spec["sampling"], set(spk_per_corpus), spk_per_corpus, source)
 
 
 def _read_spec(path: Path) -> dict:

@@ -1,12 +1,7 @@
-"""`bench data verify`: check a local corpus (and prepared audio) against the frozen manifests.
-
-Names every missing or changed file. Source files are compared by the SHA-256 of their decoded
-int16 samples (``sha256_pcm16``), so re-encoding (WAV <-> FLAC) is fine but any sample change is not.
-The prepared noisy sets are also compared with the committed reference hashes of the noise
-(``bench/data/manifests/<manifest stem>.<protocol>.csv``) when they exist: a mismatch there means the
-protocol produced different audio on this platform; and prepared.json must name the current
-protocol spec and track version (else the audio is of another benchmark definition).
-"""
+"""`bench data verify`: a local corpus and its prepared audio against the frozen manifests, naming every
+missing or changed file. Files compare by the SHA-256 of their decoded int16 samples (re-encoding is fine,
+a changed sample is not); prepared noisy sets also against the committed reference hashes of the noise
+(``bench/data/manifests/<manifest stem>.<noise>.csv``), and prepared.json must name the current definition."""
 
 from __future__ import annotations
 
@@ -15,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.audio import file_sha256_pcm16
+from bench.core.errors import BenchError
+from bench.core.workers import worker_pool
 from bench.data.manifest import Utterance
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import Track
-from bench.core.errors import BenchError
-from bench.core.workers import worker_pool
 
 
 @dataclass
@@ -63,8 +58,6 @@ def _run(pairs: list[tuple[str, str]], jobs: int | None, report: Report) -> None
 def verify_sources(track: Track, corpus_root, rows: list[Utterance], *, jobs: int | None = None) -> Report:
     """Every source file of `rows` (and the noisy file of a pair) against its hash; files the track's
     selections would take that are not in the manifest are listed as ``extra``."""
-    from bench.corpora.layouts import scan
-
     report = Report()
     roots = track.roots(corpus_root)
     pairs = [(str(track.source_path(roots, u)), u.sha256_pcm16) for u in rows]
@@ -72,11 +65,8 @@ def verify_sources(track: Track, corpus_root, rows: list[Utterance], *, jobs: in
     _run(pairs, jobs, report)
     listed = {(u.corpus or track.primary_corpus, u.path) for u in rows}
     for sel in track.selections():
-        c, root = track.corpora[sel.corpus], roots[sel.corpus]
         try:
-            found = scan(root, list(sel.speakers), layout=c["layout"], mic=c.get("mic", "mic1"), subset=sel.subset,
-                         pick=sel.pick, clean_dir=c.get("clean_dir", "clean"), noisy_dir=c.get("noisy_dir", "noisy"),
-                         strict=False)
+            found = track.scan_files(sel, roots[sel.corpus], strict=False)
         except BenchError:
             continue  # a corpus folder that is not there: its files are reported missing above
         report.extra += [f.path for f in found if (sel.corpus, f.path) not in listed]

@@ -1,39 +1,30 @@
-"""The results format: one folder per scoring of a run on one evaluation set, validated by a JSON schema,
-and the checks that make a folder trustworthy.
-
-    results/<track>/<noise>/<model>/<run-id>/      <noise>: stft-v1, stft-heavy-v1, stft-v1.only-<op>,
-                                                   recorded, stft-v1+stream (see bench/scoring/suite.py)
-        summary.json         means, 95 % bootstrap CIs, paired improvement over the noisy input, counts,
-                             speed, budget, weights, provenance, protocol + split hashes
-                             (schema v2: bench/scoring/schema/summary-v2.schema.json; v1 runs stay readable)
-        per_utterance.csv    one row per test utterance: every metric of the output and of the noisy input,
-                             and the SHA-256 of the output's 16-bit samples
-        config.json          the run's configuration record (bench/train/runconfig.py)
-        env.json             git commit + dirty flag, packages, CPU/GPU, threads, date, wall time
-        enhanced/*.flac      every output (the ranked set), 16-bit FLAC
-        weights.safetensors  the trained weights where they fit (the run's home folder; bench/scoring/weights.py)
-
-`load_run` trusts a folder only if its summary validates, ``per_utterance.csv`` has the recorded SHA-256
-and one row per utterance id, and every statistic of the summary (means, CIs with the recorded seed,
-paired deltas and their CIs, counts, failures) equals a recomputation from ``per_utterance.csv``.
-`check_against_benchmark` then requires the current protocol, split and exactly the frozen test utterances.
-"""
+"""The results format: one folder per scoring of a run on one evaluation set
+(``results/<track>/<noise>/<model>/<run-id>/``), its summary validated by a JSON schema (`schema/`), and the
+checks that make a folder trustworthy: `load_run` recomputes every statistic from ``per_utterance.csv``,
+`check_against_benchmark` requires the current protocol, split and test utterances. docs/results-format.md
+describes the files."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pandas as pd
 
 from bench import REPO_ROOT
-from bench.core.audio import atomic_write_bytes
-from bench.core.errors import ResultsError
+from bench.core.errors import BenchError, ResultsError
+from bench.core.files import atomic_write_bytes
+from bench.data.tracks import load_track
+from bench.metrics.stats import bootstrap_ci
+from bench.protocol import DEFAULT_PROTOCOL
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 SCHEMA_FILES = {1: "summary.schema.json", 2: "summary-v2.schema.json"}
@@ -80,8 +71,6 @@ def _clean(v):
 def summarize_metrics(df: pd.DataFrame, metric_names: list[str], *, resamples: int = CI_RESAMPLES,
                       confidence: float = CI_CONFIDENCE, seed: int = CI_SEED) -> dict:
     """Mean, bootstrap CI, failures, and the paired improvement over the noisy input, per metric."""
-    from bench.metrics.stats import bootstrap_ci
-
     out = {}
     for m in metric_names:
         vals = df[m].to_numpy(dtype=float)
@@ -102,8 +91,6 @@ def per_utterance_bytes(df: pd.DataFrame) -> bytes:
 
 
 def read_per_utterance(raw: bytes) -> pd.DataFrame:
-    import io
-
     return pd.read_csv(io.BytesIO(raw), dtype={"utt_id": str, "errors": str, "output_sha256": str})
 
 
@@ -112,10 +99,6 @@ def sha256_bytes(b: bytes) -> str:
 
 
 def _format_checker():
-    import datetime
-
-    import jsonschema
-
     fc = jsonschema.FormatChecker()
     if "date-time" not in fc.checkers:  # jsonschema checks it only with the optional rfc3339-validator
 
@@ -129,8 +112,6 @@ def _format_checker():
 
 
 def validate_summary(summary: dict, source: str = "summary.json") -> None:
-    import jsonschema
-
     version = summary.get("schema_version") if isinstance(summary, dict) else None
     if version not in SCHEMA_FILES:
         raise ResultsError(f"{source}: unknown schema_version {version!r} (known: {sorted(SCHEMA_FILES)})")
@@ -269,8 +250,6 @@ def iter_run_dirs(root: Path | None = None):
 def find_run(spec: str, track: str | None = None, root: Path | None = None, noise: str | None = None) -> Path:
     """Resolve a run given as a folder path, `model` (latest run) or `model@run-id` (on the track's
     ranked set unless `noise` says otherwise)."""
-    from bench.protocol import DEFAULT_PROTOCOL
-
     p = Path(spec)
     if (p / "summary.json").exists():
         return p
@@ -289,9 +268,6 @@ def find_run(spec: str, track: str | None = None, root: Path | None = None, nois
 def _recency(run_dir: Path) -> tuple:
     """Sort key of "the latest run": runs on their track's current split before archived ones, then by the
     summary's creation time (not the folder name: run ids may be any name)."""
-    from bench.data.tracks import load_track
-    from bench.core.errors import BenchError
-
     try:
         s = json.loads((run_dir / "summary.json").read_text())
         t = s["benchmark"]["track"]

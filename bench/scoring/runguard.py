@@ -10,6 +10,10 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
+from bench.core.files import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 HEADER_KEY = "model_fingerprint"
@@ -17,8 +21,6 @@ HEADER_KEY = "model_fingerprint"
 
 def model_fingerprint(model, config: dict) -> str:
     """SHA-256 over the model's state dict (names, dtypes, shapes, values) and `config` (canonical JSON)."""
-    import torch
-
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         if not isinstance(t, torch.Tensor):
@@ -63,8 +65,5 @@ def open_partial(path: Path, fingerprint: str, derived: list[Path] = ()) -> dict
                         "scoring starts over", path, len(rows), (have or "none")[:12], fingerprint[:12])
         for p in derived:
             Path(p).unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".new")
-    tmp.write_text(json.dumps({HEADER_KEY: fingerprint}) + "\n")
-    tmp.replace(path)
+    atomic_write_bytes(path, (json.dumps({HEADER_KEY: fingerprint}) + "\n").encode(), fsync=False)
     return {}

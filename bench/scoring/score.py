@@ -1,18 +1,8 @@
-"""Scoring: enhance one frozen test set (`bench.scoring.suite.Evaluation`) with a model and compute its metrics
-per utterance, writing one results folder.
-
-The model runs in the main process (one utterance at a time, full length; offline, or through the
-adapter's streamer at its natural hop for the ``stream`` mode); metrics run in a process pool
-(``--jobs``) overlapping with inference. Outputs are quantized to 16 bit and clipped to [-1, 1) as a
-file would store them, and scored as such; each output's SHA-256 of its samples is recorded, and the
-outputs themselves are written as FLAC when the set ships them (the ranked set). The noisy input's
-scores are the same for every model: they are computed once per set and metric versions and cached
-beside the prepared noisy audio (`noisy_scores`).
-
-Each finished utterance is appended to ``.scoring.partial.jsonl`` (flushed and fsynced) whose first
-line is the fingerprint of the model (weights + config): an interrupted scoring resumes with the rows
-of the same model only; rows of another model are discarded.
-"""
+"""Scoring one frozen test set (`bench.scoring.suite.Evaluation`): enhance, then summarize. The model runs
+in this process one utterance at a time (offline, or through its streamer for ``stream``), metrics in a
+process pool overlapping with inference; outputs are scored as 16-bit files store them. The noisy input's
+scores are cached beside the prepared audio (`noisy_scores`). Finished rows go to ``.scoring.partial.jsonl``
+under the model's fingerprint, so an interrupted scoring resumes with the same model's rows only."""
 
 from __future__ import annotations
 
@@ -30,24 +20,26 @@ import torch
 
 from bench import SAMPLE_RATE, __version__
 from bench.adapters.base import Found, count_parameters
-from bench.core.audio import atomic_write_bytes, from_pcm16, sha256_pcm16, to_pcm16, write_wav_pcm16
+from bench.adapters.streaming import stream
+from bench.core.audio import from_pcm16, sha256_pcm16, to_pcm16, write_wav_pcm16
 from bench.core.env import environment_record, git_state, now_iso
 from bench.core.errors import BenchError
-from bench.metrics.registry import metric_versions
+from bench.core.files import atomic_write_bytes
+from bench.core.workers import worker_pool
+from bench.metrics.registry import compute_all, metric_versions
 from bench.scoring.results import (CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, SCHEMA_VERSION, dump_json, per_utterance_bytes,
-                           sha256_bytes, summarize_metrics, validate_summary, write_json)
+                                   read_per_utterance, sha256_bytes, summarize_metrics, validate_summary, write_json)
 from bench.scoring.runguard import model_fingerprint, open_partial
 from bench.scoring.suite import Evaluation
-from bench.core.workers import worker_pool
 
 log = logging.getLogger(__name__)
 PARTIAL = ".scoring.partial.jsonl"
 OUTPUTS_DIR = "enhanced"
 
 
-def _metric_row(args) -> dict:
-    from bench.metrics.registry import compute_all
-
+def metric_row(args) -> dict:
+    """The metrics `names` of one signal against its clean reference, as columns ``<prefix><metric>``
+    (with ``errors``); `args` = (utt_id, clean, signal, names, prefix), one picklable tuple for the pool."""
     utt_id, clean, signal, names, prefix = args
     vals, errs = compute_all(clean, signal, SAMPLE_RATE, names)
     row = {"utt_id": utt_id, **{f"{prefix}{k}": v for k, v in vals.items()}}
@@ -71,8 +63,6 @@ def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None
     x = torch.from_numpy(noisy)[None].to(device)
     with torch.inference_mode():
         if mode == "stream":
-            from bench.adapters.streaming import stream
-
             streamer = a.streamer(model)
             y = stream(streamer, x, streamer.hop)
         else:
@@ -87,7 +77,7 @@ def enhance_one(found: Found, model, noisy: np.ndarray, clean: np.ndarray | None
     return from_pcm16(to_pcm16(y[0]))
 
 
-def _pool(jobs: int | None):
+def metric_pool(jobs: int | None):
     """Metric workers (one torch thread each) that die with this process."""
     return worker_pool(jobs, initializer=torch.set_num_threads, initargs=(1,))
 
@@ -104,8 +94,8 @@ def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None
         rows = json.loads(cache.read_text())
         if sorted(rows) == sorted(ids):
             return rows
-    with _pool(jobs) as ex:
-        futs = [ex.submit(_metric_row, (u, pt.load_clean("test", u), pt.load_noisy("test", u), names, "noisy_"))
+    with metric_pool(jobs) as ex:
+        futs = [ex.submit(metric_row, (u, pt.load_clean("test", u), pt.load_noisy("test", u), names, "noisy_"))
                 for u in ids]
         rows = {f.result()["utt_id"]: f.result() for f in futs}
     atomic_write_bytes(cache, json.dumps(rows, allow_nan=True).encode())
@@ -130,6 +120,27 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
     ids = pt.utt_ids("test")
     noisy_rows = noisy_scores(ev, names, jobs)
     model = model.to(device).eval()
+    done = enhance_set(found, model, ev, out_dir, names, ids, config=config, ship_outputs=ship_outputs, jobs=jobs,
+                       device=device, progress=progress)
+    csv_bytes = per_utterance_table(ev, ids, done, noisy_rows, names)
+    git = provenance or git_state()
+    summary = summarize(found, model, ev, read_per_utterance(csv_bytes), csv_bytes, names, run_id=run_id,
+                        config=config, budget=budget, speed=speed, weights=weights, training=training,
+                        ship_outputs=ship_outputs, git=git)
+    validate_summary(summary)
+    atomic_write_bytes(out_dir / "per_utterance.csv", csv_bytes)
+    write_json(out_dir / "config.json", config)
+    write_json(out_dir / "env.json", environment_record(wall_seconds=round(time.time() - t_start, 2), git=git))
+    atomic_write_bytes(out_dir / "summary.json", dump_json(summary))  # last: its presence marks a complete run
+    (out_dir / PARTIAL).unlink(missing_ok=True)
+    return out_dir
+
+
+def enhance_set(found: Found, model, ev: Evaluation, out_dir: Path, names: tuple[str, ...], ids: list[str], *,
+                config: dict, ship_outputs: bool, jobs: int | None, device: str, progress) -> dict[str, dict]:
+    """Enhance the test utterances `ids` of `ev` and measure each output (metrics in the pool, overlapping with
+    inference), resuming the partial file of the same model; returns every utterance's row by id."""
+    pt = ev.prepared
     partial = out_dir / PARTIAL
     done = open_partial(partial, model_fingerprint(model, config),
                         derived=list((out_dir / OUTPUTS_DIR).glob("*.flac")))
@@ -138,7 +149,7 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
         (out_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
     label = f"score {found.adapter.name} on {ev.key}"
     task = progress.add_task(label, total=len(ids), completed=len(done)) if progress else None
-    with open(partial, "a") as fh, _pool(jobs) as ex:
+    with open(partial, "a") as fh, metric_pool(jobs) as ex:
         if not partial.read_bytes().endswith(b"\n"):
             fh.write("\n")  # end a line cut by an interruption, so the next row is readable
         futures: list[tuple[Future, str]] = []
@@ -156,7 +167,7 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
                 y = enhance_one(found, model, noisy, clean, device, ev.mode)
                 if ship_outputs:
                     write_wav_pcm16(out_dir / OUTPUTS_DIR / f"{utt}.flac", y)
-                futures.append((ex.submit(_metric_row, (utt, clean, y, names, "")), sha256_pcm16(to_pcm16(y))))
+                futures.append((ex.submit(metric_row, (utt, clean, y, names, "")), sha256_pcm16(to_pcm16(y))))
                 while futures and (futures[0][0].done() or len(futures) > 4 * (jobs or os.cpu_count() or 1)):
                     finish(*futures.pop(0))
         except BaseException:
@@ -172,22 +183,29 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
             if not path.exists():
                 y = enhance_one(found, model, pt.load_noisy("test", utt), pt.load_clean("test", utt), device, ev.mode)
                 write_wav_pcm16(path, y)
+    return done
 
+
+def per_utterance_table(ev: Evaluation, ids: list[str], done: dict, noisy_rows: dict, names: tuple[str, ...]) -> bytes:
+    """``per_utterance.csv``: per utterance, every metric of the output and of the noisy input, the output's
+    hash and the errors."""
     rows = []
     for u in ids:
         r, n = done[u], noisy_rows[u]
         errors = {**r.get("errors", {}), **n.get("errors", {})}
-        rows.append({"utt_id": u, "seconds": round(len(pt.load_clean("test", u)) / SAMPLE_RATE, 4),
+        rows.append({"utt_id": u, "seconds": round(len(ev.prepared.load_clean("test", u)) / SAMPLE_RATE, 4),
                      **{m: r[m] for m in names}, **{f"noisy_{m}": n[f"noisy_{m}"] for m in names},
                      "output_sha256": r["output_sha256"],
                      "errors": json.dumps(errors, sort_keys=True) if errors else ""})
-    df = pd.DataFrame(rows).sort_values("utt_id").reset_index(drop=True)
-    csv_bytes = per_utterance_bytes(df)
-    stored = pd.read_csv(pd.io.common.BytesIO(csv_bytes), dtype={"utt_id": str, "errors": str,
-                                                                  "output_sha256": str})
-    a = found.adapter
-    git = provenance or git_state()
-    summary = {
+    return per_utterance_bytes(pd.DataFrame(rows).sort_values("utt_id").reset_index(drop=True))
+
+
+def summarize(found: Found, model, ev: Evaluation, stored: pd.DataFrame, csv_bytes: bytes, names: tuple[str, ...], *,
+              run_id: str, config: dict, budget: dict, speed: dict, weights: dict | None, training: dict | None,
+              ship_outputs: bool, git: dict) -> dict:
+    """``summary.json`` of a scoring, its statistics computed from the stored per-utterance table."""
+    a, pt = found.adapter, ev.prepared
+    return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created": now_iso(),
@@ -215,10 +233,3 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
         "files": {"per_utterance": "per_utterance.csv", "per_utterance_sha256": sha256_bytes(csv_bytes),
                   "config": "config.json", "env": "env.json"},
     }
-    validate_summary(summary)
-    atomic_write_bytes(out_dir / "per_utterance.csv", csv_bytes)
-    write_json(out_dir / "config.json", config)
-    write_json(out_dir / "env.json", environment_record(wall_seconds=round(time.time() - t_start, 2), git=git))
-    atomic_write_bytes(out_dir / "summary.json", dump_json(summary))  # last: its presence marks a complete run
-    partial.unlink(missing_ok=True)
-    return out_dir

@@ -1,22 +1,7 @@
-"""The evaluation suite: every frozen test set a run is scored on, and the metrics each one uses.
-
-A model trained (or not trained) on a benchmark track is scored, without retraining, on:
-
-==============  ====================================================================  =================
-role            what                                                                  metrics
-==============  ====================================================================  =================
-main            the track's test split under the benchmark protocol (stft-v1): ranked  all
-stream          the same set, through the adapter's streamer at its natural hop        core + composite
-tier            the test split under each further protocol tier (stft-heavy-v1)        core
-cross-corpus    test-only tracks of unseen corpora/speakers under the protocol         core + composite
-recorded        the recorded-noise track (VoiceBank-DEMAND pairs, real noise)          all
-diagnostic      the test split under each manipulation of the protocol alone           pesq_wb, stoi, si_sdr
-==============  ====================================================================  =================
-
-whatever protocol the model was trained with, so a model trained on the heavy tier is scored on the same
-sets. Every set's results go to ``results/<track>/<noise>[+stream]/<model>/<run-id>/``. DNSMOS (the
-costliest metric, ~1.3 s of CPU per signal) runs where it tells most: the ranked set and real noise.
-"""
+"""The evaluation suite: every frozen test set a run is scored on (roles: main = ranked, stream, tier,
+cross-corpus, recorded, diagnostic), whatever protocol the model was trained with, and the metrics each
+role uses (`ROLE_METRICS`; DNSMOS, the costliest, where it tells most). Each set's results go to
+``results/<track>/<noise>[+stream]/<model>/<run-id>/``; docs/results-format.md has the table."""
 
 from __future__ import annotations
 
@@ -25,7 +10,7 @@ from pathlib import Path
 
 from bench.data.evaluation import evaluation_sets
 from bench.data.prepared import PreparedTrack
-from bench.data.tracks import load_track
+from bench.data.tracks import available_tracks, load_track
 from bench.metrics.registry import METRICS
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 
@@ -89,8 +74,6 @@ def suite(track, prepared_root: Path, *, streaming: bool = False, protocol: str 
 def role_of(track_name: str, noise: str) -> str | None:
     """The role of results folder ``results/<track_name>/<noise>/`` in the suite of its benchmark track,
     or None when no benchmark track's suite has such a set (its runs are refused by the board)."""
-    from bench.data.tracks import available_tracks
-
     mode_stream = noise.endswith(STREAM_SUFFIX)
     base = noise.removesuffix(STREAM_SUFFIX)
     for name in available_tracks():

@@ -1,12 +1,7 @@
-"""Model weights as evidence: a trained run ships its weights in its results folder as safetensors.
-
-``weights.safetensors`` holds the model's ``state_dict`` (no code, no pickle: safe to load from anyone)
-plus metadata naming the adapter and the dtype. Weights are shipped when they fit in
-`MAX_SHIPPED_BYTES`: in float16 when the caller's check says that float16 reproduces the run's
-scores within tolerance (halving the repository's size), else in float32; larger models record only
-the SHA-256 of the weights they were scored with, and the board says their weights are not in the
-repository. The hash is always of the file as written (`file_sha256`), so a reader can check it.
-"""
+"""Model weights as evidence: a trained run ships its ``state_dict`` as ``weights.safetensors`` in its results
+folder (no code, no pickle), in float16 when that reproduces its scores, else float32, when it fits in
+`MAX_SHIPPED_BYTES`; larger models record only the weights' hash. The recorded file hash is of the file as
+written, so a reader can check it (docs/results-format.md)."""
 
 from __future__ import annotations
 
@@ -16,8 +11,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors
 
 from bench.core.errors import BenchError
+from bench.core.files import atomic_write_bytes, file_sha256
 
 WEIGHTS_FILE = "weights.safetensors"
 #: weights larger than this (in the dtype that would be shipped) stay out of the repository
@@ -37,14 +36,6 @@ def state_tensors(model: torch.nn.Module, dtype: torch.dtype | None = None) -> d
 
 def nbytes(tensors: dict[str, torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors.values())
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -69,16 +60,9 @@ def _canonical_header(raw: bytes) -> bytes:
 
 def write_weights(tensors: dict[str, torch.Tensor], path: Path, *, adapter: str) -> str:
     """Write `tensors` as safetensors (atomically); returns the file's SHA-256."""
-    from safetensors.torch import save_file
-
-    from bench.core.audio import atomic_write_bytes
-
     dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()})
     meta = {"adapter": adapter, "float_dtype": ",".join(dtypes) or "none", "format": "pt"}
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    atomic_write_bytes(Path(path), _canonical_header(tmp.read_bytes()))
-    tmp.unlink()
+    atomic_write_bytes(Path(path), _canonical_header(save_tensors(tensors, metadata=meta)))
     return file_sha256(Path(path))
 
 
@@ -110,10 +94,6 @@ def ship_weights(model: torch.nn.Module, run_dir: Path, *, adapter: str,
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, metadata) of a safetensors file; a damaged file is a BenchError naming it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.exists():
         raise BenchError(f"{path}: weights file does not exist")

@@ -3,15 +3,14 @@ to have the fields of a benchmark checkpoint; a checkpoint's model and the budge
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from bench import REPO_ROOT
 from bench.adapters.base import Adapter, check_model_values
-from bench.data.manifest import file_sha256
 from bench.core.errors import BenchError
+from bench.core.files import atomic_path, file_sha256
 
 #: the fields of a benchmark checkpoint and their types (all of them are written by `train`)
 CHECKPOINT_FIELDS = {"adapter": str, "model_config": dict, "train_config": dict, "model": dict, "budget": dict,
@@ -20,15 +19,12 @@ RESUME_FIELDS = ("optimizer", "torch_rng", "elapsed", "best_valid")
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(state, tmp)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
     except RuntimeError as exc:   # torch's writer reports a full disk as a RuntimeError naming no file
-        tmp.unlink(missing_ok=True)
         raise BenchError(f"{path}: cannot write the checkpoint ({exc})",
                          hint="check the free space and permissions of the runs folder (--runs-dir)") from None
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from bench import SAMPLE_RATE
 from bench.core.errors import BenchError
+from bench.core.names import MODEL_RE
 from bench.adapters.modelcard import SCAFFOLD_MARKER, card_path, card_problems, scaffold_markers
 
 if TYPE_CHECKING:  # annotations only
@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # annotations only
 
     from bench.adapters.base import Adapter, Found
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 #: lengths of the shape check (samples), before the long input
 SHORT_LENGTHS = (1, 12345, SAMPLE_RATE)
 LONG_SECONDS, LONG_SECONDS_QUICK = 30.0, 5.0
@@ -136,7 +135,7 @@ class Runner:
 def rule_import(rep: Report, found: Found) -> None:
     a = found.adapter
     problems = []
-    if not NAME_RE.match(a.name or ""):
+    if not MODEL_RE.match(a.name or ""):
         problems.append(f"name {a.name!r} is not lowercase letters, digits and single '-' (starting with a letter)")
     if not (a.description or "").strip():
         problems.append("no `description` (one line for `bench list` and the leaderboard)")

@@ -89,10 +89,10 @@ def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndar
 
 
 def _rescore_rows(items: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], jobs: int | None):
-    from bench.scoring.score import _metric_row, _pool
+    from bench.scoring.score import metric_pool, metric_row
 
-    with _pool(jobs) as ex:
-        futs = [ex.submit(_metric_row, (u, c, y, tuple(names), "")) for u, c, y in items]
+    with metric_pool(jobs) as ex:
+        futs = [ex.submit(metric_row, (u, c, y, tuple(names), "")) for u, c, y in items]
         return {f.result()["utt_id"]: f.result() for f in futs}
 
 

@@ -1,0 +1,56 @@
+"""File helpers every package uses: the SHA-256 of a file, and atomic writes (a temporary file beside the
+target, then a rename), so that a reader never sees half a file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+CHUNK = 1 << 20
+
+
+def file_sha256(path: Path | str, *, on_chunk: Callable[[int], None] | None = None, chunk_size: int = CHUNK) -> str:
+    """SHA-256 of a file's bytes; `on_chunk(nbytes)` is called after each chunk read (a progress bar)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    return digest.hexdigest()
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary file of `path` (``.<name>.<pid>.tmp`` beside it: `bench.data.prepare` removes those
+    of processes that ended)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str):
+    """Yield a temporary path beside `path` for the ``with`` block to write; on success it is renamed to
+    `path`, on any error removed. An `OSError` names `path`, not the temporary file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+
+
+def atomic_write_bytes(path: Path | str, payload: bytes, *, fsync: bool = True) -> None:
+    """Write `payload` to `path` atomically (flushed to disk first with `fsync`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(payload)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
