@@ -9,19 +9,14 @@ then in the suite's order of roles), `compare_runs` compares one set.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from bench.core.errors import ResultsError
 from bench.metrics.registry import METRICS
-
-if TYPE_CHECKING:
-    from bench.scoring.results import Run
+from bench.metrics.stats import paired_comparison
+from bench.scoring.results import Run, load_run
+from bench.scoring.suite import ROLES
 
 
 def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: float = 0.05) -> dict:
-    from bench.metrics.stats import paired_comparison   # scipy: imported when used, not to register `bench compare`
-
     ba, bb = a.summary["benchmark"], b.summary["benchmark"]
     for key, what in (("protocol", "protocol"), ("track", "track")):
         ka = ba[key]["sha256"] if key == "protocol" else ba[key]["manifest_sha256"]
@@ -61,9 +56,6 @@ SUITE_METRICS = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")   # the summary tab
 
 def run_sets(run: Run) -> dict[str, Run]:
     """Every evaluation set `run` was scored on ("track/noise" -> its Run), in the suite's order of roles."""
-    from bench.scoring.results import load_run
-    from bench.scoring.suite import ROLES
-
     root = run.path.parents[3]   # <root>/<track>/<noise>/<model>/<run-id>
     found = [load_run(f.parent) for f in root.glob(f"*/*/{run.path.parent.name}/{run.path.name}/summary.json")]
     found = [r for r in found if r.run_id == run.run_id and r.model == run.model]
@@ -98,12 +90,13 @@ def _a_is_better(res: dict, m: str) -> bool:
     return (res["mean_diff"] > 0) == METRICS[m].higher_is_better
 
 
-def _digits(m: str) -> int:
+def decimals(m: str) -> int:
+    """Decimals a value of metric `m` is shown with."""
     return 3 if m in ("stoi", "estoi") else 2
 
 
 def _cell(s: dict, m: str, a: str, b: str) -> str:
-    nd = _digits(m)
+    nd = decimals(m)
     who = "n.s." if not s["significant"] else a if _a_is_better(s, m) else b
     return f"{s['mean_diff']:+.{nd}f} [{s['ci_low']:+.{nd}f}, {s['ci_high']:+.{nd}f}] {who}"
 
@@ -115,86 +108,3 @@ def suite_rows(res: dict, metrics: list[str] | None = None) -> tuple[list[str], 
     rows = [[s["set"], s["role"], str(s["n_utterances"]),
              *[_cell(s["metrics"][m], m, "A", "B") if m in s["metrics"] else "–" for m in cols]] for s in res["sets"]]
     return ["set", "role", "n", *[f"Δ {METRICS[m].label}" for m in cols]], rows
-
-
-def _print_suite(res: dict, metrics: list[str] | None, markdown: bool) -> None:
-    from rich.table import Table
-
-    from bench.core.console import console
-
-    a, b = res["a"], res["b"]
-    title = (f"{a['model']}@{a['run_id']} (A) vs {b['model']}@{b['run_id']} (B): Δ = A - B, the mean of the paired "
-             f"per-utterance differences [95% bootstrap CI], then which is better (Wilcoxon p < 0.05) or n.s.")
-    header, rows = suite_rows(res, metrics)
-    only = [f"only {who} was scored on: {', '.join(keys)}" for who, keys in (("A", res["only_a"]), ("B", res["only_b"]))
-            if keys]
-    if markdown:   # plain text for a README or a paper's appendix
-        lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(f"`{c}`" if i == 0 else c for i, c in enumerate(r)) + " |" for r in rows]
-        print("\n".join(lines + [""] + only))
-        return
-    t = Table(title=title + "; `--set KEY` for one set in full")
-    for i, col in enumerate(header):
-        t.add_column(col, no_wrap=i < 2)
-    for r in rows:
-        t.add_row(*r)
-    console.print(t)
-    for line in only:
-        console.print(line)
-
-
-def cmd_compare(args) -> int:
-    import json
-
-    from rich.table import Table
-
-    from bench.core.console import console
-    from bench.scoring.results import find_run, load_run
-
-    results = Path(args.results_dir) if args.results_dir else None
-    a = load_run(find_run(args.a, args.track, results))
-    b = load_run(find_run(args.b, args.track, results))
-    if args.set is None:
-        res = compare_suite(a, b, args.metrics)
-        if args.json:
-            console.print_json(json.dumps(res, default=float))
-        else:
-            _print_suite(res, args.metrics, args.markdown)
-        return 0
-    sa, sb = run_sets(a), run_sets(b)
-    for run, sets in ((a, sa), (b, sb)):
-        if args.set not in sets:
-            raise ResultsError(f"{run.model}@{run.run_id} was not scored on set {args.set!r}",
-                               hint=f"its sets: {', '.join(sets)}")
-    a, b = sa[args.set], sb[args.set]
-    res = compare_runs(a, b, args.metrics)
-    if args.json:
-        console.print_json(json.dumps(res, default=float))
-        return 0
-    t = Table(title=f"{a.model}@{a.run_id} (A) vs {b.model}@{b.run_id} (B): {res['n_utterances']} paired utterances, "
-                    f"track {res['track']}, protocol {res['protocol']}")
-    for col in ("metric", "A", "B", "A - B [95% CI]", "wins/losses", "Wilcoxon p", "t-test p", "verdict"):
-        t.add_column(col)
-    for m, s in res["metrics"].items():
-        nd = _digits(m)
-        t.add_row(METRICS[m].label, f"{s['mean_a']:.{nd}f}", f"{s['mean_b']:.{nd}f}",
-                  f"{s['mean_diff']:+.{nd}f} [{s['ci_low']:+.{nd}f}, {s['ci_high']:+.{nd}f}]",
-                  f"{s['wins']}/{s['losses']}", f"{s['wilcoxon_p']:.2g}", f"{s['ttest_p']:.2g}", s["verdict"])
-    console.print(t)
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("compare", help="paired comparison of two runs on every set of the suite: per-utterance "
-                                              "differences, CI, significance")
-    p.add_argument("a", help="run folder, MODEL (latest run) or MODEL@RUN_ID")
-    p.add_argument("b")
-    p.add_argument("--track", default="vctk-mini", help="the track of MODEL / MODEL@RUN_ID (default: vctk-mini)")
-    p.add_argument("--set", default=None, metavar="KEY",
-                   help="compare on this evaluation set only, in full (e.g. vctk-mini/stft-v1); default: a summary "
-                        "over every set both runs were scored on")
-    p.add_argument("--metrics", nargs="*", default=None)
-    p.add_argument("--results-dir", default=None)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--markdown", action="store_true", help="the summary over every set as a markdown table")
-    p.set_defaults(func=cmd_compare)

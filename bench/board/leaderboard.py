@@ -17,8 +17,16 @@ import math
 from pathlib import Path
 
 from bench import REPO_ROOT
-from bench.core.console import console, err_console
+from bench.board.rows import Board, collect
+from bench.board.site import check_site, render_site, site_dir_for
 from bench.core.errors import BenchError
+from bench.core.files import atomic_write_bytes
+from bench.data.tracks import available_tracks, load_track
+from bench.metrics.registry import METRICS
+from bench.metrics.stats import rank_agreement
+from bench.protocol import DEFAULT_PROTOCOL, Protocol
+from bench.scoring.results import RESULTS_DIR
+from bench.scoring.suite import suite
 
 LEADERBOARD = REPO_ROOT / "leaderboard.md"
 HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only. Do not edit by hand; "
@@ -59,8 +67,6 @@ def _delta(m: dict, nd: int) -> str:
 
 
 def _label(metric: str) -> str:
-    from bench.metrics.registry import METRICS
-
     return METRICS[metric].label + (" (dB)" if METRICS[metric].unit == "dB" else "")
 
 
@@ -163,8 +169,6 @@ def stream_table(board, key: str) -> list[str]:
 
 
 def diagnostics_table(board, key: str) -> list[str]:
-    from bench.protocol import Protocol
-
     ops = [d.name for d in Protocol.load(key.split("/")[1]).diagnostics()]
     sets = {op: {(r.run.model, r.run.run_id): r for r in board.rows(f"{key.split('/')[0]}/{op}")} for op in ops}
     rows = [r for r in ordered(board.rows(key)) if r.role == "system" and
@@ -188,8 +192,6 @@ def diagnostics_table(board, key: str) -> list[str]:
 
 
 def agreement_line(board, ranked: str, other: str) -> str:
-    from bench.metrics.stats import rank_agreement
-
     a = {(r.run.model, r.run.run_id): r.run for r in board.rows(ranked) if r.role == "system"}
     b = {(r.run.model, r.run.run_id): r.run for r in board.rows(other) if r.role == "system"}
     common = sorted(set(a) & set(b))
@@ -201,20 +203,8 @@ def agreement_line(board, ranked: str, other: str) -> str:
             f"[{lo:+.2f}, {hi:+.2f}] (95 % CI, bootstrap over utterances of both sets).")
 
 
-def render(results_dir: Path | None = None, board=None) -> str:
-    from bench.board.rows import collect
-    from bench.data.tracks import available_tracks, load_track
-    from bench.metrics.registry import METRICS
-    from bench.protocol import DEFAULT_PROTOCOL, Protocol
-    from bench.scoring.suite import suite
-
-    from bench.scoring.results import RESULTS_DIR
-
-    board = board or collect(results_dir)
-    base = Path(results_dir or RESULTS_DIR).resolve().parent
-
-    def links(path: Path) -> str:
-        return Path(path).resolve().relative_to(base).as_posix()
+def _intro() -> list[str]:
+    """The header, the row rule and what each metric measures."""
     proto = Protocol.load(DEFAULT_PROTOCOL)
     out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
            f"Noising protocol **{proto.name}** (sha256 `{proto.sha256[:16]}`). Every row is one results folder "
@@ -231,42 +221,61 @@ def render(results_dir: Path | None = None, board=None) -> str:
         d = METRICS[m]
         out.append(f"- **{d.label}**: {MEASURES[m]}; range {d.range[0]:g} to {d.range[1]:g}{(' ' + d.unit) if d.unit else ''}, "
                    f"higher is better; {'needs the clean reference' if d.needs_reference else 'no reference needed'}.")
+    return out
+
+
+def _sets_measured(name: str, evals) -> list[str]:
+    out = ["", "## What each test set measures", ""]
+    for ev in evals:
+        t = ev.prepared.track
+        what = {"main": "the ranked set", "stream": "the ranked set through the model's streamer",
+                "tier": "the test split under a stronger protocol tier", "diagnostic": "the test split under one "
+                "manipulation alone"}.get(ev.role, ROLE_TITLES.get(ev.role, ev.role))
+        if ev.role in ("main", "cross-corpus", "recorded", "tier"):
+            out.append(f"- `{ev.key}` ({ev.role}): {what}; {t.spec['description'].split('. ')[0].rstrip('.')}.")
+    out.append(f"- `{name}/{DEFAULT_PROTOCOL}.only-<op>` (diagnostic): the ranked utterances under one "
+               "manipulation of the protocol alone.")
+    return out
+
+
+def _track(board: Board, name: str, links) -> list[str]:
+    """The sections of benchmark track `name`: its sets, the ranked tables, generalization, tier, diagnostics."""
+    if not load_track(name).frozen:
+        return ["", f"## Track `{name}`", "", f"No runs: needs the full corpus (`bench data download {name}`) and "
+                "a frozen manifest (README, Data).", ""]
+    evals = suite(name, Path("."))
+    out = _sets_measured(name, evals)
+    key = f"{name}/{DEFAULT_PROTOCOL}"
+    rows = board.rows(key)
+    out += ["", f"## Ranked: `{key}` (split `{load_track(name).split_id}`)", ""]
+    out += quality_table(rows, MAIN) if rows else ["No runs yet.", ""]
+    if rows:
+        out += ["### Second metrics table (composite measures and DNSMOS components)", "",
+                *quality_table(rows, EXTRA, rank=False),
+                "### Streaming: scored on the streamer's output at its natural hop", "",
+                *(stream_table(board, key) or ["No causal model with a streamer yet.", ""]),
+                "### Size, speed, training budget and evidence", "", *evidence_table(rows, links)]
+    for ev in evals:
+        if ev.role in ("cross-corpus", "recorded"):
+            r = board.rows(ev.key)
+            out += [f"## Generalization: `{ev.key}` ({ROLE_TITLES[ev.role]})", "", agreement_line(board, key, ev.key), ""]
+            out += quality_table(r, GENERAL, rank=False) if r else ["No runs yet.", ""]
+        if ev.role == "tier":
+            r = board.rows(ev.key)
+            out += [f"## Protocol tier: `{ev.key}`", ""] + (quality_table(r, MAIN[:6]) if r else ["No runs yet.", ""])
+    return out + ["## What each model fixes (diagnostics: Δ PESQ-WB / Δ SI-SDR dB on the ranked utterances under "
+                  "each manipulation alone)", "", *(diagnostics_table(board, key) or ["No runs yet.", ""])]
+
+
+def render(results_dir: Path | None = None, board: Board | None = None) -> str:
+    board = board or collect(results_dir)
+    base = Path(results_dir or RESULTS_DIR).resolve().parent
+
+    def links(path: Path) -> str:
+        return Path(path).resolve().relative_to(base).as_posix()
+    out = _intro()
     for name in available_tracks():
-        if not load_track(name).frozen:
-            out += ["", f"## Track `{name}`", "", f"No runs: needs the full corpus (`bench data download {name}`) and "
-                    "a frozen manifest (README, Data).", ""]
-            continue
-        evals = suite(name, Path("."))
-        out += ["", "## What each test set measures", ""]
-        for ev in evals:
-            t = ev.prepared.track
-            what = {"main": "the ranked set", "stream": "the ranked set through the model's streamer",
-                    "tier": "the test split under a stronger protocol tier", "diagnostic": "the test split under one "
-                    "manipulation alone"}.get(ev.role, ROLE_TITLES.get(ev.role, ev.role))
-            if ev.role in ("main", "cross-corpus", "recorded", "tier"):
-                out.append(f"- `{ev.key}` ({ev.role}): {what}; {t.spec['description'].split('. ')[0].rstrip('.')}.")
-        out.append(f"- `{name}/{DEFAULT_PROTOCOL}.only-<op>` (diagnostic): the ranked utterances under one "
-                   "manipulation of the protocol alone.")
-        key = f"{name}/{DEFAULT_PROTOCOL}"
-        rows = board.rows(key)
-        out += ["", f"## Ranked: `{key}` (split `{load_track(name).split_id}`)", ""]
-        out += quality_table(rows, MAIN) if rows else ["No runs yet.", ""]
-        if rows:
-            out += ["### Second metrics table (composite measures and DNSMOS components)", "",
-                    *quality_table(rows, EXTRA, rank=False),
-                    "### Streaming: scored on the streamer's output at its natural hop", "",
-                    *(stream_table(board, key) or ["No causal model with a streamer yet.", ""]),
-                    "### Size, speed, training budget and evidence", "", *evidence_table(rows, links)]
-        for ev in evals:
-            if ev.role in ("cross-corpus", "recorded"):
-                r = board.rows(ev.key)
-                out += [f"## Generalization: `{ev.key}` ({ROLE_TITLES[ev.role]})", "", agreement_line(board, key, ev.key), ""]
-                out += quality_table(r, GENERAL, rank=False) if r else ["No runs yet.", ""]
-            if ev.role == "tier":
-                r = board.rows(ev.key)
-                out += [f"## Protocol tier: `{ev.key}`", ""] + (quality_table(r, MAIN[:6]) if r else ["No runs yet.", ""])
-        out += ["## What each model fixes (diagnostics: Δ PESQ-WB / Δ SI-SDR dB on the ranked utterances under "
-                "each manipulation alone)", "", *(diagnostics_table(board, key) or ["No runs yet.", ""])]
+        out += _track(board, name, links)
     if board.archived:
         out += ["## Archived runs (superseded splits; same test utterances, other training data)", ""]
         for key, rows in sorted(board.archived.items()):
@@ -278,10 +287,6 @@ def render(results_dir: Path | None = None, board=None) -> str:
 
 
 def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
-    from bench.core.audio import atomic_write_bytes
-    from bench.board.rows import collect
-    from bench.board.site import render_site, site_dir_for
-
     path = Path(path or LEADERBOARD)
     board = collect(results_dir)
     atomic_write_bytes(path, render(results_dir, board).encode())
@@ -291,9 +296,6 @@ def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
 
 def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bool, str]:
     """(up_to_date, unified diff) of the committed leaderboard and listening page against a fresh rendering."""
-    from bench.board.rows import collect
-    from bench.board.site import check_site, site_dir_for
-
     path = Path(path or LEADERBOARD)
     if results_dir is not None and not Path(results_dir).is_dir():
         raise BenchError(f"--results-dir {results_dir}: no such folder")
@@ -306,54 +308,3 @@ def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bo
     diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
                                         fromfile=f"{path.name} (on disk)", tofile=f"{path.name} (from results/)", n=1))
     return False, diff + site
-
-
-def cmd_leaderboard(args) -> int:
-    from bench.board.rows import collect
-
-    results = Path(args.results_dir) if args.results_dir else None
-    if results is not None and not results.is_dir():
-        raise BenchError(f"--results-dir {results}: " + ("is not a folder" if results.exists() else "does not exist"),
-                         hint="give the folder holding <track>/<model>/<run-id>/ (default: <repo>/results)")
-    out = Path(args.output) if args.output else None
-    if args.check:
-        ok, diff = check(out, results)
-        if ok:
-            console.print("[green]leaderboard.md and site/ are up to date[/]")
-            return 0
-        err_console.print(diff)
-        err_console.print("[red]leaderboard.md or site/ is out of date or edited by hand[/]: run `bench leaderboard` "
-                          "and commit both")
-        return 1
-    path = write(out, results)
-    console.print(f"wrote {path} and {path.parent / 'site'}/")
-    for p, reason in collect(results).refused:
-        err_console.print(f"[yellow]refused[/] {p}: {reason}")
-    return 0
-
-
-def cmd_retire(args) -> int:
-    from bench.board.rows import retire
-    from bench.scoring.results import RESULTS_DIR, rel
-
-    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
-    for p in args.runs:
-        if not (Path(p) / "summary.json").is_file():
-            raise BenchError(f"{p}: not a results folder (no summary.json)")
-        for d in retire(Path(p), root):
-            console.print(f"retired {rel(d)}")
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md and site/ from results/ "
-                              "(or --check they are current)")
-    p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md or site/ is out of date")
-    p.add_argument("--results-dir", default=None)
-    p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md (the page goes to site/ beside it)")
-    p.set_defaults(func=cmd_leaderboard)
-    p = subparsers.add_parser("retire", help="drop a superseded run's shipped outputs and weights (its scores and "
-                                             "hashes stay)")
-    p.add_argument("runs", nargs="+", help="results folders of the run (any set it was scored on)")
-    p.add_argument("--results-dir", default=None)
-    p.set_defaults(func=cmd_retire)

@@ -2,44 +2,32 @@
 for each model configuration on each evaluation set. `bench.board.leaderboard` renders it as markdown and
 `bench.board.site` as a web page; neither reads results/ itself.
 
-A folder is refused (listed with the first line of the reason) unless:
-- it loads (`bench.scoring.results.load_run`: schema, CSV hash, every statistic recomputed from the CSV);
-- its folder is ``<track>/<noise>/<model>/<run-id>`` as its summary says, and that set is in the
-  evaluation suite of a benchmark track (bench/scoring/suite.py);
-- its model is an adapter of this repository (`bench list`);
-- it was scored under the current protocol (or the track's recorded noise), on the track's current or an
-  archived split, on exactly the frozen test utterances, each once;
-- its noisy-input columns equal those of the ``noisy`` run of the same set (same inputs, same metric code);
-- its per-utterance scores are not a copy of another run's (the older one is kept).
-
-Row selection (printed on the board): one row per model configuration (adapter, model config, training
-noise): the most recent run that is *clean* (made from committed code), on the ranked set ships its
-outputs, and, for a trained model, ships its weights and was trained as its preset says (its step
-budget, and no other training option changed: `HOW_NOT_WHAT` lists the ones that may be); when none is,
-the most recent run, marked. Archived splits get their own table.
-A trained model whose output is inverted on the validation set (negative least-squares scale onto the
-clean target, recorded by the trainer) is marked too, and so is one whose output is more than 20 dB
-quieter than the target there (scale below `QUIET_SCALE`): neither shows in SI-SDR, PESQ or STOI, both
-in SNR and to a listener.
+The checks that refuse a folder and the row rule (one row per model configuration: its most recent clean run
+that ships its evidence and was trained as its preset says, else its most recent run, marked) are written out
+in docs/board.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
+
+from bench.adapters.base import discover
 from bench.core.errors import BenchError, ResultsError
-from bench.train.runconfig import read_record
+from bench.data.recorded import RecordedNoise
+from bench.data.tracks import load_track, track_version
+from bench.protocol import DEFAULT_PROTOCOL, Protocol
+from bench.scoring.results import RESULTS_DIR, Run, check_against_benchmark, iter_run_dirs, load_run, rel
+from bench.scoring.suite import role_of
+from bench.train.runconfig import read_record, train_config
 
 #: a validation scale below this (the output more than 20 dB below the clean target) marks the row
 QUIET_SCALE = 0.1
-
-if TYPE_CHECKING:
-    from bench.scoring.results import Run
-
 #: noisy-column agreement with the noisy run of the set (both computed by the same code on the same inputs)
 NOISY_TOL = 2e-4
 SCORE_COLUMNS_IGNORED = ("utt_id", "seconds", "errors", "output_sha256")
@@ -78,9 +66,6 @@ def _test_ids(track) -> list[str]:
 
 
 def _noise_record(track, noise_name: str):
-    from bench.data.recorded import RecordedNoise
-    from bench.protocol import Protocol
-
     if noise_name == "recorded":
         return RecordedNoise.of(track)
     return Protocol.load(noise_name)
@@ -106,10 +91,6 @@ def training_noise(run: Run) -> str | None:
 
 def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, bool]:
     """(run, its evaluation role, archived?) of a results folder, or ResultsError/BenchError."""
-    from bench.data.tracks import track_version
-    from bench.scoring.results import check_against_benchmark, load_run
-    from bench.scoring.suite import role_of
-
     run = load_run(d)
     track_name, noise = d.parent.parent.parent.name, d.parent.parent.name
     parts = (run.track, run.noise, run.model, run.run_id)
@@ -126,21 +107,15 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
         raise ResultsError(f"track {track_name} has no frozen manifest; its runs cannot be checked")
     check_against_benchmark(run, protocol=_noise_record(track, noise.removesuffix("+stream")),
                             track_record=track.record(), test_ids=_test_ids(track))
-    from bench.data.tracks import load_track
-
     return run, role, track.split_id != load_track(track_name).split_id
 
 
 def _score_fingerprint(run: Run) -> str:
-    import hashlib
-
     cols = [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
     return hashlib.sha256(run.per_utterance[["utt_id", *cols]].to_csv(index=False).encode()).hexdigest()
 
 
 def _check_noisy_columns(run: Run, ref: Run) -> None:
-    import numpy as np
-
     a, b = run.per_utterance.set_index("utt_id"), ref.per_utterance.set_index("utt_id")
     for m in run.metric_names:
         if m not in ref.metric_names:
@@ -159,8 +134,6 @@ HOW_NOT_WHAT = ("max_steps", "max_minutes", "log_every", "checkpoint_every", "nu
 
 def _preset_training(adapter, preset: str | None) -> dict | None:
     """The training configuration a run of `preset` gets with no override (None: no such preset)."""
-    from bench.train.runconfig import train_config
-
     if not preset or preset not in adapter.presets:
         return None
     try:
@@ -184,8 +157,6 @@ def _unlike_preset(run: Run, want: dict) -> list[str]:
 def _eligible(run: Run, adapters: dict, ranked: bool = False) -> list[str]:
     """Why a run may not take a row from a cleaner one (empty: it may). On the ranked set (`ranked`) a run
     of the benchmark protocol ships its outputs (bench/run/pipeline.py)."""
-    from bench.protocol import DEFAULT_PROTOCOL
-
     marks = []
     if run.dirty:
         marks.append("dirty")
@@ -208,8 +179,6 @@ def label_of(run: Run, adapters: dict) -> str:
     preset = preset_of(run)
     name = run.model + (f" · {preset}" if preset and run.summary["model"]["trainable"] else "")
     tn = training_noise(run)
-    from bench.protocol import DEFAULT_PROTOCOL
-
     if tn and tn != DEFAULT_PROTOCOL:
         name += f" (trained on {tn})"
     return name
@@ -218,8 +187,6 @@ def label_of(run: Run, adapters: dict) -> str:
 def _distinguish(rows: list[Row]) -> None:
     """Rows of one set that would carry the same name (one adapter, two model configs, no preset to tell
     them apart) are named by the hash of their model config too."""
-    import hashlib
-
     by_label: dict[str, list[Row]] = {}
     for r in rows:
         by_label.setdefault(r.label, []).append(r)
@@ -229,30 +196,20 @@ def _distinguish(rows: list[Row]) -> None:
                 r.label += f" · config {hashlib.sha256(model_config_key(r.run).encode()).hexdigest()[:8]}"
 
 
-def collect(results_dir: Path | None = None) -> Board:
-    from bench.adapters.base import discover
-    from bench.scoring.results import RESULTS_DIR, iter_run_dirs, rel
+def _shown(path: Path, base: Path) -> str:
+    """A path as the board shows it: relative to the folder holding results/."""
+    p = Path(path).resolve()
+    return p.relative_to(base).as_posix() if base in p.parents else rel(p)
 
-    results_dir = Path(results_dir or RESULTS_DIR)
-    base = results_dir.resolve().parent
 
-    def shown(path: Path) -> str:   # paths as the board shows them: relative to the folder holding results/
-        p = Path(path).resolve()
-        return p.relative_to(base).as_posix() if base in p.parents else rel(p)
+def _reason(exc: Exception, base: Path) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]   # schema errors: the fields follow
+    return " ".join(lines[:4]).replace(f"{base}/", "")
 
-    def reason(exc: Exception) -> str:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]   # schema errors: the fields follow
-        return " ".join(lines[:4]).replace(f"{base}/", "")
 
-    adapters = discover(strict=False)
-    board = Board({}, {}, [], {})
-    checked: list[tuple[Run, str, bool]] = []
-    for d in iter_run_dirs(results_dir):
-        try:
-            checked.append(check_folder(d, results_dir, adapters))
-        except (ResultsError, BenchError) as exc:
-            board.refused.append((shown(d), reason(exc)))
-    # the noisy input of each current set: the reference for every run's noisy columns
+def _note_roles_and_noisy(board: Board, checked: list[tuple[Run, str, bool]]) -> None:
+    """The role of each set, and the noisy input of each current set: the reference for every run's noisy
+    columns (its most recent run)."""
     for run, role, archived in checked:
         key = f"{run.track}/{run.noise}"
         board.roles[key] = role
@@ -260,6 +217,11 @@ def collect(results_dir: Path | None = None) -> Board:
             old = board.noisy.get(key)
             if old is None or (run.summary["created"], run.run_id) > (old.summary["created"], old.run_id):
                 board.noisy[key] = run
+
+
+def _configurations(board: Board, checked: list[tuple[Run, str, bool]], base: Path) -> dict[tuple, list[Run]]:
+    """The runs that pass the noisy-column and copy checks, oldest first, grouped by (set, archived?, model,
+    model config, training noise); the others are refused."""
     seen: dict[tuple[str, str], Run] = {}
     groups: dict[tuple, list[Run]] = {}
     for run, role, archived in sorted(checked, key=lambda c: (c[0].summary["created"], c[0].run_id)):
@@ -275,64 +237,45 @@ def collect(results_dir: Path | None = None) -> Board:
                                    f"results/{key}/{other.model}/{other.run_id}")
             seen.setdefault(fp, run)
         except ResultsError as exc:
-            board.refused.append((shown(run.path), reason(exc)))
+            board.refused.append((_shown(run.path, base), _reason(exc, base)))
             continue
         set_key = f"{key} ({run.split_id})" if archived else key
         groups.setdefault((set_key, archived, run.model, model_config_key(run), training_noise(run)), []).append(run)
+    return groups
+
+
+def _row(runs: list[Run], adapters: dict, ranked: bool) -> Row:
+    """The row of one model configuration on one set, from its runs (oldest first)."""
+    why = [_eligible(r, adapters, ranked) for r in runs]
+    ok = [r for r, w in zip(runs, why) if not w]
+    chosen = (ok or runs)[-1]   # with none eligible, the most recent run, with its marks
+    row = Row(chosen, label_of(chosen, adapters), [] if ok else why[-1])
+    scale = chosen.summary["budget"].get("valid_scale")
+    if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
+        row.marks.append(f"output inverted (validation scale {scale:+.2f})")
+    elif scale is not None and scale < QUIET_SCALE:
+        row.marks.append(f"output {-20 * math.log10(max(scale, 1e-5)):.0f} dB too quiet "
+                         f"(validation scale {scale:+.2f})")
+    return row
+
+
+def collect(results_dir: Path | None = None) -> Board:
+    results_dir = Path(results_dir or RESULTS_DIR)
+    base = results_dir.resolve().parent
+    adapters = discover(strict=False)
+    board = Board({}, {}, [], {})
+    checked: list[tuple[Run, str, bool]] = []
+    for d in iter_run_dirs(results_dir):
+        try:
+            checked.append(check_folder(d, results_dir, adapters))
+        except (ResultsError, BenchError) as exc:
+            board.refused.append((_shown(d, base), _reason(exc, base)))
+    _note_roles_and_noisy(board, checked)
+    groups = _configurations(board, checked, base)
     for (set_key, archived, *_), runs in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         ranked = not archived and board.roles.get(set_key) == "main"
-        why = [_eligible(r, adapters, ranked) for r in runs]
-        ok = [r for r, w in zip(runs, why) if not w]
-        chosen = (ok or runs)[-1]   # with none eligible, the most recent run, with its marks
-        row = Row(chosen, label_of(chosen, adapters), [] if ok else why[-1])
-        scale = chosen.summary["budget"].get("valid_scale")
-        if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
-            row.marks.append(f"output inverted (validation scale {scale:+.2f})")
-        elif scale is not None and scale < QUIET_SCALE:
-            row.marks.append(f"output {-20 * math.log10(max(scale, 1e-5)):.0f} dB too quiet "
-                             f"(validation scale {scale:+.2f})")
-        (board.archived if archived else board.sets).setdefault(set_key, []).append(row)
+        (board.archived if archived else board.sets).setdefault(set_key, []).append(_row(runs, adapters, ranked))
     for rows in (*board.sets.values(), *board.archived.values()):
         _distinguish(rows)
     board.refused.sort()
     return board
-
-
-# ---------------------------------------------------------------------------------------------
-# a superseded run gives up its audio and weights, never its record
-def retire(path: Path, results_root: Path | None = None) -> list[Path]:
-    """Drop the shipped outputs and weights of run `path` (every set it was scored on) once a newer run
-    holds its row on every board set: its per-utterance scores, output hashes and ``weights_sha256`` stay,
-    so its scores still load, compare and verify, and its weights can be checked against a retraining
-    (`bench reproduce`). Refused while any of its folders is a board row. Returns the folders changed."""
-    import shutil
-
-    from bench.verify.evidence import weights_path
-    from bench.scoring.results import RESULTS_DIR, iter_run_dirs, load_run, rel, write_json
-
-    results_root = Path(results_root or RESULTS_DIR)
-    run = load_run(path)
-    board = collect(results_root)
-    holding = {}
-    for key, rows in (*board.sets.items(), *board.archived.items()):
-        for row in rows:
-            holding[(row.run.model, row.run.run_id)] = (key, row.label)
-    if (run.model, run.run_id) in holding:
-        key, label = holding[(run.model, run.run_id)]
-        raise BenchError(f"{rel(path)}: run {run.run_id} is the row of {label} on {key}; only a superseded run "
-                         "may drop its outputs and weights", hint="a newer run of the same configuration takes the row first")
-    folders = [d for d in iter_run_dirs(results_root) if d.parent.name == run.model and d.name == run.run_id]
-    reason = "superseded on the board: outputs and weights dropped to keep the repository within its size budget"
-    for d in folders:
-        r = load_run(d)
-        o, w = dict(r.summary["outputs"]), dict(r.summary.get("weights") or {})
-        if o.get("shipped"):
-            shutil.rmtree(d / o["dir"], ignore_errors=True)
-            r.summary["outputs"] = {**o, "shipped": False, "dir": None, "format": None}
-        if w.get("shipped"):
-            if (wp := weights_path(r, results_root)) is not None:
-                wp.unlink(missing_ok=True)
-            r.summary["weights"] = {**w, "shipped": False, "file": None, "sha256": None, "dtype": None, "bytes": None,
-                                    "reason": reason}
-        write_json(d / "summary.json", r.summary)
-    return folders

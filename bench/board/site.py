@@ -1,14 +1,8 @@
 """The listening page: ``site/index.html``, rendered by `bench leaderboard` from the checked board
-(`bench.board.rows.collect`), like ``leaderboard.md``, and checked by ``bench leaderboard --check``: every file
-byte-equal to a fresh rendering, none missing, none extra.
-
-What it holds: a sortable table (mean [95 % CI], Δ over the noisy input) for every evaluation set; for
-each ranked set whose noisy run ships its outputs, players and spectrograms for three fixed test
-utterances (bench/board/site_media.py says which) of the clean reference, the noisy input and every model; the
-diagnostics heatmap; links to each run's summary.json. One HTML file with inline CSS and JavaScript and
-nothing from the network, so it works from ``file://``. The model outputs are not copied: the players
-point at the shipped FLACs under ``results/`` by relative path; the page's own files (HTML, spectrogram
-PNGs, the chosen clean utterances as FLAC) must stay under `BUDGET_BYTES`.
+(`bench.board.rows.collect`) like ``leaderboard.md``, and checked by ``bench leaderboard --check``: every file
+byte-equal to a fresh rendering, none missing, none extra. What it shows: docs/site.md. The model outputs are
+not copied: the players point at the shipped FLACs under ``results/`` by relative path; the page's own files
+(HTML, spectrogram PNGs, the chosen clean utterances as FLAC) must stay under `BUDGET_BYTES`.
 """
 
 from __future__ import annotations
@@ -22,12 +16,15 @@ from urllib.parse import quote
 import numpy as np
 
 from bench import REPO_ROOT
+from bench.board.site_media import choose_utterances, clean_samples, flac_bytes, heatmap_png, read_pcm16, spectrogram_png
+from bench.board.site_template import MARK, document
 from bench.core.errors import BenchError
+from bench.core.files import atomic_write_bytes
+from bench.metrics.registry import METRICS
+from bench.protocol import DEFAULT_PROTOCOL, Protocol
 
 SITE_DIR = REPO_ROOT / "site"
 BUDGET_BYTES = 5 * 2**20
-MARK = "<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only; `bench leaderboard --check` " \
-       "(run in CI) fails when it is out of date. -->"
 ROLE_ORDER = ("main", "stream", "tier", "cross-corpus", "recorded", "diagnostic")
 ROLE_TITLE = {"main": "Ranked set", "stream": "Streaming (the ranked set through each streamer)",
               "tier": "Protocol tier", "cross-corpus": "Unseen corpus and speakers, same protocol",
@@ -56,8 +53,6 @@ def _nd(metric: str) -> int:
 
 
 def _label(metric: str) -> str:
-    from bench.metrics.registry import METRICS
-
     d = METRICS[metric]
     return d.label + (" (dB)" if d.unit == "dB" else "")
 
@@ -148,8 +143,6 @@ def runs_table(rows, site_dir: Path, table_id: str) -> str:
 def diagnostics(board, key: str) -> tuple[list, list[str], np.ndarray, dict, list]:
     """(system rows, manipulations, Δ PESQ-WB [row, op], {op: {(model, run id): run}}, noisy PESQ-WB per op)
     of ranked set `key`, from the board's ``<track>/<protocol>.only-<op>`` sets."""
-    from bench.protocol import Protocol
-
     track, noise = key.split("/", 1)
     ops = [p.name for p in Protocol.load(noise).diagnostics()] if "." not in noise else []
     ops = [op for op in ops if board.rows(f"{track}/{op}")]
@@ -170,8 +163,6 @@ def diagnostics(board, key: str) -> tuple[list, list[str], np.ndarray, dict, lis
 
 def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
     """The players of ranked set `key`; adds the clean FLACs and spectrogram PNGs to `files`."""
-    from bench.board.site_media import choose_utterances, flac_bytes, read_pcm16
-
     noisy = board.noisy.get(key)
     if noisy is None or not (noisy.summary.get("outputs") or {}).get("shipped"):
         return "<p>No players: the noisy input's run of this set ships no outputs.</p>"
@@ -208,8 +199,6 @@ def _utt_score(run, utt: str):
 
 
 def _card(label: str, stem: str, src: str, samples, score, folder: str, files: dict) -> str:
-    from bench.board.site_media import spectrogram_png
-
     png = f"spectrograms/{folder}/{stem}.png"
     files[png] = spectrogram_png(samples)
     note = "" if score is None else f" <small>PESQ-WB {score:.2f}</small>"
@@ -229,15 +218,13 @@ def _slug(label: str) -> str:
 
 def _reuse(path: Path, q: np.ndarray) -> bytes | None:
     """The bytes of the page's existing copy when it holds exactly these samples (FLAC encoders differ)."""
-    from bench.board.site_media import read_pcm16
-
     try:
         return path.read_bytes() if path.exists() and np.array_equal(read_pcm16(path), q) else None
     except Exception:
         return None
-def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
-    from bench.board.site_media import heatmap_png
 
+
+def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
     rows, ops, delta, by_op, noisy = diagnostics(board, key)
     if not rows:
         return "<p>No diagnostic runs yet.</p>"
@@ -265,52 +252,6 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # the page
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;
-color:#222;line-height:1.4}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.88em}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f2f2f2;cursor:pointer;user-select:none;white-space:nowrap}
-th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
-small{color:#555}.delta{color:#064}.bad{color:#a00}a.run{font-size:.8em}
-.grid{display:flex;flex-wrap:wrap;gap:.8em}.player{margin:0;width:322px}
-.player img{display:block;border:1px solid #999}.player audio{width:320px;height:32px}
-.player figcaption{font-size:.85em;font-weight:600}.state{font-size:.75em;color:#555}
-.heatmap{max-width:100%}nav a{margin-right:1em}
-"""
-JS = """
-function sortTable(table, col, th) {
-  const dir = th.getAttribute('aria-sort') === 'descending' ? 'ascending' : 'descending';
-  const tbody = table.tBodies[0], rows = Array.from(tbody.rows);
-  rows.forEach((r, i) => { if (r.dataset.i === undefined) r.dataset.i = i; });
-  const key = r => { const v = r.cells[col].dataset.v; return v === '' ? null : (isNaN(v) ? v : parseFloat(v)); };
-  rows.sort((a, b) => {
-    const x = key(a), y = key(b);
-    if (x === null || y === null) return (x === null) - (y === null) || a.dataset.i - b.dataset.i;
-    const c = x < y ? -1 : x > y ? 1 : 0;
-    return (dir === 'ascending' ? c : -c) || a.dataset.i - b.dataset.i;
-  });
-  rows.forEach(r => tbody.appendChild(r));
-  table.querySelectorAll('th').forEach(h => h.removeAttribute('aria-sort'));
-  th.setAttribute('aria-sort', dir);
-}
-document.querySelectorAll('table.sortable').forEach(t => t.querySelectorAll('th').forEach((th, i) => {
-  th.tabIndex = 0; th.title = 'sort';
-  th.addEventListener('click', () => sortTable(t, i, th));
-  th.addEventListener('keydown', e => { if (e.key === 'Enter') sortTable(t, i, th); });
-}));
-document.querySelectorAll('audio').forEach(a => {
-  const s = a.parentElement.querySelector('.state');
-  const ok = () => { a.dataset.state = 'ok'; s.textContent = a.duration.toFixed(2) + ' s'; };
-  const bad = () => { a.dataset.state = 'error'; s.textContent = '⚠ cannot load ' + a.getAttribute('src');
-                      s.className = 'state bad'; };
-  a.addEventListener('loadedmetadata', ok);
-  a.addEventListener('error', bad);
-  a.addEventListener('play', () => document.querySelectorAll('audio').forEach(o => { if (o !== a) o.pause(); }));
-  if (a.readyState >= 1) ok(); else if (a.error) bad();
-});
-"""
-
 
 def _role_rank(board, key: str) -> tuple:
     role = board.roles.get(key, "")
@@ -318,8 +259,6 @@ def _role_rank(board, key: str) -> tuple:
 
 
 def page(board, site_dir: Path, files: dict, clean) -> str:
-    from bench.protocol import DEFAULT_PROTOCOL, Protocol
-
     proto = Protocol.load(DEFAULT_PROTOCOL)
     keys = sorted(board.sets, key=lambda k: _role_rank(board, k))
     main = [k for k in keys if board.roles.get(k) == "main"]
@@ -354,18 +293,12 @@ def page(board, site_dir: Path, files: dict, clean) -> str:
     if board.refused:
         body.append("<section id=refused><h2>Runs refused by the checks</h2><ul>" + "".join(
             f"<li><code>{html.escape(p)}</code>: {html.escape(reason)}</li>" for p, reason in board.refused) + "</ul></section>")
-    return ("<!doctype html>\n" + MARK + "\n<html lang=en><head><meta charset=utf-8>"
-            "<meta name=viewport content=\"width=device-width, initial-scale=1\">"
-            f"<title>vctk-denoise-bench</title><style>{CSS}</style></head><body>\n" + "\n".join(body) +
-            f"\n<script>{JS}</script></body></html>\n")
+    return document(body)
 
 
 def default_clean(noisy_run, utt_id: str, page_copy: Path):
     """The clean reference: the page's own copy, else the repository's committed page (a page written from a
     copy of results/), else the prepared track; each only if its samples match the frozen manifest."""
-    from bench import REPO_ROOT
-    from bench.board.site_media import clean_samples
-
     parts = Path(page_copy).parts
     repo_copy = (REPO_ROOT.joinpath("site", *parts[len(parts) - parts[::-1].index("site"):])
                  if "site" in parts else None)
@@ -393,8 +326,6 @@ def _on_disk(site_dir: Path) -> dict[str, Path]:
 
 def render_site(board, out_dir: Path | None = None, clean=None) -> dict[str, bytes]:
     """Write the page to `out_dir` (default: site/), removing files it no longer has."""
-    from bench.core.audio import atomic_write_bytes
-
     out_dir = Path(out_dir or SITE_DIR)
     index = out_dir / "index.html"
     if out_dir.exists() and any(out_dir.iterdir()) and not (index.exists() and MARK in index.read_text(errors="replace")):

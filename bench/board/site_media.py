@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from bench import SAMPLE_RATE
-from bench.core.errors import BenchError
+from bench.core.audio import sha256_pcm16
+from bench.core.errors import BenchError, DataError
+from bench.corpora.root import prepared_root, resolve_data_root
+from bench.data.prepared import PreparedTrack
+from bench.data.tracks import track_version
+from bench.protocol import Protocol
 
 SPEC_WIDTH, SPEC_HEIGHT = 320, 160
 SPEC_NFFT, SPEC_HOP = 512, 128
@@ -107,9 +112,6 @@ def spectrogram_png(q: np.ndarray) -> bytes:
 
 def _corpus_file(track, utt_id: str) -> Path | None:
     """The utterance's file in the corpus (useful as it is when the corpus is stored at 16 kHz), or None."""
-    from bench.corpora.root import resolve_data_root
-    from bench.core.errors import DataError
-
     utt = next((u for u in track.utterances(split="test") if u.utt_id == utt_id), None)
     if utt is None or utt.sample_rate != 16000:
         return None
@@ -122,12 +124,6 @@ def _corpus_file(track, utt_id: str) -> Path | None:
 def clean_samples(track_name: str, split_id: str, utt_id: str, page_copies) -> np.ndarray:
     """The clean test utterance of a benchmark track, checked against its frozen manifest: from one of the
     page copies (paths or None) or else the prepared track; a file is used only if its samples match."""
-    from bench.core.audio import sha256_pcm16
-    from bench.data.prepared import PreparedTrack
-    from bench.corpora.root import prepared_root
-    from bench.data.tracks import track_version
-    from bench.protocol import Protocol
-
     track = track_version(track_name, split_id)
     want = {u.utt_id: u.sha256_pcm16 for u in track.utterances(split="test")}.get(utt_id)
     if want is None:

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bench.verify.contract import FAIL, INFO, PASS, RULES, SKIP, WARN, Report, check_found
-from bench.cli.data import positive_int
-from bench.core.errors import AdapterError, BenchError
-from bench.adapters.modelcard import SCAFFOLD_MARKER
+from rich.markup import escape
+from rich.table import Table
 
-if TYPE_CHECKING:
-    from bench.adapters.base import Found
+from bench.verify.contract import (FAIL, INFO, LONG_SECONDS, LONG_SECONDS_QUICK, PASS, RULES, SKIP, WARN, Report,
+                                   Runner, rule_batch, rule_config, rule_cpu, rule_determinism, rule_finite,
+                                   rule_import, rule_model_card, rule_shape, rule_size_speed, rule_train)
+from bench.core.errors import AdapterError
+from bench.adapters.base import Found, discover
+from bench.adapters.speed import torch_threads
 
 _STYLE = {PASS: "[green]pass[/]", FAIL: "[bold red]FAIL[/]", SKIP: "[dim]skip[/]", INFO: "[cyan]info[/]",
           WARN: "[yellow]warn[/]"}
@@ -35,10 +36,33 @@ def _module_stem(path: Path) -> str:
     return path.parent.name if path.name == "adapter.py" else path.stem
 
 
+def check_found(found: Found, *, quick: bool = False, preset: str | None = None, rtf: bool = True,
+                strict: bool = False) -> Report:
+    """Every rule, in order, for one discovered adapter; never raises for a broken adapter."""
+    a = found.adapter
+    rep = Report(a.name, found.kind, str(found.path), strict=strict)
+    rule_import(rep, found)
+    if preset is None and quick and "quick" in (a.presets or {}):
+        preset = "quick"
+    cfg, model = rule_config(rep, a, preset)
+    if model is None:
+        rule_model_card(rep, found)
+        rep.add(", ".join(r for r in RULES[2:] if r != "model-card"), SKIP, "", "need a model (see `config`)")
+        return rep
+    run = Runner(a, model)
+    rule_cpu(rep, run)
+    rule_shape(rep, run, LONG_SECONDS_QUICK if quick else LONG_SECONDS)
+    rule_batch(rep, run)
+    rule_determinism(rep, run)
+    rule_finite(rep, run)
+    rule_train(rep, a, cfg)
+    rule_model_card(rep, found)
+    rule_size_speed(rep, run, quick, rtf)
+    return rep
+
+
 def _check_one(found: Found, threads: int | None, **kw) -> Report:
     """`check_found` with `threads` torch threads (None: leave the setting alone)."""
-    from bench.adapters.speed import torch_threads
-
     with torch_threads(threads) if threads else nullcontext():
         return check_found(found, **kw)
 
@@ -57,8 +81,6 @@ def import_failure_report(path: Path, err: AdapterError, kind: str) -> Report:
 def check(name: str, *, root: Path | None = None, quick: bool = False, preset: str | None = None, rtf: bool = True,
           strict: bool = False, threads: int | None = 1) -> Report:
     """Check adapter `name` under `root` (default: the repository)."""
-    from bench.adapters.base import discover
-
     errors: list[tuple[Path, AdapterError]] = []
     found = discover(root, strict=False, errors=errors)
     if name in found:
@@ -74,8 +96,6 @@ def check(name: str, *, root: Path | None = None, quick: bool = False, preset: s
 
 def check_all(*, root: Path | None = None, quick: bool = False, preset: str | None = None, rtf: bool = True,
               strict: bool = False, threads: int | None = 1, progress=None) -> list[Report]:
-    from bench.adapters.base import discover
-
     errors: list[tuple[Path, AdapterError]] = []
     found = discover(root, strict=False, errors=errors)
     reports = [import_failure_report(path, err, _kind_of(path)) for path, err in errors]
@@ -88,9 +108,6 @@ def check_all(*, root: Path | None = None, quick: bool = False, preset: str | No
 
 
 def report_table(rep: Report):
-    from rich.markup import escape
-    from rich.table import Table
-
     t = Table(title=escape(f"bench check {rep.name} ({rep.kind}, {rep.config_label}): {rep.path}"), show_lines=False)
     for col in ("rule", "result", "input", "detail") + (("fix",) if not rep.ok else ()):
         t.add_column(col, overflow="fold")
@@ -101,8 +118,6 @@ def report_table(rep: Report):
 
 
 def summary_table(reports: list[Report], quick: bool = False):
-    from rich.table import Table
-
     t = Table(title="bench check --all" + (" --quick" if quick else ""), caption=f"rules: {', '.join(RULES[:-1])}")
     for col in ("adapter", "kind", "config", "result", "params", "RTF 1 thr"):
         t.add_column(col, justify="right" if col in ("params", "RTF 1 thr") else "left",
@@ -116,64 +131,3 @@ def summary_table(reports: list[Report], quick: bool = False):
         t.add_row(rep.name, rep.kind, rep.config_label.replace("preset ", "").replace(" config", ""), result,
                   "-" if rep.parameters is None else f"{rep.parameters:,}", "-" if rep.rtf is None else f"{rep.rtf:.3f}")
     return t
-
-
-def cmd_check(args) -> int:
-    from rich.markup import escape
-
-    from bench.core.console import console, err_console
-
-    root = Path(args.root) if args.root else None
-    if not args.all and not args.name:
-        raise BenchError("bench check: give an adapter NAME or --all", hint="`bench list` shows the adapters")
-    if root is not None and not root.is_dir():
-        raise BenchError(f"--root {root}: " + ("is not a folder" if root.exists() else "does not exist"),
-                         hint="the folder holding baselines/ and submissions/")
-    if args.name and args.preset and not args.all:
-        from bench.adapters.base import discover
-        from bench.train.runconfig import check_preset
-
-        found = discover(root, strict=False).get(args.name)
-        if found is not None:
-            check_preset(found.adapter, args.preset)
-    opts = dict(root=root, quick=args.quick, preset=args.preset, rtf=not args.no_rtf, strict=args.strict,
-                threads=args.threads)
-    if args.all:
-        reports = check_all(**opts, progress=lambda n: err_console.print(f"[dim]checking {n} ...[/]"))
-    else:
-        reports = [check(args.name, **opts)]
-    for rep in reports:
-        if not (args.all and rep.ok and not args.verbose_tables):
-            console.print(report_table(rep))
-    if args.all:
-        console.print(summary_table(reports, args.quick))
-    bad = [r for r in reports if not r.ok]
-    for rep in bad:
-        for r in rep.failures:
-            err_console.print("[bold red]FAIL[/] " + escape(f"{rep.name} [{r.rule}] {r.input}: {r.detail}"
-                                                            + (f"\n  -> {r.fix}" if r.fix else "")),
-                              soft_wrap=True, highlight=False)
-    if bad:
-        err_console.print(f"[red]{len(bad)} of {len(reports)} adapter(s) break the contract[/]")
-        return 1
-    console.print(f"[green]ok[/] {len(reports)} adapter(s) follow the contract")
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("check", help="check an adapter against the contract (shapes, batch invariance, "
-                                            "determinism, NaN, training step, model card) before any training")
-    p.add_argument("name", nargs="?", default=None, help="adapter name (see `bench list`)")
-    p.add_argument("--all", action="store_true", help="check every adapter in baselines/ and submissions/ (CI)")
-    p.add_argument("--quick", action="store_true",
-                   help="fast mode: 5 s instead of 30 s, RTF on 2 s, and the `quick` preset's model when there is one")
-    p.add_argument("--preset", default=None, help="check the model of this preset (default: the adapter's config)")
-    p.add_argument("--no-rtf", action="store_true", help="skip the real-time-factor measurement")
-    p.add_argument("--strict", action="store_true",
-                   help=f"warnings fail too (e.g. '{SCAFFOLD_MARKER}' markers left by the scaffold)")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch threads for the checks (default 1: fastest on a shared machine; the RTF always uses 1)")
-    p.add_argument("--root", default=None, help="folder holding baselines/ and submissions/ (default: the repository)")
-    p.add_argument("--verbose-tables", action="store_true",
-                   help="with --all, print every adapter's table, not only failing ones")
-    p.set_defaults(func=cmd_check)

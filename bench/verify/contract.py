@@ -3,7 +3,7 @@ adding its results (rule, status, input, what went wrong, how to fix it) to a `R
 and their inputs are listed in submissions/README.md: import, config, cpu, shape, batch,
 determinism, finite, train, model-card, and size/speed (reported, never failing). Every rule runs
 the model as the scorer does (CPU, eval mode, inference mode; oracles receive the input as
-``clean=``). torch is imported inside the functions, so registering `bench check` stays fast.
+``clean=``); `bench.verify.check` runs them in order.
 """
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
 
 from bench import SAMPLE_RATE
+from bench.adapters.base import Adapter, Found, count_parameters
+from bench.adapters.modelcard import SCAFFOLD_MARKER, card_path, card_problems, scaffold_markers
+from bench.adapters.speed import measure_rtf
 from bench.core.errors import BenchError
 from bench.core.names import MODEL_RE
-from bench.adapters.modelcard import SCAFFOLD_MARKER, card_path, card_problems, scaffold_markers
-
-if TYPE_CHECKING:  # annotations only
-    import torch
-
-    from bench.adapters.base import Adapter, Found
+from bench.train import adversarial
+from bench.train.losses import build_loss
+from bench.train.runconfig import train_config
 
 #: lengths of the shape check (samples), before the long input
 SHORT_LENGTHS = (1, 12345, SAMPLE_RATE)
@@ -80,9 +82,6 @@ class Report:
 # test signals (deterministic)
 def speech_like(n: int, seed: int = 0, peak: float = 0.5) -> torch.Tensor:
     """A voiced harmonic signal under a syllable-rate envelope plus a little noise, float32."""
-    import numpy as np
-    import torch
-
     rng = np.random.default_rng(seed)
     t = np.arange(n) / SAMPLE_RATE
     f0 = rng.uniform(100, 200) * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))
@@ -94,9 +93,6 @@ def speech_like(n: int, seed: int = 0, peak: float = 0.5) -> torch.Tensor:
 
 
 def stress_inputs(n: int = SAMPLE_RATE) -> dict[str, torch.Tensor]:
-    import numpy as np
-    import torch
-
     rng = np.random.default_rng(1)
     t = np.arange(n) / SAMPLE_RATE
     square = np.where(np.sin(2 * np.pi * 220 * t) >= 0, 1.0, -1.0).astype(np.float32)
@@ -123,8 +119,6 @@ class Runner:
         self.adapter, self.model = adapter, model
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        import torch
-
         self.model.eval()
         with torch.inference_mode():
             return self.adapter.enhance(self.model, x, clean=x if self.adapter.oracle else None)
@@ -151,8 +145,6 @@ def rule_import(rep: Report, found: Found) -> None:
 
 def rule_config(rep: Report, a: Adapter, preset: str | None) -> tuple[dict | None, torch.nn.Module | None]:
     """(config, model built from it), or (None, None) after a failure."""
-    import torch
-
     rep.config_label = f"preset {preset}" if preset else "default config"
     if preset is not None and preset not in (a.presets or {}):
         rep.add("config", FAIL, rep.config_label, f"no preset {preset!r}",
@@ -178,8 +170,6 @@ def rule_config(rep: Report, a: Adapter, preset: str | None) -> tuple[dict | Non
 
 
 def rule_cpu(rep: Report, run: Runner) -> None:
-    import torch
-
     model = run.model
     try:
         model.to("cpu")
@@ -198,8 +188,6 @@ def rule_cpu(rep: Report, run: Runner) -> None:
 
 
 def _shape_problem(run: Runner, x: torch.Tensor) -> tuple[str, str] | None:
-    import torch
-
     try:
         y = run(x)
     except Exception as exc:  # noqa: BLE001
@@ -215,8 +203,6 @@ def _shape_problem(run: Runner, x: torch.Tensor) -> tuple[str, str] | None:
 
 
 def rule_shape(rep: Report, run: Runner, long_seconds: float) -> None:
-    import torch
-
     ok = True
     for b, n in [(b, n) for n in SHORT_LENGTHS for b in (1, 2)] + [(1, int(long_seconds * SAMPLE_RATE))]:
         x = torch.stack([speech_like(n, s) for s in range(b)])
@@ -230,8 +216,6 @@ def rule_shape(rep: Report, run: Runner, long_seconds: float) -> None:
 
 
 def rule_batch(rep: Report, run: Runner) -> None:
-    import torch
-
     ok = True
     for n in (SAMPLE_RATE, 12345):
         xa = speech_like(n, 3)
@@ -256,8 +240,6 @@ def rule_batch(rep: Report, run: Runner) -> None:
 
 
 def rule_determinism(rep: Report, run: Runner) -> None:
-    import torch
-
     x = speech_like(SAMPLE_RATE, 5)[None]
     try:
         y1, y2 = run(x), run(x)
@@ -273,8 +255,6 @@ def rule_determinism(rep: Report, run: Runner) -> None:
 
 
 def rule_finite(rep: Report, run: Runner) -> None:
-    import torch
-
     ok = True
     for label, sig in stress_inputs().items():
         try:
@@ -292,11 +272,6 @@ def rule_finite(rep: Report, run: Runner) -> None:
 
 
 def rule_train(rep: Report, a: Adapter, cfg: dict) -> None:
-    import torch
-
-    from bench.train.losses import build_loss
-    from bench.train.runconfig import train_config
-
     if not a.trainable:
         rep.add("train", SKIP, "", "not trainable")
         return
@@ -353,13 +328,9 @@ def rule_train(rep: Report, a: Adapter, cfg: dict) -> None:
 
 def rule_adversarial(rep: Report, a: Adapter, adv_cfg: dict, model, noisy) -> None:
     """An adversarial step as the trainer takes it (bench/train/adversarial.py): finite losses, gradients to the model."""
-    import torch
-
-    from bench.train.adversarial import build
-
     where = "preset 'quick'; adversarial step, batch 2 x 1 s"
     try:
-        adv = build(a, adv_cfg, "cpu", use_amp=False)
+        adv = adversarial.build(a, adv_cfg, "cpu", use_amp=False)
         model.zero_grad(set_to_none=True)
         extra, logged = adv.step(0.8 * noisy, model(noisy).float(), adv_cfg["warmup_steps"], 1.0)
         extra.backward()
@@ -398,9 +369,6 @@ def rule_model_card(rep: Report, found: Found) -> None:
 
 
 def rule_size_speed(rep: Report, run: Runner, quick: bool, rtf: bool) -> None:
-    from bench.adapters.base import count_parameters
-    from bench.adapters.speed import measure_rtf
-
     rep.parameters = count_parameters(run.model)
     if not rtf:
         rep.add("size/speed", INFO, "", f"{rep.parameters:,} parameters")
@@ -412,27 +380,3 @@ def rule_size_speed(rep: Report, run: Runner, quick: bool, rtf: bool) -> None:
     except Exception as exc:  # noqa: BLE001
         rep.add("size/speed", INFO, "", f"{rep.parameters:,} parameters; RTF not measured ({_exc(exc)})")
 
-
-def check_found(found: Found, *, quick: bool = False, preset: str | None = None, rtf: bool = True,
-                strict: bool = False) -> Report:
-    """Every rule, in order, for one discovered adapter; never raises for a broken adapter."""
-    a = found.adapter
-    rep = Report(a.name, found.kind, str(found.path), strict=strict)
-    rule_import(rep, found)
-    if preset is None and quick and "quick" in (a.presets or {}):
-        preset = "quick"
-    cfg, model = rule_config(rep, a, preset)
-    if model is None:
-        rule_model_card(rep, found)
-        rep.add(", ".join(r for r in RULES[2:] if r != "model-card"), SKIP, "", "need a model (see `config`)")
-        return rep
-    run = Runner(a, model)
-    rule_cpu(rep, run)
-    rule_shape(rep, run, LONG_SECONDS_QUICK if quick else LONG_SECONDS)
-    rule_batch(rep, run)
-    rule_determinism(rep, run)
-    rule_finite(rep, run)
-    rule_train(rep, a, cfg)
-    rule_model_card(rep, found)
-    rule_size_speed(rep, run, quick, rtf)
-    return rep

@@ -17,6 +17,7 @@ the run's home folder its weights (safetensors, bench/scoring/weights.py) where 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from bench import SAMPLE_RATE
+from bench.adapters.base import get_adapter
+from bench.core.audio import read_audio, sha256_pcm16, to_pcm16
 from bench.core.errors import BenchError, ResultsError
-from bench.scoring.results import RESULTS_DIR, Run, iter_run_dirs, load_run, rel
+from bench.core.files import file_sha256
+from bench.corpora.root import prepared_root as default_prepared_root, resolve_data_root
+from bench.data.prepare import prepare
+from bench.data.prepared import PreparedTrack
+from bench.data.tracks import track_version
+from bench.protocol import Protocol
+from bench.scoring.results import RESULTS_DIR, Run, load_run, rel
+from bench.scoring.score import enhance_one, metric_pool, metric_row
+from bench.scoring.weights import load_into, read_weights
 
 #: re-scoring the shipped outputs: max |difference| per utterance
 RESCORE_TOL = {"default": 2e-4, "dnsmos_sig": 2e-3, "dnsmos_bak": 2e-3, "dnsmos_ovrl": 2e-3}
@@ -65,9 +76,6 @@ def weights_path(run: Run, results_root: Path) -> Path | None:
 
 def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndarray]:
     """Shipped outputs and weights against their recorded hashes; returns the outputs read."""
-    from bench.core.audio import read_audio, sha256_pcm16, to_pcm16
-    from bench.scoring.weights import file_sha256
-
     audio = {}
     want = dict(zip(run.per_utterance["utt_id"], run.per_utterance.get("output_sha256", [])))
     for utt, path in outputs_of(run).items():
@@ -89,8 +97,6 @@ def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndar
 
 
 def _rescore_rows(items: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], jobs: int | None):
-    from bench.scoring.score import metric_pool, metric_row
-
     with metric_pool(jobs) as ex:
         futs = [ex.submit(metric_row, (u, c, y, tuple(names), "")) for u, c, y in items]
         return {f.result()["utt_id"]: f.result() for f in futs}
@@ -141,28 +147,17 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
 
 
 def _prepared_of(run: Run, prepared_root: Path | None, track=None):
-    from bench.data.prepared import PreparedTrack
-    from bench.corpora.root import prepared_root as default_root
-    from bench.data.tracks import track_version
-    from bench.protocol import Protocol
-
     b = run.summary["benchmark"]
     track = track or track_version(b["track"]["name"], b["track"]["split_id"])
     proto = None if b["protocol"]["name"] == "recorded" else Protocol.load(b["protocol"]["name"])
-    pt = PreparedTrack(track, proto, prepared_root or default_root(None))
+    pt = PreparedTrack(track, proto, prepared_root or default_prepared_root(None))
     if not pt.is_prepared:   # as `bench run` does: prepare from the corpus (idempotent)
-        from bench.data.prepare import prepare
-        from bench.corpora.root import resolve_data_root
-
         prepare(track, pt.protocol, resolve_data_root(None, track), pt.root)
     pt.require()
     return pt
 
 
 def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None) -> None:
-    from bench.adapters.base import get_adapter
-    from bench.scoring.score import enhance_one
-
     found = get_adapter(run.model)
     model = model_of(run, results_root, found)
     if model is None:
@@ -180,9 +175,6 @@ def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None) 
 def model_of(run: Run, results_root: Path, found=None):
     """The run's model: built from its config.json, with its shipped weights (None when a trained run's
     weights are not shipped)."""
-    from bench.adapters.base import get_adapter
-    from bench.scoring.weights import load_into, read_weights
-
     found = found or get_adapter(run.model)
     config = json.loads((run.path / run.summary["files"]["config"]).read_text())
     model = found.adapter.build(**config["model_config"])
@@ -198,11 +190,6 @@ def model_of(run: Run, results_root: Path, found=None):
 def fp16_reproduces(found, model, tensors16: dict, pt, jobs: int | None = None) -> bool:
     """Whether a copy of `model` with float16-rounded weights reproduces its scores on the ranked set
     within `REENHANCE_TOL` (PESQ-WB, STOI, SI-SDR per utterance and mean)."""
-    import copy
-
-    from bench.scoring.score import enhance_one
-    from bench.scoring.weights import load_into
-
     half = load_into(copy.deepcopy(model).float().cpu(), tensors16, "float16 weights").eval()
     model = model.float().cpu().eval()
     ids = pt.utt_ids("test")
@@ -218,47 +205,3 @@ def fp16_reproduces(found, model, tensors16: dict, pt, jobs: int | None = None) 
         if np.nanmax(np.abs(d)) > per or abs(np.nanmean(d)) > mean:
             return False
     return True
-
-
-# ---------------------------------------------------------------------------------------------
-# the command
-def cmd_verify(args) -> int:
-    from bench.core.console import console, err_console
-
-    mode = "fast" if args.fast else ("reenhance" if args.reenhance else "rescore")
-    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
-    if not args.all and not args.runs:
-        raise BenchError("bench verify: give run folders, or --all")
-    if args.all and not root.is_dir():
-        raise BenchError(f"--results-dir {root}: no such folder")
-    if args.fast and args.reenhance:
-        raise BenchError("--fast and --reenhance exclude each other")
-    paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
-    prepared = Path(args.prepared_dir) if args.prepared_dir else None
-    bad = 0
-    for p in paths:
-        c = verify_run(p, results_root=root, mode=mode, jobs=args.jobs, prepared_root=prepared)
-        if c.ok:
-            console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
-        else:
-            bad += 1
-            for problem in c.problems:
-                err_console.print(f"[red]FAIL[/] {c.path}: {problem}")
-    console.print(f"{len(paths) - bad} of {len(paths)} results folders verified ({mode})")
-    return 1 if bad else 0
-
-
-def register(subparsers) -> None:
-    from bench.cli.data import jobs_arg
-
-    p = subparsers.add_parser("verify", help="re-derive results from the files in the repository "
-                                             "(hashes; re-score shipped outputs; re-enhance from weights)")
-    p.add_argument("runs", nargs="*", help="results folders (results/<track>/<noise>/<model>/<run-id>)")
-    p.add_argument("--all", action="store_true", help="every results folder")
-    p.add_argument("--fast", action="store_true", help="files and hashes only, no metric computation")
-    p.add_argument("--reenhance", action="store_true", help="also re-enhance the test set from the shipped weights")
-    p.add_argument("--results-dir", default=None)
-    p.add_argument("--prepared-dir", default=None)
-    p.add_argument("--jobs", type=jobs_arg, default=None, help="worker processes, >= 1 (default: all cores)")
-    p.add_argument("--verbose-notes", action="store_true", help="print the largest differences found")
-    p.set_defaults(func=cmd_verify)

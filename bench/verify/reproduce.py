@@ -13,23 +13,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.core.console import console, progress_bar
+from bench.adapters.base import get_adapter
 from bench.core.errors import BenchError
+from bench.corpora.root import prepared_root as default_prepared
+from bench.data.prepared import PreparedTrack
+from bench.data.tracks import track_version
+from bench.protocol import Protocol
+from bench.scoring.results import load_run, rel
+from bench.scoring.weights import state_tensors, tensors_sha256
+from bench.train.runconfig import RunConfig
+from bench.train.trainer import train
 
 
 def reproduce(run_path: Path, *, runs_dir: Path, prepared_root: Path | None = None, device: str = "cpu",
               progress=None, track=None) -> dict:
     """Retrain and compare; `track`: the Track trained on when it is not a registered one (tests)."""
-    from bench.adapters.base import get_adapter
-    from bench.data.prepared import PreparedTrack
-    from bench.corpora.root import prepared_root as default_prepared
-    from bench.data.tracks import track_version
-    from bench.protocol import Protocol
-    from bench.scoring.results import load_run, rel
-    from bench.train.runconfig import RunConfig
-    from bench.train.trainer import train
-    from bench.scoring.weights import state_tensors, tensors_sha256
-
     run = load_run(run_path)
     if not run.summary["budget"].get("trained"):
         raise BenchError(f"{rel(run_path)}: {run.model} was not trained; there is nothing to reproduce")
@@ -55,26 +53,3 @@ def reproduce(run_path: Path, *, runs_dir: Path, prepared_root: Path | None = No
     return {"run": rel(run.path), "steps": budget["steps"], "recorded_weights_sha256": weights["weights_sha256"],
             "reproduced_weights_sha256": got, "identical": got == weights["weights_sha256"],
             "hardware": budget.get("hardware"), "recorded_hardware": run.summary["budget"].get("hardware")}
-
-
-def cmd_reproduce(args) -> int:
-    import tempfile
-
-    runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="bench-reproduce-"))
-    with progress_bar() as prog:
-        res = reproduce(Path(args.run), runs_dir=runs_dir,
-                        prepared_root=Path(args.prepared_dir) if args.prepared_dir else None, progress=prog)
-    verdict = "[green]identical weights[/]" if res["identical"] else "[yellow]different weights[/]"
-    console.print(f"{res['run']}: retrained {res['steps']} steps on {res['hardware']} "
-                  f"(recorded: {res['recorded_hardware']}): {verdict}\n"
-                  f"  recorded   {res['recorded_weights_sha256']}\n  reproduced {res['reproduced_weights_sha256']}")
-    return 0 if res["identical"] else 1
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("reproduce", help="retrain a run's model from its record to the same steps and "
-                                                "compare the weights hash")
-    p.add_argument("run", help="the run's home results folder (the one with its weights record)")
-    p.add_argument("--runs-dir", default=None, help="where the retraining writes checkpoints (default: a temp dir)")
-    p.add_argument("--prepared-dir", default=None)
-    p.set_defaults(func=cmd_reproduce)

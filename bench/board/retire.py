@@ -1,0 +1,45 @@
+"""`bench retire RUN`: a superseded run gives up its shipped audio and weights, never its record (its scores
+and hashes stay, so it still loads, compares and verifies; docs/board.md)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bench.board.rows import collect
+from bench.core.errors import BenchError
+from bench.scoring.results import RESULTS_DIR, iter_run_dirs, load_run, rel, write_json
+from bench.verify.evidence import weights_path
+
+
+def retire(path: Path, results_root: Path | None = None) -> list[Path]:
+    """Drop the shipped outputs and weights of run `path` (every set it was scored on) once a newer run
+    holds its row on every board set: its per-utterance scores, output hashes and ``weights_sha256`` stay,
+    so its scores still load, compare and verify, and its weights can be checked against a retraining
+    (`bench reproduce`). Refused while any of its folders is a board row. Returns the folders changed."""
+    results_root = Path(results_root or RESULTS_DIR)
+    run = load_run(path)
+    board = collect(results_root)
+    holding = {}
+    for key, rows in (*board.sets.items(), *board.archived.items()):
+        for row in rows:
+            holding[(row.run.model, row.run.run_id)] = (key, row.label)
+    if (run.model, run.run_id) in holding:
+        key, label = holding[(run.model, run.run_id)]
+        raise BenchError(f"{rel(path)}: run {run.run_id} is the row of {label} on {key}; only a superseded run "
+                         "may drop its outputs and weights", hint="a newer run of the same configuration takes the row first")
+    folders = [d for d in iter_run_dirs(results_root) if d.parent.name == run.model and d.name == run.run_id]
+    reason = "superseded on the board: outputs and weights dropped to keep the repository within its size budget"
+    for d in folders:
+        r = load_run(d)
+        o, w = dict(r.summary["outputs"]), dict(r.summary.get("weights") or {})
+        if o.get("shipped"):
+            shutil.rmtree(d / o["dir"], ignore_errors=True)
+            r.summary["outputs"] = {**o, "shipped": False, "dir": None, "format": None}
+        if w.get("shipped"):
+            if (wp := weights_path(r, results_root)) is not None:
+                wp.unlink(missing_ok=True)
+            r.summary["weights"] = {**w, "shipped": False, "file": None, "sha256": None, "dtype": None, "bytes": None,
+                                    "reason": reason}
+        write_json(d / "summary.json", r.summary)
+    return folders
