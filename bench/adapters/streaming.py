@@ -1,26 +1,11 @@
 """Online (streaming) inference for causal models: audio in chunks of any size, enhanced audio out
 with a fixed delay, as a live device would run it. Models provide a `Streamer` through
-`Adapter.streamer` (the Demucs one is baselines/demucs/streamer.py)::
+`Adapter.streamer` (the Demucs one is baselines/demucs/streamer.py); `stream` runs one over a whole array.
 
-    s = adapter.streamer(model)
-    for chunk in chunks:                 # any sizes: 1 sample, 97, s.hop, ...
-        out = s.push(chunk)              # enhanced audio, possibly empty
-    tail = s.flush()                     # the rest; the streamer is then reset for a new stream
-
-After ``n`` input samples the pushes have returned exactly ``max(0, n - s.delay)`` output samples,
-so output sample ``t`` leaves as soon as input sample ``t + delay`` has arrived; after `flush` the
-concatenated output has exactly the input's length and is aligned with it (the delay is already
-compensated: output ``t`` is the enhancement of input ``t``). `stream` does this for a whole array.
-
-Latency, two numbers:
-
-* **algorithmic latency** ``= delay / sample_rate``: the samples the model must wait for (after
-  input sample ``t``) before it can emit output ``t``, compute time excluded.
-* **latency including the hop** ``= (delay + hop - 1) / sample_rate``: the worst case when the input
-  arrives in blocks of ``hop`` samples (the model's natural chunk): the first sample of a block
-  waits ``hop - 1`` samples for the block to be complete.
-
-`running_std` is the causal replacement of an utterance-level std normalization.
+After ``n`` input samples the pushes have returned exactly ``max(0, n - delay)`` output samples; after
+`flush` the output has the input's length and is aligned with it (the delay is compensated). Latency
+(algorithmic, and including the hop) and the user guide: docs/streaming.md. `running_std` is the causal
+replacement of an utterance-level std normalization.
 """
 
 from __future__ import annotations

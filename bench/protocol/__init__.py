@@ -1,16 +1,10 @@
 """The noising protocol: clean speech -> STFT -> seeded manipulations -> iSTFT -> noisy speech.
 
-Every parameter lives in one frozen spec file next to this module (``stft-v1.json``); the code
-only interprets it. A protocol is identified by its ``name`` (``<id>-v<version>``) and the
-SHA-256 of its canonical JSON, and results always record both.
-
-The noisy version of an utterance depends only on (spec, utterance id, global seed, stream):
-randomness comes from a ``numpy`` PCG64 generator seeded from a SHA-256 of those values, each
-utterance is processed on its own (never batched), and the STFT runs in float64 on the CPU.
-
-A *derived* protocol keeps one manipulation of its parent (`Protocol.only`, name
-``<parent>.only-<op>``): it draws from exactly the generator that manipulation has in the parent
-(same seeding name, same spawn key), so it shows what that part of the full protocol does.
+Every parameter lives in a frozen spec file beside this module (``stft-v1.json``); a protocol is
+identified by its ``name`` (``<id>-v<version>``) and the SHA-256 of its canonical JSON. An utterance's
+noisy version depends only on (spec, utterance id, global seed, stream): a PCG64 generator seeded from
+a SHA-256 of those, one utterance at a time, float64 STFT on the CPU. A derived protocol
+(`Protocol.only`, ``<parent>.only-<op>``) keeps one manipulation with the exact draws it has in the parent.
 
 May import: bench.core.
 """
@@ -18,7 +12,6 @@ May import: bench.core.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.errors import BenchError
-from bench.protocol.manipulations import MANIPULATIONS, Context
+from bench.protocol.manipulations import MANIPULATIONS, Context, keyword_params, param_problems
 
 SPEC_DIR = Path(__file__).resolve().parent
 DEFAULT_PROTOCOL = "stft-v1"
@@ -190,14 +183,11 @@ def _validate_spec(spec: dict) -> None:
             raise BenchError(f"protocol {spec['name']}: manipulation {i} has unknown op {step.get('op')!r}; "
                              f"known: {sorted(MANIPULATIONS)}")
         # parameters have no defaults: catch a missing or misspelled one here, not as a TypeError mid-prepare
-        sig = inspect.signature(MANIPULATIONS[step["op"]]).parameters.values()
-        expected = {p.name for p in sig if p.kind is inspect.Parameter.KEYWORD_ONLY}
-        missing, unknown = sorted(expected - set(step) - {"op"}), sorted(set(step) - expected - {"op"})
-        if missing or unknown:
-            raise BenchError(f"protocol {spec['name']}: manipulation {i} ({step['op']}): "
-                             + "; ".join(f"{what} parameter(s) {', '.join(names)}" for what, names
-                                         in (("missing", missing), ("unknown", unknown)) if names)
-                             + f"; expected exactly: {', '.join(sorted(expected))}")
+        expected = keyword_params(MANIPULATIONS[step["op"]])
+        problems = param_problems(expected, step)
+        if problems:
+            raise BenchError(f"protocol {spec['name']}: manipulation {i} ({step['op']}): {problems}"
+                             f"; expected exactly: {', '.join(sorted(expected))}")
 
 
 @lru_cache(maxsize=None)

@@ -1,50 +1,29 @@
 """A batched torch implementation of a protocol spec, for making training noise on the training device.
 
-The numpy float64 path (`bench.protocol.Protocol.apply`, one utterance at a time) stays the reference:
-it alone makes the frozen valid/test sets. This path reads the same spec (same STFT geometry, same six
-manipulations with the same parameters) and draws from the same distributions, but in float32, on the
-device of the batch, for a whole ``(batch, time)`` tensor at once, with randomness from a
-``torch.Generator`` for the whole batch or one per item (`ItemGenerators`, what the trainer uses).
-Its output is therefore *statistically* equivalent to the reference, not bit-identical
-(tests/test_protocol_batched.py checks, for both kinds of randomness, the statistics that define each
-manipulation, and the noisy-input PESQ-WB / STOI / SI-SDR on the real valid split).
-
-Every batch item is one utterance (or training segment): its clean power and its strongest-coefficient
-threshold are its own, exactly as when the reference processes it alone. A training batch is a pure
-function of (protocol, seed, step) through `BatchedProtocol.generator`, or each item a function of
-(protocol, seed, step, item index) through `BatchedProtocol.item_generators`; reproducible on the same
-kind of device (CPU and CUDA generators give different streams).
-
-A spec this path does not implement (an unknown op, a missing or unknown parameter, an STFT setting,
-a top-level field it does not know) raises `BenchError` when the `BatchedProtocol` is built.
+The numpy float64 path (`bench.protocol.Protocol.apply`) stays the reference and alone makes the frozen
+valid/test sets. This path reads the same spec and draws from the same distributions, but in float32 on
+the batch's device, for a whole ``(batch, time)`` tensor, with one ``torch.Generator`` for the batch or
+one per item (`ItemGenerators`, what the trainer uses): *statistically* equivalent to the reference, not
+bit-identical (tests/test_protocol_batched.py). Each item keeps its own clean power and threshold, as
+when processed alone; a batch is a pure function of (protocol, seed, step[, item]) on one kind of device.
+A spec this path does not implement raises `BenchError` when the `BatchedProtocol` is built.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 from dataclasses import dataclass
 
 import torch
 
 from bench.core.errors import BenchError
+from bench.protocol.manipulations import Context, keyword_params, param_problems
 
 
 @dataclass(frozen=True)
-class BatchContext:
-    sample_rate: int
-    n_fft: int
-    hop_length: int
+class BatchContext(Context):
     clean_power: torch.Tensor  # (batch,) mean |X_clean|^2 over all coefficients of each item
-
-    @property
-    def hz_per_bin(self) -> float:
-        return self.sample_rate / self.n_fft
-
-    @property
-    def ms_per_frame(self) -> float:
-        return 1000.0 * self.hop_length / self.sample_rate
 
 
 class ItemGenerators:
@@ -221,11 +200,6 @@ STFT_FIELDS = {"n_fft", "hop_length", "win_length", "window", "center", "pad_mod
 OUTPUT_FIELDS = {"clip", "storage"}
 
 
-def _params(op: str) -> set[str]:
-    sig = inspect.signature(TORCH_MANIPULATIONS[op]).parameters.values()
-    return {p.name for p in sig if p.kind is inspect.Parameter.KEYWORD_ONLY}
-
-
 def check_supported(spec: dict) -> None:
     """Raise `BenchError` naming whatever in `spec` the torch path does not implement."""
     name = spec.get("name", "<unnamed>")
@@ -252,11 +226,9 @@ def check_supported(spec: dict) -> None:
         op = step.get("op")
         if op not in TORCH_MANIPULATIONS:
             fail(f"manipulation {i}: op {op!r} (implemented: {', '.join(sorted(TORCH_MANIPULATIONS))})")
-        expected, given = _params(op), set(step) - {"op"}
-        if given != expected:
-            parts = [f"{w} parameter(s) {', '.join(sorted(s))}" for w, s in
-                     (("missing", expected - given), ("unknown", given - expected)) if s]
-            fail(f"manipulation {i} ({op}) with " + "; ".join(parts))
+        problems = param_problems(keyword_params(TORCH_MANIPULATIONS[op]), step)
+        if problems:
+            fail(f"manipulation {i} ({op}) with {problems}")
 
 
 class BatchedProtocol:
@@ -277,29 +249,24 @@ class BatchedProtocol:
     def name(self) -> str:
         return self.protocol.name
 
-    def generator(self, seed: int, step: int, device: str | torch.device | None = None) -> torch.Generator:
-        """A generator on `device` (default: this protocol's), seeded from
-        sha256(name | global seed | "batched-train" | seed | step)."""
-        key = "\x1f".join([self.name, str(self.protocol.global_seed), "batched-train", str(int(seed)),
-                           str(int(step))])
+    def _seeded(self, device, *parts) -> torch.Generator:
+        """A generator on `device` (default: this protocol's) seeded from sha256(name | global seed | parts)."""
+        key = "\x1f".join([self.name, str(self.protocol.global_seed), *(str(p) for p in parts)])
         g = torch.Generator(device=torch.device(device) if device is not None else self.device)
         g.manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & ((1 << 63) - 1))
         return g
+
+    def generator(self, seed: int, step: int, device: str | torch.device | None = None) -> torch.Generator:
+        """A generator seeded from sha256(name | global seed | "batched-train" | seed | step)."""
+        return self._seeded(device, "batched-train", int(seed), int(step))
 
     def item_generators(self, seed: int, step: int, items,
                         device: str | torch.device | None = None) -> ItemGenerators:
         """One generator per item of `items` (indices into the global batch of training step `step`), item
         ``i`` seeded from sha256(name | global seed | "batched-train-item" | seed | step | i): its draws
         depend on (seed, step, i) alone, not on the batch it is part of or the process that draws it."""
-        dev = torch.device(device) if device is not None else self.device
-        gens = []
-        for i in items:
-            key = "\x1f".join([self.name, str(self.protocol.global_seed), "batched-train-item", str(int(seed)),
-                               str(int(step)), str(int(i))])
-            g = torch.Generator(device=dev)
-            g.manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & ((1 << 63) - 1))
-            gens.append(g)
-        return ItemGenerators(gens)
+        return ItemGenerators([self._seeded(device, "batched-train-item", int(seed), int(step), int(i))
+                               for i in items])
 
     def _window(self, device: torch.device) -> torch.Tensor:
         if device not in self._windows:

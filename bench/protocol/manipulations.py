@@ -9,6 +9,7 @@ here, so a spec that omits one fails loudly.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,18 @@ def add_floor(X, rng, ctx, *, prob: float, snr_db, tilt_db_per_octave, reference
     noise = np.sqrt(power / 2.0) * (rng.standard_normal(X.shape) + 1j * rng.standard_normal(X.shape))
     mask = rng.random(X.shape) < prob
     return X + np.where(mask, noise, 0)
+
+
+def keyword_params(op) -> set[str]:
+    """The parameters of manipulation function `op` (all keyword-only, none with a default)."""
+    return {p.name for p in inspect.signature(op).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def param_problems(expected: set[str], step: dict) -> str:
+    """``"missing parameter(s) a; unknown parameter(s) b"`` for a spec step against `expected`; "" if none."""
+    given = set(step) - {"op"}
+    return "; ".join(f"{what} parameter(s) {', '.join(sorted(names))}"
+                     for what, names in (("missing", expected - given), ("unknown", given - expected)) if names)
 
 
 MANIPULATIONS = {
