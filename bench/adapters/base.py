@@ -1,28 +1,12 @@
 """The adapter contract: the one interface every model of the benchmark follows.
 
-An adapter is a small class that names a model, builds it from a config (its constructor
-arguments), says whether it is trainable / causal / an oracle, and maps a batch of 16 kHz
-waveforms ``(batch, time)`` to enhanced waveforms of the same shape. Adapters live in
-``baselines/`` (ours) and ``submissions/`` (contributed), one per folder
-(``<folder>/adapter.py``) or one per file (``<folder>/<name>.py``), and are found by
-`discover()`; ``bench list`` shows them.
-
-Minimal example::
-
-    from bench.adapters.base import Adapter
-
-    class MyModel(Adapter):
-        name = "my-model"
-        description = "what it is, in one line"
-        trainable = True
-        config = {"hidden": 32}
-
-        def build(self, hidden=32):
-            return MyNet(hidden)          # an nn.Module: (batch, time) -> (batch, time)
-
-Adversarial training (optional): also implement ``discriminator(self, **config)`` and put an
-``"adversarial"`` block in ``train_config`` (or a preset's ``train``), e.g.
-``{"adv_weight": 0.1, "fm_weight": 0.2, "lr": 2e-4, "warmup_steps": 500}``; see `bench.train.adversarial`.
+An adapter is a small class that names a model, builds it from a config (its constructor arguments),
+says whether it is trainable / causal / an oracle, and maps a batch of 16 kHz waveforms ``(batch, time)``
+to enhanced waveforms of the same shape. Adapters live in ``baselines/`` (ours) and ``submissions/``
+(contributed), one per folder (``<folder>/adapter.py``) or per file (``<folder>/<name>.py``), and are
+found by `discover()`. A worked example: submissions/README.md and `bench new`. Adversarial training
+(optional): implement `Adapter.discriminator` and put an ``"adversarial"`` block in ``train_config``
+(see `bench.train.adversarial`).
 """
 
 from __future__ import annotations
@@ -68,7 +52,7 @@ class Adapter:
     oracle: ClassVar[bool] = False
     #: default constructor arguments of `build` (the model's config)
     config: ClassVar[dict] = {}
-    #: training defaults for the shared trainer (see bench/train/trainer.py DEFAULTS), e.g. {"loss": {"si_sdr": 1.0}}
+    #: training defaults for the shared trainer (see bench/train/options.py), e.g. {"loss": {"si_sdr": 1.0}}
     train_config: ClassVar[dict] = {}
     #: named overrides: {"quick": {"model": {...}, "train": {...}}, "full": {...}}
     presets: ClassVar[dict] = {}
@@ -257,23 +241,3 @@ def check_model_values(adapter, overrides: dict, source: str = "--set") -> None:
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def cmd_list(args) -> int:
-    from rich.table import Table
-
-    from bench.core.console import console
-
-    t = Table(title="adapters")
-    for col in ("name", "kind", "trainable", "causal", "oracle", "description"):
-        t.add_column(col)
-    for name, f in sorted(discover().items()):
-        a = f.adapter
-        t.add_row(name, f.kind, "yes" if a.trainable else "", "yes" if a.causal else "", "yes" if a.oracle else "",
-                  a.description)
-    console.print(t)
-    return 0
-
-
-def register(subparsers) -> None:
-    subparsers.add_parser("list", help="list the adapters (baselines and submissions)").set_defaults(func=cmd_list)

@@ -15,11 +15,11 @@ import subprocess
 from pathlib import Path
 
 from bench import REPO_ROOT
+from bench.adapters.base import ADAPTER_DIRS, discover
 from bench.core.errors import BenchError
 from bench.core.names import MODEL_RE
 
 MAX_NAME = 40
-ADAPTER_DIRS = ("baselines", "submissions")
 
 
 def folder_name(name: str) -> str:
@@ -46,8 +46,6 @@ def validate_name(name: str, root: Path | None = None) -> None:
             if cand.exists():
                 raise BenchError(f"{cand} already exists: the name {name!r} is taken",
                                  hint="choose another name (`bench list` shows the adapters)")
-    from bench.adapters import discover
-
     errors: list = []
     known = discover(root, strict=False, errors=errors)
     if name in known:
@@ -192,29 +190,3 @@ def scaffold(name: str, root: Path | None = None, *, author: str | None = None) 
     (folder / "adapter.py").write_text(fill(ADAPTER_TEMPLATE))
     (folder / "README.md").write_text(fill(CARD_TEMPLATE))
     return folder
-
-
-def cmd_new(args) -> int:
-    from bench.core.console import console
-
-    folder = scaffold(args.name, Path(args.root) if args.root else None, author=args.author)
-    try:
-        shown = folder.relative_to(Path(args.root or REPO_ROOT))
-    except ValueError:
-        shown = folder
-    console.print(f"[green]created[/] {shown}/\n"
-                  f"  adapter.py  the model and its adapter (config, train_config, presets): edit the parts marked CHANGE\n"
-                  f"  README.md   the model card: authors, paper, licence, training budget, notes\n"
-                  f"next:\n"
-                  f"  bench check {args.name}                        # the contract, in seconds\n"
-                  f"  bench run --model {args.name} --preset quick   # train (minutes on a CPU), score, results/ + leaderboard\n"
-                  f"guide: submissions/README.md", soft_wrap=True, highlight=False)
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("new", help="scaffold a submission: submissions/<name>/adapter.py + README.md (model card)")
-    p.add_argument("name", help="model name: lowercase letters, digits and '-', e.g. my-mask-net")
-    p.add_argument("--author", default=None, help="model card author (default: git config user.name)")
-    p.add_argument("--root", default=None, help="folder holding baselines/ and submissions/ (default: the repository)")
-    p.set_defaults(func=cmd_new)

@@ -1,63 +1,27 @@
-"""`bench data prepare | verify | download | freeze`, and the arguments the commands on a prepared
-track share (`add_track`, `add_dirs`, `prepared_track`)."""
+"""`bench data prepare | verify | download | freeze`, and `prepared_track`: the prepared track the
+``--track``/``--protocol``/``--prepared-dir`` options name (the commands on a prepared track share it)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
-from bench.core.console import console, err_console, progress_bar
+from bench.cli.args import add_dirs, add_track
 from bench.core.errors import BenchError
-
-
-def add_track(p: argparse.ArgumentParser, positional: bool = False) -> None:
-    if positional:
-        p.add_argument("track", nargs="?", default="vctk-mini", help="track name (default: vctk-mini)")
-    else:
-        p.add_argument("--track", default="vctk-mini", help="track name (default: vctk-mini)")
-
-
-def add_dirs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", default=None,
-                   help="folder holding the corpora (else $BENCH_DATA_ROOT, ../shared/data, user cache)")
-    p.add_argument("--prepared-dir", default=None, help="prepared audio (else $BENCH_PREPARED_DIR or <repo>/prepared)")
-    p.add_argument("--protocol", default=None, help="noising protocol (default: stft-v1)")
-    p.add_argument("--jobs", type=jobs_arg, default=None, help="worker processes, >= 1 (default: all cores)")
-
-
-def positive_int(value: str, *, note: str = "") -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n}: must be >= 1{note}")
-    return n
-
-
-def jobs_arg(value: str) -> int:
-    """argparse type of ``--jobs``: an integer >= 1 (0 and negatives are refused, not "all cores")."""
-    return positive_int(value, note=" (omit --jobs to use all cores)")
 
 
 def prepared_track(args, *, prepare_if_missing: bool = False):
     """The `PreparedTrack` of ``--track``/``--protocol``/``--prepared-dir``, prepared first if asked."""
-    from bench.data.prepared import PreparedTrack
-    from bench.corpora.root import prepared_root
-    from bench.data.tracks import load_track
-    from bench.protocol import DEFAULT_PROTOCOL, Protocol
+    from bench.data.prepare import load_prepared
 
-    track = load_track(args.track)
-    proto = Protocol.load(args.protocol or DEFAULT_PROTOCOL)
-    pt = PreparedTrack(track, proto, prepared_root(args.prepared_dir))
+    pt = load_prepared(args.track, args.protocol, args.prepared_dir)
     if not pt.is_prepared and prepare_if_missing:
         cmd_prepare(args)
     return pt
 
 
 def cmd_prepare(args) -> int:
+    from bench.core.console import console, progress_bar
     from bench.data.prepare import prepare
     from bench.corpora.root import prepared_root, resolve_data_root
     from bench.data.tracks import load_track
@@ -85,6 +49,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from bench.core.console import console, err_console
     from bench.data.prepared import PreparedTrack
     from bench.corpora.root import prepared_root, resolve_data_root
     from bench.data.tracks import load_track
@@ -127,6 +92,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_download(args) -> int:
+    from bench.core.console import console
     from bench.corpora.download import fetch_corpus
     from bench.corpora.root import candidate_roots
     from bench.data.tracks import load_track
@@ -147,6 +113,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_freeze(args) -> int:
+    from bench.core.console import console
     from bench.data.manifest import write_manifest
     from bench.data.prepare import describe_sources
     from bench.corpora.root import resolve_data_root

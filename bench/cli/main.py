@@ -1,8 +1,9 @@
 """The `bench` command line: it only parses arguments and calls the command modules, each of which
-registers its subcommands the same way (``register(subparsers)``); every `BenchError` becomes one
-clear message (exit status 2), never a traceback; so does every `OSError` (a folder that cannot be
-written, a full disk: the path and the reason) and every usage error of argparse. A command that
-finishes with some items failed (files it could not enhance, a corpus with changed files) returns 1."""
+registers its subcommands the same way (``register(subparsers)``) and imports what it needs when it runs.
+Every `BenchError` becomes one clear message (exit status 2), never a traceback; so does every `OSError`
+(a folder that cannot be written, a full disk: the path and the reason) and every usage error of argparse.
+A command that finishes with some items failed (files it could not enhance, a corpus with changed files)
+returns 1."""
 
 from __future__ import annotations
 
@@ -10,20 +11,13 @@ import argparse
 import logging
 import sys
 
-from rich.logging import RichHandler
-from rich.markup import escape
-
-from bench.adapters import base as adapters
-from bench.adapters import scaffold as new
-from bench.board import compare, leaderboard
-from bench.run import enhance, noise, pipeline
-from bench.verify import check, evidence, reproduce
-from bench.core.console import err_console
-from bench.cli import data as data_commands
+from bench.cli import check, compare, data, enhance, leaderboard, list_, new, noise, run, verify
+from bench.cli.args import print_error
 from bench.core.errors import BenchError, os_error_message
 
-#: the command modules, in the order `bench --help` lists them
-COMMANDS = (adapters, data_commands, noise, pipeline, leaderboard, compare, evidence, reproduce, new, check, enhance)
+#: the command modules, in the order `bench --help` lists their commands (leaderboard.py also registers
+#: `retire`, verify.py also `reproduce`)
+COMMANDS = (list_, data, noise, run, leaderboard, compare, verify, new, check, enhance)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         module.register(sub)
     return ap
-
-
-def _error(exc: BenchError) -> int:
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-    return 2
 
 
 def _is_soundfile_error(exc: BaseException) -> bool:
@@ -50,21 +39,27 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:   # argparse printed the usage error (status 2), or --help (0)
         return exc.code if isinstance(exc.code, int) else 2
+    from rich.logging import RichHandler
+
+    from bench.core.console import err_console
+
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_time=False, show_path=False)])
     try:
         return int(args.func(args) or 0)
     except BenchError as exc:
-        return _error(exc)
+        error = exc
     except OSError as exc:
-        return _error(os_error_message(exc))
+        error = os_error_message(exc)
     except RuntimeError as exc:
         if not _is_soundfile_error(exc):
             raise
-        return _error(BenchError(f"audio file: {exc}", hint="check the folder's permissions and free space"))
+        error = BenchError(f"audio file: {exc}", hint="check the folder's permissions and free space")
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
         return 130
+    print_error(error)
+    return 2
 
 
 if __name__ == "__main__":

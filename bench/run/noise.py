@@ -1,19 +1,18 @@
-"""`bench noise examples`: clean/noisy pairs as WAV and a clean-vs-noisy spectrogram figure, made
-by the real protocol from prepared test utterances, plus their PESQ-WB / STOI; `bench noise show`:
-the protocol spec and its hash."""
+"""`bench noise examples`' work: clean/noisy pairs (16-bit FLAC) and a clean-vs-noisy spectrogram figure,
+made by the real protocol from prepared test utterances, plus their PESQ-WB / STOI / SI-SDR."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from bench.core.audio import write_wav_pcm16
-from bench.core.console import console
-from bench.cli.data import add_dirs, add_track, positive_int, prepared_track
-from bench.data.prepared import PreparedTrack
 from bench.core.errors import BenchError
+from bench.data.prepared import PreparedTrack
+from bench.metrics.registry import compute_all
 
 DEFAULT_UTTERANCES = ("p232_005", "p257_011", "p232_170")
 
@@ -24,15 +23,11 @@ def _spec_db(proto, x):
 
 
 def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None = None, count: int = 3) -> dict:
-    import matplotlib
+    import matplotlib   # loaded only to draw the figure; the Agg backend needs no display
 
     matplotlib.use("Agg")
-    import io
-
     import matplotlib.pyplot as plt
     from PIL import Image
-
-    from bench.metrics.registry import compute_all
 
     pt.require()
     test_ids = pt.utt_ids("test")
@@ -78,44 +73,3 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
     meta = {"protocol": proto.record(), "track": pt.track.name, "utterances": scores}
     (out_dir / "examples.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-def cmd_examples(args) -> int:
-    from bench import REPO_ROOT
-
-    pt = prepared_track(args, prepare_if_missing=True)
-    out = Path(args.out) if args.out else REPO_ROOT / "docs" / "noise-examples"
-    meta = write_examples(pt, out, args.utterances, args.count)
-    from rich.table import Table
-
-    t = Table(title=f"noise examples ({pt.protocol.name}) -> {out}")
-    for col in ("utterance", "PESQ-WB", "STOI", "SI-SDR"):
-        t.add_column(col)
-    for utt, s in meta["utterances"].items():
-        t.add_row(utt, f"{s['pesq_wb']:.2f}", f"{s['stoi']:.3f}", f"{s['si_sdr']:.1f}")
-    console.print(t)
-    return 0
-
-
-def cmd_show(args) -> int:
-    import json
-
-    from bench.protocol import DEFAULT_PROTOCOL, Protocol
-
-    p = Protocol.load(args.protocol or DEFAULT_PROTOCOL)
-    console.print_json(json.dumps({"sha256": p.sha256, **p.spec}))
-    return 0
-
-
-def register(subparsers) -> None:
-    noise = subparsers.add_parser("noise", help="the noising protocol").add_subparsers(dest="noise_cmd", required=True)
-    p = noise.add_parser("examples", help="write clean/noisy example pairs (WAV) and a spectrogram figure (PNG)")
-    add_track(p)
-    add_dirs(p)
-    p.add_argument("--out", default=None, help="output folder (default: docs/noise-examples)")
-    p.add_argument("--count", type=positive_int, default=3, help="number of example utterances (>= 1)")
-    p.add_argument("--utterances", nargs="*", default=None)
-    p.set_defaults(func=cmd_examples)
-    p = noise.add_parser("show", help="print the protocol spec and its hash")
-    p.add_argument("--protocol", default=None)
-    p.set_defaults(func=cmd_show)

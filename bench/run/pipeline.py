@@ -9,19 +9,29 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bench.core.console import console, progress_bar
-from bench.cli.data import add_dirs, add_track, prepared_track
+import torch
+
+from bench.adapters.base import Found
+from bench.adapters.speed import RTF_SECONDS, measure_rtf, online_speed
+from bench.board import leaderboard
+from bench.core import env
 from bench.core.errors import BenchError
 from bench.core.locks import hold_all
 from bench.core.names import inside, validate_model_name, validate_run_id, validate_track_name
-from bench.train.runconfig import RunConfig, check_budget, check_preset
 from bench.core.workers import positive_jobs
-
-if TYPE_CHECKING:   # torch and pandas are imported when a run starts, not to register `bench run`
-    from bench.adapters.base import Found
-    from bench.data.prepared import PreparedTrack
+from bench.corpora.root import resolve_data_root
+from bench.data.prepare import prepare
+from bench.data.prepared import PreparedTrack
+from bench.protocol import DEFAULT_PROTOCOL
+from bench.scoring.results import RESULTS_DIR, run_dir
+from bench.scoring.score import score
+from bench.scoring.suite import suite
+from bench.scoring.weights import ship_weights as write_weights
+from bench.train.distributed import env_rank
+from bench.train.runconfig import RunConfig, budget_record, check_budget, check_preset
+from bench.train.trainer import RUNS_DIR, load_checkpoint, load_checkpoint_model, train, training_run_dir
+from bench.verify import evidence
 
 
 def new_run_id() -> str:
@@ -55,8 +65,6 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
 def resolve_device(device: str) -> str:
     """``auto`` (CUDA when there is one, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; anything else, or CUDA
     where there is none, is a `BenchError`."""
-    import torch
-
     if not isinstance(device, str) or not DEVICE_RE.match(device):
         raise BenchError(f"--device {device!r}: unknown device", hint="valid: auto, cpu, cuda, cuda:N")
     if device == "auto":
@@ -71,8 +79,6 @@ def resolve_device(device: str) -> str:
 
 def latest_training_run(pt: PreparedTrack, model_name: str, runs_dir: Path | None) -> str:
     """The most recent run id with a checkpoint under runs/<track>/<model>/ (for `--resume` without `--run-id`)."""
-    from bench.train.trainer import RUNS_DIR
-
     base = Path(runs_dir or RUNS_DIR) / pt.track.name / model_name
     runs = sorted((p.parent for p in base.glob("*/last.pt")), key=lambda d: (d / "last.pt").stat().st_mtime)
     if not runs:
@@ -80,11 +86,17 @@ def latest_training_run(pt: PreparedTrack, model_name: str, runs_dir: Path | Non
     return runs[-1].name
 
 
+def resolve_run_id(opts: RunOptions, pt: PreparedTrack, model_name: str) -> str:
+    """The run id, validated: ``opts.run_id``, or by default the latest training run for ``--resume``, else
+    a new one. The one place the default is set."""
+    if opts.run_id is not None:
+        return validate_run_id(opts.run_id)
+    return validate_run_id(latest_training_run(pt, model_name, opts.runs_dir) if opts.resume else new_run_id())
+
+
 def run_config(found: Found, pt: PreparedTrack, opts: RunOptions, run_id: str) -> RunConfig:
     """The run's configuration, resolved once: from the command line for a fresh run (the preset is
     validated in every case), from the last checkpoint (plus a new budget) for ``--resume``."""
-    from bench.train.trainer import load_checkpoint, training_run_dir
-
     a = found.adapter
     rc = RunConfig.resolve(a, opts.preset, opts.overrides)
     if not a.trainable or opts.checkpoint:   # a given checkpoint brings its own: see `run`
@@ -105,9 +117,6 @@ def training_record(pt: PreparedTrack) -> dict:
 
 def ensure_prepared(evals, data_root, jobs: int | None, progress=None) -> None:
     """Prepare every evaluation set that is not prepared yet (idempotent)."""
-    from bench.data.prepare import prepare
-    from bench.corpora.root import resolve_data_root
-
     for ev in evals:
         pt = ev.prepared
         if not pt.is_prepared:
@@ -118,12 +127,9 @@ def ensure_prepared(evals, data_root, jobs: int | None, progress=None) -> None:
 def _refuse_dirty(opts: RunOptions, git: dict | None = None) -> None:
     """A run written into the repository's results/ from uncommitted code is refused (unless allowed): the
     board could not say which code made it."""
-    from bench.core.env import git_state
-    from bench.scoring.results import RESULTS_DIR
-
     into_repo = Path(opts.results_dir or RESULTS_DIR).resolve() == Path(RESULTS_DIR).resolve()
     if into_repo and opts.leaderboard and not opts.allow_dirty:
-        git = git or git_state()
+        git = git or env.git_state()
         if git["dirty"]:
             raise BenchError(f"uncommitted changes to the code ({', '.join(git['dirty_paths'][:3])}): a run "
                              "written to results/ must name the commit that made it",
@@ -136,22 +142,15 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     with ``train_only`` the training run's folder; None in a data-parallel process other than rank 0
     (it trains; rank 0 alone writes and scores). Names are validated before anything is written, the
     output folders must lie inside their roots, and the run's folders are locked (`bench.core.locks`)."""
-    from bench.protocol import DEFAULT_PROTOCOL
-    from bench.scoring.results import RESULTS_DIR, run_dir
-    from bench.train.trainer import training_run_dir
-
     a = found.adapter
     validate_model_name(a.name)
     validate_track_name(pt.track.name)
-    run_id = validate_run_id(opts.run_id if opts.run_id is not None else (
-        latest_training_run(pt, a.name, opts.runs_dir) if opts.resume else new_run_id()))
+    run_id = resolve_run_id(opts, pt, a.name)
     opts = replace(opts, run_id=run_id, jobs=None if opts.jobs is None else positive_jobs(opts.jobs))
     check_budget(opts.train_overrides or {})
     root = Path(opts.results_dir or RESULTS_DIR)
     home_noise = pt.protocol.name if a.trainable else DEFAULT_PROTOCOL
     out = inside(root, run_dir(pt.track.name, home_noise, a.name, run_id, root), "results folder")
-    from bench.train.distributed import env_rank
-
     if env_rank() != 0:   # a torchrun rank other than 0: rank 0 holds the locks and alone writes
         return _run(found, pt, opts, progress)
     locks = [] if opts.train_only else [(out, f"results folder {out}")]
@@ -164,16 +163,11 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
 
 
 def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Path | None:
-    from bench.core.env import hardware_label
-    from bench.protocol import DEFAULT_PROTOCOL
-    from bench.scoring.results import RESULTS_DIR, run_dir
-    from bench.scoring.suite import suite
-
     started = time.time()
     a = found.adapter
     check_preset(a, opts.preset)
     device = resolve_device(opts.device)
-    run_id = opts.run_id or (latest_training_run(pt, a.name, opts.runs_dir) if opts.resume else new_run_id())
+    run_id = opts.run_id   # resolved by `run`
     results = Path(opts.results_dir or RESULTS_DIR)
     trained_here = a.trainable
     home_noise = pt.protocol.name if trained_here else DEFAULT_PROTOCOL
@@ -183,16 +177,12 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
     if opts.train_only and (opts.checkpoint or not a.trainable):
         raise BenchError("--train-only and --checkpoint exclude each other" if a.trainable
                          else f"--train-only: {a.name} is not trainable")
-    from bench.core.env import git_state
-
-    provenance = git_state()   # the code this run is made with: recorded in every folder, whenever written
+    provenance = env.git_state()   # the code this run is made with: recorded in every folder, whenever written
     if not opts.train_only:
         _refuse_dirty(opts, provenance)
     rc = run_config(found, pt, opts, run_id)
     training = None
     if a.trainable:
-        from bench.train.trainer import load_checkpoint_model, train, training_run_dir
-
         if opts.checkpoint:
             model, budget, trained = load_checkpoint_model(a, opts.checkpoint)
             rc = RunConfig(a.name, trained["model_config"], trained["preset"], trained["train_config"])
@@ -206,9 +196,7 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
         training = training_record(pt)
     else:
         model = a.build(**rc.model_config)
-        budget = {"trained": False, "preset": rc.preset, "steps": None, "epochs": None, "wall_minutes": None,
-                  "max_steps": None, "max_minutes": None, "device": device, "hardware": hardware_label(device),
-                  "checkpoint": None, "checkpoint_sha256": None}
+        budget = budget_record(rc.preset, device, env.hardware_label(device))
     model = model.to("cpu").eval()
     streaming = bool(a.causal and a.streamer(model) is not None)
     evals = suite(pt.track, pt.root, streaming=streaming)
@@ -216,8 +204,6 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
     weights = ship_weights(found, model, home, evals[0].prepared, results, opts.jobs) if a.trainable else None
     speed = run_speed(a, model)
     record = rc.record(pt.track.name, pt.protocol.name, device)
-    from bench.scoring.score import score
-
     for ev in evals:
         out = inside(results, run_dir(ev.track, ev.noise, a.name, run_id, results), "results folder")
         if (out / "summary.json").exists():
@@ -228,8 +214,6 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
               started=started, provenance=provenance,
               metrics=tuple(m for m in ev.metrics if m in opts.metrics) if opts.metrics else None)
     if opts.leaderboard:
-        from bench.board import leaderboard
-
         leaderboard.write(results_dir=opts.results_dir)
     return home
 
@@ -237,12 +221,9 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
 def ship_weights(found: Found, model, home: Path, ranked, results: Path, jobs: int | None) -> dict:
     """Write the run's weights into its home folder (bench/scoring/weights.py decides the dtype and whether they
     fit); the record names the file relative to the results root."""
-    from bench.verify.evidence import fp16_reproduces
-    from bench.scoring.weights import ship_weights as write
-
     home.mkdir(parents=True, exist_ok=True)
-    rec = write(model, home, adapter=found.adapter.name,
-                fp16_reproduces=lambda t16: fp16_reproduces(found, model, t16, ranked, jobs))
+    rec = write_weights(model, home, adapter=found.adapter.name,
+                        fp16_reproduces=lambda t16: evidence.fp16_reproduces(found, model, t16, ranked, jobs))
     if rec["file"]:
         rec["file"] = (home / rec["file"]).relative_to(results).as_posix()
     return rec
@@ -250,136 +231,7 @@ def ship_weights(found: Found, model, home: Path, ranked, results: Path, jobs: i
 
 def run_speed(adapter, model) -> dict:
     """The run's speed record (measured once, repeated in every folder of the run)."""
-    from bench.core.env import cpu_model
-    from bench.adapters.speed import measure_rtf, online_speed
-
-    from bench.adapters.speed import RTF_SECONDS as seconds
-
-    rtf = measure_rtf(adapter, model.to("cpu"), seconds=seconds, threads=1)
-    return {"rtf_cpu_1thread": round(rtf, 5), "rtf_input_seconds": seconds, "cpu": cpu_model(),
+    rtf = measure_rtf(adapter, model.to("cpu"), seconds=RTF_SECONDS, threads=1)
+    return {"rtf_cpu_1thread": round(rtf, 5), "rtf_input_seconds": RTF_SECONDS, "cpu": env.cpu_model(),
             "causal": adapter.causal, "latency_ms": None, "rtf_stream": None, "stream_chunk_samples": None,
             **(online_speed(adapter, model) if adapter.causal else {})}
-
-
-# ---------------------------------------------------------------------------------------------
-# the command
-def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
-    import json
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise BenchError(f"{flag} {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except (json.JSONDecodeError, RecursionError):
-            out[k] = v
-    return out
-
-
-def cmd_run(args) -> int:
-    from bench.adapters.base import get_adapter
-    from bench.scoring.results import load_run
-
-    from bench.adapters.base import check_model_values
-    from bench.train.runconfig import check_train_values
-
-    found = get_adapter(args.model)
-    # everything the command line says is checked before anything is prepared, trained or written
-    if args.run_id is not None:
-        validate_run_id(args.run_id)
-    if args.jobs is not None:
-        positive_jobs(args.jobs)
-    resolve_device(args.device)
-    check_preset(found.adapter, args.preset)
-    overrides = _parse_overrides(args.set)
-    check_model_values(found.adapter, overrides)
-    train_over = _parse_overrides(args.train_set, "--train-set")
-    check_train_values(train_over, "--train-set")
-    if args.max_steps is not None:
-        train_over["max_steps"] = args.max_steps
-    if args.max_minutes is not None:
-        train_over["max_minutes"] = args.max_minutes
-    check_budget(train_over)
-    pt = prepared_track(args, prepare_if_missing=True)
-    opts = RunOptions(preset=args.preset, overrides=overrides, train_overrides=train_over,
-                      run_id=args.run_id, resume=args.resume, device=args.device, jobs=args.jobs,
-                      results_dir=Path(args.results_dir) if args.results_dir else None,
-                      runs_dir=Path(args.runs_dir) if args.runs_dir else None,
-                      leaderboard=not args.no_leaderboard,
-                      checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                      train_only=args.train_only, data_root=args.data_root, allow_dirty=args.allow_dirty,
-                      nproc=args.nproc)
-    if not opts.run_id and not opts.resume:
-        opts.run_id = new_run_id()
-    from bench.train.distributed import env_rank
-
-    main_rank = env_rank() == 0   # under torchrun only rank 0 speaks
-    if opts.run_id and main_rank:
-        console.print(f"run [bold]{found.adapter.name}[/] on {pt.track.name}, run id {opts.run_id} "
-                      f"(if interrupted: the same command with --resume --run-id {opts.run_id})")
-    if not main_rank:
-        run(found, pt, opts)
-        return 0
-    with progress_bar() as prog:
-        path = run(found, pt, opts, progress=prog)
-    if opts.train_only:
-        console.print(f"trained: {path}; score it with: bench run --model {found.adapter.name} "
-                      f"--track {pt.track.name} --checkpoint {path / 'best.pt'} --run-id {opts.run_id}")
-        return 0
-    r = load_run(path)
-    _print_summary(r)
-    console.print(f"results: {path}" + ("" if args.no_leaderboard else "; leaderboard.md regenerated"))
-    return 0
-
-
-def _print_summary(r) -> None:
-    from rich.table import Table
-
-    from bench.metrics.registry import METRICS
-
-    t = Table(title=f"{r.model} on {r.track} ({r.summary['counts']['utterances']} test utterances)")
-    for col in ("metric", "noisy", r.model, "improvement [95% CI]"):
-        t.add_column(col, justify="right")
-    for m, s in r.summary["metrics"].items():
-        nd = 3 if m in ("stoi", "estoi") else 2
-        def fmt(v, nd=nd):
-            return "-" if v is None else f"{v:.{nd}f}"
-
-        delta = "-" if s["delta"] is None else \
-            f"{s['delta']:+.{nd}f} [{s['delta_ci_low']:+.{nd}f}, {s['delta_ci_high']:+.{nd}f}]"
-        failed = f" ({s['failures']} failed)" if s["failures"] else ""
-        t.add_row(METRICS[m].label, fmt(s["noisy_mean"]), fmt(s["mean"]) + failed, delta)
-    console.print(t)
-    sp = r.summary["speed"]
-    console.print(f"parameters {r.summary['model']['parameters']:,}  RTF (CPU, 1 thread) {sp['rtf_cpu_1thread']:.3f}")
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="prepare -> train (if trainable) -> score -> results -> leaderboard")
-    p.add_argument("--model", required=True, help="adapter name (see `bench list`)")
-    add_track(p)
-    add_dirs(p)
-    p.add_argument("--preset", default=None, help="adapter preset, e.g. quick (CPU, minutes) or full (GPU)")
-    p.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE", help="model config overrides")
-    p.add_argument("--train-set", nargs="*", default=None, metavar="KEY=VALUE", help="training config overrides")
-    p.add_argument("--max-steps", type=int, default=None, help="training budget in optimizer steps (>= 1)")
-    p.add_argument("--max-minutes", type=float, default=None, help="training budget in wall-clock minutes (> 0)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--run-id", default=None,
-                   help="run id: letters, digits, '.', '_', '-' (default: UTC timestamp + random suffix)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted training run (--run-id, default: the latest one)")
-    p.add_argument("--checkpoint", default=None, help="score this checkpoint instead of training")
-    p.add_argument("--results-dir", default=None, help="default: <repo>/results")
-    p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
-    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
-    p.add_argument("--nproc", type=int, default=1, metavar="N",
-                   help="train with N data-parallel processes (DistributedDataParallel; gloo on CPU, nccl on CUDA, "
-                        "one GPU each); batch_size is the global batch. Or launch with torchrun --nproc-per-node N")
-    p.add_argument("--train-only", action="store_true",
-                   help="train, keep the checkpoints, do not score (score later with --checkpoint)")
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="write to results/ although the code has uncommitted changes (the board marks the run)")
-    p.set_defaults(func=cmd_run)

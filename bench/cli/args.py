@@ -1,0 +1,50 @@
+"""What the commands share: the argument types (one positive integer, ``--jobs``), the track and folder
+options, and the one way an error is printed. Nothing heavy is imported here: `bench --help` loads it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(value: str, *, note: str = "") -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be >= 1{note}")
+    return n
+
+
+def jobs(value: str) -> int:
+    """argparse type of ``--jobs``: an integer >= 1 (0 and negatives are refused, not "all cores")."""
+    return positive_int(value, note=" (omit --jobs to use all cores)")
+
+
+def add_jobs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=jobs, default=None, help="worker processes, >= 1 (default: all cores)")
+
+
+def add_track(p: argparse.ArgumentParser, positional: bool = False) -> None:
+    if positional:
+        p.add_argument("track", nargs="?", default="vctk-mini", help="track name (default: vctk-mini)")
+    else:
+        p.add_argument("--track", default="vctk-mini", help="track name (default: vctk-mini)")
+
+
+def add_dirs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None,
+                   help="folder holding the corpora (else $BENCH_DATA_ROOT, ../shared/data, user cache)")
+    p.add_argument("--prepared-dir", default=None, help="prepared audio (else $BENCH_PREPARED_DIR or <repo>/prepared)")
+    p.add_argument("--protocol", default=None, help="noising protocol (default: stft-v1)")
+    add_jobs(p)
+
+
+def print_error(error: BaseException | str) -> None:
+    """One line on stderr, ``error: <message>`` (a `BenchError` brings its hint), never a traceback."""
+    from rich.markup import escape
+
+    from bench.core.console import err_console
+
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)

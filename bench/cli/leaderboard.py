@@ -1,0 +1,63 @@
+"""`bench leaderboard [--check]`: write leaderboard.md and site/ from results/, or check that they are
+current (bench/board/leaderboard.py); `bench retire RUN...`: drop a superseded run's shipped outputs and
+weights, its scores and hashes stay (bench/board/retire.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.core.errors import BenchError
+
+
+def cmd_leaderboard(args) -> int:
+    from bench.board.leaderboard import check, write
+    from bench.board.rows import collect
+    from bench.core.console import console, err_console
+
+    results = Path(args.results_dir) if args.results_dir else None
+    if results is not None and not results.is_dir():
+        raise BenchError(f"--results-dir {results}: " + ("is not a folder" if results.exists() else "does not exist"),
+                         hint="give the folder holding <track>/<model>/<run-id>/ (default: <repo>/results)")
+    out = Path(args.output) if args.output else None
+    if args.check:
+        ok, diff = check(out, results)
+        if ok:
+            console.print("[green]leaderboard.md and site/ are up to date[/]")
+            return 0
+        err_console.print(diff)
+        err_console.print("[red]leaderboard.md or site/ is out of date or edited by hand[/]: run `bench leaderboard` "
+                          "and commit both")
+        return 1
+    path = write(out, results)
+    console.print(f"wrote {path} and {path.parent / 'site'}/")
+    for p, reason in collect(results).refused:
+        err_console.print(f"[yellow]refused[/] {p}: {reason}")
+    return 0
+
+
+def cmd_retire(args) -> int:
+    from bench.board.retire import retire
+    from bench.core.console import console
+    from bench.scoring.results import RESULTS_DIR, rel
+
+    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
+    for p in args.runs:
+        if not (Path(p) / "summary.json").is_file():
+            raise BenchError(f"{p}: not a results folder (no summary.json)")
+        for d in retire(Path(p), root):
+            console.print(f"retired {rel(d)}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md and site/ from results/ "
+                              "(or --check they are current)")
+    p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md or site/ is out of date")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md (the page goes to site/ beside it)")
+    p.set_defaults(func=cmd_leaderboard)
+    p = subparsers.add_parser("retire", help="drop a superseded run's shipped outputs and weights (its scores and "
+                                             "hashes stay)")
+    p.add_argument("runs", nargs="+", help="results folders of the run (any set it was scored on)")
+    p.add_argument("--results-dir", default=None)
+    p.set_defaults(func=cmd_retire)

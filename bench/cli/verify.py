@@ -1,0 +1,75 @@
+"""`bench verify RUN | --all`: re-derive results from the files in the repository (bench/verify/evidence.py);
+`bench reproduce RUN`: retrain a run's model from its record and compare the weights
+(bench/verify/reproduce.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.cli.args import add_jobs
+from bench.core.errors import BenchError
+
+
+def cmd_verify(args) -> int:
+    from bench.core.console import console, err_console
+    from bench.scoring.results import RESULTS_DIR, iter_run_dirs
+    from bench.verify.evidence import verify_run
+
+    mode = "fast" if args.fast else ("reenhance" if args.reenhance else "rescore")
+    root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
+    if not args.all and not args.runs:
+        raise BenchError("bench verify: give run folders, or --all")
+    if args.all and not root.is_dir():
+        raise BenchError(f"--results-dir {root}: no such folder")
+    if args.fast and args.reenhance:
+        raise BenchError("--fast and --reenhance exclude each other")
+    paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
+    prepared = Path(args.prepared_dir) if args.prepared_dir else None
+    bad = 0
+    for p in paths:
+        c = verify_run(p, results_root=root, mode=mode, jobs=args.jobs, prepared_root=prepared)
+        if c.ok:
+            console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
+        else:
+            bad += 1
+            for problem in c.problems:
+                err_console.print(f"[red]FAIL[/] {c.path}: {problem}")
+    console.print(f"{len(paths) - bad} of {len(paths)} results folders verified ({mode})")
+    return 1 if bad else 0
+
+
+def cmd_reproduce(args) -> int:
+    import tempfile
+
+    from bench.core.console import console, progress_bar
+    from bench.verify.reproduce import reproduce
+
+    runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="bench-reproduce-"))
+    with progress_bar() as prog:
+        res = reproduce(Path(args.run), runs_dir=runs_dir,
+                        prepared_root=Path(args.prepared_dir) if args.prepared_dir else None, progress=prog)
+    verdict = "[green]identical weights[/]" if res["identical"] else "[yellow]different weights[/]"
+    console.print(f"{res['run']}: retrained {res['steps']} steps on {res['hardware']} "
+                  f"(recorded: {res['recorded_hardware']}): {verdict}\n"
+                  f"  recorded   {res['recorded_weights_sha256']}\n  reproduced {res['reproduced_weights_sha256']}")
+    return 0 if res["identical"] else 1
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("verify", help="re-derive results from the files in the repository "
+                                             "(hashes; re-score shipped outputs; re-enhance from weights)")
+    p.add_argument("runs", nargs="*", help="results folders (results/<track>/<noise>/<model>/<run-id>)")
+    p.add_argument("--all", action="store_true", help="every results folder")
+    p.add_argument("--fast", action="store_true", help="files and hashes only, no metric computation")
+    p.add_argument("--reenhance", action="store_true", help="also re-enhance the test set from the shipped weights")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--prepared-dir", default=None)
+    add_jobs(p)
+    p.add_argument("--verbose-notes", action="store_true", help="print the largest differences found")
+    p.set_defaults(func=cmd_verify)
+    p = subparsers.add_parser("reproduce", help="retrain a run's model from its record to the same steps and "
+                                                "compare the weights hash")
+    p.add_argument("run", help="the run's home results folder (the one with its weights record)")
+    p.add_argument("--runs-dir", default=None, help="where the retraining writes checkpoints (default: a temp dir)")
+    p.add_argument("--prepared-dir", default=None)
+    p.set_defaults(func=cmd_reproduce)
