@@ -1,9 +1,6 @@
-"""Exclusive locks on run folders and prepared tracks, so that two bench processes never write the
-same folder. A lock is an ``flock`` on a small file holding the owner's pid: the kernel releases it
-when the process ends, however it ends (kill -9 included), so a lock is never stale. The lock file
-is removed on a normal release (and with ``remove_empty_folder``, its folder when that is left empty).
-
-`LOCK_NAME` is the lock file of a folder: `folder_lock(folder)` locks ``<folder>/.bench.lock``."""
+"""Exclusive locks on run folders and prepared tracks, so that two bench processes never write the same
+folder: an ``flock`` on a small file holding the owner's pid (`LOCK_NAME` in the folder), released by the
+kernel however the process ends, so never stale; the file is removed on a normal release."""
 
 from __future__ import annotations
 

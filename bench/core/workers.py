@@ -1,10 +1,6 @@
-"""Worker process pools that die with their parent.
-
-A `concurrent.futures.ProcessPoolExecutor` worker whose parent is killed (kill -9, OOM killer) waits
-for work forever and keeps its memory. Every pool of the benchmark (prepare, verify, scoring) is made
-here: each worker asks the kernel for SIGKILL when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``)
-and exits at once if the parent is already gone when it starts. Workers run torch with one thread.
-"""
+"""Worker process pools that die with their parent: each worker asks the kernel for SIGKILL when its parent
+dies (Linux ``prctl(PR_SET_PDEATHSIG)``), so a killed parent leaves no worker waiting forever with its
+memory. Every pool of the benchmark is made here; workers run torch with one thread."""
 
 from __future__ import annotations
 

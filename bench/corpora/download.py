@@ -35,12 +35,12 @@ _USER_AGENT = f"vctk-denoise-bench/{__version__} (python-urllib)"
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", re.IGNORECASE)
 
 
-class _Transient(Exception):   # a retryable failure of one attempt (the partial file is kept for the next one)
-    pass
+class _Transient(Exception):
+    """A retryable failure of one attempt (the partial file is kept for the next one)."""
 
 
-class _Restart(Exception):     # the partial file cannot be continued: discard it and start again from byte 0
-    pass
+class _Restart(Exception):
+    """The partial file cannot be continued: discard it and start again from byte 0."""
 
 
 def _fmt_bytes(n: int | float) -> str:

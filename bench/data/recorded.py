@@ -1,10 +1,6 @@
-"""Recorded noise: the noisy input of a track whose corpus gives clean/noisy pairs (VoiceBank-DEMAND).
-
-It takes the place of a protocol in `bench.data.prepared.PreparedTrack` (same ``name``, ``sha256`` and
-``record()``), so results record what noisy input they were scored on: ``name`` is ``recorded`` and
-``sha256`` is the SHA-256 of the track's *noisy manifest* (`noisy_manifest_bytes`: the manifest's rows
-with the noisy file's path and hash), which changes exactly when a noisy recording does.
-"""
+"""Recorded noise: the noisy input of a track whose corpus gives clean/noisy pairs (VoiceBank-DEMAND), in the
+place of a protocol (same ``name``, ``sha256``, ``record()``): ``name`` is ``recorded``, ``sha256`` the hash
+of the track's noisy manifest (`noisy_manifest_bytes`), which changes exactly when a noisy recording does."""
 
 from __future__ import annotations
 

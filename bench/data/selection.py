@@ -1,11 +1,7 @@
-"""The deterministic rules that chose the speakers of the vctk-mini v2 splits and of the test-only
-tracks, from the metadata of the shared corpora (``<corpus>/manifest.csv`` of ../shared/data).
-
-The track specs list the chosen speakers (that list is what is frozen); these functions re-derive
-them, so a test can check that the specs follow their written rules, and `scripts/make_tracks.py`
-writes the specs. Ranking by ``sha256("<corpus>:<speaker>")`` gives an order that is fixed, documented
-and unrelated to how the corpus numbered its speakers (ids often follow recording order, age or site).
-"""
+"""The deterministic rules that chose the speakers of the vctk-mini v2 splits and the test-only tracks from
+the shared corpora's metadata (``<corpus>/manifest.csv``): a test re-derives the frozen speaker lists with
+them, `scripts/make_tracks.py` writes them. Ranking by ``sha256("<corpus>:<speaker>")`` gives a fixed order
+unrelated to how the corpus numbered its speakers."""
 
 from __future__ import annotations
 

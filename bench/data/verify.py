@@ -89,16 +89,12 @@ def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
                                   for u in diff)
         else:
             report.notes.append(f"noisy {'/'.join(pt.noisy_splits)} audio ({pt.protocol.name}) matches the committed "
-                                f"reference hashes ({len(ref)} files, {reference_noisy_path(pt).name})")
+                                f"reference hashes ({len(ref)} files, {pt.track.reference_noisy_path(pt.protocol.name).name})")
     return report
 
 
-def reference_noisy_path(pt: PreparedTrack) -> Path:
-    return pt.track.reference_noisy_path(pt.protocol.name)
-
-
 def reference_noisy_manifest(pt: PreparedTrack) -> dict[str, str] | None:
-    path = reference_noisy_path(pt)
+    path = pt.track.reference_noisy_path(pt.protocol.name)
     if not path.exists():
         return None
     with open(path, newline="") as fh:
