@@ -56,7 +56,7 @@ class SpectralSubtraction(Adapter):
     name = "spectral-subtraction"
     description = "power spectral subtraction (Berouti over-subtraction + floor), noise from the quietest frames"
     reference = "Boll, IEEE TASSP 1979; Berouti, Schwartz & Makhoul, ICASSP 1979"
-    # chosen on the vctk-mini valid split by scripts/tune_spectral_subtraction.py
+    # chosen on the vctk-mini valid split by scripts/tune_spectral_subtraction.py (removed: docs/scripts.md)
     config = {"n_fft": 512, "hop_length": 128, "quiet_fraction": 0.2, "noise_bias": 1.0, "alpha_max": 6.0,
               "alpha_min": 1.0, "snr_low_db": -5.0, "snr_high_db": 20.0, "floor": 0.01}
 
