@@ -66,17 +66,10 @@ def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
 
 def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
-    """Percentile-bootstrap confidence interval of the mean: ``(mean, low, high)``.
-
-    NaNs are dropped first. ``mean`` is the plain sample mean of the remaining values; ``low`` and
-    ``high`` are the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles (numpy's
-    default linear interpolation) of ``n_resamples`` bootstrap means, each the mean of ``n``
-    indices drawn uniformly with replacement by ``Generator(PCG64(seed))``.
-
-    The interval is widened, if needed, to contain the sample mean (this only matters for the
-    float rounding of constant samples). With one value returns ``(v, v, v)``; with none (empty or all NaN) ``(nan, nan, nan)``.
-    Raises `ValueError` for +-inf values, non-1-D input, ``n_resamples < 1`` or a confidence
-    outside (0, 1).
+    """Percentile-bootstrap confidence interval of the mean of the non-NaN values: ``(mean, low, high)``,
+    the quantiles of ``n_resamples`` seeded bootstrap means (docs/metrics.md), widened if needed to contain
+    the mean. One value: ``(v, v, v)``; none: NaNs. Raises `ValueError` for +-inf values, non-1-D input,
+    ``n_resamples < 1`` or a confidence outside (0, 1).
     """
     _check_params(n_resamples, confidence)
     x = _as_1d(values, "values")
@@ -95,28 +88,13 @@ def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
 
 def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confidence: float = 0.95,
                       alpha: float = 0.05, higher_is_better: bool = True) -> dict:
-    """Compare two systems on the same utterances from their paired per-utterance values.
-
-    ``a[i]`` and ``b[i]`` must be the same metric on the same utterance. Pairs where either value
-    is NaN are dropped. Returns a dict:
-
-    - ``n``: pairs used; ``n_dropped``: pairs dropped for a NaN;
-    - ``mean_a``, ``mean_b``, ``mean_diff`` (mean of ``a - b``), ``median_diff``;
-    - ``ci_low``, ``ci_high``, ``confidence``: percentile-bootstrap CI of the mean difference
-      (`bootstrap_ci` on the differences, same ``seed`` / ``n_resamples``);
-    - ``wilcoxon_p``: two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, defaults:
-      ``zero_method="wilcox"`` drops zero differences; ``method="auto"``: exact null
-      distribution for n <= 50 without ties/zeros, permutation for n <= 13 with ties, normal
-      approximation with tie correction otherwise);
-    - ``ttest_p``: two-sided paired t-test (``scipy.stats.ttest_rel``), for reference: it assumes
-      normally distributed differences, which bounded metrics near their ceiling violate;
-    - ``wins``, ``losses``, ``ties``: utterances where a is better / worse / equal (``a > b`` is a
-      win when ``higher_is_better``, ``a < b`` otherwise; equality is exact);
-    - ``significant``: ``wilcoxon_p < alpha`` (default 0.05); ``alpha``.
-
-    Edge cases: with no pairs every statistic is NaN (counts 0) and ``significant`` is False;
-    when all differences are exactly zero both p-values are 1.0; the t-test p-value is NaN for a
-    single pair. Raises `ValueError` if ``a`` and ``b`` differ in length.
+    """Compare two systems from their paired per-utterance values (``a[i]``, ``b[i]``: one metric on one
+    utterance; pairs with a NaN are dropped). Returns ``n``, ``n_dropped``, ``mean_a``, ``mean_b``,
+    ``mean_diff`` (of ``a - b``), ``median_diff``, ``ci_low``/``ci_high``/``confidence`` (`bootstrap_ci` of
+    the differences), ``wilcoxon_p`` (two-sided, scipy's defaults), ``ttest_p`` (paired, for reference),
+    ``wins``/``losses``/``ties`` (by ``higher_is_better``, exact equality), ``significant``
+    (``wilcoxon_p < alpha``) and ``alpha``; each field and edge case: docs/metrics.md. Raises `ValueError`
+    if ``a`` and ``b`` differ in length.
     """
     _check_params(n_resamples, confidence)
     if not 0.0 < alpha < 1.0:
