@@ -20,9 +20,9 @@ import torch
 
 from bench import REPO_ROOT
 from bench.adapters.base import Found
-from bench.train.adversarial import (ADVERSARIAL_DEFAULTS, feature_matching_loss, lsgan_discriminator_loss,
-                               lsgan_generator_loss, resolve_config)
+from bench.train.adversarial import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
 from bench.core.errors import BenchError
+from bench.train.options import ADVERSARIAL_DEFAULTS, resolve_config
 from bench.train.runconfig import RunConfig, train_config
 from bench.train.trainer import DeviceBatches, load_checkpoint, train
 
@@ -93,8 +93,7 @@ def test_training_option_rules_cover_the_trainer():
     """Every option of the trainer (the adversarial block included) has a rule, every loss of
     bench/train/losses.py is accepted (merge guard: DEFAULTS, TRAIN_RULES and the losses live in three files)."""
     from bench.train.losses import CompositeLoss
-    from bench.train.runconfig import LOSSES, TRAIN_RULES
-    from bench.train.trainer import DEFAULTS
+    from bench.train.options import DEFAULTS, LOSSES, TRAIN_RULES
 
     assert set(TRAIN_RULES) == set(DEFAULTS)
     assert set(LOSSES) == set(CompositeLoss.NAMES)

@@ -246,7 +246,7 @@ def test_a_run_trained_unlike_its_preset_is_marked(tmp_path, change, mark):
 
     assert board_mod._eligible(Run(), adapters, ranked=True) == ([mark] if mark else [])
     # an option the run's record does not hold predates the run: it trained with the option's default
-    from bench.train.trainer import DEFAULTS
+    from bench.train.options import DEFAULTS
 
     optional = next(k for k in want if want[k] == DEFAULTS[k] and k not in board_mod.HOW_NOT_WHAT)
     (tmp_path / "config.json").write_text(json.dumps(

@@ -28,10 +28,11 @@ from bench.adapters.base import Adapter, Found, discover
 from bench.core.errors import AdapterError, BenchError, DataError
 from bench.core.names import inside
 from bench.run.pipeline import RunOptions, resolve_device, run
-from bench.train.runconfig import TRAIN_RULES, RunConfig, train_config
+from bench.train.runconfig import RunConfig, train_config
 from bench.adapters.speed import RTF_SECONDS
 from bench.scoring.suite import Evaluation
-from bench.train.trainer import DEFAULTS, load_checkpoint, load_checkpoint_model
+from bench.train.options import DEFAULTS, TRAIN_RULES
+from bench.train.trainer import load_checkpoint, load_checkpoint_model
 
 from conftest import make_tiny_prepared, track_spec
 from test_train import TinyAdapter

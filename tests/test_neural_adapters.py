@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench import REPO_ROOT
-from bench.train.trainer import DEFAULTS as TRAINER_DEFAULTS
+from bench.train.options import DEFAULTS as TRAINER_DEFAULTS
 
 if str(REPO_ROOT) not in sys.path:   # baselines/ is not an installed package (see bench.adapters.base._import)
     sys.path.insert(0, str(REPO_ROOT))

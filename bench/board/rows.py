@@ -24,6 +24,7 @@ from bench.data.tracks import load_track, track_version
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 from bench.scoring.results import RESULTS_DIR, Run, check_against_benchmark, iter_run_dirs, load_run, rel
 from bench.scoring.suite import role_of
+from bench.train.options import DEFAULTS, HOW_NOT_WHAT
 from bench.train.runconfig import read_record, train_config
 
 #: a validation scale below this (the output more than 20 dB below the clean target) marks the row
@@ -128,10 +129,6 @@ def _check_noisy_columns(run: Run, ref: Run) -> None:
                                f"{y[np.argmax(bad)]:.6f} (results/{ref.track}/{ref.noise}/noisy/{ref.run_id})")
 
 
-#: training options that say how a run was computed, not what: a run may differ from its preset in these
-HOW_NOT_WHAT = ("max_steps", "max_minutes", "log_every", "checkpoint_every", "num_workers", "cpu_threads", "compile")
-
-
 def _preset_training(adapter, preset: str | None) -> dict | None:
     """The training configuration a run of `preset` gets with no override (None: no such preset)."""
     if not preset or preset not in adapter.presets:
@@ -146,8 +143,6 @@ def _unlike_preset(run: Run, want: dict) -> list[str]:
     """The training options in which a trained run differs from its preset's training `want` (`--train-set`,
     or the preset changed since). An option the run's record lacks predates it: the run trained with its
     default."""
-    from bench.train.trainer import DEFAULTS
-
     trained = read_record(run.path).get("train")
     if not isinstance(trained, dict):
         return []

@@ -1,38 +1,9 @@
-"""Adversarial training, a mechanism of the shared trainer (bench/train/trainer.py) for any adapter.
-
-An adapter that returns a discriminator from ``Adapter.discriminator(**config)`` and whose training
-config has an ``"adversarial"`` block is trained as the generator of a GAN: the regression loss of
-its ``"loss"`` stays as configured and the adversarial terms are added to it. Per generator step,
-once ``warmup_steps`` generator steps of regression alone are done:
-
-1. ``d_steps`` discriminator updates on the clean batch (real) against the generator's output of the
-   same batch, detached (fake), with the LSGAN loss; with ``segment_seconds`` the discriminator sees one
-   window of that length of each item (the same window of clean and output; where, a pure function of
-   (seed, step), so ``--resume`` stays exact without drawing from torch's generator);
-2. the generator's loss = regression + ``adv_weight`` * LSGAN generator loss + ``fm_weight`` *
-   feature-matching loss (the updated discriminator's feature maps of the output against those of the
-   clean batch, the latter without gradient), one backward pass and one generator update.
-
-Real and fake go through the discriminator as one batch; under DDP its updates average the gradients of
-all processes (`distribute`) and each process windows its own items of the global batch. The logged
-losses are summed on the device and read at validation (no wait for the device per step).
-Budgets, the schedule and checkpoints count generator steps. The discriminator's learning rate
-follows the generator's schedule, scaled (``lr`` here is its value where the generator's is
-``train_config["lr"]``). Only the generator is scored and shipped: the discriminator and its
-optimizer are training state, saved in the checkpoints so that ``--resume`` is exact.
-
-The discriminator maps a waveform batch ``(batch, time)`` to a list with one entry per
-sub-discriminator: ``(score, features)``, ``score`` any-shaped logits (one per position) and
-``features`` the list of its intermediate feature maps.
-
-Losses (Mao et al., "Least Squares Generative Adversarial Networks", ICCV 2017, with targets
-real = 1, fake = 0, as in HiFi-GAN, Kong et al., NeurIPS 2020), each averaged over the
-sub-discriminators (HiFi-GAN sums over them; averaging keeps the weights independent of their count):
-
-- discriminator: ``mean((D(real) - 1)^2) + mean(D(fake)^2)``;
-- generator: ``mean((D(fake) - 1)^2)``;
-- feature matching: the mean over the feature maps of ``mean(|f(real) - f(fake)|)``.
-"""
+"""Adversarial training, a mechanism of the shared trainer for any adapter with a ``discriminator()`` and
+an ``"adversarial"`` training block: per generator step, after ``warmup_steps``, ``d_steps`` LSGAN updates
+of the discriminator (real: the clean batch, fake: the output, detached), then the generator's loss =
+regression + ``adv_weight`` * LSGAN generator loss + ``fm_weight`` * feature matching. The discriminator
+maps ``(batch, time)`` to a list of ``(score, features)``, one per sub-discriminator; the losses average
+over them. The block's options: bench/train/options.py; the full account: docs/training.md."""
 
 from __future__ import annotations
 
@@ -43,66 +14,7 @@ import torch
 
 from bench import SAMPLE_RATE
 from bench.core.errors import BenchError
-
-#: the ``"adversarial"`` block of a training config; every key optional, unknown keys are an error
-ADVERSARIAL_DEFAULTS = {
-    "loss": "lsgan",            # the GAN loss (LSGAN, the only one so far)
-    "adv_weight": 1.0,          # weight of the generator's adversarial loss
-    "fm_weight": 2.0,           # weight of the feature-matching loss
-    "lr": 2e-4,                 # the discriminator's AdamW learning rate (scaled by the generator's schedule)
-    "betas": [0.8, 0.99],
-    "weight_decay": 0.0,
-    "warmup_steps": 0,          # generator steps of regression alone before the discriminator and its terms start
-    "d_steps": 1,               # discriminator updates per generator step
-    "grad_clip": None,          # gradient-norm clip of the discriminator (None: none)
-    "segment_seconds": None,    # the discriminator's window of each training segment (None: all of it)
-    "discriminator": {},        # keyword arguments of Adapter.discriminator
-}
-LOSSES = ("lsgan",)
-
-
-def _number(block: dict, key: str, *, low: float = 0.0, strict: bool = False, integer: bool = False):
-    v = block[key]
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > low if strict else v >= low)
-    if ok and integer:
-        ok = float(v).is_integer()
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        raise BenchError(f"adversarial.{key} = {v!r}: expected {kind} {'>' if strict else '>='} {low}",
-                         hint=f"defaults: {ADVERSARIAL_DEFAULTS}")
-    return int(v) if integer else float(v)
-
-
-def resolve_config(block) -> dict | None:
-    """The ``"adversarial"`` training option with every default filled in and checked; None stays None
-    (no adversarial training). Raises BenchError on unknown keys or bad values."""
-    if block is None:
-        return None
-    if not isinstance(block, dict):
-        raise BenchError(f"training option 'adversarial' = {block!r}: expected a dict or null",
-                         hint=f"keys: {', '.join(ADVERSARIAL_DEFAULTS)}")
-    unknown = set(block) - set(ADVERSARIAL_DEFAULTS)
-    if unknown:
-        raise BenchError(f"unknown adversarial option(s) {sorted(unknown)}", hint=f"known: {', '.join(ADVERSARIAL_DEFAULTS)}")
-    out = {**ADVERSARIAL_DEFAULTS, **block}
-    if out["loss"] not in LOSSES:
-        raise BenchError(f"adversarial.loss = {out['loss']!r} is not supported", hint=f"choose among {', '.join(LOSSES)}")
-    out["adv_weight"], out["fm_weight"] = _number(out, "adv_weight"), _number(out, "fm_weight")
-    out["lr"], out["weight_decay"] = _number(out, "lr", strict=True), _number(out, "weight_decay")
-    out["warmup_steps"] = _number(out, "warmup_steps", integer=True)
-    out["d_steps"] = _number(out, "d_steps", low=1, integer=True)
-    for key in ("grad_clip", "segment_seconds"):
-        if out[key] is not None:
-            out[key] = _number(out, key, strict=True)
-    b = out["betas"]
-    if not (isinstance(b, (list, tuple)) and len(b) == 2 and all(isinstance(x, (int, float)) and 0 <= x < 1 for x in b)):
-        raise BenchError(f"adversarial.betas = {b!r}: expected two numbers in [0, 1)", hint="e.g. [0.8, 0.99]")
-    out["betas"] = [float(x) for x in b]
-    if not isinstance(out["discriminator"], dict):
-        raise BenchError(f"adversarial.discriminator = {out['discriminator']!r}: expected a dict of keyword arguments "
-                         "of the adapter's discriminator()")
-    return out
-
+from bench.train.options import resolve_config
 
 # ----------------------------------------------------------------------------------------------
 # losses: `outs` is the discriminator's output, a list of (score, features) per sub-discriminator
@@ -145,10 +57,8 @@ class AdversarialTraining:
 
     def distribute(self, device: str) -> None:
         """Data-parallel: the discriminator's updates average the gradients of all processes."""
-        from torch.nn.parallel import DistributedDataParallel
-
-        self.d_train = DistributedDataParallel(self.discriminator, device_ids=[torch.cuda.current_device()]
-                                               if device.startswith("cuda") else None)
+        self.d_train = torch.nn.parallel.DistributedDataParallel(
+            self.discriminator, device_ids=[torch.cuda.current_device()] if device.startswith("cuda") else None)
 
     def windows(self, clean: torch.Tensor, est: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The discriminator's view of step `step`: a ``segment_seconds`` window of each item, the same one

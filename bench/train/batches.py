@@ -1,20 +1,11 @@
-"""Training batches, two ways; batch ``step`` is a pure function of (seed, step) in both.
+"""Training batches, two ways; batch ``step`` is a pure function of (seed, step) in both, each item of
+(seed, step, item index), so data-parallel slices make what one process makes.
 
-- ``noise: "torch"`` (the default), `DeviceBatches`: the train audio is resident on the training device
-  (`bench.train.resident.ResidentAudio`), segments are chosen and gathered there and noised there by the
-  batched torch protocol (`bench.protocol.batched.BatchedProtocol`): nothing goes through the host, and
-  the host never waits for the device. Every item of the global batch has its own generators, keyed by
-  (seed, step, item index), which draw its utterance, its crop start, its shift and all its noise; so
-  N data-parallel processes, each making its slice of the global batch, make exactly what one process
-  makes with the whole of it. With ``tilt_db`` > 0 each clean segment is first given a random spectral
-  tilt (`spectral_tilt`), so the model meets brighter and darker recordings than its corpora hold.
-- ``noise: "numpy"``, `SegmentBatches`: the numpy reference protocol in DataLoader worker processes (one
-  batch per worker at a time), the trainer's data path before the torch path existed; kept to compare
-  and as a reference. Its noise streams are keyed by item too (``train:<seed>:<step>:<i>``).
+- ``noise: "torch"`` (the default), `DeviceBatches`: resident audio cut and noised on the training device
+  by the batched torch protocol, with the shift and spectral-tilt augmentations;
+- ``noise: "numpy"``, `SegmentBatches`: the numpy reference protocol in DataLoader worker processes.
 
-The two paths draw from the same laws (utterance by the track's sampling weights, crop start uniform,
-the protocol's noise; tests/test_protocol_batched.py, tests/test_batches.py), not the same numbers.
-"""
+The two draw from the same laws, not the same numbers (docs/training.md)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,14 @@
 """Data-parallel training with torch.distributed: the process group of ``bench run --nproc N`` (this module
 spawns ranks 1..N-1, the calling process is rank 0) or of ``torchrun --nproc-per-node N -m bench run``
-(found in the environment: ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``).
-
-Backend: gloo on CPU, nccl on CUDA (rank r on ``cuda:<local rank>``). `Rank` says where this process
-stands; the helpers below are collectives (every rank calls them at the same point) and do nothing in a
-single process. The trainer (bench/train/trainer.py) uses them for: the run id (rank 0's), the training-time
-budget (rank 0's clock decides), the logged training loss (averaged over the ranks), and the RNG states
-that go into rank 0's checkpoints.
-"""
+(found in the environment). Backend: gloo on CPU, nccl on CUDA. `Rank` says where this process stands;
+the helpers below are collectives (every rank calls them at the same point) and do nothing in a single
+process."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
+import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -142,8 +138,6 @@ def spawn(nproc: int, device: str, fn, kwargs: dict, main_kwargs: dict | None = 
     """Run ``fn(**kwargs)`` in `nproc` processes joined in one process group: this process is rank 0 (it
     also gets `main_kwargs`, e.g. the progress bar) and returns its result; ranks 1..nproc-1 are spawned
     here (``spawn`` start method: `fn` and `kwargs` must pickle) and joined before returning."""
-    import multiprocessing as mp
-
     if str(device).startswith("cuda") and torch.cuda.device_count() < nproc:
         raise BenchError(f"--nproc {nproc} on CUDA needs {nproc} GPUs; {torch.cuda.device_count()} visible")
     folder = Path(tempfile.mkdtemp(prefix="bench-ddp-"))

@@ -1,26 +1,15 @@
-"""Training losses on waveforms ``(batch, time)``, selectable per model and combinable.
-
-- ``l1``: mean absolute error between waveforms.
-- ``mrstft``: multi-resolution STFT loss (Yamamoto et al., Parallel WaveGAN, ICASSP 2020; used by
-  Demucs): for each (FFT size, hop, window) the spectral convergence
-  ``||S| - |Y||_F / ||S||_F`` plus the mean absolute log-magnitude difference, averaged over
-  resolutions (512/50/240, 1024/120/600, 2048/240/1200). ``mrstft_sc`` and ``mrstft_mag`` are its two
-  terms alone, to weight them apart: facebookresearch/denoiser's ``factor_sc`` / ``factor_mag``, so
-  ``{"l1": 1, "mrstft_sc": 0.5, "mrstft_mag": 0.5}`` is that recipe's loss, and ``mrstft: w`` equals
-  ``mrstft_sc: w, mrstft_mag: w``. The spectral convergence is computed per item and averaged over
-  the batch (the reference takes one ratio over the whole batch), so that a loss averaged over a data-
-  parallel process's slice, then over the processes, is the loss of the whole batch.
-- ``si_sdr``: negative scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean, averaged over
-  the batch.
-
-`build_loss({"l1": 1.0, "mrstft": 1.0})` returns a module computing the weighted sum and the parts.
-Every term is a mean over the batch items (of equal length), which data-parallel training relies on.
-"""
+"""Training losses on waveforms ``(batch, time)``, selectable per model and combinable: ``l1``, ``mrstft``
+(multi-resolution STFT: spectral convergence + log-magnitude L1; ``mrstft_sc`` and ``mrstft_mag`` its two
+terms alone), ``si_sdr`` (negative SI-SDR). `build_loss({"l1": 1.0, "mrstft": 1.0})` returns a module
+computing the weighted sum and the parts. Every term is a mean over the batch items, which data-parallel
+training relies on (docs/training.md)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from bench.train.options import LOSSES
 
 EPS = 1e-8
 
@@ -70,7 +59,7 @@ class MultiResolutionSTFTLoss(torch.nn.Module):
 class CompositeLoss(torch.nn.Module):
     """Weighted sum of named losses; `forward` returns (total, {name: value})."""
 
-    NAMES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr")
+    NAMES = LOSSES
 
     def __init__(self, weights: dict[str, float]):
         super().__init__()

@@ -1,17 +1,7 @@
-"""The train split's clean audio resident on the training device, and training segments cut from it there.
-
-`ResidentAudio` holds every train utterance in one flat tensor on the device: int16 (2 bytes a sample)
-when the audio is PCM16 exactly, which prepared audio always is (float32 otherwise), with the offset and
-length of each utterance and the cumulative draw probabilities (the track's sampling weights,
-`PreparedTrack.sampling_weights()`, or the lengths: uniform over the audio). vctk-mini's train split
-(1,202 utterances, 6,165 s, 98.6 M samples) takes 197 MB as int16.
-
-A segment is chosen from two uniform numbers in [0, 1) per item (float64), the same laws as the numpy
-path (`bench.train.batches.SegmentBatches`): the utterance by inverting the cumulative probabilities, the crop
-start uniform over the ``max(1, length - segment + 1)`` possible starts. Everything runs on the device,
-with no copy to the host, so the host never waits for the device; segments of a shorter utterance are
-zero-padded at the end, as in the numpy path.
-"""
+"""The train split's clean audio resident on the training device (`ResidentAudio`: one flat tensor, int16
+when the audio is PCM16 exactly, else float32), and training segments chosen and cut from it there, by the
+same laws as the numpy path (`bench.train.batches.SegmentBatches`): the utterance by inverting the
+cumulative draw probabilities, the crop start uniform; shorter utterances are zero-padded at the end."""
 
 from __future__ import annotations
 

@@ -1,84 +1,23 @@
 """The configuration of a run, resolved once: the model half (the adapter's ``config``, its preset's
-``model`` and ``--set``) and the training half (the trainer's ``DEFAULTS``, the adapter's
-``train_config``, its preset's ``train`` and ``--train-set``/``--max-steps``/``--max-minutes``).
-An unknown preset is an error. A resumed or a given checkpoint brings its own configuration.
-
-The trainer trains with it (and stores it in its checkpoints), the scorer writes its `record` as the
-run's ``config.json``, and the leaderboard reads the model config and the preset from that record.
-
-Every value is checked before anything runs: training options by type and range (`TRAIN_RULES`: the
-message names the valid range), budgets (``max_steps`` an integer >= 1, ``max_minutes`` a number > 0),
-model options against the adapter's option keys and the types of their defaults
-(`bench.adapters.base.check_model_values`).
-"""
+``model``, ``--set``) and the training half (the options of bench/train/options.py, the adapter's
+``train_config``, its preset's ``train``, ``--train-set``/``--max-steps``/``--max-minutes``), every value
+checked before anything runs; a resumed or a given checkpoint brings its own. The trainer trains with it,
+the scorer writes its `record` as the run's ``config.json`` (and `budget_record` as its budget), and the
+board reads both."""
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.adapters.base import check_model_values
 from bench.core.errors import AdapterError, BenchError
-
-BUDGET_KEYS = ("max_steps", "max_minutes")
-LOSSES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr")   # bench.train.losses.CompositeLoss.NAMES
-
-
-def _int(v, lo: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
-
-
-def _num(v, lo: float, hi: float = math.inf, *, lo_open: bool = False, hi_open: bool = False) -> bool:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return False
-    return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-
-
-def _loss(v) -> bool:
-    return (isinstance(v, dict) and bool(v) and set(v) <= set(LOSSES)
-            and all(_num(w, 0) for w in v.values()) and any(w > 0 for w in v.values()))
-
-
-#: training option -> (check, the valid values in words)
-TRAIN_RULES = {
-    "loss": (_loss, f"an object of loss weights >= 0 (not all 0) over {', '.join(LOSSES)}, e.g. {{\"l1\": 1.0}}"),
-    "optimizer": (lambda v: v == "adamw", '"adamw"'),
-    "lr": (lambda v: _num(v, 0, lo_open=True), "a number > 0"),
-    "betas": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_num(b, 0, 1, hi_open=True) for b in v),
-              "two numbers in [0, 1), e.g. [0.9, 0.999]"),
-    "weight_decay": (lambda v: _num(v, 0), "a number >= 0"),
-    "batch_size": (lambda v: _int(v, 1), "an integer >= 1"),
-    "segment_seconds": (lambda v: _num(v, 1 / 16000, 3600), "a number of seconds in [1/16000, 3600]"),
-    "max_steps": (lambda v: v is None or _int(v, 1), "an integer >= 1 (or none)"),
-    "max_minutes": (lambda v: v is None or _num(v, 0, lo_open=True), "a number of minutes > 0 (or none)"),
-    "warmup_steps": (lambda v: _int(v, 0), "an integer >= 0"),
-    "schedule": (lambda v: v in ("cosine", "constant"), '"cosine" or "constant"'),
-    "min_lr_ratio": (lambda v: _num(v, 0, 1), "a number in [0, 1]"),
-    "grad_clip": (lambda v: v is None or _num(v, 0), "a number >= 0 (0 or none: no clipping)"),
-    "valid_every": (lambda v: v == "epoch" or _int(v, 1), '"epoch" or an integer number of steps >= 1'),
-    "checkpoint_every": (lambda v: _int(v, 1), "an integer number of steps >= 1"),
-    "seed": (lambda v: _int(v, 0), "an integer >= 0"),
-    "num_workers": (lambda v: _int(v, 0), "an integer >= 0 (data worker processes)"),
-    "cpu_threads": (lambda v: v == "auto" or _int(v, 1), '"auto" or an integer >= 1'),
-    "amp": (lambda v: v == "auto" or isinstance(v, bool), '"auto", true or false'),
-    "compile": (lambda v: isinstance(v, bool), "true or false"),
-    # the trainer's data-path options (bench/train/trainer.py)
-    "noise": (lambda v: v in ("torch", "numpy"), '"torch" or "numpy"'),
-    "shift": (lambda v: _int(v, 0), "an integer number of samples >= 0"),
-    "tilt_db": (lambda v: _num(v, 0, 24), "a number of dB per octave in [0, 24]"),
-    "log_every": (lambda v: _int(v, 1), "an integer number of steps >= 1"),
-    # checked key by key by bench.train.adversarial.resolve_config (in train_config)
-    "adversarial": (lambda v: v is None or isinstance(v, dict),
-                    "null or an object of adversarial options (bench/train/adversarial.py ADVERSARIAL_DEFAULTS)"),
-}
+from bench.train.options import BUDGET_KEYS, DEFAULTS, TRAIN_RULES, resolve_config
 
 
 def check_train_values(cfg: dict, source: str = "training option") -> None:
     """Every key known and every value in its range; the message names the key, the value and the range."""
-    from bench.train.trainer import DEFAULTS
-
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
         raise BenchError(f"unknown training option(s) {unknown}", hint=f"valid: {', '.join(DEFAULTS)}")
@@ -101,17 +40,13 @@ def check_preset(adapter, preset: str | None) -> None:
 
 
 def train_config(adapter, preset: str | None, overrides: dict) -> dict:
-    """The training half: every key of the trainer's DEFAULTS, with a budget."""
-    from bench.train.trainer import DEFAULTS
-
+    """The training half: every option of bench/train/options.py, with a budget."""
     check_preset(adapter, preset)
     cfg = {**DEFAULTS, **adapter.train_config}
     if preset:
         cfg.update(adapter.presets[preset].get("train", {}))
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     check_train_values(cfg)
-    from bench.train.adversarial import resolve_config
-
     cfg["adversarial"] = resolve_config(cfg["adversarial"])   # defaults filled in, recorded as trained
     if cfg["max_steps"] is None and cfg["max_minutes"] is None:
         raise BenchError(f"no training budget for {adapter.name}",
@@ -152,6 +87,18 @@ class RunConfig:
         if self.train_config is not None:
             out["train"] = self.train_config
         return out
+
+
+def budget_record(preset: str | None, device: str, hardware: str, **trained) -> dict:
+    """A run's budget record: that of a training run with `trained` (``steps``, ``epochs``, ``wall_minutes``,
+    ``max_steps``, ``max_minutes``, ``valid_scale``), else that of a model that was not trained; loading a
+    checkpoint fills in ``checkpoint`` and ``checkpoint_sha256``."""
+    rec = {"trained": bool(trained), "preset": preset,
+           **{k: trained.get(k) for k in ("steps", "epochs", "wall_minutes", *BUDGET_KEYS)},
+           "device": device, "hardware": hardware, "checkpoint": None, "checkpoint_sha256": None}
+    if trained:
+        rec["valid_scale"] = trained.get("valid_scale")
+    return rec
 
 
 def read_record(run_dir: Path) -> dict:

@@ -1,33 +1,7 @@
-"""The one trainer, shared by every trainable adapter.
-
-Data (bench/train/batches.py): clean 16 kHz segments (``segment_seconds``) cut from the prepared train split,
-the utterance of each drawn with the track's sampling weights (`bench.data.sampling`; without a rule in
-proportion to its length); the noisy input is made on the fly by the protocol with fresh noise every
-step. By default (``noise: "torch"``) all of it happens on the training device: the train audio is
-resident there, and the batched torch protocol noises the batch; ``noise: "numpy"`` is the numpy
-reference protocol in DataLoader workers. Batch ``step`` is a pure function of (seed, step), each item
-of (seed, step, item index): which utterances, where the crops start and the noise all follow from it,
-which makes ``--resume`` exact without saving any data-loader state. The training loss is read from the
-device every ``log_every`` steps, never once a step. Validation uses the frozen noisy valid set (full
-utterances), keeps the best checkpoint by validation loss and checks the output's polarity
-(``valid_scale``, ``valid_corr``: a negative value logs a warning).
-
-Data-parallel training (bench/train/distributed.py): ``nproc`` processes (or torchrun's), each with its slice
-of the global batch ``batch_size``, gradients averaged by DistributedDataParallel; every loss term is a
-mean over the items, so the average of the slices' losses is the global batch's. Rank 0 alone validates
-and writes checkpoints and the log.
-
-Budgets: ``max_steps`` and/or ``max_minutes`` (wall clock of the training loop, validation
-included, summed over resumes); the budget actually used is returned for the results record.
-Checkpoints (``last.pt`` every ``checkpoint_every`` steps and at the end, ``best.pt``) hold only
-tensors and plain Python values and load with ``torch.load(weights_only=True)``; they go to the
-git-ignored ``runs/<track>/<model>/<run-id>/`` with a CSV log of train/valid loss per validation.
-
-Adversarial training (an ``"adversarial"`` block and an adapter's ``discriminator()``): the mechanism is
-`bench.train.adversarial`; here it is built beside the model, called from `train_step`, checkpointed
-(discriminator and its optimizer) and logged (``d_loss``, ``g_adv``, ``g_fm``; ``train_loss`` stays the
-regression loss).
-"""
+"""The one trainer, shared by every trainable adapter: `train` runs a `Trainer` (the loop's state on one
+object: setup, resume, steps, validation, checkpoints) in this process or in data-parallel ones (rank 0
+alone validates and writes). Batch ``step`` is a pure function of (seed, step), so ``--resume`` is exact;
+what it trains on, the budgets, checkpoints and the adversarial block: docs/training.md."""
 
 from __future__ import annotations
 
@@ -37,119 +11,30 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from bench import REPO_ROOT, SAMPLE_RATE
-from bench.train import distributed
-from bench.adapters.base import Adapter, Found
-from bench.train.adversarial import build as build_adversarial
-from bench.train.batches import DeviceBatches, SegmentBatches, worker_init
-from bench.train.checkpoints import (CHECKPOINT_FIELDS, RESUME_FIELDS, load_checkpoint, load_checkpoint_model,  # noqa: F401
-                               save_checkpoint)
+from bench.adapters.base import Found
 from bench.core.console import err_console
-from bench.data.prepared import PreparedTrack
-from bench.train.resident import ResidentAudio
 from bench.core.env import hardware_label
 from bench.core.errors import BenchError
-from bench.train.losses import build_loss
 from bench.core.names import inside, validate_model_name, validate_run_id, validate_track_name
+from bench.data.prepared import PreparedTrack
+from bench.train import distributed
+from bench.train.adversarial import build as build_adversarial
+from bench.train.batches import DeviceBatches, SegmentBatches, worker_init
+from bench.train.checkpoints import RESUME_FIELDS, load_checkpoint, load_checkpoint_model, save_checkpoint
+from bench.train.losses import build_loss
+from bench.train.options import LEGACY
+from bench.train.resident import ResidentAudio
+from bench.train.runconfig import RunConfig, budget_record
+from bench.train.step import lr_at, train_step, validation_scores
 
-__all__ = ["DEFAULTS", "SegmentBatches", "DeviceBatches", "train", "train_step", "validate", "load_checkpoint",
-           "load_checkpoint_model", "save_checkpoint", "training_run_dir", "lr_at"]
-
-if TYPE_CHECKING:   # the trainer reads the run configuration it is given (bench/train/runconfig.py sits above it)
-    from bench.train.runconfig import RunConfig
+__all__ = ["Trainer", "SegmentBatches", "DeviceBatches", "train", "train_step", "load_checkpoint", "load_checkpoint_model",
+           "training_run_dir", "RUNS_DIR"]
 
 RUNS_DIR = REPO_ROOT / "runs"
-
-DEFAULTS = {
-    "loss": {"l1": 1.0, "mrstft": 1.0},
-    "optimizer": "adamw",
-    "lr": 3e-4,
-    "betas": [0.9, 0.999],
-    "weight_decay": 0.0,
-    "batch_size": 16,
-    "segment_seconds": 4.0,
-    "max_steps": None,
-    "max_minutes": None,
-    "warmup_steps": 0,
-    "schedule": "cosine",          # cosine decay to lr*min_lr_ratio at max_steps, or "constant"
-    "min_lr_ratio": 0.05,
-    "grad_clip": 5.0,
-    "valid_every": "epoch",        # steps, or "epoch" (one pass over the train audio)
-    "checkpoint_every": 100,
-    "seed": 0,
-    "noise": "torch",              # "torch": data and noise on the training device; "numpy": reference, DataLoader workers
-    "shift": 0,                    # shift augmentation (torch path): crop segments by up to this many samples
-    "tilt_db": 0.0,                # spectral tilt augmentation (torch path): slope uniform in +-tilt_db dB/octave
-    "log_every": 50,               # steps between reads of the training loss (the only waits for the device)
-    "num_workers": 1,              # DataLoader workers of the numpy path
-    "cpu_threads": "auto",         # torch threads on CPU: "auto" = cores / processes - numpy data workers (>= 1)
-    "amp": "auto",                 # bf16 autocast on CUDA when "auto"/true; never on CPU
-    "compile": False,
-    "adversarial": None,           # a GAN block: discriminator, its optimizer, LSGAN + feature matching (bench/train/adversarial.py)
-}
-
-#: the values of options added since, for a checkpoint whose configuration does not have them
-LEGACY = {"noise": "numpy", "shift": 0, "log_every": 50, "tilt_db": 0.0}
-
-
-# ----------------------------------------------------------------------------------------------
-def lr_at(step: int, cfg: dict) -> float:
-    base = cfg["lr"]
-    if cfg["warmup_steps"] and step < cfg["warmup_steps"]:
-        return base * (step + 1) / cfg["warmup_steps"]
-    if cfg["schedule"] == "cosine" and cfg["max_steps"]:
-        t = min(1.0, (step - cfg["warmup_steps"]) / max(1, cfg["max_steps"] - cfg["warmup_steps"]))
-        lo = base * cfg["min_lr_ratio"]
-        return lo + 0.5 * (base - lo) * (1 + math.cos(math.pi * t))
-    return base
-
-
-
-def train_step(fwd, model, opt, loss_fn, noisy: torch.Tensor, clean: torch.Tensor, *, lr: float, grad_clip: float,
-               amp: bool, adversarial=None) -> torch.Tensor:
-    """One optimizer step on a batch already on the device (`fwd`: the model, or its DDP / compiled
-    wrapper); returns the (regression) loss, detached, without waiting for the device. `adversarial`:
-    ``(clean, output) -> loss to add`` (bench/train/adversarial.py: it updates the discriminator first)."""
-    for g in opt.param_groups:
-        g["lr"] = lr
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        est = fwd(noisy)
-    loss, _ = loss_fn(est.float(), clean)
-    total = loss if adversarial is None else loss + adversarial(clean, est.float())
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
-    return loss.detach()
-
-
-def validate(adapter: Adapter, model, valid: list[tuple[np.ndarray, np.ndarray]], loss_fn, device: str) -> dict:
-    """Loss, SI-SDR and polarity on the frozen noisy valid set: ``valid_scale`` is the mean least-squares
-    scale of the output onto the clean target (``<y, c> / <c, c>``: about 1 for a good model, negative for
-    one whose output is inverted), ``valid_corr`` the mean correlation of output and target."""
-    from bench.train.losses import neg_si_sdr
-
-    model.eval()
-    losses, sdrs, scales, corrs = [], [], [], []
-    with torch.inference_mode():
-        for noisy, clean in valid:
-            x = torch.from_numpy(noisy)[None].to(device)
-            c = torch.from_numpy(clean)[None].to(device)
-            y = adapter.enhance(model, x).float()
-            losses.append(float(loss_fn(y, c)[0]))
-            sdrs.append(-float(neg_si_sdr(y, c)))
-            scales.append(float((y * c).sum() / (c * c).sum().clamp_min(1e-12)))
-            yc, cc = y - y.mean(), c - c.mean()
-            corrs.append(float((yc * cc).sum() / (yc.norm() * cc.norm()).clamp_min(1e-12)))
-    model.train()
-    return {"valid_loss": float(np.mean(losses)), "valid_si_sdr": float(np.mean(sdrs)),
-            "valid_scale": float(np.mean(scales)), "valid_corr": float(np.mean(corrs))}
 
 
 def training_run_dir(runs_dir: Path, pt: PreparedTrack, name: str, run_id: str) -> Path:
@@ -192,202 +77,271 @@ def _check_batch(batch_size: int, world: int) -> None:
 
 def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, device: str, resume: bool,
            runs_dir: Path | None, progress=None):
-    adapter = found.adapter
-    rank = distributed.current()
-    device = distributed.rank_device(device, rank)
-    run_id = distributed.broadcast_object(run_id, rank)   # under torchrun each process made its own default id
-    progress = progress if rank.main else None
-    # a checkpoint of the trainer before these options resumes as it was trained: numpy noise, no shift
-    model_config, cfg, preset = run.model_config, {**LEGACY, **run.train_config}, run.preset
-    if cfg["noise"] not in ("torch", "numpy"):
-        raise BenchError(f"training option noise={cfg['noise']!r}: choose torch or numpy")
-    _check_batch(cfg["batch_size"], rank.world)
-    for option in ("shift", "tilt_db"):
-        if cfg["noise"] == "numpy" and cfg[option]:
-            raise BenchError(f"the {option} augmentation is implemented on the torch path only",
-                             hint=f"train with noise=torch, or {option}=0")
-    rdir = training_run_dir(runs_dir, pt, adapter.name, run_id)
-    last_path, best_path = rdir / "last.pt", rdir / "best.pt"
-    if resume:
-        if not last_path.exists():
-            raise BenchError(f"nothing to resume: {last_path} does not exist", hint="check --run-id")
-        ck = load_checkpoint(last_path)
+    return Trainer(found, pt, run, run_id=run_id, device=device, resume=resume, runs_dir=runs_dir,
+                   progress=progress).fit()
+
+
+class Trainer:
+    """One process's part of a training run: the model, its optimizer (and discriminator), the data, the
+    step, the clock and the best validation loss. What draws random numbers (the model, the discriminator,
+    the numpy loader's iterator, the restored generators) does so in a fixed order: keep it, or a seed no
+    longer gives the same weights and ``--resume`` is no longer exact."""
+
+    def __init__(self, found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, device: str, resume: bool,
+                 runs_dir: Path | None, progress=None):
+        self.adapter, self.pt, self.rank = found.adapter, pt, distributed.current()
+        self.device = distributed.rank_device(device, self.rank)
+        run_id = distributed.broadcast_object(run_id, self.rank)   # under torchrun each process made its own default id
+        self.progress = progress if self.rank.main else None
+        # a checkpoint of the trainer before these options resumes as it was trained: numpy noise, no shift
+        self.model_config, self.cfg, self.preset = run.model_config, {**LEGACY, **run.train_config}, run.preset
+        self.check_options()
+        self.rdir = training_run_dir(runs_dir, pt, self.adapter.name, run_id)
+        self.last_path, self.best_path, self.log_path = (self.rdir / n for n in ("last.pt", "best.pt", "log.csv"))
+        ck = self.checkpoint_to_resume() if resume else self.refuse_a_second_run()
+        self.setup(ck)
+        self.setup_data()
+        self.setup_log()
+        self.start(ck)
+
+    # ------------------------------------------------------------------------------------------
+    # setup
+    def check_options(self) -> None:
+        cfg = self.cfg
+        if cfg["noise"] not in ("torch", "numpy"):
+            raise BenchError(f"training option noise={cfg['noise']!r}: choose torch or numpy")
+        _check_batch(cfg["batch_size"], self.rank.world)
+        for option in ("shift", "tilt_db"):
+            if cfg["noise"] == "numpy" and cfg[option]:
+                raise BenchError(f"the {option} augmentation is implemented on the torch path only",
+                                 hint=f"train with noise=torch, or {option}=0")
+
+    def checkpoint_to_resume(self) -> dict:
+        if not self.last_path.exists():
+            raise BenchError(f"nothing to resume: {self.last_path} does not exist", hint="check --run-id")
+        ck = load_checkpoint(self.last_path)
         missing = [k for k in RESUME_FIELDS if k not in ck]
         if missing:
-            raise BenchError(f"{last_path}: cannot resume from it: missing field(s) {', '.join(missing)}")
-    else:
-        if last_path.exists():
-            raise BenchError(f"{rdir} already holds a training run", hint="pass --resume to continue it, or another --run-id")
-        ck = None
-    workers = cfg["num_workers"] if cfg["noise"] == "numpy" else 0
-    if device == "cpu":
-        # intra-op threads that compete with the data workers (or the other ranks) for the cores stall each other
-        n = cfg["cpu_threads"]
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank.world - workers) if n == "auto" else int(n))
-    torch.manual_seed(cfg["seed"])
-    model = adapter.build(**model_config).to(device)
-    # None without an "adversarial" block: then nothing is built and no random number drawn
-    adv = build_adversarial(adapter, cfg.get("adversarial"), device, use_amp=device.startswith("cuda") and
-                            cfg["amp"] in ("auto", True), seed=cfg["seed"], batch=cfg["batch_size"])
-    if rank.rank:   # the same initial weights on every rank; then each its own dropout etc.
-        torch.manual_seed(cfg["seed"] * 1_000_003 + rank.rank)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
-    step, elapsed, best, last_valid = 0, 0.0, math.inf, {}
-    if ck is not None:
-        step, elapsed, best = ck["step"], ck["elapsed"], ck["best_valid"]
-        last_valid = {"valid_scale": ck["budget"].get("valid_scale")}
-    loss_fn = build_loss(cfg["loss"]).to(device)
-    use_amp = device.startswith("cuda") and cfg["amp"] in ("auto", True)
+            raise BenchError(f"{self.last_path}: cannot resume from it: missing field(s) {', '.join(missing)}")
+        return ck
 
-    train_clean = pt.load_split("train")
-    valid = [(pt.load_noisy("valid", u), pt.load_clean("valid", u)) for u in pt.utt_ids("valid")] if rank.main else []
-    segment = int(round(cfg["segment_seconds"] * SAMPLE_RATE))
-    steps_per_epoch = max(1, int(round(sum(len(a) for a in train_clean.values()) / (segment * cfg["batch_size"]))))
-    valid_every = steps_per_epoch if cfg["valid_every"] == "epoch" else int(cfg["valid_every"])
-    per_rank = cfg["batch_size"] // rank.world
-    items = range(rank.rank * per_rank, (rank.rank + 1) * per_rank)   # this rank's slice of the global batch
-    if adv:
-        adv.items = items
-    if cfg["noise"] == "torch":
-        audio = ResidentAudio(train_clean, pt.sampling_weights(), device)
-        del train_clean
-        batches = DeviceBatches(audio, pt.protocol, segment, cfg["seed"], items, shift=int(cfg["shift"]),
-                                tilt_db=float(cfg["tilt_db"]))
-        next_batch = batches.batch
-    else:
-        data = SegmentBatches(train_clean, pt.protocol, cfg["batch_size"], segment, cfg["seed"], step,
-                              pt.sampling_weights(), items=items)
-        loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers,
-                                             worker_init_fn=worker_init if workers else None,
-                                             persistent_workers=False, pin_memory=device.startswith("cuda"))
-    if rank.main:
-        rdir.mkdir(parents=True, exist_ok=True)
-        (rdir / "config.json").write_text(json.dumps({"adapter": adapter.name, "model_config": model_config,
-                                                      "train_config": cfg, "preset": preset}, indent=2))
-    log_path = rdir / "log.csv"
-    max_steps, max_minutes, log_every = cfg["max_steps"], cfg["max_minutes"], int(cfg["log_every"])
-    task = progress.add_task(f"train {adapter.name}", total=max_steps or None) if progress else None
-    if progress and step:
-        progress.update(task, completed=step)
-    running, n_running, since = torch.zeros((), device=device), 0, step
-    t0 = time.time() - elapsed
-    hardware = hardware_label(device, torch.get_num_threads())
+    def refuse_a_second_run(self) -> None:
+        if self.last_path.exists():
+            raise BenchError(f"{self.rdir} already holds a training run",
+                             hint="pass --resume to continue it, or another --run-id")
 
-    def state(step_now, rngs):
-        return {"adapter": adapter.name, "model_config": model_config, "train_config": cfg, "preset": preset,
-                "step": step_now, "elapsed": time.time() - t0, "best_valid": best,
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "torch_rng": rngs[0]["torch"],
-                "cuda_rng": rngs[0]["cuda"], "rank_rng": rngs if rank.active else None, "budget": budget(step_now),
-                **(adv.state_dict() if adv else {})}
+    def setup(self, ck: dict | None) -> None:
+        """Threads, the model, the discriminator, the optimizers and the loss; the counters of `ck`."""
+        cfg, device, rank = self.cfg, self.device, self.rank
+        self.workers = cfg["num_workers"] if cfg["noise"] == "numpy" else 0
+        if device == "cpu":
+            # intra-op threads that compete with the data workers (or the other ranks) for the cores stall each other
+            n = cfg["cpu_threads"]
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank.world - self.workers) if n == "auto" else int(n))
+        self.use_amp = device.startswith("cuda") and cfg["amp"] in ("auto", True)
+        torch.manual_seed(cfg["seed"])
+        self.model = self.adapter.build(**self.model_config).to(device)
+        # None without an "adversarial" block: then nothing is built and no random number drawn
+        self.adv = build_adversarial(self.adapter, cfg.get("adversarial"), device, use_amp=self.use_amp,
+                                     seed=cfg["seed"], batch=cfg["batch_size"])
+        if rank.rank:   # the same initial weights on every rank; then each its own dropout etc.
+            torch.manual_seed(cfg["seed"] * 1_000_003 + rank.rank)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
+                                     weight_decay=cfg["weight_decay"])
+        self.step, self.elapsed, self.best, self.last_valid = 0, 0.0, math.inf, {}
+        if ck is not None:
+            self.step, self.elapsed, self.best = ck["step"], ck["elapsed"], ck["best_valid"]
+            self.last_valid = {"valid_scale": ck["budget"].get("valid_scale")}
+        self.loss_fn = build_loss(cfg["loss"]).to(device)
 
-    def rng_states():
-        mine = {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state() if device.startswith("cuda") else None}
-        return distributed.gather_objects(mine, rank)
+    def setup_data(self) -> None:
+        """The valid set (rank 0) and this rank's slice of every training batch, on either data path."""
+        cfg, pt, rank = self.cfg, self.pt, self.rank
+        train_clean = pt.load_split("train")
+        self.valid = [(pt.load_noisy("valid", u), pt.load_clean("valid", u)) for u in pt.utt_ids("valid")] \
+            if rank.main else []
+        segment = int(round(cfg["segment_seconds"] * SAMPLE_RATE))
+        self.steps_per_epoch = max(1, int(round(sum(len(a) for a in train_clean.values()) /
+                                                (segment * cfg["batch_size"]))))
+        self.valid_every = self.steps_per_epoch if cfg["valid_every"] == "epoch" else int(cfg["valid_every"])
+        per_rank = cfg["batch_size"] // rank.world
+        items = range(rank.rank * per_rank, (rank.rank + 1) * per_rank)   # this rank's slice of the global batch
+        if self.adv:
+            self.adv.items = items
+        self.loader = None
+        if cfg["noise"] == "torch":
+            audio = ResidentAudio(train_clean, pt.sampling_weights(), self.device)
+            del train_clean
+            self.next_batch = DeviceBatches(audio, pt.protocol, segment, cfg["seed"], items, shift=int(cfg["shift"]),
+                                            tilt_db=float(cfg["tilt_db"])).batch
+        else:
+            data = SegmentBatches(train_clean, pt.protocol, cfg["batch_size"], segment, cfg["seed"], self.step,
+                                  pt.sampling_weights(), items=items)
+            self.loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=self.workers,
+                                                      worker_init_fn=worker_init if self.workers else None,
+                                                      persistent_workers=False,
+                                                      pin_memory=self.device.startswith("cuda"))
 
-    def budget(step_now):
-        return {"trained": True, "preset": preset, "steps": step_now, "epochs": round(step_now / steps_per_epoch, 2),
-                "wall_minutes": round((time.time() - t0) / 60, 2), "max_steps": max_steps, "max_minutes": max_minutes,
-                "device": device, "hardware": hardware, "checkpoint": None, "checkpoint_sha256": None,
-                "valid_scale": last_valid.get("valid_scale")}
+    def setup_log(self) -> None:
+        """The run folder's config.json (rank 0), the progress bar, the running loss and the clock."""
+        if self.rank.main:
+            self.rdir.mkdir(parents=True, exist_ok=True)
+            (self.rdir / "config.json").write_text(json.dumps({
+                "adapter": self.adapter.name, "model_config": self.model_config, "train_config": self.cfg,
+                "preset": self.preset}, indent=2))
+        self.max_steps, self.max_minutes = self.cfg["max_steps"], self.cfg["max_minutes"]
+        self.log_every = int(self.cfg["log_every"])
+        self.task = self.progress.add_task(f"train {self.adapter.name}", total=self.max_steps or None) \
+            if self.progress else None
+        if self.progress and self.step:
+            self.progress.update(self.task, completed=self.step)
+        self.running, self.n_running, self.since = torch.zeros((), device=self.device), 0, self.step
+        self.t0 = time.time() - self.elapsed
+        self.hardware = hardware_label(self.device, torch.get_num_threads())
 
-    def time_up() -> bool:   # rank 0's clock decides for all ranks
-        up = max_minutes is not None and time.time() - t0 >= 60 * max_minutes
-        return bool(distributed.broadcast_object(up, rank))
+    def start(self, ck: dict | None) -> None:
+        """Train mode, the numpy path's loader, the state of `ck`, and the wrappers of the model."""
+        self.model.train()
+        if self.loader is not None:
+            it = iter(self.loader)  # creating the iterator draws from torch's RNG: restore the RNG after it
+            self.next_batch = lambda _step: next(it)
+        if ck is not None:
+            self.resume(ck)
+        net = self.model
+        if self.rank.active:
+            net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[torch.cuda.current_device()] if self.device.startswith("cuda") else None,
+                static_graph=True)
+        self.fwd = torch.compile(net) if self.cfg["compile"] else net
+        if self.adv and self.rank.active:
+            self.adv.distribute(self.device)
 
-    def mean_loss() -> float:
-        """The mean training loss since the last validation (all ranks); one wait for the device."""
-        value = float(distributed.mean_over_ranks(running, rank)) / max(1, n_running)
-        if not math.isfinite(value):
-            raise BenchError(f"training {adapter.name}: loss became {value} between steps {since} and {step}",
-                             hint="lower the learning rate or check the model's output scale")
-        return value
-
-    model.train()
-    if cfg["noise"] == "numpy":
-        it = iter(loader)  # creating the iterator draws from torch's RNG: restore the RNG after it
-        next_batch = lambda _step: next(it)  # noqa: E731
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if adv:
-            adv.load_state_dict(ck)
+    def resume(self, ck: dict) -> None:
+        """The weights and optimizer states of checkpoint `ck` and this rank's random number generators."""
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        if self.adv:
+            self.adv.load_state_dict(ck)
+        rank = self.rank
         mine = ck["rank_rng"][rank.rank] if ck.get("rank_rng") and len(ck["rank_rng"]) == rank.world else \
             {"torch": ck["torch_rng"], "cuda": ck.get("cuda_rng")} if rank.main else None
         if mine is not None:
             torch.set_rng_state(mine["torch"])
-            if device.startswith("cuda") and mine.get("cuda") is not None:
+            if self.device.startswith("cuda") and mine.get("cuda") is not None:
                 torch.cuda.set_rng_state(mine["cuda"])
-    if rank.active:
-        from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device.startswith("cuda")
-                                      else None, static_graph=True)
-    else:
-        net = model
-    fwd = torch.compile(net) if cfg["compile"] else net
-    if adv and rank.active:
-        adv.distribute(device)
-    stop = time_up()
-    loop_step, loop_t0 = step, time.time()
-    while not (stop or (max_steps is not None and step >= max_steps)):
-        noisy, clean = next_batch(step)
-        noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
+    # ------------------------------------------------------------------------------------------
+    # the loop
+    def fit(self):
+        """Train to the budget; (best model, budget record, what was trained) on rank 0, Nones elsewhere."""
+        stop = self.time_up()
+        self.loop_step, self.loop_t0 = self.step, time.time()
+        while not (stop or self.reached_max_steps()):
+            stop = self.take_step()
+        return self.finish()
+
+    def reached_max_steps(self) -> bool:
+        return self.max_steps is not None and self.step >= self.max_steps
+
+    def take_step(self) -> bool:
+        """One optimizer step, then the loss read, validation and checkpoint due at it; whether to stop."""
+        cfg, step, adv = self.cfg, self.step, self.adv
+        noisy, clean = self.next_batch(step)
+        noisy, clean = noisy.to(self.device, non_blocking=True), clean.to(self.device, non_blocking=True)
         gan = adv.generator_step(step, lr_at(step, cfg) / cfg["lr"]) if adv and adv.active(step) else None
-        loss = train_step(fwd, model, opt, loss_fn, noisy, clean, lr=lr_at(step, cfg), grad_clip=cfg["grad_clip"],
-                          amp=use_amp, adversarial=gan)
-        step += 1
-        running += loss   # no per-step wait for the device: the loss is read every log_every steps
-        n_running += 1
-        if not rank.active or step % log_every == 0:
-            stop = time_up()
-        stop = stop or (max_steps is not None and step >= max_steps)
-        at_valid, at_checkpoint = step % valid_every == 0 or stop, step % cfg["checkpoint_every"] == 0 or stop
-        if progress:
-            progress.update(task, completed=step)
-        if step % log_every == 0 or at_valid or at_checkpoint:
-            loss_now = mean_loss()
-            if progress:
-                rate = (step - loop_step) / max(1e-9, time.time() - loop_t0)
-                progress.update(task, description=f"train {adapter.name} loss {loss_now:.4f} {rate:.2f} step/s")
-        if not (at_valid or at_checkpoint):
-            continue
-        rngs = rng_states()
-        adv_means = adv.take_means(lambda t: distributed.mean_over_ranks(t, rank)) if adv and at_valid else {}
-        if at_valid and rank.main:
-            v = validate(adapter, model, valid, loss_fn, device)
-            last_valid = v
-            row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": round(loss_now, 6),
-                   "valid_loss": round(v["valid_loss"], 6), "valid_si_sdr": round(v["valid_si_sdr"], 4),
-                   "valid_scale": round(v["valid_scale"], 4), "valid_corr": round(v["valid_corr"], 4),
-                   "lr": lr_at(step, cfg), "elapsed_s": round(time.time() - t0, 1)}
-            row.update(adv_means)   # adversarial runs: d_loss, g_adv, g_fm since the last row ("" in the warm-up)
-            new_file = not log_path.exists()
-            with open(log_path, "a", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(row))
-                if new_file:
-                    w.writeheader()
-                w.writerow(row)
-            if v["valid_scale"] < 0:
-                err_console.print(f"[yellow]warning[/]: {adapter.name} step {step}: the output correlates negatively "
-                                  f"with the clean target (valid_scale {v['valid_scale']:.3f}, valid_corr "
-                                  f"{v['valid_corr']:.3f}): inverted polarity")
-            # a GAN's best checkpoint is chosen among those trained adversarially (past the warm-up)
-            if v["valid_loss"] < best and (adv is None or adv.active(step - 1)):
-                best = v["valid_loss"]
-                save_checkpoint(best_path, state(step, rngs))
-        if at_valid:
-            running.zero_()
-            n_running, since = 0, step
-        if at_checkpoint and rank.main:
-            save_checkpoint(last_path, state(step, rngs))
-    rngs = rng_states()
-    if rank.main:
-        final = state(step, rngs)
-        save_checkpoint(last_path, final)
-        if not best_path.exists():
-            save_checkpoint(best_path, final)
-    distributed.barrier(rank)
-    if not rank.main:
-        return None, None, None
-    return load_checkpoint_model(adapter, best_path)
+        loss = train_step(self.fwd, self.model, self.opt, self.loss_fn, noisy, clean, lr=lr_at(step, cfg),
+                          grad_clip=cfg["grad_clip"], amp=self.use_amp, adversarial=gan)
+        self.step = step = step + 1
+        self.running += loss   # no per-step wait for the device: the loss is read every log_every steps
+        self.n_running += 1
+        stop = (not self.rank.active or step % self.log_every == 0) and self.time_up()
+        stop = stop or self.reached_max_steps()
+        at_valid, at_checkpoint = step % self.valid_every == 0 or stop, step % cfg["checkpoint_every"] == 0 or stop
+        if self.progress:
+            self.progress.update(self.task, completed=step)
+        if step % self.log_every == 0 or at_valid or at_checkpoint:
+            self.loss_now = self.mean_loss()
+            if self.progress:
+                rate = (step - self.loop_step) / max(1e-9, time.time() - self.loop_t0)
+                self.progress.update(self.task, description=f"train {self.adapter.name} loss {self.loss_now:.4f} "
+                                                            f"{rate:.2f} step/s")
+        if at_valid or at_checkpoint:
+            rngs = self.rng_states()
+            adv_means = self.adv.take_means(lambda t: distributed.mean_over_ranks(t, self.rank)) \
+                if self.adv and at_valid else {}
+            if at_valid and self.rank.main:
+                self.validate(rngs, adv_means)
+            if at_valid:
+                self.running.zero_()
+                self.n_running, self.since = 0, step
+            if at_checkpoint and self.rank.main:
+                save_checkpoint(self.last_path, self.state(rngs))
+        return stop
+
+    def time_up(self) -> bool:   # rank 0's clock decides for all ranks
+        up = self.max_minutes is not None and time.time() - self.t0 >= 60 * self.max_minutes
+        return bool(distributed.broadcast_object(up, self.rank))
+
+    def mean_loss(self) -> float:
+        """The mean training loss since the last validation (all ranks); one wait for the device."""
+        value = float(distributed.mean_over_ranks(self.running, self.rank)) / max(1, self.n_running)
+        if not math.isfinite(value):
+            raise BenchError(f"training {self.adapter.name}: loss became {value} between steps {self.since} and "
+                             f"{self.step}", hint="lower the learning rate or check the model's output scale")
+        return value
+
+    def validate(self, rngs: list, adv_means: dict) -> None:
+        """Rank 0: score the valid set, log a row, warn of inverted polarity, keep the best checkpoint."""
+        step, v = self.step, validation_scores(self.adapter, self.model, self.valid, self.loss_fn, self.device)
+        self.last_valid = v
+        row = {"step": step, "epoch": round(step / self.steps_per_epoch, 3), "train_loss": round(self.loss_now, 6),
+               "valid_loss": round(v["valid_loss"], 6), "valid_si_sdr": round(v["valid_si_sdr"], 4),
+               "valid_scale": round(v["valid_scale"], 4), "valid_corr": round(v["valid_corr"], 4),
+               "lr": lr_at(step, self.cfg), "elapsed_s": round(time.time() - self.t0, 1)}
+        row.update(adv_means)   # adversarial runs: d_loss, g_adv, g_fm since the last row ("" in the warm-up)
+        new_file = not self.log_path.exists()
+        with open(self.log_path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(row))
+            if new_file:
+                w.writeheader()
+            w.writerow(row)
+        if v["valid_scale"] < 0:
+            err_console.print(f"[yellow]warning[/]: {self.adapter.name} step {step}: the output correlates "
+                              f"negatively with the clean target (valid_scale {v['valid_scale']:.3f}, valid_corr "
+                              f"{v['valid_corr']:.3f}): inverted polarity")
+        # a GAN's best checkpoint is chosen among those trained adversarially (past the warm-up)
+        if v["valid_loss"] < self.best and (self.adv is None or self.adv.active(step - 1)):
+            self.best = v["valid_loss"]
+            save_checkpoint(self.best_path, self.state(rngs))
+
+    def finish(self):
+        rngs = self.rng_states()
+        if self.rank.main:
+            final = self.state(rngs)
+            save_checkpoint(self.last_path, final)
+            if not self.best_path.exists():
+                save_checkpoint(self.best_path, final)
+        distributed.barrier(self.rank)
+        if not self.rank.main:
+            return None, None, None
+        return load_checkpoint_model(self.adapter, self.best_path)
+
+    # ------------------------------------------------------------------------------------------
+    # what a checkpoint holds
+    def rng_states(self) -> list:
+        mine = {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state() if self.device.startswith("cuda") else None}
+        return distributed.gather_objects(mine, self.rank)
+
+    def budget(self) -> dict:
+        return budget_record(self.preset, self.device, self.hardware, steps=self.step,
+                             epochs=round(self.step / self.steps_per_epoch, 2),
+                             wall_minutes=round((time.time() - self.t0) / 60, 2), max_steps=self.max_steps,
+                             max_minutes=self.max_minutes, valid_scale=self.last_valid.get("valid_scale"))
+
+    def state(self, rngs: list) -> dict:
+        return {"adapter": self.adapter.name, "model_config": self.model_config, "train_config": self.cfg,
+                "preset": self.preset, "step": self.step, "elapsed": time.time() - self.t0, "best_valid": self.best,
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "torch_rng": rngs[0]["torch"],
+                "cuda_rng": rngs[0]["cuda"], "rank_rng": rngs if self.rank.active else None, "budget": self.budget(),
+                **(self.adv.state_dict() if self.adv else {})}

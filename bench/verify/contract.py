@@ -283,7 +283,7 @@ def rule_train(rep: Report, a: Adapter, cfg: dict) -> None:
         tcfg = train_config(a, "quick", {})
     except BenchError as exc:
         rep.add("train", FAIL, "preset 'quick'", str(exc).splitlines()[0], "the quick preset's 'train' needs a budget "
-                "(max_steps and/or max_minutes) and only keys of bench/train/trainer.py DEFAULTS")
+                "(max_steps and/or max_minutes) and only keys of bench/train/options.py DEFAULTS")
         return
     try:
         loss_fn = build_loss(tcfg["loss"])
