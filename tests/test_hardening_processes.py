@@ -155,7 +155,7 @@ POOL_PARENT = {
         def _score_one(args):
             print('busy', flush=True)
             time.sleep(120)
-        S._metric_row = _score_one
+        S.metric_row = _score_one
         f = get_adapter('noisy')
         from bench.scoring.suite import Evaluation
         S.score(f, f.adapter.build(), Evaluation('main', pt), Path(sys.argv[1]) / 'r', run_id='r', config={},
