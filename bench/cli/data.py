@@ -48,6 +48,19 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def _print_report(rep, ok: str, prefix: str = "") -> bool:
+    """A verification report: the `ok` line when it passed, else each problem; whether it passed."""
+    from bench.core.console import console, err_console
+
+    if rep.ok:
+        console.print(f"[green]ok[/] {ok}")
+        return True
+    for kind in ("missing", "changed", "unreadable"):
+        for item in getattr(rep, kind):
+            err_console.print(f"[red]{prefix}{kind}[/] {item}")
+    return False
+
+
 def cmd_verify(args) -> int:
     from bench.core.console import console, err_console
     from bench.data.prepared import PreparedTrack
@@ -63,13 +76,8 @@ def cmd_verify(args) -> int:
     rep = verify_sources(track, corpus, rows, jobs=args.jobs)
     status = 0
     label = "frozen manifest" if track.frozen else "manifest written at first prepare"
-    if rep.ok:
-        console.print(f"[green]ok[/] {rep.checked} source files of {track.name} match the {label}")
-    else:
+    if not _print_report(rep, f"{rep.checked} source files of {track.name} match the {label}"):
         status = 1
-        for kind in ("missing", "changed", "unreadable"):
-            for item in getattr(rep, kind):
-                err_console.print(f"[red]{kind}[/] {item}")
         err_console.print(f"[red]{track.name}: {len(rep.missing)} missing, {len(rep.changed)} changed, "
                           f"{len(rep.unreadable)} unreadable of {rep.checked} files[/]")
     for item in rep.extra:
@@ -77,13 +85,9 @@ def cmd_verify(args) -> int:
     pt = PreparedTrack(track, Protocol.load(args.protocol or DEFAULT_PROTOCOL), out)
     if pt.is_prepared:
         prep = verify_prepared(pt, jobs=args.jobs)
-        if prep.ok:
-            console.print(f"[green]ok[/] {prep.checked} prepared files in {pt.track_dir} match their manifests")
-        else:
+        if not _print_report(prep, f"{prep.checked} prepared files in {pt.track_dir} match their manifests",
+                             "prepared "):
             status = 1
-            for kind in ("missing", "changed", "unreadable"):
-                for item in getattr(prep, kind):
-                    err_console.print(f"[red]prepared {kind}[/] {item}")
         for note in prep.notes:
             console.print(f"[green]ok[/] {note}")
     else:
