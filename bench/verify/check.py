@@ -1,8 +1,8 @@
-"""`bench check NAME | --all`: the adapter contract (bench/verify/contract.py) for one or every adapter,
-printed as a table per adapter (exit status 1 on any failure).
+"""Running the adapter contract (bench/verify/contract.py) behind `bench check NAME | --all`: every rule, in
+order, for one or every adapter (`check_found`, `check`, `check_all`), and the tables the command prints.
 
-``--quick`` is the fast mode for CI: 30 s inputs become 5 s, the RTF is measured on 2 s, and models
-are built with their ``quick`` preset when they have one (unless ``--preset`` says otherwise).
+Quick mode (``--quick``, for CI): 30 s inputs become 5 s, the RTF is measured on 2 s, and models are built
+with their ``quick`` preset when they have one (unless ``--preset`` says otherwise).
 ``bench check --all --quick`` checks every adapter in about 10 s on 2 CPU cores; ``bench check --all``
 (paper-size configs, 30 s inputs, 10 s RTF) about 10 minutes, mostly SepFormer. Checks run with 1
 torch thread by default (``--threads``): on a small shared machine that is the fastest.
