@@ -1,5 +1,4 @@
-"""Small STFT helpers for adapters that work in the STFT domain, valid for any input length
-(inputs shorter than the FFT are zero-padded, and outputs cropped back)."""
+"""Signal helpers for models: an STFT pair valid for any input length, and padding to whole encoder frames."""
 
 from __future__ import annotations
 
@@ -29,8 +28,7 @@ class STFT(torch.nn.Module):
 
 
 def frames_valid_length(length: int, kernel_size: int, stride: int) -> int:
-    """The smallest length >= `length` (and >= `kernel_size`) that whole frames of a strided
-    encoder (``kernel_size``, ``stride``) cover, so nothing is dropped at the end."""
+    """The smallest length >= `length` (and >= `kernel_size`) that whole encoder frames cover."""
     if length <= kernel_size:
         return kernel_size
     return kernel_size + -(-(length - kernel_size) // stride) * stride
@@ -43,15 +41,14 @@ def pad_to_frames(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tenso
 
 
 class FramedWaveformNet(torch.nn.Module):
-    """Base of ``(batch, time)`` waveform models with a strided frame encoder: the subclass sets
-    ``kernel_size`` and ``stride``; `framed_input` checks the shape and right-pads to whole frames
-    (the subclass's ``forward`` crops its output back to the input length)."""
+    """Base of ``(batch, time)`` waveform models with a strided frame encoder (the subclass sets ``kernel_size``
+    and ``stride``, and crops its output back to the input length)."""
 
     kernel_size: int
     stride: int
 
     def valid_length(self, length: int) -> int:
-        """The smallest length >= `length` (and >= kernel_size) that whole encoder frames cover."""
+        """`frames_valid_length` of this encoder."""
         return frames_valid_length(length, self.kernel_size, self.stride)
 
     def framed_input(self, x: torch.Tensor) -> torch.Tensor:

@@ -36,9 +36,8 @@ def _label_of(text: str) -> str | None:
 
 
 def parse_model_card(text: str) -> dict[str, str]:
-    """Field values of a model card: lines ``- **Field:** value`` (or ``Field: value``); a value may
-    continue on the following lines (until a blank line, a heading or the next field). HTML comments
-    are ignored."""
+    """Field values of a model card; a value continues on the following lines until a blank line, a heading
+    or the next field. HTML comments are ignored."""
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
     out: dict[str, str] = {}
     current = None

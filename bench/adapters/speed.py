@@ -1,11 +1,7 @@
-"""Every speed measurement of the benchmark: offline and streaming real-time factors and the online
-fields of a summary, shared by the scorer, `bench check` and the benchmark scripts.
-
-Real-time factor (RTF) = processing time / audio duration, measured on a fixed input (10 s of
-seeded noise at speech level by default; model compute does not depend on content), on the CPU
-with a given number of torch threads, in eval mode under ``torch.inference_mode``, as the median
-of a few repeats after a warm-up run.
-"""
+"""Every speed measurement of the benchmark (offline and streaming real-time factors, the online fields of a
+summary), shared by the scorer, `bench check` and the benchmark scripts. RTF = processing time / audio
+duration on a fixed input (seeded noise at speech level: compute does not depend on content), on the CPU
+with a given number of torch threads, in eval mode: the median of a few repeats after a warm-up."""
 
 from __future__ import annotations
 
@@ -62,13 +58,9 @@ def measure_rtf(adapter, model: torch.nn.Module, *, seconds: float = 10.0, threa
 
 def measure_stream_rtf(streamer: Streamer, *, seconds: float = 10.0, chunk: int | None = None, threads: int = 1,
                        repeats: int = 1, warmup_seconds: float = 1.0) -> dict:
-    """Streaming RTF: wall time to push `seconds` of audio in chunks of `chunk` (default: the hop) and
-    flush, divided by `seconds`, on `threads` torch threads; the median of `repeats` after a warm-up.
-
-    Also returns the process CPU time per audio time (``cpu_rtf_stream``: less inflated than wall time
-    when other jobs share the cores) and the per-chunk wall time (median and max) relative to the
-    chunk's duration: a live device keeps up if every chunk is processed within its own duration.
-    """
+    """Streaming RTF (push `seconds` in chunks of `chunk`, default the hop, then flush), with the CPU time per
+    audio time (``cpu_rtf_stream``: less inflated when other jobs share the cores) and each chunk's wall time
+    over its duration (median, max: a live device keeps up if every chunk takes less than its duration)."""
     chunk = int(chunk or streamer.hop)
     x = fixed_input(seconds)[0]
     warm = fixed_input(warmup_seconds, seed=1)[0]
@@ -94,12 +86,8 @@ def measure_stream_rtf(streamer: Streamer, *, seconds: float = 10.0, chunk: int 
 
 
 def streaming_speed(adapter, model, *, seconds: float = 10.0) -> dict:
-    """The streaming fields of a summary's "speed" for a causal adapter with a streamer, else ``{}``.
-
-    ``rtf_stream`` (at the natural hop, 1 thread, `seconds` of input, on the CPU, on a copy of the
-    model so that the caller's model stays where it is), ``stream_chunk_samples`` and ``latency_ms``
-    (the streamer's algorithmic latency; `online_speed` prefers the adapter's own).
-    """
+    """``rtf_stream`` (the hop, 1 thread, on the CPU, on a copy of a model held elsewhere),
+    ``stream_chunk_samples`` and the streamer's ``latency_ms`` for a causal adapter with a streamer, else {}."""
     if not adapter.causal:
         return {}
     cpu_model = model if next(model.parameters(), torch.zeros(0)).device.type == "cpu" else copy.deepcopy(model).cpu()

@@ -1,12 +1,7 @@
-"""Online (streaming) inference for causal models: audio in chunks of any size, enhanced audio out
-with a fixed delay, as a live device would run it. Models provide a `Streamer` through
-`Adapter.streamer` (the Demucs one is baselines/demucs/streamer.py); `stream` runs one over a whole array.
-
-After ``n`` input samples the pushes have returned exactly ``max(0, n - delay)`` output samples; after
-`flush` the output has the input's length and is aligned with it (the delay is compensated). Latency
-(algorithmic, and including the hop) and the user guide: docs/streaming.md. `running_std` is the causal
-replacement of an utterance-level std normalization.
-"""
+"""Online (streaming) inference for causal models: audio in chunks of any size, enhanced audio out with a
+fixed delay, as a live device would run it. Models provide a `Streamer` through `Adapter.streamer`; `stream`
+runs one over a whole array; `running_std` is the causal replacement of an utterance-level std
+normalization. The contract (delay, flush, latency) and the user guide: docs/streaming.md."""
 
 from __future__ import annotations
 
@@ -19,13 +14,9 @@ __all__ = ["Streamer", "stream", "running_std", "std_from_sums"]
 
 
 class Streamer:
-    """Base class of streaming wrappers: chunks of audio in, enhanced audio out with a fixed delay.
-
-    Subclasses set `delay` and `hop` and implement `_push(x)` / `_flush()` on ``(B, C, T)`` tensors.
-    Chunks may be ``(T,)``, ``(B, T)`` (a batch of independent mono streams) or ``(B, C, T)``;
-    torch tensors or numpy arrays. Outputs are torch tensors of the same rank (``C`` -> the model's
-    output channels). The first chunk fixes the batch size.
-    """
+    """Subclasses set `delay` and `hop` and implement `_push(x)` / `_flush()` on ``(B, C, T)`` tensors. Chunks
+    (torch or numpy) may be ``(T,)``, ``(B, T)`` (independent mono streams) or ``(B, C, T)``; outputs are torch
+    tensors of the same rank. The first chunk fixes the batch size."""
 
     sample_rate: int = SAMPLE_RATE
     #: output delay in samples: pushes have returned max(0, n - delay) samples after n input samples
@@ -104,11 +95,8 @@ class Streamer:
 
 
 def stream(streamer: Streamer, x, chunk: int | list[int] | None = None) -> torch.Tensor:
-    """Feed `x` (``(T,)``, ``(B, T)`` or ``(B, C, T)``) through `streamer` in chunks and flush.
-
-    `chunk`: a chunk size (default: ``streamer.hop``) or a list of sizes, used in turn (cycled) until
-    the input is consumed. Returns the concatenated output: same length as `x`, aligned with it.
-    """
+    """`streamer`'s whole output for `x`, fed in chunks of `chunk` samples (default: the hop; a list of sizes
+    is cycled), then flushed: the same length as `x`, aligned with it."""
     x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else torch.as_tensor(x)
     sizes = [int(chunk or streamer.hop)] if not isinstance(chunk, (list, tuple)) else [int(c) for c in chunk]
     if any(c < 1 for c in sizes):
@@ -126,10 +114,7 @@ def stream(streamer: Streamer, x, chunk: int | list[int] | None = None) -> torch
 
 # the causal normalization statistic
 def running_std(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample running std along the last axis: ``s_t`` = unbiased std of ``x[..., :t + 1]`` (``s_0 = 0``).
-
-    Float64 running sums; returns the input's dtype. ``running_std(x)[..., -1]`` is ``x.std(-1)``.
-    """
+    """``s_t`` = unbiased std of ``x[..., :t + 1]`` (``s_0 = 0``), from float64 running sums, in x's dtype."""
     x64 = x.double()
     n = torch.arange(1, x.shape[-1] + 1, dtype=torch.float64, device=x.device)
     s1, s2 = x64.cumsum(-1), (x64 * x64).cumsum(-1)
