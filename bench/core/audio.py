@@ -1,9 +1,5 @@
-"""Audio I/O for the whole benchmark: read, check, resample, quantize, write.
-
-Reading and writing go through `soundfile` (libsndfile); resampling through
-`torchaudio.functional.resample` with pinned parameters (see `RESAMPLER`).
-Every problem with a file raises `AudioError` naming the file and the problem.
-"""
+"""Audio I/O for the whole benchmark: read, check, resample, quantize, write, through `soundfile`
+(libsndfile) and the pinned `RESAMPLER`. Every problem with a file raises `AudioError` naming the file."""
 
 from __future__ import annotations
 
@@ -40,11 +36,8 @@ CLIP_FRACTION = 1e-3
 
 
 def read_audio(path: str | Path, *, mono: str = "downmix") -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 mono in [-1, 1] and its sample rate.
-
-    `mono="downmix"` averages the channels of a multi-channel file (logged);
-    `mono="error"` refuses multi-channel input.
-    """
+    """(float32 mono samples in [-1, 1], sample rate); `mono="downmix"` averages channels (logged), "error"
+    refuses them."""
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file does not exist")
@@ -135,10 +128,9 @@ def file_sha256_pcm16(path: str | Path) -> str:
 
 
 def write_wav_pcm16(path: str | Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Atomically write 16-bit PCM audio (WAV, or FLAC for a ``.flac`` path); returns the int16 samples
-    written. Float input is quantized with `to_pcm16`; int16 input is written as is. The file is encoded
-    in memory and written by plain file I/O, so an error names the file and the reason (libsndfile's own
-    would say "System error")."""
+    """Atomically write 16-bit PCM (WAV, or FLAC for ``.flac``); returns the int16 samples written. Encoded in
+    memory and written by plain file I/O, so an error names the file and the reason (libsndfile says "System
+    error")."""
     path = Path(path)
     q = x if np.asarray(x).dtype == np.int16 else to_pcm16(x)
     buf = io.BytesIO()

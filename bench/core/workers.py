@@ -28,8 +28,7 @@ def positive_jobs(jobs: int | None) -> int:
 
 
 def die_with_parent(parent_pid: int | None) -> None:
-    """Make this process get SIGKILL when its parent dies; exit now if the parent (`parent_pid`, None when
-    unknown) is already gone."""
+    """SIGKILL this process when its parent dies; exit now if `parent_pid` (None: unknown) is already gone."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
