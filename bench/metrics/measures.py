@@ -5,8 +5,11 @@ in docs/metrics.md."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -16,6 +19,8 @@ EPS = 1e-10
 SI_SDR_FORMULA = "si-sdr-v1"
 SNR_FORMULA = "snr-v1"
 COMPOSITE_FORMULA = "composite-v1"  # bench/metrics/composite.py
+#: pystoi's eSTOI adds EPS-scaled noise from numpy's global random state; we seed it per utterance
+ESTOI_SEEDING = "estoi-seeded-v1"
 
 CAP_DB = -10.0 * math.log10(EPS)  # 100 dB
 
@@ -113,6 +118,25 @@ def pesq_nb(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -
 # --------------------------------------------------------------------------- STOI
 
 
+_RNG_LOCK = threading.Lock()
+
+
+@contextmanager
+def _seeded_global_rng(*inputs):
+    """numpy's global random state seeded from a hash of `inputs` (pystoi 0.4.1's ``row_col_normalize``
+    draws from it), restored afterwards: the caller's state is untouched and the value is bit-stable."""
+    h = hashlib.sha256()
+    for x in inputs:
+        h.update(np.ascontiguousarray(x).tobytes() if isinstance(x, np.ndarray) else repr(x).encode())
+    with _RNG_LOCK:
+        saved = np.random.get_state()
+        np.random.seed(int.from_bytes(h.digest()[:4], "little"))
+        try:
+            yield
+        finally:
+            np.random.set_state(saved)
+
+
 def _stoi(clean, estimate, sample_rate: int, extended: bool) -> float:
     c, e = checked_float64(clean, estimate)
     sr = check_rate(sample_rate)
@@ -120,7 +144,7 @@ def _stoi(clean, estimate, sample_rate: int, extended: bool) -> float:
         raise ValueError("clean reference is silent (all zeros): STOI is undefined")
     from pystoi import stoi as _pystoi
 
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _seeded_global_rng(c, e, sr):
         warnings.simplefilter("always")
         with np.errstate(all="ignore"):
             value = float(_pystoi(c, e, sr, extended=extended))

@@ -20,9 +20,9 @@ import numpy as np
 
 from bench.metrics import dnsmos
 from bench.metrics.composite import composite
-from bench.metrics.measures import (CAP_DB, COMPOSITE_FORMULA, EPS, PESQ_MIN, PESQ_NB_MAX, PESQ_WB_MAX,  # noqa: F401
-                                    SI_SDR_FORMULA, SNR_FORMULA, check_rate, check_shapes, estoi, pesq_nb, pesq_wb,
-                                    si_sdr, snr, stoi)
+from bench.metrics.measures import (CAP_DB, COMPOSITE_FORMULA, EPS, ESTOI_SEEDING, PESQ_MIN,  # noqa: F401
+                                    PESQ_NB_MAX, PESQ_WB_MAX, SI_SDR_FORMULA, SNR_FORMULA, check_rate,
+                                    check_shapes, estoi, pesq_nb, pesq_wb, si_sdr, snr, stoi)
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "ITU-T P.862 (2001), P.862.1 (2003)"),
     Metric("stoi", "STOI", stoi, True, (-1.0, 1.0), "", "pystoi (mpariente/pystoi) stoi(extended=False)",
            _PYSTOI_VERSION, "Taal et al., IEEE TASLP 2011"),
-    Metric("estoi", "eSTOI", estoi, True, (-1.0, 1.0), "", "pystoi (mpariente/pystoi) stoi(extended=True)",
-           _PYSTOI_VERSION, "Jensen & Taal, IEEE/ACM TASLP 2016"),
+    Metric("estoi", "eSTOI", estoi, True, (-1.0, 1.0), "",
+           "pystoi (mpariente/pystoi) stoi(extended=True), numpy's global random state seeded per utterance",
+           f"{_PYSTOI_VERSION}; bench/{ESTOI_SEEDING}", "Jensen & Taal, IEEE/ACM TASLP 2016"),
     Metric("si_sdr", "SI-SDR", si_sdr, True, (-CAP_DB, CAP_DB), "dB",
            "bench (numpy) zero-mean SI-SDR, symmetric eps=1e-10", f"bench/{SI_SDR_FORMULA}",
            "Le Roux et al., ICASSP 2019"),
