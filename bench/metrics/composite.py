@@ -1,11 +1,7 @@
-"""Composite speech quality measures CSIG, CBAK and COVL (Hu & Loizou, IEEE TASLP 16(1), 2008), numpy.
-
-Three linear regressions on LLR, WSS, segSNR and PESQ, each clipped to [1, 5], with the framing, 95 %
-trimming and critical bands of the authors' MATLAB ``composite.m``; the PESQ term is PESQ-WB by default
-(``pesq_variant="wb"``, as the VoiceBank-DEMAND literature computes it) or the raw P.862 score the paper
-fitted on (``"nb-raw"``). Every detail, and why: docs/metrics.md ("CSIG / CBAK / COVL").
-`composite` raises `ValueError` where PESQ is undefined and on signals shorter than one frame (30 ms).
-"""
+"""Composite speech quality measures CSIG, CBAK and COVL (Hu & Loizou, IEEE TASLP 16(1), 2008), numpy:
+three linear regressions on LLR, WSS, segSNR and PESQ (PESQ-WB by default, or the raw P.862 score the
+paper fitted on), each clipped to [1, 5], with the framing, 95 % trimming and critical bands of the
+authors' MATLAB ``composite.m``. Every detail, and why: docs/metrics.md ("CSIG / CBAK / COVL")."""
 
 from __future__ import annotations
 
@@ -209,12 +205,8 @@ def _pesq_term(clean, estimate, sample_rate: int, variant: str) -> float:
 
 
 def composite(clean, estimate, sample_rate: int = 16000, pesq_variant: str = "wb") -> dict[str, float]:
-    """CSIG, CBAK, COVL (each clipped to [1, 5]) and their inputs for one utterance.
-
-    Returns ``{"csig", "cbak", "covl", "pesq", "llr", "wss", "segsnr"}`` as floats. ``pesq`` is the
-    PESQ term of ``pesq_variant`` (docs/metrics.md). Raises `ValueError` on bad input,
-    where PESQ is undefined, or below one frame; ``pesq.PesqError`` from the PESQ C code.
-    """
+    """``{"csig", "cbak", "covl", "pesq", "llr", "wss", "segsnr"}`` of one utterance; `ValueError` where PESQ
+    is undefined and below one frame (30 ms)."""
     if pesq_variant not in PESQ_VARIANTS:
         raise ValueError(f"unknown pesq_variant {pesq_variant!r}; known: {', '.join(PESQ_VARIANTS)}")
     c, e, sr = _signals(clean, estimate, sample_rate)

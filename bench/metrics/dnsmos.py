@@ -1,11 +1,7 @@
-"""DNSMOS P.835 (SIG, BAK, OVRL): reference-free MOS predictions through the ``speechmos`` package.
-
-Reddy et al., ICASSP 2022. We run speechmos 0.0.1.1's copy of the DNS challenge's scoring loop with the
-non-personalized P.835 model, on ONNX Runtime sessions of one thread each (scoring already runs one
-process per core). Level-dependent (input in [-1, 1], never rescaled); short inputs are repeated to
-9.01 s; silence is scored, not rejected. Windowing, mapping polynomials, ranges: docs/metrics.md.
-Optional packages: ``pip install -e '.[metrics]'`` (speechmos, onnxruntime, librosa).
-"""
+"""DNSMOS P.835 (SIG, BAK, OVRL; Reddy et al., ICASSP 2022): reference-free MOS predictions by speechmos
+0.0.1.1's copy of the DNS challenge's scoring loop with the non-personalized P.835 model, on ONNX Runtime
+sessions of one thread each (scoring already runs one process per core). Level-dependent; windowing,
+mapping polynomials, ranges: docs/metrics.md. Optional packages: ``pip install -e '.[metrics]'``."""
 
 from __future__ import annotations
 
@@ -87,11 +83,7 @@ def _scorer():
 
 
 def dnsmos_p835(estimate, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
-    """``{"sig", "bak", "ovrl"}`` DNSMOS P.835 of one 1-D 16 kHz signal in [-1, 1] (no reference).
-
-    Raises `ValueError` on a non-1-D, empty or non-finite signal, another sample rate or samples
-    outside [-1, 1]; `DnsmosUnavailable` when the optional packages are missing.
-    """
+    """``{"sig", "bak", "ovrl"}`` DNSMOS P.835 of one 1-D 16 kHz signal in [-1, 1] (no reference)."""
     x = np.asarray(estimate)
     if x.ndim != 1 or x.shape[0] == 0:
         raise ValueError(f"DNSMOS needs a non-empty 1-D signal, got shape {x.shape}")
