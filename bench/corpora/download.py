@@ -1,10 +1,7 @@
-"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) with the standard library's ``urllib``.
-
-`download` writes ``<dest>.part``, resumes it with HTTP ``Range`` requests (206: append; 200: start over;
-416 with ``bytes */N`` equal to the part's size: complete), retries transient failures (network errors,
-timeouts, truncated bodies, HTTP 408/425/429/5xx) with exponential backoff, and renames the part to `dest`
-only once its size and SHA-256 verify. `fetch_corpus` checks the free disk space, downloads and extracts
-(bench/corpora/archive.py). Every failure a user can hit is a `DataError` naming the file and the fix."""
+"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) with the standard library's ``urllib``:
+`download` (HTTP ``Range`` resumes, retries with backoff, size and SHA-256 checks) and `fetch_corpus` (disk
+space, download, extraction); docs/tracks.md says how. Every failure a user can hit is a `DataError` naming
+the file and the fix."""
 
 from __future__ import annotations
 
@@ -88,12 +85,8 @@ def _size_mismatch(dest: Path, part: Path, expected: int, actual: int, what: str
 
 def download(url: str, dest: Path, *, sha256: str | None, size: int | None = None, progress: bool = True,
              chunk_size: int = 1 << 20, timeout: float = 30, retries: int = 3, backoff: float = 1.0) -> Path:
-    """Download `url` to `dest` (resumably, verified by `size` and `sha256` when given) and return `dest`.
-
-    An existing `dest` that verifies is returned without a request; a part of exactly `size` bytes is
-    verified without one. A transient failure is retried `retries` times (waits ``backoff``,
-    ``2 backoff``, ...), each retry resuming what was received; a mismatch deletes the part.
-    """
+    """`dest`, downloaded from `url` unless it already verifies (a part of exactly `size` bytes is verified
+    without a request); `retries` waits of ``backoff * 2**k``, each resuming; a mismatch deletes the part."""
     dest = Path(dest)
     part = dest.with_suffix(dest.suffix + ".part")
     expected = sha256.lower() if sha256 else None

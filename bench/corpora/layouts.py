@@ -129,12 +129,8 @@ def pick_by_length(root: Path, rows: list[SourceFile], pick: dict, *, strict: bo
 def scan(root: Path, speakers: list[str], *, layout: str | None = None, mic: str = "mic1", subset: str | None = None,
          pick: dict | None = None, clean_dir: str = "clean", noisy_dir: str = "noisy",
          strict: bool = True) -> list[SourceFile]:
-    """Utterances of `speakers` under `root`, sorted by (speaker in the given order, utterance id).
-
-    `layout` None means a VCTK corpus of either release. A listed speaker without a folder or without
-    matching files is an error naming it (with ``strict=False`` it is skipped: what `verify` uses to list
-    files outside the manifest). `pick` keeps some of each speaker's files by length (`pick_by_length`).
-    """
+    """Utterances of `speakers` under `root` (`layout` None: VCTK of either release), sorted by (speaker in the
+    given order, utterance id); a speaker without files is an error, skipped when not `strict`."""
     root = Path(root)
     if layout is None or layout in LAYOUTS:
         found = detect_layout(root)

@@ -1,7 +1,5 @@
-"""Where the corpora live and where prepared audio goes. The data root is, first match first:
-``--data-root``, ``$BENCH_DATA_ROOT``, ``../shared/data`` beside the repository, the user cache dir (where
-``bench data download`` puts the corpus); it holds one folder per corpus, or is itself the corpus folder of
-a one-corpus track. Prepared audio: ``--prepared-dir``, ``$BENCH_PREPARED_DIR`` or ``<repo>/prepared``."""
+"""Where the corpora live (the data root: ``--data-root``, ``$BENCH_DATA_ROOT``, ``../shared/data``, the user
+cache dir, first match first) and where prepared audio goes; docs/tracks.md, "the data root"."""
 
 from __future__ import annotations
 
@@ -68,8 +66,7 @@ def _expected(markers: list[str]) -> str:
 
 
 def resolve_data_root(cli_root: str | Path | None, track):
-    """The corpus folder of a one-corpus `track` (a `bench.data.tracks.Track`); for a track drawn from several
-    corpora, a `CorpusRoots` mapping each corpus key to its folder (each looked up the same way)."""
+    """The corpus folder of a one-corpus `track`, else a `CorpusRoots` of each corpus's folder."""
     if len(track.corpora) == 1:
         return _find(cli_root, track, track.primary_corpus)
     return CorpusRoots({key: _find(cli_root, track, key) for key in track.corpora})
