@@ -45,10 +45,8 @@ def _rows(lines: list[str]) -> dict[str, dict]:
 
 
 def open_partial(path: Path, fingerprint: str, derived: list[Path] = ()) -> dict[str, dict]:
-    """The finished rows of the partial file `path` when it was written for `fingerprint`, by utterance
-    id; otherwise (another model, or no fingerprint) the file and the `derived` files (outputs of the same
-    model, e.g. kept enhanced audio) are removed, with a warning. Then `path` starts with this model's
-    header line, ready for appending."""
+    """The finished rows of `path` by utterance id if written for `fingerprint`; else it and the `derived`
+    files are removed, with a warning. Then `path` starts with this model's header, ready for appending."""
     path = Path(path)
     if path.exists():
         lines = path.read_text(errors="replace").splitlines()

@@ -38,8 +38,7 @@ OUTPUTS_DIR = "enhanced"
 
 
 def metric_row(args) -> dict:
-    """The metrics `names` of one signal against its clean reference, as columns ``<prefix><metric>``
-    (with ``errors``); `args` = (utt_id, clean, signal, names, prefix), one picklable tuple for the pool."""
+    """Columns ``<prefix><metric>`` and ``errors`` of one signal; `args`: one picklable tuple for the pool."""
     utt_id, clean, signal, names, prefix = args
     vals, errs = compute_all(clean, signal, SAMPLE_RATE, names)
     row = {"utt_id": utt_id, **{f"{prefix}{k}": v for k, v in vals.items()}}
@@ -106,11 +105,8 @@ def score(found: Found, model: torch.nn.Module, ev: Evaluation, out_dir: Path, *
           budget: dict, speed: dict, weights: dict | None, training: dict | None, ship_outputs: bool,
           jobs: int | None = None, device: str = "cpu", progress=None, started: float | None = None,
           metrics: tuple[str, ...] | None = None, provenance: dict | None = None) -> Path:
-    """Score `model` on the evaluation set `ev`, writing a complete results folder to `out_dir`.
-
-    `config` is the run's configuration record (written as config.json); `budget`, `speed`, `weights`,
-    `training` and `provenance` (the code's git state when the run started; default: now) are the
-    run-level records every folder of the run repeats."""
+    """Score `model` on `ev`, writing a complete results folder to `out_dir`; the run-level records (and
+    `provenance`, the git state when the run started, default now) repeat in every folder of the run."""
     t_start = started or time.time()
     pt = ev.prepared
     pt.require()
@@ -187,8 +183,7 @@ def enhance_set(found: Found, model, ev: Evaluation, out_dir: Path, names: tuple
 
 
 def per_utterance_table(ev: Evaluation, ids: list[str], done: dict, noisy_rows: dict, names: tuple[str, ...]) -> bytes:
-    """``per_utterance.csv``: per utterance, every metric of the output and of the noisy input, the output's
-    hash and the errors."""
+    """``per_utterance.csv``: the metrics of output and noisy input, the output's hash and the errors."""
     rows = []
     for u in ids:
         r, n = done[u], noisy_rows[u]

@@ -57,8 +57,7 @@ class Evaluation:
 
 
 def suite(track, prepared_root: Path, *, streaming: bool = False, protocol: str = DEFAULT_PROTOCOL) -> list[Evaluation]:
-    """The evaluation sets of a run on benchmark track `track` (a Track or a registered name), the ranked
-    (main) set first."""
+    """The evaluation sets of a run on track `track` (a Track or a name), the ranked (main) set first."""
     track = load_track(track) if isinstance(track, str) else track
     proto = Protocol.load(protocol)
     out = []

@@ -69,12 +69,8 @@ def write_weights(tensors: dict[str, torch.Tensor], path: Path, *, adapter: str)
 def ship_weights(model: torch.nn.Module, run_dir: Path, *, adapter: str,
                  fp16_reproduces: Callable[[dict[str, torch.Tensor]], bool] | None = None,
                  max_bytes: int = MAX_SHIPPED_BYTES) -> dict:
-    """Decide how the run's weights are kept and write them; returns the record for ``summary.json``:
-    ``{"file", "sha256", "dtype", "bytes", "shipped", "weights_sha256", "reason"}``.
-
-    `fp16_reproduces(tensors16)` is asked only when the float16 copy would fit; it returns whether a
-    model loaded from those tensors reproduces the run's scores within tolerance.
-    """
+    """Write the run's weights as the module docstring says; the ``summary.json`` record. `fp16_reproduces` is
+    asked only when the float16 copy would fit."""
     fp32 = state_tensors(model)
     record = {"weights_sha256": tensors_sha256(fp32), "bytes_float32": nbytes(fp32)}
     has_float = any(t.is_floating_point() for t in fp32.values())
