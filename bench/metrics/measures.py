@@ -99,19 +99,12 @@ def _pesq(clean, estimate, sample_rate: int, mode: str) -> float:
 
 
 def pesq_wb(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
-    """Wide-band PESQ (ITU-T P.862.2), MOS-LQO in (0.999, 4.644]; 16 kHz only.
-
-    Raises `ValueError` on bad input or silent signals and ``pesq.PesqError`` subclasses
-    (``NoUtterancesError``, ``BufferTooShortError`` below 0.25 s) from the C code.
-    """
+    """Wide-band PESQ (ITU-T P.862.2), MOS-LQO in (0.999, 4.644]; 16 kHz only. Failures: docs/metrics.md."""
     return _pesq(clean, estimate, sample_rate, "wb")
 
 
 def pesq_nb(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
-    """Narrow-band PESQ (ITU-T P.862, MOS-LQO mapping of P.862.1) in (0.999, 4.549]; 8 or 16 kHz.
-
-    Raises like `pesq_wb`.
-    """
+    """Narrow-band PESQ (ITU-T P.862, MOS-LQO mapping of P.862.1) in (0.999, 4.549]; 8 or 16 kHz."""
     return _pesq(clean, estimate, sample_rate, "nb")
 
 
@@ -157,18 +150,12 @@ def _stoi(clean, estimate, sample_rate: int, extended: bool) -> float:
 
 
 def stoi(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
-    """STOI (Taal et al. 2011) via ``pystoi.stoi(extended=False)``: (-1, 1), in practice [0, 1].
-
-    Raises `ValueError` on bad input, a silent reference, or too little active speech.
-    """
+    """STOI (Taal et al. 2011) via ``pystoi.stoi(extended=False)``: (-1, 1), in practice [0, 1]."""
     return _stoi(clean, estimate, sample_rate, extended=False)
 
 
 def estoi(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
-    """Extended STOI (Jensen & Taal 2016) via ``pystoi.stoi(extended=True)``: (-1, 1), ~[0, 1].
-
-    Raises like `stoi`.
-    """
+    """Extended STOI (Jensen & Taal 2016) via ``pystoi.stoi(extended=True)``: (-1, 1), ~[0, 1]."""
     return _stoi(clean, estimate, sample_rate, extended=True)
 
 
@@ -181,12 +168,7 @@ def _capped_db(signal_energy: float, noise_energy: float) -> float:
 
 
 def si_sdr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
-    """Scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean signals, capped to [-100, 100].
-
-    ``sample_rate`` is accepted for a uniform signature and ignored. Identical (or rescaled)
-    signals give +100 dB. Raises `ValueError` on bad input or when either signal has zero
-    energy after mean removal.
-    """
+    """Scale-invariant SDR in dB (Le Roux et al. 2019) of the zero-mean signals, capped to [-100, 100]."""
     c, e = checked_float64(clean, estimate)
     check_rate(sample_rate)
     s = c - c.mean()
@@ -204,12 +186,7 @@ def si_sdr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) ->
 
 
 def snr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
-    """SNR in dB of the estimate against the clean signal, residual ``estimate - clean``.
-
-    Not scale-invariant, no mean removal, capped to [-100, 100] (identity gives +100 dB).
-    ``sample_rate`` is accepted for a uniform signature and ignored. Raises `ValueError` on bad
-    input or an all-zero clean signal.
-    """
+    """SNR in dB against the residual ``estimate - clean`` (no mean removal), capped to [-100, 100]."""
     c, e = checked_float64(clean, estimate)
     check_rate(sample_rate)
     cc = float(np.dot(c, c))
