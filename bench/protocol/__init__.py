@@ -1,13 +1,9 @@
-"""The noising protocol: clean speech -> STFT -> seeded manipulations -> iSTFT -> noisy speech.
+"""The noising protocol: clean speech -> STFT -> seeded manipulations -> iSTFT -> noisy speech, every
+parameter in a frozen spec file beside this module, identified by its name and the SHA-256 of its canonical
+JSON. An utterance's noise depends only on (spec, utterance id, global seed, stream); a derived protocol
+(`Protocol.only`) keeps one manipulation with its draws in the parent. README: "The noising protocol".
 
-Every parameter lives in a frozen spec file beside this module (``stft-v1.json``); a protocol is
-identified by its ``name`` (``<id>-v<version>``) and the SHA-256 of its canonical JSON. An utterance's
-noisy version depends only on (spec, utterance id, global seed, stream): a PCG64 generator seeded from
-a SHA-256 of those, one utterance at a time, float64 STFT on the CPU. A derived protocol
-(`Protocol.only`, ``<parent>.only-<op>``) keeps one manipulation with the exact draws it has in the parent.
-
-May import: bench.core.
-"""
+May import: bench.core."""
 
 from __future__ import annotations
 
@@ -79,8 +75,7 @@ class Protocol:
         return "derived_from" in self.spec
 
     def only(self, op: str | int) -> "Protocol":
-        """The protocol with only manipulation `op` (its name or index) of this one, drawing from the same
-        generator as in this protocol: its output is this protocol's with the other manipulations removed."""
+        """This protocol with only manipulation `op` (name or index), drawing what it draws here."""
         if self.derived:
             parent = self.spec["derived_from"]["name"]
             raise BenchError(f"protocol {self.name} is already derived; derive from {parent}")

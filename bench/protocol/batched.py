@@ -1,13 +1,8 @@
-"""A batched torch implementation of a protocol spec, for making training noise on the training device.
-
-The numpy float64 path (`bench.protocol.Protocol.apply`) stays the reference and alone makes the frozen
-valid/test sets. This path reads the same spec and draws from the same distributions, but in float32 on
-the batch's device, for a whole ``(batch, time)`` tensor, with one ``torch.Generator`` for the batch or
-one per item (`ItemGenerators`, what the trainer uses): *statistically* equivalent to the reference, not
-bit-identical (tests/test_protocol_batched.py). Each item keeps its own clean power and threshold, as
-when processed alone; a batch is a pure function of (protocol, seed, step[, item]) on one kind of device.
-A spec this path does not implement raises `BenchError` when the `BatchedProtocol` is built.
-"""
+"""A batched torch implementation of a protocol spec, for training noise on the training device: the same
+spec and distributions as the numpy float64 reference (which alone makes the frozen sets), in float32 on a
+whole ``(batch, time)`` tensor: *statistically* equivalent, not bit-identical (tests/test_protocol_batched.py).
+Each item keeps its own clean power and threshold; a batch is a pure function of (protocol, seed, step[,
+item]) on one kind of device. A spec this path does not implement is refused when it is built."""
 
 from __future__ import annotations
 
@@ -27,10 +22,8 @@ class BatchContext(Context):
 
 
 class ItemGenerators:
-    """One `torch.Generator` per batch item: every draw of item ``i`` (a ``(batch, ...)`` tensor's row
-    ``i``) comes from generator ``i`` alone. A slice of a batch therefore draws exactly what the same
-    items draw in the whole batch, which is what lets N data-parallel processes, each with a slice of
-    the global batch, reproduce one process with the whole of it."""
+    """One `torch.Generator` per batch item (row): a slice of a batch draws exactly what its items draw in
+    the whole batch, so N data-parallel processes reproduce one process with the global batch."""
 
     def __init__(self, generators):
         self.generators = list(generators)
@@ -81,11 +74,9 @@ def _power(X):
 
 
 def at_or_above_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
-    """Per row of ``(batch, n)``, the order statistic ``t`` such that ``values >= t`` is exactly
-    ``values >= numpy.quantile(row, q)`` (numpy's default linear interpolation): the quantile lies
-    between the order statistics ``floor(pos)`` and ``ceil(pos)`` (``pos = q (n - 1)``), so nothing but
-    the upper one can be reached from above. It is invariant under any increasing map of the values
-    (magnitude or power). One `torch.kthvalue`, which has no size limit (unlike `torch.quantile`)."""
+    """Per row of ``(batch, n)``, the order statistic ``t`` with ``values >= t`` exactly ``values >=
+    numpy.quantile(row, q)``: the quantile lies between the order statistics ``floor(q (n - 1))`` and
+    ``ceil(q (n - 1))``, and only the upper one is reached from above. `torch.kthvalue` has no size limit."""
     n = values.shape[1]
     k = min(int(math.ceil(q * (n - 1))), n - 1)
     return torch.kthvalue(values, k + 1, dim=1).values
@@ -110,12 +101,8 @@ def band_count_cap(mean: float) -> int:
 
 
 def band_rectangles(X, gen, ctx, *, rate_per_second: float, width_hz, duration_ms, freq_range_hz):
-    """The rectangles of `zero_bands` for each item, as ``(count, f0, width, t0, frames)``: ``count`` is
-    (batch,), the others (batch, cap) integer tensors of which the first ``count`` of each row are used.
-
-    Same distributions as the reference: a Poisson count (rate x duration), width and duration uniform
-    in Hz / ms rounded to bins / frames (at least 1), start bin uniform in the frequency range so the
-    band fits when it can, start frame uniform so the rectangle fits when it can."""
+    """``(count, f0, width, t0, frames)`` of each item's `zero_bands` rectangles: ``count`` (batch,), the
+    others (batch, cap), of which each row's first ``count`` are used; the reference's distributions."""
     B, n_bins, n_frames = X.shape
     mean = rate_per_second * n_frames * ctx.hop_length / ctx.sample_rate
     cap = band_count_cap(mean)
@@ -184,14 +171,8 @@ def add_floor(X, gen, ctx, *, prob: float, snr_db, tilt_db_per_octave, reference
     return X + torch.complex(re.mul_(scale), im.mul_(scale))
 
 
-TORCH_MANIPULATIONS = {
-    "zero_strongest": zero_strongest,
-    "zero_random": zero_random,
-    "zero_bands": zero_bands,
-    "zero_frames": zero_frames,
-    "scale_random": scale_random,
-    "add_floor": add_floor,
-}
+TORCH_MANIPULATIONS = {op.__name__: op for op in (zero_strongest, zero_random, zero_bands, zero_frames,
+                                                  scale_random, add_floor)}
 
 #: what this path knows of a spec; anything else in it is something it would silently ignore
 KNOWN_FIELDS = {"name", "id", "version", "description", "sample_rate", "stft", "seeding", "manipulations",
@@ -262,9 +243,8 @@ class BatchedProtocol:
 
     def item_generators(self, seed: int, step: int, items,
                         device: str | torch.device | None = None) -> ItemGenerators:
-        """One generator per item of `items` (indices into the global batch of training step `step`), item
-        ``i`` seeded from sha256(name | global seed | "batched-train-item" | seed | step | i): its draws
-        depend on (seed, step, i) alone, not on the batch it is part of or the process that draws it."""
+        """One generator per item ``i`` of `items` (the global batch of step `step`), seeded from sha256(name |
+        global seed | "batched-train-item" | seed | step | i): not from the batch or the process."""
         return ItemGenerators([self._seeded(device, "batched-train-item", int(seed), int(step), int(i))
                                for i in items])
 

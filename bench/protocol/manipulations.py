@@ -1,11 +1,6 @@
-"""The manipulations a protocol spec may list, each a function of the complex STFT.
-
-Every manipulation has the signature ``op(X, rng, ctx, **params) -> X`` where ``X`` is a
-complex128 array ``(freq_bins, frames)``, ``rng`` is the manipulation's own
-``numpy.random.Generator`` and ``ctx`` holds facts about the utterance (clean STFT power,
-sample rate, STFT geometry). Parameters come only from the spec file; there are no defaults
-here, so a spec that omits one fails loudly.
-"""
+"""The manipulations a protocol spec may list: ``op(X, rng, ctx, **params) -> X`` on the complex128 STFT
+``(freq_bins, frames)``, with the manipulation's own numpy generator and facts about the utterance (`Context`).
+Parameters come only from the spec: no defaults here, so a spec that omits one fails loudly."""
 
 from __future__ import annotations
 
@@ -32,10 +27,7 @@ class Context:
 
 
 def zero_strongest(X, rng, ctx, *, top_fraction: float, prob: float):
-    """Zero each of the strongest `top_fraction` coefficients (by magnitude) with probability `prob`.
-
-    Removes parts of harmonics and formant peaks: the energy a denoiser must restore, not only suppress.
-    """
+    """Zero each of the strongest `top_fraction` coefficients (by magnitude) with probability `prob`."""
     mag = np.abs(X)
     thr = np.quantile(mag, 1.0 - top_fraction)
     draw = rng.random(X.shape)
@@ -117,11 +109,5 @@ def param_problems(expected: set[str], step: dict) -> str:
                      for what, names in (("missing", expected - given), ("unknown", given - expected)) if names)
 
 
-MANIPULATIONS = {
-    "zero_strongest": zero_strongest,
-    "zero_random": zero_random,
-    "zero_bands": zero_bands,
-    "zero_frames": zero_frames,
-    "scale_random": scale_random,
-    "add_floor": add_floor,
-}
+MANIPULATIONS = {op.__name__: op for op in (zero_strongest, zero_random, zero_bands, zero_frames, scale_random,
+                                            add_floor)}
