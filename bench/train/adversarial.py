@@ -1,9 +1,6 @@
-"""Adversarial training, a mechanism of the shared trainer for any adapter with a ``discriminator()`` and
-an ``"adversarial"`` training block: per generator step, after ``warmup_steps``, ``d_steps`` LSGAN updates
-of the discriminator (real: the clean batch, fake: the output, detached), then the generator's loss =
-regression + ``adv_weight`` * LSGAN generator loss + ``fm_weight`` * feature matching. The discriminator
-maps ``(batch, time)`` to a list of ``(score, features)``, one per sub-discriminator; the losses average
-over them. The block's options: bench/train/options.py; the full account: docs/training.md."""
+"""Adversarial training for any adapter with a ``discriminator()`` and an ``"adversarial"`` training block:
+per generator step, ``d_steps`` LSGAN updates of the discriminator, then the generator's loss gets the LSGAN
+and feature-matching terms. The full account: docs/training.md, "Adversarial training"."""
 
 from __future__ import annotations
 
@@ -61,9 +58,7 @@ class AdversarialTraining:
             self.discriminator, device_ids=[torch.cuda.current_device()] if device.startswith("cuda") else None)
 
     def windows(self, clean: torch.Tensor, est: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The discriminator's view of step `step`: a ``segment_seconds`` window of each item, the same one
-        of `clean` and `est` (all of them without ``segment_seconds`` or when the window is longer). Where,
-        follows from (seed, step, item index in the global batch)."""
+        """The same ``segment_seconds`` window of each item of `clean` and `est`, placed by (seed, step, item)."""
         n = clean.shape[-1]
         w = n if self.cfg["segment_seconds"] is None else int(round(self.cfg["segment_seconds"] * SAMPLE_RATE))
         if w >= n:
@@ -79,8 +74,7 @@ class AdversarialTraining:
             return module(x)
 
     def discriminator_step(self, clean: torch.Tensor, fake: torch.Tensor, lr_scale: float) -> torch.Tensor:
-        """``d_steps`` updates of the discriminator, clean (real) against `fake` (detached), both in one
-        batch; the last loss, detached (no wait for the device)."""
+        """``d_steps`` updates of the discriminator (real and fake in one batch); the last loss, detached."""
         for g in self.optimizer.param_groups:
             g["lr"] = self.cfg["lr"] * lr_scale
         both, b = torch.cat([clean, fake.detach()]), clean.shape[0]
@@ -97,8 +91,7 @@ class AdversarialTraining:
         return loss.detach()
 
     def generator_terms(self, clean: torch.Tensor, est: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(weighted adversarial + feature-matching loss of the output `est`, with gradient to the generator
-        only; the adversarial loss; the feature-matching loss)."""
+        """(the weighted terms, with gradient to the generator only; the adversarial; the feature-matching)."""
         self.discriminator.requires_grad_(False)    # no weight gradients: the generator's pass only
         try:
             with torch.no_grad():
@@ -110,8 +103,7 @@ class AdversarialTraining:
         return self.cfg["adv_weight"] * adv + self.cfg["fm_weight"] * fm, adv.detach(), fm.detach()
 
     def step(self, clean: torch.Tensor, est: torch.Tensor, step: int, lr_scale: float) -> tuple[torch.Tensor, dict]:
-        """Generator step `step`: the discriminator's update(s), then the generator's adversarial terms:
-        (loss to add, {"d_loss", "g_adv", "g_fm"} as detached tensors), added to the running means."""
+        """(loss to add, {"d_loss", "g_adv", "g_fm"}) of generator step `step`, added to the running means."""
         clean, est = self.windows(clean, est, step)
         d_loss = self.discriminator_step(clean, est, lr_scale)
         extra, adv, fm = self.generator_terms(clean, est)
@@ -124,8 +116,7 @@ class AdversarialTraining:
         return lambda clean, est: self.step(clean, est, step, lr_scale)[0]
 
     def take_means(self, reduce=lambda t: t) -> dict:
-        """The logged means since the last call ("" when no adversarial step was taken), then reset; `reduce`
-        averages a tensor over the processes (every process calls this)."""
+        """The means since the last call ("" when none), averaged over the processes by `reduce`; then reset."""
         if not self.count:
             return {k: "" for k in self.COLUMNS}
         means = (reduce(self.sums) / self.count).tolist()
@@ -148,8 +139,7 @@ class AdversarialTraining:
 
 def build(adapter, cfg: dict | None, device: str, use_amp: bool, seed: int = 0,
           batch: int | None = None) -> AdversarialTraining | None:
-    """The adversarial half of a training run, or None when the config has no ``"adversarial"`` block
-    (then nothing is built and no random number is drawn)."""
+    """The adversarial half of a run; None without an ``"adversarial"`` block (then no random number is drawn)."""
     cfg = resolve_config(cfg)
     if cfg is None:
         return None

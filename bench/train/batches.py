@@ -1,11 +1,7 @@
-"""Training batches, two ways; batch ``step`` is a pure function of (seed, step) in both, each item of
-(seed, step, item index), so data-parallel slices make what one process makes.
-
-- ``noise: "torch"`` (the default), `DeviceBatches`: resident audio cut and noised on the training device
-  by the batched torch protocol, with the shift and spectral-tilt augmentations;
-- ``noise: "numpy"``, `SegmentBatches`: the numpy reference protocol in DataLoader worker processes.
-
-The two draw from the same laws, not the same numbers (docs/training.md)."""
+"""Training batches, a pure function of (seed, step) and each item of (seed, step, item index), two ways:
+`DeviceBatches` (``noise: "torch"``, the default) cuts and noises resident audio on the training device, with
+the shift and spectral-tilt augmentations; `SegmentBatches` (``noise: "numpy"``) runs the reference protocol
+in DataLoader workers. The same laws, not the same numbers (docs/training.md, "Data")."""
 
 from __future__ import annotations
 
@@ -19,9 +15,8 @@ from bench.protocol.batched import BatchedProtocol, draw
 
 
 class SegmentBatches(torch.utils.data.IterableDataset):
-    """Infinite stream of (noisy, clean) batches made by the numpy reference protocol; batch `step`
-    depends only on (seed, step). `items`: the part of the global batch of `batch_size` items to make (a
-    data-parallel process's slice; default all of it)."""
+    """Infinite stream of (noisy, clean) batches by the numpy reference protocol; `items`: this process's
+    slice of the global batch (default all of it)."""
 
     def __init__(self, clean: dict[str, np.ndarray], protocol, batch_size: int, segment: int, seed: int, start_step: int,
                  weights: dict[str, float] | None = None, items: range | None = None):
@@ -62,10 +57,8 @@ TILT_PIVOT_HZ, TILT_OCTAVES, TILT_PAD = 1000.0, 3.0, 1024
 
 
 def spectral_tilt(x: torch.Tensor, slope_db: torch.Tensor, rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """`x` ``(batch, samples)`` filtered, zero-phase, by a gain of ``slope_db[i] * clip(log2(f / 1 kHz),
-    -3, 3)`` dB (`slope_db` in dB per octave; +6 turns a typical -6 dB/octave speech spectrum flat), i.e.
-    at most ``3 * |slope|`` dB at 125 Hz and below and at 8 kHz. Linear filtering: the segment is zero
-    padded, so nothing wraps round from its end to its start."""
+    """`x` ``(batch, samples)`` filtered, zero-phase, by ``slope_db[i] * clip(log2(f / 1 kHz), -3, 3)`` dB;
+    zero padded first, so nothing wraps round from its end to its start."""
     n = x.shape[-1] + TILT_PAD
     f = torch.fft.rfftfreq(n, 1.0 / rate, device=x.device).clamp_min(1.0)
     octaves = torch.log2(f / TILT_PIVOT_HZ).clamp_(-TILT_OCTAVES, TILT_OCTAVES)
@@ -78,12 +71,9 @@ def worker_init(_):
 
 
 class DeviceBatches:
-    """(noisy, clean) batches made on the device of `audio`: items `items` of the global batch of
-    training step ``step``, segments of `segment` samples; with `shift` > 0 both are then cropped to
-    ``segment - shift`` samples at an offset uniform in ``0 .. shift`` (the reference Demucs recipe's
-    shift augmentation, the same offset for noisy and clean). With `tilt_db` > 0, each clean segment gets
-    a `spectral_tilt` of a slope uniform in ``[-tilt_db, +tilt_db]`` dB/octave before it is noised (one
-    more draw from its item's generator; none when 0, so batches without it are as before)."""
+    """(noisy, clean) batches made on the device of `audio`: items `items` of the global batch of a step,
+    segments of `segment` samples, then the `shift` and `tilt_db` augmentations (docs/training.md). The tilt
+    is one more draw from its item's generator, none when 0, so batches without it are as before."""
 
     def __init__(self, audio: ResidentAudio, protocol, segment: int, seed: int, items: range, shift: int = 0,
                  tilt_db: float = 0.0):

@@ -28,9 +28,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:
-    """A checkpoint's dict (weights_only), checked to have the fields of a benchmark checkpoint
-    (`CHECKPOINT_FIELDS`); ``mmap=True`` maps the tensors instead of reading them, for reading only its
-    small fields."""
+    """A checkpoint's dict (weights_only) with the `CHECKPOINT_FIELDS`; ``mmap=True`` to read its small fields."""
     path = Path(path)
     if path.is_dir():
         raise BenchError(f"{path}: is a folder, not a checkpoint file", hint="give its best.pt or last.pt")
@@ -50,9 +48,7 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:
 
 
 def load_checkpoint_model(adapter: Adapter, path: Path):
-    """(model with the checkpoint's weights, budget record, what was trained) from a checkpoint file;
-    the last is ``{"model_config", "train_config", "preset"}``. For a run's ``best.pt`` the budget is the
-    whole run's (read from ``last.pt`` beside it) plus ``best_step``."""
+    """(model with the checkpoint's weights, budget record, ``{"model_config", "train_config", "preset"}``)."""
     ck = load_checkpoint(Path(path))
     if ck.get("adapter") != adapter.name:
         raise BenchError(f"{path}: checkpoint is for adapter {ck.get('adapter')!r}, not {adapter.name!r}")

@@ -1,8 +1,6 @@
-"""Data-parallel training with torch.distributed: the process group of ``bench run --nproc N`` (this module
-spawns ranks 1..N-1, the calling process is rank 0) or of ``torchrun --nproc-per-node N -m bench run``
-(found in the environment). Backend: gloo on CPU, nccl on CUDA. `Rank` says where this process stands;
-the helpers below are collectives (every rank calls them at the same point) and do nothing in a single
-process."""
+"""Data-parallel training with torch.distributed (gloo on CPU, nccl on CUDA): the process group of ``bench run
+--nproc N`` (`spawn`) or of torchrun (found in the environment). `Rank` says where this process stands; the
+collectives below (every rank calls them at the same point) do nothing in a single process."""
 
 from __future__ import annotations
 
@@ -135,9 +133,8 @@ def _child(rank: int, world: int, init: str, device: str, fn, kwargs: dict) -> N
 
 
 def spawn(nproc: int, device: str, fn, kwargs: dict, main_kwargs: dict | None = None):
-    """Run ``fn(**kwargs)`` in `nproc` processes joined in one process group: this process is rank 0 (it
-    also gets `main_kwargs`, e.g. the progress bar) and returns its result; ranks 1..nproc-1 are spawned
-    here (``spawn`` start method: `fn` and `kwargs` must pickle) and joined before returning."""
+    """Rank 0's ``fn(**kwargs, **main_kwargs)``, ranks 1..nproc-1 spawned (`fn` and `kwargs` must pickle) and
+    joined before returning."""
     if str(device).startswith("cuda") and torch.cuda.device_count() < nproc:
         raise BenchError(f"--nproc {nproc} on CUDA needs {nproc} GPUs; {torch.cuda.device_count()} visible")
     folder = Path(tempfile.mkdtemp(prefix="bench-ddp-"))

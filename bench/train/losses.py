@@ -1,8 +1,6 @@
-"""Training losses on waveforms ``(batch, time)``, selectable per model and combinable: ``l1``, ``mrstft``
-(multi-resolution STFT: spectral convergence + log-magnitude L1; ``mrstft_sc`` and ``mrstft_mag`` its two
-terms alone), ``si_sdr`` (negative SI-SDR). `build_loss({"l1": 1.0, "mrstft": 1.0})` returns a module
-computing the weighted sum and the parts. Every term is a mean over the batch items, which data-parallel
-training relies on (docs/training.md)."""
+"""Training losses on waveforms ``(batch, time)``, combinable by weight (`build_loss`): ``l1``, ``mrstft``
+(its terms alone: ``mrstft_sc``, ``mrstft_mag``), ``si_sdr``. Every term is a mean over the batch items,
+which data-parallel training relies on (docs/training.md, "Losses")."""
 
 from __future__ import annotations
 

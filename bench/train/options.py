@@ -122,8 +122,7 @@ def _number(block: dict, key: str, *, low: float = 0.0, strict: bool = False, in
 
 
 def resolve_config(block) -> dict | None:
-    """The ``"adversarial"`` training option with every default filled in and checked; None stays None
-    (no adversarial training). Raises BenchError on unknown keys or bad values."""
+    """The ``"adversarial"`` option with every default filled in and checked; None stays None."""
     if block is None:
         return None
     if not isinstance(block, dict):

@@ -1,7 +1,5 @@
-"""The train split's clean audio resident on the training device (`ResidentAudio`: one flat tensor, int16
-when the audio is PCM16 exactly, else float32), and training segments chosen and cut from it there, by the
-same laws as the numpy path (`bench.train.batches.SegmentBatches`): the utterance by inverting the
-cumulative draw probabilities, the crop start uniform; shorter utterances are zero-padded at the end."""
+"""The train split's clean audio resident on the training device (one flat tensor, int16 when the audio is
+exactly PCM16), and training segments chosen and cut from it there by the same laws as the numpy path."""
 
 from __future__ import annotations
 
@@ -12,8 +10,7 @@ PCM16_SCALE = 32768.0
 
 
 def _flat(clean: dict[str, np.ndarray], ids: list[str], total: int) -> np.ndarray:
-    """The utterances `ids` end to end: int16 when every sample is a multiple of 1/32768 in range (the
-    scaling by 2**15 is exact in float32), else float32."""
+    """The utterances `ids` end to end: int16 when exactly PCM16 (scaling by 2**15 is exact), else float32."""
     out = np.empty(total, dtype=np.int16)
     at = 0
     for u in ids:

@@ -1,9 +1,7 @@
-"""The configuration of a run, resolved once: the model half (the adapter's ``config``, its preset's
-``model``, ``--set``) and the training half (the options of bench/train/options.py, the adapter's
-``train_config``, its preset's ``train``, ``--train-set``/``--max-steps``/``--max-minutes``), every value
-checked before anything runs; a resumed or a given checkpoint brings its own. The trainer trains with it,
-the scorer writes its `record` as the run's ``config.json`` (and `budget_record` as its budget), and the
-board reads both."""
+"""The configuration of a run, resolved once and checked before anything runs: the model half and the
+training half, each from the adapter, its preset and the command line (a checkpoint brings its own); the
+scorer writes its `record` as the run's ``config.json`` and `budget_record` as its budget
+(docs/training.md, "Options and the run configuration")."""
 
 from __future__ import annotations
 
@@ -90,9 +88,7 @@ class RunConfig:
 
 
 def budget_record(preset: str | None, device: str, hardware: str, **trained) -> dict:
-    """A run's budget record: that of a training run with `trained` (``steps``, ``epochs``, ``wall_minutes``,
-    ``max_steps``, ``max_minutes``, ``valid_scale``), else that of a model that was not trained; loading a
-    checkpoint fills in ``checkpoint`` and ``checkpoint_sha256``."""
+    """A run's budget record, of a training run when given `trained` (steps, epochs, ... valid_scale)."""
     rec = {"trained": bool(trained), "preset": preset,
            **{k: trained.get(k) for k in ("steps", "epochs", "wall_minutes", *BUDGET_KEYS)},
            "device": device, "hardware": hardware, "checkpoint": None, "checkpoint_sha256": None}

@@ -25,9 +25,8 @@ def lr_at(step: int, cfg: dict) -> float:
 
 def train_step(fwd, model, opt, loss_fn, noisy: torch.Tensor, clean: torch.Tensor, *, lr: float, grad_clip: float,
                amp: bool, adversarial=None) -> torch.Tensor:
-    """One optimizer step on a batch already on the device (`fwd`: the model, or its DDP / compiled
-    wrapper); returns the (regression) loss, detached, without waiting for the device. `adversarial`:
-    ``(clean, output) -> loss to add`` (bench/train/adversarial.py: it updates the discriminator first)."""
+    """One optimizer step; the regression loss, detached (no wait for the device). `adversarial`: ``(clean,
+    output) -> loss to add``."""
     for g in opt.param_groups:
         g["lr"] = lr
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
@@ -44,9 +43,7 @@ def train_step(fwd, model, opt, loss_fn, noisy: torch.Tensor, clean: torch.Tenso
 
 def validation_scores(adapter: Adapter, model, valid: list[tuple[np.ndarray, np.ndarray]], loss_fn,
                       device: str) -> dict:
-    """Loss, SI-SDR and polarity on the frozen noisy valid set: ``valid_scale`` is the mean least-squares
-    scale of the output onto the clean target (``<y, c> / <c, c>``: about 1 for a good model, negative for
-    one whose output is inverted), ``valid_corr`` the mean correlation of output and target."""
+    """Loss, SI-SDR, and polarity (``valid_scale``, ``valid_corr``: docs/training.md) on the valid set."""
     model.eval()
     losses, sdrs, scales, corrs = [], [], [], []
     with torch.inference_mode():

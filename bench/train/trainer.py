@@ -47,13 +47,8 @@ def training_run_dir(runs_dir: Path, pt: PreparedTrack, name: str, run_id: str) 
 
 def train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, device: str = "cpu", resume: bool = False,
           runs_dir: Path | None = None, progress=None, nproc: int = 1):
-    """Train `found.adapter` on the prepared track with the resolved `run` configuration (for ``resume``:
-    the configuration of the run's last checkpoint, see `bench.run.pipeline.run_config`); returns (best
-    model, budget record, what was trained: ``{"model_config", "train_config", "preset"}``).
-
-    Data-parallel: with ``nproc > 1`` this process is rank 0 of `nproc` it spawns (bench.train.distributed);
-    under torchrun every process calls this. Only rank 0 writes (checkpoints, log) and returns the
-    model; the other ranks return ``(None, None, None)``."""
+    """(best model, budget record, what was trained) of `found.adapter` trained with `run`, on rank 0 of
+    `nproc` processes (or of torchrun's); the other ranks return ``(None, None, None)``."""
     kwargs = dict(found=found, pt=pt, run=run, run_id=run_id, device=device, resume=resume, runs_dir=runs_dir)
     if nproc < 1 or (nproc > 1 and distributed.torchrun_env()):
         raise BenchError(f"--nproc {nproc}: " + ("must be >= 1" if nproc < 1 else "under torchrun the processes are "
