@@ -43,9 +43,8 @@ def evaluation_sets(track: Track, protocol, prepared_root: Path, *, diagnostics:
 
 def prepare_evaluation(track: Track, protocol, data_root, prepared_root: Path, *, jobs: int | None = None,
                        progress=None, diagnostics: bool = True, only_diagnostics: bool = False) -> list[EvalSet]:
-    """Prepare every evaluation set of `track` (idempotent; the main set, then the others); returns them.
-    `data_root` is what ``--data-root`` gives (or None): each track's corpora are looked up from it
-    (`bench.corpora.root.resolve_data_root`). `only_diagnostics`: the main set and the diagnostics only."""
+    """Prepare every evaluation set of `track`, main set first (each track's corpora looked up from
+    ``--data-root`` `data_root`); returns them. `only_diagnostics`: the main set and the diagnostics."""
     sets = evaluation_sets(track, protocol, prepared_root, diagnostics=diagnostics)
     if only_diagnostics:
         sets = [s for s in sets if s.role in ("main", "diagnostic")]

@@ -55,8 +55,7 @@ def _protocol(spec: dict) -> Protocol:
 
 
 def _read_source(path: Path, utt: Utterance, verify: bool, sha: str, listed: str) -> tuple[np.ndarray, int]:
-    """A source file, checked against its manifest row when `verify`; a mismatch names `listed` (its manifest
-    path) as missing or changed."""
+    """A source file, checked against its manifest row when `verify` (a mismatch names `listed`)."""
     if verify and not path.exists():
         raise ManifestMismatch(f"{path}: file listed in the manifest is missing", missing=[listed], changed=[])
     x, sr = read_audio(path)
@@ -191,8 +190,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_tmp(track_dir: Path) -> None:
-    """Delete the temporary files (``.<name>.<pid>.tmp``) an interrupted prepare left behind;
-    those of a process still running (a concurrent prepare) are kept."""
+    """Delete the temporary files of interrupted prepares (not those of a process still running)."""
     if not track_dir.is_dir():
         return
     for tmp in track_dir.rglob(".*.tmp"):
@@ -221,13 +219,8 @@ def _check_track_dir(pt: PreparedTrack) -> None:
 
 def prepare(track: Track, protocol, corpus_root, prepared_root: Path, *,
             jobs: int | None = None, progress=None) -> PreparedTrack:
-    """Prepare `track` for `protocol` under `prepared_root`; returns the PreparedTrack.
-
-    `corpus_root`: the corpus folder (one-corpus track), a data root holding the corpora, or a mapping
-    corpus key -> folder (`bench.corpora.root.resolve_data_root`). A recorded-noise track ignores `protocol`
-    and prepares its recorded noisy files. A derived (diagnostic) protocol materializes the test split only,
-    over the clean audio of the track (prepared first when missing).
-    """
+    """Prepare `track` for `protocol` under `prepared_root` (`corpus_root`: see `Track.roots`); a recorded-noise
+    track ignores `protocol`, a derived protocol makes the test split only (over clean audio made if missing)."""
     prepared_root = Path(prepared_root)
     roots = track.roots(corpus_root)
     track_dir = inside(prepared_root, prepared_root / validate_track_name(track.prepared_dirname), "prepared track")
@@ -269,8 +262,7 @@ def _prepare(track: Track, protocol, roots, prepared_root: Path, *, jobs: int | 
 
 
 def _raise_failures(track: Track, results: list[dict]) -> None:
-    """A `ManifestMismatch` when source files are missing or changed, else a `DataError` when any utterance
-    failed."""
+    """A `ManifestMismatch` for missing or changed source files, else a `DataError` for any failure."""
     errors = [r["error"] for r in results if r["error"]]
     missing = [p for r in results for p in r.get("missing", ())]
     changed = [p for r in results for p in r.get("changed", ())]
@@ -294,7 +286,6 @@ def prepare_diagnostics(track: Track, protocol: Protocol, corpus_root, prepared_
 
 
 def load_prepared(track: str, protocol: str | None = None, prepared_dir: str | Path | None = None) -> PreparedTrack:
-    """The prepared track of a track name, a protocol name (default: `DEFAULT_PROTOCOL`) and a prepared
-    folder (default: `bench.corpora.root.prepared_root`), prepared or not."""
+    """The `PreparedTrack` of these names (default protocol and prepared folder when None), prepared or not."""
     return PreparedTrack(load_track(track), Protocol.load(protocol or DEFAULT_PROTOCOL),
                          default_prepared_root(prepared_dir))

@@ -78,8 +78,7 @@ class PreparedTrack:
         return f"bench data prepare --track {self.track.name}{proto}"
 
     def require(self) -> None:
-        """Refuse a track that is not prepared, or whose prepared audio was made for another protocol spec
-        or another version of the track."""
+        """Refuse a track not prepared, or prepared for another protocol spec or version of the track."""
         if not self.is_prepared:
             raise DataError(f"track {self.track.name} is not prepared for {self.protocol.name} "
                             f"(sha256 {self.protocol.sha256[:12]}...) in {self.root}",
@@ -97,8 +96,7 @@ class PreparedTrack:
         got_t, want_t = info.get("track", {}), self.track.record(self.root)
         if (got_t.get("split_id"), got_t.get("manifest_sha256")) != (want_t["split_id"], want_t["manifest_sha256"]):
             out.append(f"split {got_t.get('split_id')} (manifest {str(got_t.get('manifest_sha256'))[:12]}...), "
-                       f"the track "
-                       f"is {want_t['split_id']} (manifest {want_t['manifest_sha256'][:12]}...)")
+                       f"the track is {want_t['split_id']} (manifest {want_t['manifest_sha256'][:12]}...)")
         return out
 
     def check_identity(self) -> None:

@@ -47,7 +47,6 @@ class RecordedNoise:
         return {"name": NAME, "kind": "recorded", "track": self.track, "manifest": self.manifest}
 
     def record(self) -> dict:
-        """Same keys as `bench.protocol.Protocol.record` (no seed: ``global_seed`` is 0), plus ``kind`` and
-        where the noisy hashes are."""
+        """`bench.protocol.Protocol.record`'s keys (``global_seed`` 0), ``kind`` and where the hashes are."""
         return {"name": NAME, "id": NAME, "version": self.track_version, "sha256": self.sha256, "global_seed": 0,
                 "kind": "recorded", "source": f"noisy_path, noisy_sha256_pcm16 of {self.manifest} ({self.track})"}

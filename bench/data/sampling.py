@@ -1,8 +1,6 @@
-"""Balanced sampling of training segments: per-utterance draw probabilities from a track's ``"sampling"``
-rule (``corpus-shares-speaker-cap``: corpus shares, then speakers by duration capped at
-``max_speaker_share`` by water filling, then utterances by length; docs/tracks.md). Without a rule the
-trainer draws proportional to length. The probabilities depend only on the manifest, so batches stay a
-pure function of (seed, step)."""
+"""Balanced sampling of training segments: per-utterance draw probabilities from a track's ``"sampling"`` rule
+(docs/tracks.md; without one the trainer draws proportional to length). They depend only on the manifest, so
+batches stay a pure function of (seed, step)."""
 
 from __future__ import annotations
 

@@ -100,8 +100,7 @@ class Track:
         return self.corpus_dir_of(self.primary_corpus)
 
     def roots(self, corpus_root: Path | Mapping[str, Path]) -> dict[str, Path]:
-        """Corpus key -> corpus folder, from a mapping (`bench.corpora.root.resolve_data_root` of a multi-corpus
-        track), from the corpus folder of a single-corpus track, or from a data root holding one folder per corpus."""
+        """Corpus key -> folder, from a mapping, a single-corpus track's folder, or a data root of corpus folders."""
         if isinstance(corpus_root, Mapping):
             missing = set(self.corpora) - set(corpus_root)
             if missing:
@@ -164,8 +163,7 @@ class Track:
         return self.spec.get("sampling")
 
     def sampling_weights(self, prepared_dir: Path | None = None) -> dict[str, float] | None:
-        """Per train utterance, its probability of being drawn for a training segment (sums to 1), from the
-        track's sampling rule and the manifest; None when the track has no rule (draws proportional to length)."""
+        """Train utterance -> its draw probability by the track's sampling rule; None without a rule."""
         if not self.sampling:
             return None
         return sampling_weights(self.sampling, self.utterances(prepared_dir, split="train"))
