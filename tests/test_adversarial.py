@@ -244,18 +244,24 @@ def plain_run_weights(root: Path) -> dict[str, torch.Tensor]:
     return ck["model"]
 
 
+#: float32 rounding spread of these 153 weights, measured (issue 26) on a 2-core AMD EPYC (AVX2): against the
+#: reference up to 1.55e-6 (another AMD EPYC: 1.5e-6); between ATEN_CPU_CAPABILITY=default/avx2 x 1/2 threads
+#: up to 4.5e-7. 1e-5 is > 6x the largest; a changed draw (seed 1 instead of 0) moves them by 0.55.
+PLAIN_TOL = 1e-5
+
+
 def test_training_without_a_discriminator_is_unchanged(tmp_path):
     """Reference: tests/golden/train_plain_reference.csv, written by `plain_run_weights` on the trainer of
     main before this mechanism (commit cb058b7, the torch data path; regenerate with ``python tests/test_adversarial.py`` only
     when a change of the data path or the trainer is meant to change training). An extra draw from
     torch's generator (dropout masks) or an extra parameter would move the weights by far more than
-    the tolerance, which allows for other CPUs' float rounding."""
+    the tolerance, which allows for other CPUs' float rounding (`PLAIN_TOL`)."""
     got = plain_run_weights(tmp_path)
     rows = list(csv.DictReader(open(PLAIN_REFERENCE)))
     assert len(rows) == sum(v.numel() for v in got.values())
     for r in rows:
         v = float(got[r["name"]].flatten()[int(r["index"])])
-        assert v == pytest.approx(float(r["value"]), abs=1e-6), r
+        assert v == pytest.approx(float(r["value"]), abs=PLAIN_TOL), r
 
 
 # ---------------------------------------------------------------------------------------------
