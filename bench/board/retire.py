@@ -1,15 +1,17 @@
 """`bench retire RUN`: a superseded run gives up its shipped audio and weights, never its record (its scores
-and hashes stay, so it still loads, compares and verifies; docs/board.md)."""
+and hashes stay, so it still loads, compares and verifies; docs/board.md). It deletes only inside the run's
+own folders under the results root: a folder that is a link, an ``outputs.dir`` or ``weights.file`` that
+points elsewhere, is refused before anything is deleted."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from bench.board.rows import collect
+from bench.board.rows import RETIRED, collect
 from bench.core.errors import BenchError
-from bench.scoring.results import RESULTS_DIR, iter_run_dirs, load_run, rel, write_json
-from bench.verify.evidence import weights_path
+from bench.scoring.results import (RESULTS_DIR, check_home, iter_run_dirs, load_run, outputs_dir, rel, weights_file,
+                                   write_json)
 
 
 def retire(path: Path, results_root: Path | None = None) -> list[Path]:
@@ -18,6 +20,7 @@ def retire(path: Path, results_root: Path | None = None) -> list[Path]:
     so its scores still load, compare and verify, and its weights can be checked against a retraining
     (`bench reproduce`). Refused while any of its folders is a board row. Returns the folders changed."""
     results_root = Path(results_root or RESULTS_DIR)
+    check_home(Path(path), results_root)
     run = load_run(path)
     board = collect(results_root)
     holding = {}
@@ -29,17 +32,20 @@ def retire(path: Path, results_root: Path | None = None) -> list[Path]:
         raise BenchError(f"{rel(path)}: run {run.run_id} is the row of {label} on {key}; only a superseded run "
                          "may drop its outputs and weights", hint="a newer run of the same configuration takes the row first")
     folders = [d for d in iter_run_dirs(results_root) if d.parent.name == run.model and d.name == run.run_id]
-    reason = "superseded on the board: outputs and weights dropped to keep the repository within its size budget"
-    for d in folders:
+    plan = []
+    for d in folders:   # every path checked before anything is deleted
+        check_home(d, results_root)
         r = load_run(d)
+        plan.append((d, r, outputs_dir(r), weights_file(r, results_root)))
+    for d, r, out, wp in plan:
         o, w = dict(r.summary["outputs"]), dict(r.summary.get("weights") or {})
-        if o.get("shipped"):
-            shutil.rmtree(d / o["dir"], ignore_errors=True)
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)
             r.summary["outputs"] = {**o, "shipped": False, "dir": None, "format": None}
         if w.get("shipped"):
-            if (wp := weights_path(r, results_root)) is not None:
+            if wp is not None:
                 wp.unlink(missing_ok=True)
             r.summary["weights"] = {**w, "shipped": False, "file": None, "sha256": None, "dtype": None, "bytes": None,
-                                    "reason": reason}
+                                    "reason": RETIRED}
         write_json(d / "summary.json", r.summary)
     return folders

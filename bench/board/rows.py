@@ -2,9 +2,10 @@
 for each model configuration on each evaluation set. `bench.board.leaderboard` renders it as markdown and
 `bench.board.site` as a web page; neither reads results/ itself.
 
-The checks that refuse a folder and the row rule (one row per model configuration: its most recent clean run
-that ships its evidence and was trained as its preset says, else its most recent run, marked) are written out
-in docs/board.md.
+The checks that refuse a folder (bench/verify/derived.py: what the code and files say against what the run
+says) and the row rule (one row per model configuration: its most recent clean run that ships its evidence
+and was trained as its preset says, else its most recent run, marked) are written out in docs/board.md. One
+folder that cannot be read is one refused row; the rest of the board renders.
 """
 
 from __future__ import annotations
@@ -22,16 +23,23 @@ from bench.core.errors import BenchError, ResultsError
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import load_track, track_version
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
-from bench.scoring.results import RESULTS_DIR, Run, check_against_benchmark, iter_run_dirs, load_run, rel
+from bench.scoring.results import (RESULTS_DIR, Run, check_against_benchmark, check_home, iter_run_dirs, load_run,
+                                   rel)
 from bench.scoring.suite import role_of
 from bench.train.options import DEFAULTS, HOW_NOT_WHAT
-from bench.train.runconfig import read_record, train_config
+from bench.train.runconfig import train_config
+from bench.verify import derived
+from bench.verify.evidence import RESCORE_TOL
 
 #: a validation scale below this (the output more than 20 dB below the clean target) marks the row
 QUIET_SCALE = 0.1
 #: noisy-column agreement with the noisy run of the set (both computed by the same code on the same inputs)
 NOISY_TOL = 2e-4
 SCORE_COLUMNS_IGNORED = ("utt_id", "seconds", "errors", "output_sha256")
+#: the copy check: sorted per-utterance scores this close (x the re-scoring tolerance) are the same scores
+COPY_TOL_FACTOR = 5
+#: the weights record of a run that `bench retire` superseded: it never takes a row again
+RETIRED = "superseded on the board: outputs and weights dropped to keep the repository within its size budget"
 
 
 @dataclass
@@ -73,25 +81,24 @@ def _noise_record(track, noise_name: str):
 
 
 def model_config_key(run: Run) -> str:
-    cfg = read_record(run.path).get("model_config")
+    cfg = run.config.get("model_config")
     return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 
 def preset_of(run: Run) -> str | None:
-    record = read_record(run.path)
-    if "preset" in record:
-        return record["preset"]
+    if "preset" in run.config:
+        return run.config["preset"]
     return run.summary["model"].get("preset") or run.summary["budget"].get("preset")
 
 
 def training_noise(run: Run) -> str | None:
     t = run.summary.get("training")
-    return t["protocol"] if t else (read_record(run.path).get("protocol") if run.summary["model"]["trainable"]
-                                    else None)
+    return t["protocol"] if t else (run.config.get("protocol") if run.summary["model"]["trainable"] else None)
 
 
 def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, bool]:
     """(run, its evaluation role, archived?) of a results folder, or ResultsError/BenchError."""
+    check_home(d, results_dir)
     run = load_run(d)
     track_name, noise = d.parent.parent.parent.name, d.parent.parent.name
     parts = (run.track, run.noise, run.model, run.run_id)
@@ -103,6 +110,8 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
         raise ResultsError(f"results/{track_name}/{noise}/ is no evaluation set of any benchmark track")
     if run.model not in adapters:
         raise ResultsError(f"model {run.model!r} is no adapter of this repository (`bench list`)")
+    if problems := derived.problems(run, adapters[run.model], results_dir):
+        raise ResultsError(f"{rel(d)}: {problems[0]}")
     track = track_version(track_name, run.split_id)
     if not track.frozen:
         raise ResultsError(f"track {track_name} has no frozen manifest; its runs cannot be checked")
@@ -111,9 +120,33 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
     return run, role, track.split_id != load_track(track_name).split_id
 
 
-def _score_fingerprint(run: Run) -> str:
-    cols = [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
-    return hashlib.sha256(run.per_utterance[["utt_id", *cols]].to_csv(index=False).encode()).hexdigest()
+def _score_columns(run: Run) -> list[str]:
+    return [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
+
+
+def _same_configuration(a: Run, b: Run) -> bool:
+    return (a.model, model_config_key(a), training_noise(a)) == (b.model, model_config_key(b), training_noise(b))
+
+
+def copy_of(run: Run, other: Run) -> str | None:
+    """What of `run` repeats `other` (None: nothing): half or more of its output hashes, or its scores as
+    sets (each metric's sorted per-utterance values within `COPY_TOL_FACTOR` x the re-scoring tolerance,
+    every metric both have): an extra column, another order or a change by 1e-6 do not make a new run."""
+    if "output_sha256" in run.per_utterance and "output_sha256" in other.per_utterance:
+        mine = set(run.per_utterance["output_sha256"].dropna())
+        if mine and 2 * len(mine & set(other.per_utterance["output_sha256"].dropna())) >= len(mine):
+            return "output_sha256"
+    shared = [m for m in _score_columns(run) if m in _score_columns(other)]
+    same = []
+    for m in shared:
+        a, b = (np.sort(r.per_utterance[m].to_numpy(float)) for r in (run, other))
+        if len(a) != len(b) or np.isnan(a).all():
+            continue
+        tol = COPY_TOL_FACTOR * RESCORE_TOL.get(m, RESCORE_TOL["default"])
+        if not (np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) <= tol):
+            return None
+        same.append(m)
+    return "per-utterance scores" if same else None
 
 
 def _check_noisy_columns(run: Run, ref: Run) -> None:
@@ -143,18 +176,21 @@ def _unlike_preset(run: Run, want: dict) -> list[str]:
     """The training options in which a trained run differs from its preset's training `want` (`--train-set`,
     or the preset changed since). An option the run's record lacks predates it: the run trained with its
     default."""
-    trained = read_record(run.path).get("train")
+    trained = run.config.get("train")
     if not isinstance(trained, dict):
         return []
     return sorted(k for k in want if k not in HOW_NOT_WHAT and trained.get(k, DEFAULTS.get(k)) != want[k])
 
 
-def _eligible(run: Run, adapters: dict, ranked: bool = False) -> list[str]:
+def _eligible(run: Run, adapters: dict, ranked: bool = False, untraced: dict | None = None) -> list[str]:
     """Why a run may not take a row from a cleaner one (empty: it may). On the ranked set (`ranked`) a run
-    of the benchmark protocol ships its outputs (bench/run/pipeline.py)."""
+    of the benchmark protocol ships its outputs (bench/run/pipeline.py). `untraced`: run folder -> why its
+    commit cannot be traced (`derived.commit_marks`)."""
     marks = []
     if run.dirty:
         marks.append("dirty")
+    if (untraced or {}).get(run.path):
+        marks.append(untraced[run.path])
     b = run.summary["budget"]
     if b.get("trained"):
         preset = _preset_training(adapters[run.model].adapter, preset_of(run)) or {}
@@ -165,7 +201,11 @@ def _eligible(run: Run, adapters: dict, ranked: bool = False) -> list[str]:
             marks.append(f"trained unlike its preset ({', '.join(unlike)})")
         if not (run.summary.get("weights") or {}).get("shipped"):
             marks.append("weights not shipped")
-    if ranked and training_noise(run) in (None, DEFAULT_PROTOCOL) and not run.summary["outputs"].get("shipped"):
+        elif not (run.path.parent.parent.parent.parent / run.summary["weights"]["file"]).is_file():
+            marks.append(f"weights missing (weights.file {run.summary['weights']['file']})")
+        if b.get("valid_scale") is None:
+            marks.append("no validation scale recorded (budget.valid_scale)")
+    if ranked and not run.summary["outputs"].get("shipped"):
         marks.append("outputs not shipped")
     return marks
 
@@ -217,7 +257,7 @@ def _note_roles_and_noisy(board: Board, checked: list[tuple[Run, str, bool]]) ->
 def _configurations(board: Board, checked: list[tuple[Run, str, bool]], base: Path) -> dict[tuple, list[Run]]:
     """The runs that pass the noisy-column and copy checks, oldest first, grouped by (set, archived?, model,
     model config, training noise); the others are refused."""
-    seen: dict[tuple[str, str], Run] = {}
+    seen: dict[str, list[Run]] = {}
     groups: dict[tuple, list[Run]] = {}
     for run, role, archived in sorted(checked, key=lambda c: (c[0].summary["created"], c[0].run_id)):
         key = f"{run.track}/{run.noise}"
@@ -225,12 +265,12 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], base: Pa
             ref = board.noisy.get(key)
             if ref is not None and not archived and run.model != "noisy":
                 _check_noisy_columns(run, ref)
-            fp = (key, _score_fingerprint(run))
-            if fp in seen and run.model != "noisy":
-                other = seen[fp]
-                raise ResultsError(f"per_utterance.csv scores are identical to those of "
-                                   f"results/{key}/{other.model}/{other.run_id}")
-            seen.setdefault(fp, run)
+            for other in seen.get(key, []) if run.model != "noisy" else []:
+                if _same_configuration(run, other):
+                    continue   # a re-run (a deterministic model repeats its scores)
+                if what := copy_of(run, other):
+                    raise ResultsError(f"its {what} repeat those of results/{key}/{other.model}/{other.run_id}")
+            seen.setdefault(key, []).append(run)
         except ResultsError as exc:
             board.refused.append((_shown(run.path, base), _reason(exc, base)))
             continue
@@ -239,9 +279,17 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], base: Pa
     return groups
 
 
-def _row(runs: list[Run], adapters: dict, ranked: bool) -> Row:
-    """The row of one model configuration on one set, from its runs (oldest first)."""
-    why = [_eligible(r, adapters, ranked) for r in runs]
+def retired(run: Run) -> bool:
+    return (run.summary.get("weights") or {}).get("reason") == RETIRED
+
+
+def _row(runs: list[Run], adapters: dict, ranked: bool, untraced: dict) -> Row | None:
+    """The row of one model configuration on one set, from its runs (oldest first); a retired run is never
+    one (None: every run of the configuration is retired)."""
+    runs = [r for r in runs if not retired(r)]
+    if not runs:
+        return None
+    why = [_eligible(r, adapters, ranked, untraced) for r in runs]
     ok = [r for r, w in zip(runs, why) if not w]
     chosen = (ok or runs)[-1]   # with none eligible, the most recent run, with its marks
     row = Row(chosen, label_of(chosen, adapters), [] if ok else why[-1])
@@ -265,11 +313,17 @@ def collect(results_dir: Path | None = None) -> Board:
             checked.append(check_folder(d, results_dir, adapters))
         except (ResultsError, BenchError) as exc:
             board.refused.append((_shown(d, base), _reason(exc, base)))
+        except Exception as exc:   # noqa: BLE001 - one folder that cannot be read never stops the board
+            board.refused.append((_shown(d, base), f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})"))
     _note_roles_and_noisy(board, checked)
     groups = _configurations(board, checked, base)
+    runs_all = [r for runs in groups.values() for r in runs]
+    marks = derived.commit_marks([(r.commit, adapters[r.model].path) for r in runs_all])
+    untraced = {r.path: m for r, m in zip(runs_all, marks) if m}
     for (set_key, archived, *_), runs in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         ranked = not archived and board.roles.get(set_key) == "main"
-        (board.archived if archived else board.sets).setdefault(set_key, []).append(_row(runs, adapters, ranked))
+        if (row := _row(runs, adapters, ranked, untraced)) is not None:
+            (board.archived if archived else board.sets).setdefault(set_key, []).append(row)
     for rows in (*board.sets.values(), *board.archived.values()):
         _distinguish(rows)
     board.refused.sort()

@@ -1,8 +1,8 @@
 """The results format: one folder per scoring of a run on one evaluation set
 (``results/<track>/<noise>/<model>/<run-id>/``), its summary validated by a JSON schema (`schema/`), and the
 checks that make a folder trustworthy: `load_run` recomputes every statistic from ``per_utterance.csv``,
-`check_against_benchmark` requires the current protocol, split and test utterances. docs/results-format.md
-describes the files."""
+`check_against_benchmark` requires the current protocol, split and test utterances; `outputs_dir` and
+`weights_file` keep every recorded path inside the run's folders. docs/results-format.md describes the files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import pandas as pd
 from bench import REPO_ROOT
 from bench.core.errors import BenchError, ResultsError
 from bench.core.files import atomic_write_bytes
+from bench.core.names import inside
 from bench.data.tracks import load_track
 from bench.metrics.stats import bootstrap_ci
 from bench.protocol import DEFAULT_PROTOCOL
@@ -35,6 +36,8 @@ CI_RESAMPLES = 10000
 CI_SEED = 0
 #: a recomputed statistic must match the summary to this absolute tolerance (the CSV holds 6 decimals)
 RECOMPUTE_TOL = 1e-6
+#: the shipped weights' file name (= bench.scoring.weights.WEIGHTS_FILE; that module loads torch)
+WEIGHTS_FILE = "weights.safetensors"
 STAT_FIELDS = ("mean", "ci_low", "ci_high", "n", "failures", "noisy_mean", "delta", "delta_ci_low", "delta_ci_high")
 
 
@@ -128,6 +131,8 @@ class Run:
     summary: dict
     per_utterance: pd.DataFrame
     csv_sha256: str = ""
+    config: dict = field(default_factory=dict)   # config.json
+    env: dict = field(default_factory=dict)      # env.json ({} when missing)
 
     @property
     def model(self) -> str:
@@ -161,8 +166,45 @@ class Run:
         return list(self.summary["metrics"])
 
     @property
+    def commit(self) -> str | None:
+        return (self.summary.get("provenance") or {}).get("commit") or (self.env.get("git") or {}).get("commit")
+
+    @property
     def dirty(self) -> bool:
-        return bool((self.summary.get("provenance") or {}).get("dirty"))
+        """Made from uncommitted code, by any of its evidence: ``provenance.dirty``, a non-empty
+        ``dirty_paths``, env.json's git record (dirty, another commit, or none at all)."""
+        prov, git = self.summary.get("provenance") or {}, self.env.get("git") or {}
+        if prov.get("dirty") or prov.get("dirty_paths") or git.get("dirty") or git.get("dirty_paths"):
+            return True
+        return not git.get("commit") or ("commit" in prov and prov["commit"] != git["commit"])
+
+
+def _read_json(path: Path, folder: Path):
+    """A JSON file of a run folder; ResultsError when missing, outside the folder, unreadable or not JSON."""
+    if not path.is_file():
+        raise ResultsError(f"{rel(path)}: missing")
+    if path.is_symlink() or path.resolve().parent != folder.resolve():
+        raise ResultsError(f"{rel(path)}: a link out of its run folder; the files of a run live in it")
+    try:
+        return json.loads(path.read_text())
+    except RecursionError:
+        raise ResultsError(f"{rel(path)}: nested too deeply to read") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{rel(path)}: not valid JSON ({exc})") from None
+    except (OSError, ValueError) as exc:   # unreadable, not UTF-8
+        raise ResultsError(f"{rel(path)}: cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def non_finite(obj, where: str = "") -> str | None:
+    """The first field (``a/b/c``) holding NaN or an infinity (json.loads accepts them, the writer never
+    writes them), or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "(root)"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        if (bad := non_finite(v, f"{where}/{k}" if where else str(k))) is not None:
+            return bad
+    return None
 
 
 def load_run(path: Path) -> Run:
@@ -171,27 +213,86 @@ def load_run(path: Path) -> Run:
     spath = path / "summary.json"
     if not spath.exists():
         raise ResultsError(f"{rel(path)}: not a run folder (no summary.json)")
-    try:
-        summary = json.loads(spath.read_text())
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{rel(spath)}: not valid JSON ({exc})") from None
+    summary = _read_json(spath, path)
     validate_summary(summary, rel(spath))
+    if (bad := non_finite(summary)) is not None:
+        raise ResultsError(f"{rel(spath)}: {bad} is not a finite number (a statistic is a number or null)")
+    config = _read_json(path / summary["files"]["config"], path)
+    if not isinstance(config, dict):
+        raise ResultsError(f"{rel(path / 'config.json')}: not a JSON object")
+    env = _read_json(path / "env.json", path) if (path / "env.json").exists() else {}
     csv_path = path / summary["files"]["per_utterance"]
-    if not csv_path.exists():
+    if not csv_path.is_file() or csv_path.is_symlink():
         raise ResultsError(f"{rel(csv_path)}: missing")
     raw = csv_path.read_bytes()
     digest = sha256_bytes(raw)
     if digest != summary["files"]["per_utterance_sha256"]:
         raise ResultsError(f"{rel(csv_path)}: SHA-256 differs from the one recorded in summary.json (edited after scoring?)")
-    run = Run(path, summary, read_per_utterance(raw), digest)
+    try:
+        df = read_per_utterance(raw)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ResultsError(f"{rel(csv_path)}: cannot be read as CSV ({str(exc)[:120]})") from None
+    run = Run(path, summary, df, digest, config, env if isinstance(env, dict) else {})
     check_recompute(run)
+    outputs_dir(run)
+    weights_file(run, path.parent.parent.parent.parent)
     return run
+
+
+def outputs_dir(run: Run) -> Path | None:
+    """The folder of the run's shipped outputs (None when not shipped): ``outputs.dir`` is one plain folder
+    name and the folder lies inside the run folder (no ``..``, no link out); ResultsError otherwise."""
+    o = run.summary.get("outputs") or {}
+    if not o.get("shipped"):
+        return None
+    name = o.get("dir")
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ResultsError(f"{rel(run.path)}/summary.json: outputs.dir {name!r} is not a folder name inside the run folder")
+    d = run.path / name
+    if d.is_symlink() or (d.exists() and d.resolve().parent != run.path.resolve()):
+        raise ResultsError(f"{rel(run.path)}/summary.json: outputs.dir {name!r} resolves outside the run folder")
+    return d
+
+
+def weights_file(run: Run, results_root: Path) -> Path | None:
+    """The run's shipped weights (None when not shipped): ``weights.file`` names
+    ``<track>/<noise>/<model>/<run-id>/weights.safetensors`` of this run (its home folder, relative to the
+    results root) and resolves inside the results root; ResultsError otherwise."""
+    w = run.summary.get("weights") or {}
+    if not (w.get("shipped") and w.get("file")):
+        return None
+    parts = Path(w["file"]).parts
+    if (len(parts) != 5 or any(p in (".", "..") for p in parts) or Path(w["file"]).is_absolute()
+            or parts[2:] != (run.model, run.run_id, WEIGHTS_FILE)):
+        raise ResultsError(f"{rel(run.path)}/summary.json: weights.file {w['file']!r} is not "
+                           f"<track>/<noise>/{run.model}/{run.run_id}/{WEIGHTS_FILE} of this run")
+    f = Path(results_root) / w["file"]
+    try:
+        inside(results_root, f, "weights.file")
+    except BenchError:
+        raise ResultsError(f"{rel(run.path)}/summary.json: weights.file {w['file']!r} resolves outside the results "
+                           "folder") from None
+    if any(q.is_symlink() for q in (f, f.parent, f.parent.parent, f.parent.parent.parent)):
+        raise ResultsError(f"{rel(run.path)}/summary.json: weights.file {w['file']!r} passes through a link")
+    return f
+
+
+def check_home(d: Path, results_root: Path) -> None:
+    """A run folder is ``<track>/<noise>/<model>/<run-id>`` of the results root itself: no link on the way."""
+    root = Path(results_root)
+    chain = [Path(d), Path(d).parent, Path(d).parent.parent, Path(d).parent.parent.parent]
+    if link := next((q for q in chain if q.is_symlink()), None):
+        raise ResultsError(f"{rel(link)}: a symbolic link (to {link.resolve()}); run folders live inside results/")
+    if chain[3].parent.resolve() != root.resolve():
+        raise ResultsError(f"{rel(d)}: not a folder <track>/<noise>/<model>/<run-id> of {rel(root)}")
 
 
 def check_recompute(run: Run) -> None:
     """Every statistic of the summary must equal its recomputation from per_utterance.csv."""
     df, s = run.per_utterance, run.summary
     where = rel(run.path)
+    if "utt_id" not in df.columns:
+        raise ResultsError(f"{where}/per_utterance.csv: no utt_id column")
     dup = df["utt_id"][df["utt_id"].duplicated()].tolist()
     if dup:
         raise ResultsError(f"{where}/per_utterance.csv: utterance {dup[0]} appears {int((df['utt_id'] == dup[0]).sum())} "
@@ -204,13 +305,15 @@ def check_recompute(run: Run) -> None:
             if col not in df.columns:
                 raise ResultsError(f"{where}: per_utterance.csv has no column {col!r} listed in summary.json")
     ci = s.get("ci") or {}
-    fresh = summarize_metrics(df, list(s["metrics"]), resamples=int(ci.get("resamples", CI_RESAMPLES)),
-                              confidence=float(ci.get("confidence", CI_CONFIDENCE)), seed=int(ci.get("seed", CI_SEED)))
+    for key, want in (("confidence", CI_CONFIDENCE), ("resamples", CI_RESAMPLES), ("seed", CI_SEED)):
+        if ci.get(key) != want:   # the benchmark fixes them; the intervals are recomputed with its values
+            raise ResultsError(f"{where}/summary.json: ci.{key} is {ci.get(key)!r}, the benchmark's is {want}")
+    fresh = summarize_metrics(df, list(s["metrics"]))
     for m, stats in s["metrics"].items():
-        for field in STAT_FIELDS:
-            got, want = stats[field], fresh[m][field]
+        for name in STAT_FIELDS:
+            got, want = stats[name], fresh[m][name]
             if (got is None) != (want is None) or (want is not None and abs(got - want) > RECOMPUTE_TOL):
-                raise ResultsError(f"{where}/summary.json: {field} {m} = {got} but per_utterance.csv gives {want}")
+                raise ResultsError(f"{where}/summary.json: {name} {m} = {got} but per_utterance.csv gives {want}")
     failed = int((df["errors"].fillna("") != "").sum()) if "errors" in df.columns else 0
     if s["counts"]["failed_utterances"] != failed:
         raise ResultsError(f"{where}/summary.json: failed_utterances = {s['counts']['failed_utterances']} "

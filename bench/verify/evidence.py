@@ -34,7 +34,7 @@ from bench.data.prepare import prepare
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import track_version
 from bench.protocol import Protocol
-from bench.scoring.results import RESULTS_DIR, Run, load_run, rel
+from bench.scoring.results import RESULTS_DIR, Run, load_run, outputs_dir, rel, weights_file
 from bench.scoring.score import enhance_one, metric_pool, metric_row
 from bench.scoring.weights import load_into, read_weights
 
@@ -63,15 +63,14 @@ def _tol(table: dict, metric: str):
 
 
 def outputs_of(run: Run) -> dict[str, Path]:
-    o = run.summary.get("outputs") or {}
-    if not o.get("shipped"):
-        return {}
-    return {u: run.path / o["dir"] / f"{u}.flac" for u in run.per_utterance["utt_id"]}
+    """The shipped outputs, inside the run folder (`outputs_dir` refuses any other place)."""
+    d = outputs_dir(run)
+    return {} if d is None else {u: d / f"{u}.flac" for u in run.per_utterance["utt_id"]}
 
 
 def weights_path(run: Run, results_root: Path) -> Path | None:
-    w = run.summary.get("weights") or {}
-    return Path(results_root) / w["file"] if w.get("shipped") and w.get("file") else None
+    """The shipped weights, in a folder of this run under `results_root` (`weights_file` refuses others)."""
+    return weights_file(run, results_root)
 
 
 def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndarray]:
@@ -79,6 +78,9 @@ def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndar
     audio = {}
     want = dict(zip(run.per_utterance["utt_id"], run.per_utterance.get("output_sha256", [])))
     for utt, path in outputs_of(run).items():
+        if path.is_symlink() or (path.exists() and path.resolve().parent != path.parent.resolve()):
+            check.problems.append(f"{rel(path)}: a link out of the outputs folder")
+            continue
         if not path.exists():
             check.problems.append(f"{rel(path)}: output missing")
             continue

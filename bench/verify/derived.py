@@ -1,0 +1,162 @@
+"""What a reader derives from the code and the files instead of taking a run's word for it (issue 26;
+docs/board.md): the model's flags from the discovered adapter, its parameter count from the shipped
+weights' header, its training record from config.json against the recorded protocol hash and step budget,
+and whether its commit exists here and holds the adapter's file. `problems` lists what refuses a folder
+(the board refuses it, `bench verify` fails it); `commit_marks` says which commits cannot be traced."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+from bench import REPO_ROOT
+from bench.adapters.base import Found, count_parameters
+from bench.core.errors import BenchError
+from bench.protocol import Protocol
+from bench.scoring.results import Run, weights_file
+
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+NO_GIT = "commit not checked: no git repository here"
+
+
+def adapter_flags(found: Found) -> dict:
+    a = found.adapter
+    return {"trainable": a.trainable, "causal": a.causal, "oracle": a.oracle,
+            "external": bool(getattr(a, "external", False)), "pretrained_on": getattr(a, "pretrained_on", None)}
+
+
+def flag_problems(run: Run, found: Found) -> list[str]:
+    """model.<flag> (and budget.trained) against the adapter; a schema-1 summary lacks external/pretrained_on."""
+    m, out = run.summary["model"], []
+    for key, want in adapter_flags(found).items():
+        if key in m and m[key] != want:
+            out.append(f"model.{key} is {m[key]!r} in summary.json, adapter {run.model} says {want!r}")
+    if bool(run.summary["budget"].get("trained")) != found.adapter.trainable:
+        out.append(f"budget.trained is {run.summary['budget'].get('trained')!r}, adapter {run.model} is "
+                   f"{'' if found.adapter.trainable else 'not '}trainable")
+    return out
+
+
+def safetensors_values(path: Path) -> int:
+    """The number of values the tensors of a safetensors file hold, from its JSON header alone."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        if not 0 < n < 100_000_000:
+            raise ValueError(f"header length {n}")
+        header = json.loads(fh.read(n))
+    return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+
+
+def parameter_problems(run: Run, found: Found, results_root: Path) -> list[str]:
+    """model.parameters against the shipped weights (the values of the state dict: parameters and buffers;
+    a model with buffers is built from config.json to tell them apart)."""
+    f = weights_file(run, results_root)
+    if f is None or not f.is_file():   # missing: the board marks it, `bench verify` fails it
+        return []
+    try:
+        values = safetensors_values(f)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"weights.file {run.summary['weights']['file']} has no readable safetensors header ({exc})"]
+    recorded = run.summary["model"]["parameters"]
+    if values == recorded:
+        return []
+    try:
+        model = found.adapter.build(**run.config.get("model_config", {}))
+        params, state = count_parameters(model), sum(t.numel() for t in model.state_dict().values())
+    except Exception as exc:   # noqa: BLE001 - any failure of the adapter's build is the reason shown
+        return [f"model.parameters {recorded} differs from the {values} values of the shipped weights, and the "
+                f"model cannot be built from config.json to tell ({type(exc).__name__})"]
+    if params != recorded or state != values:
+        return [f"model.parameters is {recorded}, the model of config.json has {params} (its shipped weights "
+                f"{values} values)"]
+    return []
+
+
+@lru_cache(maxsize=None)
+def _protocol_sha(name: str) -> str | None:
+    try:
+        return Protocol.load(name).sha256
+    except BenchError:
+        return None
+
+
+def training_problems(run: Run) -> list[str]:
+    """The training record of summary.json against config.json and the protocol it names."""
+    b, cfg, t = run.summary["budget"], run.config, run.summary.get("training")
+    out = []
+    if cfg.get("model") != run.model:
+        out.append(f"config.json is of model {cfg.get('model')!r}, not {run.model}")
+    for key in ("preset",):
+        for where, v in (("model.preset", run.summary["model"].get(key)), ("budget.preset", b.get(key))):
+            if key in cfg and v is not None and v != cfg[key]:
+                out.append(f"{where} is {v!r}, config.json's preset is {cfg[key]!r}")
+    if not b.get("trained"):
+        if t or "train" in cfg:
+            out.append("training record (summary.json training / config.json train) on a run that did not train")
+        return out
+    train = cfg.get("train")
+    if not isinstance(train, dict):
+        return [*out, "config.json has no train block, summary.json says budget.trained"]
+    for key in ("max_steps", "max_minutes"):
+        if b.get(key) != train.get(key):
+            out.append(f"budget.{key} is {b.get(key)!r}, config.json's train.{key} is {train.get(key)!r}")
+    if isinstance(b.get("max_steps"), int) and (b.get("steps") or 0) > b["max_steps"]:
+        out.append(f"budget.steps {b['steps']} exceeds budget.max_steps {b['max_steps']}")
+    if t is None:   # schema 1: no training record beyond config.json
+        return out
+    if t.get("protocol") != cfg.get("protocol"):
+        out.append(f"training.protocol is {t.get('protocol')!r}, config.json's protocol is {cfg.get('protocol')!r}")
+    sha = _protocol_sha(str(t.get("protocol")))
+    if sha is None:
+        out.append(f"training.protocol {t.get('protocol')!r} is no protocol of this repository")
+    elif sha != t.get("protocol_sha256"):
+        out.append(f"training.protocol {t.get('protocol')} hashes to {sha[:12]}, training.protocol_sha256 is "
+                   f"{str(t.get('protocol_sha256'))[:12]}")
+    return out
+
+
+def problems(run: Run, found: Found, results_root: Path) -> list[str]:
+    """Everything in which a run's summary.json contradicts its code and files."""
+    return [*flag_problems(run, found), *training_problems(run), *parameter_problems(run, found, results_root)]
+
+
+def _git_available(repo: Path) -> bool:
+    if shutil.which("git") is None:
+        return False
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+
+
+def _file_of(path: Path, repo: Path) -> str | None:
+    try:
+        return Path(path).resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:   # an adapter outside the repository (tests): only the commit is looked up
+        return None
+
+
+def commit_marks(items: list[tuple[str | None, Path]], repo: Path = REPO_ROOT) -> list[str | None]:
+    """For each (commit, adapter file) pair: None when the commit is in this repository and holds the file
+    (`git cat-file`, one process for all), else the mark that says why not."""
+    if not _git_available(repo):
+        return [NO_GIT] * len(items)
+    asks = [(f"{c}^{{commit}}", f"{c}:{f}" if (f := _file_of(p, repo)) else None)
+            if isinstance(c, str) and COMMIT_RE.match(c) else None for c, p in items]
+    queries = sorted({q for a in asks if a for q in a if q})
+    res = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-check"], input="".join(q + "\n" for q in queries),
+                         capture_output=True, text=True)
+    found = {q for q, line in zip(queries, res.stdout.splitlines()) if not line.endswith(" missing")}
+    out = []
+    for (commit, _), ask in zip(items, asks):
+        if ask is None:
+            out.append(f"commit {commit!r} is no commit id" if commit else "no commit recorded")
+        elif ask[0] not in found:
+            out.append(f"commit {commit[:12]} is not in this repository")
+        elif ask[1] is not None and ask[1] not in found:
+            out.append(f"commit {commit[:12]} has no {ask[1].split(':', 1)[1]}")
+        else:
+            out.append(None)
+    return out
