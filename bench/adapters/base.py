@@ -239,5 +239,27 @@ def check_model_values(adapter, overrides: dict, source: str = "--set") -> None:
                              f"{default!r} of {adapter.name}")
 
 
+#: optional model packages (top-level module) -> the line that installs them
+INSTALL_LINE = {"asteroid": "pip install -e '.[models]'", "speechbrain": "pip install -e '.[models]'"}
+
+
+def build_model(adapter, config: dict, overrides: dict | None = None, source: str = "--set"):
+    """``adapter.build(**config)``; a missing package is one `BenchError` naming the install line, and with
+    `overrides`, any other constructor error is one line naming those keys (e.g. ``--set hidden=-3``)."""
+    try:
+        return adapter.build(**config)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        raise BenchError(f"{adapter.name} needs the package {top!r}, which is not installed",
+                         hint=INSTALL_LINE.get(top, "pip install -e '.[models]'")) from None
+    except Exception as exc:  # noqa: BLE001 -- the model's own error, named by the keys that caused it
+        if not overrides:
+            raise
+        msg = " ".join(str(exc).split())[:200]
+        keys = " ".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise BenchError(f"{source} {keys}: {adapter.name} cannot be built with this value "
+                         f"({type(exc).__name__}: {msg})", hint=f"defaults: {adapter.config}") from None
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -85,8 +85,9 @@ def cmd_enhance(args) -> int:
 
     blocks = _blocks(args)
     device = resolve_device(args.device)
-    out_dir = check_output_dir(Path(args.output))   # before the model is loaded and run
+    check_output_dir(Path(args.output), create=False)   # before the model is loaded; nothing made yet
     adapter, model, desc = resolve_model(args.run, Path(args.results_dir) if args.results_dir else None, args.track)
+    out_dir = check_output_dir(Path(args.output))
     model = model.to(device).eval()
     mode = _mode(adapter, model, args, blocks[0])
     console.print(f"enhancing {len(args.inputs)} file(s) with {desc} ({mode}) on {device} -> {out_dir}", markup=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.cli.args import add_dirs, add_track
+from bench.cli.args import add_dirs, add_track, positive_int
 from bench.core.errors import BenchError
 
 
@@ -26,7 +26,7 @@ def parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
 
 def run_options(args, adapter):
     """The checked `RunOptions` of the command line (before anything is prepared)."""
-    from bench.adapters.base import check_model_values
+    from bench.adapters.base import build_model, check_model_values
     from bench.core.names import validate_run_id
     from bench.run.pipeline import RunOptions, resolve_device
     from bench.train.runconfig import check_budget, check_preset, check_train_values
@@ -37,6 +37,8 @@ def run_options(args, adapter):
     check_preset(adapter, args.preset)
     overrides = parse_overrides(args.set)
     check_model_values(adapter, overrides)
+    if overrides:   # the model's own check of the values (e.g. hidden=-3), as one line naming the keys
+        build_model(adapter, adapter.resolved_config(args.preset, overrides), overrides)
     train_over = parse_overrides(args.train_set, "--train-set")
     check_train_values(train_over, "--train-set")
     if args.max_steps is not None:
@@ -130,7 +132,7 @@ def register(subparsers) -> None:
     p.add_argument("--results-dir", default=None, help="default: <repo>/results")
     p.add_argument("--runs-dir", default=None, help="checkpoints and logs (default: <repo>/runs, git-ignored)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate leaderboard.md")
-    p.add_argument("--nproc", type=int, default=1, metavar="N",
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="N",
                    help="train with N data-parallel processes (DistributedDataParallel; gloo on CPU, nccl on CUDA, "
                         "one GPU each); batch_size is the global batch. Or launch with torchrun --nproc-per-node N")
     p.add_argument("--train-only", action="store_true",

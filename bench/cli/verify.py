@@ -39,15 +39,20 @@ def cmd_verify(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    import shutil
     import tempfile
 
     from bench.core.console import console, progress_bar
     from bench.verify.reproduce import reproduce
 
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="bench-reproduce-"))
-    with progress_bar() as prog:
-        res = reproduce(Path(args.run), runs_dir=runs_dir,
-                        prepared_root=Path(args.prepared_dir) if args.prepared_dir else None, progress=prog)
+    try:
+        with progress_bar() as prog:
+            res = reproduce(Path(args.run), runs_dir=runs_dir,
+                            prepared_root=Path(args.prepared_dir) if args.prepared_dir else None, progress=prog)
+    finally:
+        if not args.runs_dir:   # our own scratch folder: the weights were compared, nothing to keep
+            shutil.rmtree(runs_dir, ignore_errors=True)
     verdict = "[green]identical weights[/]" if res["identical"] else "[yellow]different weights[/]"
     console.print(f"{res['run']}: retrained {res['steps']} steps on {res['hardware']} "
                   f"(recorded: {res['recorded_hardware']}): {verdict}\n"

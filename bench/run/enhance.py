@@ -8,6 +8,7 @@ on both sides, crossfaded (`enhance_blocks`): memory is one block's whatever the
 
 from __future__ import annotations
 
+import errno
 import logging
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ import soundfile as sf
 import torch
 
 from bench import REPO_ROOT
-from bench.adapters.base import discover, get_adapter
+from bench.adapters.base import build_model, discover, get_adapter
 from bench.adapters.streaming import stream as run_stream
 from bench.core.audio import SAMPLE_RATE, resample
 from bench.core.errors import AudioError, BenchError, ResultsError, os_error_message
@@ -93,7 +94,7 @@ def resolve_model(spec: str, results_dir: Path | None = None, track: str | None 
         if a.trainable:
             raise BenchError(f"{spec} must be trained first: give its run (a results folder or {spec}@RUN_ID) "
                              "or a checkpoint file", hint=f"`bench run --model {spec}` trains and scores it")
-        return a, a.build(**a.resolved_config()), spec
+        return a, build_model(a, a.resolved_config()), spec
     raise BenchError(f"--run {spec!r}: no such run folder, checkpoint file, MODEL@RUN_ID or adapter",
                      hint=f"adapters: {', '.join(sorted(adapters))}")
 
@@ -177,12 +178,19 @@ def enhance_array(adapter, model, x: np.ndarray, sr: int, *, stream: bool = Fals
     return np.stack([_fit(resample(ch, SAMPLE_RATE, sr), x.shape[1]) for ch in y16]).astype(np.float32)
 
 
-def check_output_dir(out_dir: Path) -> Path:
+def check_output_dir(out_dir: Path, *, create: bool = True) -> Path:
     """Create `out_dir` if needed and make sure a file can be written in it; a `BenchError` naming the
-    folder and the reason otherwise."""
+    folder and the reason otherwise. ``create=False`` creates nothing: the test file goes to the nearest
+    existing folder (checked before the model is resolved, created after)."""
+    probe = out_dir
+    while not create and not probe.exists() and probe.parent != probe:
+        probe = probe.parent
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".bench-write-test-"):
+        if create:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        elif not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(probe))
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".bench-write-test-"):
             pass
     except OSError as exc:
         err = os_error_message(exc)

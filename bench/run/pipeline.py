@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from bench.adapters.base import Found
+from bench.adapters.base import Found, build_model
 from bench.adapters.speed import RTF_SECONDS, measure_rtf, online_speed
 from bench.board import leaderboard
 from bench.core import env
@@ -145,6 +145,8 @@ def run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pat
     a = found.adapter
     validate_model_name(a.name)
     validate_track_name(pt.track.name)
+    if not isinstance(opts.nproc, int) or opts.nproc < 1:   # before any folder is made
+        raise BenchError(f"--nproc {opts.nproc}: expected an integer >= 1")
     run_id = resolve_run_id(opts, pt, a.name)
     opts = replace(opts, run_id=run_id, jobs=None if opts.jobs is None else positive_jobs(opts.jobs))
     check_budget(opts.train_overrides or {})
@@ -195,7 +197,7 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
             return training_run_dir(opts.runs_dir, pt, a.name, run_id)
         training = training_record(pt)
     else:
-        model = a.build(**rc.model_config)
+        model = build_model(a, rc.model_config)
         budget = budget_record(rc.preset, device, env.hardware_label(device))
     model = model.to("cpu").eval()
     streaming = bool(a.causal and a.streamer(model) is not None)
