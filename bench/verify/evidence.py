@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import SAMPLE_RATE
-from bench.adapters.base import get_adapter
+from bench.adapters.base import build_model, get_adapter
 from bench.core.audio import read_audio, sha256_pcm16, to_pcm16
 from bench.core.errors import BenchError, ResultsError
 from bench.core.files import file_sha256
@@ -33,6 +33,7 @@ from bench.corpora.root import prepared_root as default_prepared_root, resolve_d
 from bench.data.prepare import prepare
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import track_version
+from bench.metrics.registry import METRICS
 from bench.protocol import Protocol
 from bench.scoring.results import RESULTS_DIR, Run, load_run, outputs_dir, rel, weights_file
 from bench.scoring.score import enhance_one, metric_pool, metric_row
@@ -107,6 +108,12 @@ def _rescore_rows(items: list[tuple[str, np.ndarray, np.ndarray]], names: list[s
 def compare_scores(run: Run, fresh: dict[str, dict], tol: dict, check: Check, what: str, *, means: bool) -> None:
     df = run.per_utterance.set_index("utt_id")
     for m in run.metric_names:
+        if METRICS[m].unavailable:   # a mismatch not observed is not reported: say why it was not checked
+            check.notes.append(f"{what}: {m} not re-scored: {METRICS[m].unavailable}")
+            continue
+        recorded = (run.summary.get("metric_versions") or {}).get(m, {}).get("version")
+        if recorded != METRICS[m].version:
+            check.notes.append(f"{what}: {m} recorded at version {recorded!r}, computed now at {METRICS[m].version!r}")
         diffs = []
         for utt, row in fresh.items():
             a, b = float(df.loc[utt, m]), float(row[m])
@@ -179,7 +186,7 @@ def model_of(run: Run, results_root: Path, found=None):
     weights are not shipped)."""
     found = found or get_adapter(run.model)
     config = json.loads((run.path / run.summary["files"]["config"]).read_text())
-    model = found.adapter.build(**config["model_config"])
+    model = build_model(found.adapter, config["model_config"])
     if run.summary["model"]["trainable"]:
         wp = weights_path(run, results_root)
         if wp is None:
