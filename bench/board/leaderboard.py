@@ -308,10 +308,33 @@ def render(results_dir: Path | None = None, board: Board | None = None) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+README_MARKERS = ("<!-- board:summary:start -->", "<!-- board:summary:end -->")
+
+
+def with_readme_block(readme: str, md: str) -> str:
+    """`readme` with the text between its markers replaced by the board's summary table (from `md`,
+    the rendered leaderboard); unchanged when it has no markers."""
+    start, end = README_MARKERS
+    if start not in readme or end not in readme:
+        return readme
+    table = [line for line in md.split("\n## ", 1)[0].splitlines() if line.startswith("|")]
+    head, rest = readme.split(start, 1)
+    return head + start + "\n" + "\n".join(table) + "\n" + end + rest.split(end, 1)[1]
+
+
+def readme_for(path: Path) -> Path:
+    """The README whose block the board writes: beside leaderboard.md."""
+    return Path(path).resolve().parent / "README.md"
+
+
 def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
     path = Path(path or LEADERBOARD)
     board = collect(results_dir)
-    atomic_write_bytes(path, render(results_dir, board).encode())
+    md = render(results_dir, board)
+    atomic_write_bytes(path, md.encode())
+    readme = readme_for(path)
+    if readme.exists() and (new := with_readme_block(readme.read_text(), md)) != readme.read_text():
+        atomic_write_bytes(readme, new.encode())
     render_site(board, site_dir_for(path))
     return path
 
@@ -325,6 +348,9 @@ def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bo
     fresh = render(results_dir, board)
     current = path.read_text() if path.exists() else ""
     site = "".join(f"{p}\n" for p in check_site(board, site_dir_for(path)))
+    readme = readme_for(path)
+    if readme.exists() and with_readme_block(readme.read_text(), fresh) != readme.read_text():
+        site += f"{readme.name}: the summary block between {README_MARKERS[0]} and its end marker is out of date\n"
     if current == fresh and not site:
         return True, ""
     diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
