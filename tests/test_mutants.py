@@ -6,7 +6,10 @@ computation is run too and must miss the reference).
 - the pinned resampler with another rolloff (0.94, 0.85), filter width, beta or method, on real 48 kHz
   speech against a committed reference (tests/golden/resampler-p239_001.csv);
 - an off-by-one at the upper edges of `zero_bands` (frequency and time);
-- STOI computed as extended STOI (a reference pair where the two differ by 0.53).
+- STOI computed as extended STOI (a reference pair where the two differ by 0.53);
+- (issue 26) `compare_scores` without its per-utterance check (``if worst > per_utt``), and the board's
+  `check_folder` without its refusal of a set no track evaluates (``if role is None: raise``:
+  tests/test_forgery.py::test_a_run_of_no_evaluation_set_is_refused builds that folder).
 """
 
 from __future__ import annotations
@@ -227,3 +230,29 @@ def test_missing_shared_data_fails_under_ci_and_skips_elsewhere(tmp_path):
     ci = pytest_run(CI="true")
     assert ci.returncode == 1 and "1 error" in ci.stdout, ci.stdout
     assert "CI=true: the shared real-speech data is required" in ci.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# (issue 26) the per-utterance check of `bench verify`'s score comparison
+@pytest.mark.parametrize("table, means", [("RESCORE_TOL", False), ("REENHANCE_TOL", True)])
+def test_compare_scores_fails_one_utterance_beyond_its_tolerance(table, means):
+    """One utterance of a real run off by 2x its per-utterance tolerance, the mean within its own: only the
+    per-utterance check sees it (re-scoring has no other)."""
+    from bench.scoring.results import RESULTS_DIR, load_run
+    from bench.verify import evidence
+    from bench.verify.evidence import Check, compare_scores
+
+    run = load_run(RESULTS_DIR / "vctk-mini/stft-v1/spectral-subtraction/20261201-040758-318c22d7")
+    tol = getattr(evidence, table)
+    fresh = {r.utt_id: {m: getattr(r, m) for m in run.metric_names} for r in run.per_utterance.itertuples()}
+    same = Check("same")
+    compare_scores(run, fresh, tol, same, "re-scored", means=means)
+    assert same.ok, same.problems
+    per_utt = tol["si_sdr"][0] if means else tol["default"]
+    first = next(iter(fresh))
+    fresh[first]["si_sdr"] += 2 * per_utt
+    if means:   # the mean moves by 2 x 0.25 / 30 = 0.017, within its tolerance of 0.05
+        assert 2 * per_utt / len(fresh) < tol["si_sdr"][1]
+    off = Check("off")
+    compare_scores(run, fresh, tol, off, "re-scored", means=means)
+    assert [p for p in off.problems if "si_sdr differs by up to" in p and "per utterance" in p], off.problems

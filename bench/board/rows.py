@@ -29,10 +29,9 @@ from bench.scoring.suite import role_of
 from bench.train.options import DEFAULTS, HOW_NOT_WHAT
 from bench.train.runconfig import train_config
 from bench.verify import derived
+from bench.verify.derived import QUIET_SCALE
 from bench.verify.evidence import RESCORE_TOL
 
-#: a validation scale below this (the output more than 20 dB below the clean target) marks the row
-QUIET_SCALE = 0.1
 #: noisy-column agreement with the noisy run of the set (both computed by the same code on the same inputs)
 NOISY_TOL = 2e-4
 SCORE_COLUMNS_IGNORED = ("utt_id", "seconds", "errors", "output_sha256")
@@ -231,10 +230,12 @@ def _distinguish(rows: list[Row]) -> None:
                 r.label += f" · config {hashlib.sha256(model_config_key(r.run).encode()).hexdigest()[:8]}"
 
 
-def _shown(path: Path, base: Path) -> str:
-    """A path as the board shows it: relative to the folder holding results/."""
-    p = Path(path).resolve()
-    return p.relative_to(base).as_posix() if base in p.parents else rel(p)
+def _shown(path: Path, results_dir: Path) -> str:
+    """A path as the board shows it: relative to the folder holding results/ (a link not followed)."""
+    try:
+        return (Path(results_dir.name) / Path(path).relative_to(results_dir)).as_posix()
+    except ValueError:
+        return rel(path)
 
 
 def _reason(exc: Exception, base: Path) -> str:
@@ -254,9 +255,10 @@ def _note_roles_and_noisy(board: Board, checked: list[tuple[Run, str, bool]]) ->
                 board.noisy[key] = run
 
 
-def _configurations(board: Board, checked: list[tuple[Run, str, bool]], base: Path) -> dict[tuple, list[Run]]:
+def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_dir: Path) -> dict[tuple, list[Run]]:
     """The runs that pass the noisy-column and copy checks, oldest first, grouped by (set, archived?, model,
     model config, training noise); the others are refused."""
+    base = results_dir.resolve().parent
     seen: dict[str, list[Run]] = {}
     groups: dict[tuple, list[Run]] = {}
     for run, role, archived in sorted(checked, key=lambda c: (c[0].summary["created"], c[0].run_id)):
@@ -272,7 +274,7 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], base: Pa
                     raise ResultsError(f"its {what} repeat those of results/{key}/{other.model}/{other.run_id}")
             seen.setdefault(key, []).append(run)
         except ResultsError as exc:
-            board.refused.append((_shown(run.path, base), _reason(exc, base)))
+            board.refused.append((_shown(run.path, results_dir), _reason(exc, base)))
             continue
         set_key = f"{key} ({run.split_id})" if archived else key
         groups.setdefault((set_key, archived, run.model, model_config_key(run), training_noise(run)), []).append(run)
@@ -312,11 +314,11 @@ def collect(results_dir: Path | None = None) -> Board:
         try:
             checked.append(check_folder(d, results_dir, adapters))
         except (ResultsError, BenchError) as exc:
-            board.refused.append((_shown(d, base), _reason(exc, base)))
+            board.refused.append((_shown(d, results_dir), _reason(exc, base)))
         except Exception as exc:   # noqa: BLE001 - one folder that cannot be read never stops the board
-            board.refused.append((_shown(d, base), f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})"))
+            board.refused.append((_shown(d, results_dir), f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})"))
     _note_roles_and_noisy(board, checked)
-    groups = _configurations(board, checked, base)
+    groups = _configurations(board, checked, results_dir)
     runs_all = [r for runs in groups.values() for r in runs]
     marks = derived.commit_marks([(r.commit, adapters[r.model].path) for r in runs_all])
     untraced = {r.path: m for r, m in zip(runs_all, marks) if m}

@@ -282,7 +282,8 @@ def check_home(d: Path, results_root: Path) -> None:
     root = Path(results_root)
     chain = [Path(d), Path(d).parent, Path(d).parent.parent, Path(d).parent.parent.parent]
     if link := next((q for q in chain if q.is_symlink()), None):
-        raise ResultsError(f"{rel(link)}: a symbolic link (to {link.resolve()}); run folders live inside results/")
+        raise ResultsError(f"{rel(link.parent)}/{link.name}: a symbolic link (to {link.resolve()}); run folders live "
+                           "inside results/")
     if chain[3].parent.resolve() != root.resolve():
         raise ResultsError(f"{rel(d)}: not a folder <track>/<noise>/<model>/<run-id> of {rel(root)}")
 

@@ -14,12 +14,16 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from bench import REPO_ROOT
 from bench.adapters.base import Found, count_parameters
 from bench.core.errors import BenchError
 from bench.protocol import Protocol
 from bench.scoring.results import Run, weights_file
 
+#: a validation scale below this (the output more than 20 dB below the clean target) marks the row
+QUIET_SCALE = 0.1
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 NO_GIT = "commit not checked: no git repository here"
 
@@ -123,6 +127,26 @@ def training_problems(run: Run) -> list[str]:
 def problems(run: Run, found: Found, results_root: Path) -> list[str]:
     """Everything in which a run's summary.json contradicts its code and files."""
     return [*flag_problems(run, found), *training_problems(run), *parameter_problems(run, found, results_root)]
+
+
+def scale_class(scale: float | None) -> str:
+    """What the board marks for a least-squares scale of output onto clean: inverted, quiet or nothing."""
+    return "inverted" if scale < 0 else "quiet" if scale < QUIET_SCALE else "ok"
+
+
+def scale_problem(run: Run, pairs: list[tuple[np.ndarray, np.ndarray]]) -> str | None:
+    """The recorded ``budget.valid_scale`` of a trained run (what the board marks) against its outputs:
+    the median least-squares scale of each output onto its clean reference must say the same (inverted,
+    more than 20 dB too quiet, or neither). None when it does, or when nothing is recorded (the board
+    marks that)."""
+    recorded = run.summary["budget"].get("valid_scale")
+    if not run.summary["budget"].get("trained") or recorded is None or not pairs:
+        return None
+    got = float(np.median([np.dot(y, c) / max(float(np.dot(c, c)), 1e-12) for c, y in pairs]))
+    if scale_class(got) != scale_class(recorded):
+        return (f"budget.valid_scale is {recorded:+.3f} ({scale_class(recorded)}), the outputs' least-squares scale "
+                f"onto the clean references is {got:+.3f} ({scale_class(got)}; median of {len(pairs)})")
+    return None
 
 
 def _git_available(repo: Path) -> bool:

@@ -38,6 +38,7 @@ from bench.protocol import Protocol
 from bench.scoring.results import RESULTS_DIR, Run, load_run, outputs_dir, rel, weights_file
 from bench.scoring.score import enhance_one, metric_pool, metric_row
 from bench.scoring.weights import load_into, read_weights
+from bench.verify import derived
 
 #: re-scoring the shipped outputs: max |difference| per utterance
 RESCORE_TOL = {"default": 2e-4, "dnsmos_sig": 2e-3, "dnsmos_bak": 2e-3, "dnsmos_ovrl": 2e-3}
@@ -142,6 +143,7 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
     except (ResultsError, BenchError) as exc:
         check.problems.append(str(exc).splitlines()[0])
         return check
+    derive(run, results_root, check)
     audio = check_files(run, results_root, check)
     if mode == "fast" or not check.ok:
         return check
@@ -150,9 +152,24 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
         items = [(u, pt.load_clean("test", u), y) for u, y in audio.items()]
         compare_scores(run, _rescore_rows(items, run.metric_names, jobs), RESCORE_TOL, check, "re-scored outputs",
                        means=False)
+        if problem := derived.scale_problem(run, [(c, y) for _, c, y in items]):
+            check.problems.append(f"shipped outputs: {problem}")
     if mode == "reenhance":
         reenhance(run, results_root, pt, check, jobs)
     return check
+
+
+def derive(run: Run, results_root: Path, check: Check) -> None:
+    """What summary.json says against the adapter, config.json and the weights (bench/verify/derived.py);
+    an untraceable commit is a note (the board marks it)."""
+    try:
+        found = get_adapter(run.model)
+    except BenchError as exc:
+        check.problems.append(str(exc).splitlines()[0])
+        return
+    check.problems += derived.problems(run, found, results_root)
+    if (mark := derived.commit_marks([(run.commit, found.path)])[0]) is not None:
+        check.notes.append(mark)
 
 
 def _prepared_of(run: Run, prepared_root: Path | None, track=None):
@@ -179,6 +196,8 @@ def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None) 
         items.append((u, clean, enhance_one(found, model, pt.load_noisy("test", u), clean, "cpu", mode)))
     compare_scores(run, _rescore_rows(items, run.metric_names, jobs), REENHANCE_TOL, check, "re-enhanced",
                    means=True)
+    if problem := derived.scale_problem(run, [(c, y) for _, c, y in items]):
+        check.problems.append(f"re-enhanced: {problem}")
 
 
 def model_of(run: Run, results_root: Path, found=None):
