@@ -60,18 +60,23 @@ def _enhance_file(src: Path, out_dir: Path, used: set[Path], adapter, model, arg
 
     from bench.core.audio import write_wav_pcm16
     from bench.core.errors import AudioError
-    from bench.run.enhance import enhance_array, read_channels
+    from bench.run.enhance import check_audio_file, enhance_array, enhance_file, read_channels
 
-    x, sr = read_channels(src)
-    out = _out_path(out_dir, src, used)   # named once the file is read
+    check_audio_file(src)
+    out = _out_path(out_dir, src, used)   # named once the file is known to be audio
     if out.resolve() == src.resolve():
         raise AudioError(src, "the output would overwrite the input", hint="choose another -o folder")
-    y = enhance_array(adapter, model, x, sr, stream=args.stream, chunk=args.chunk, device=device,
-                      block_seconds=blocks[0], context_seconds=blocks[1])
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    write_wav_pcm16(out, y.T, sr)
+    if not args.stream and blocks[0] > 0:   # offline in blocks: read and written block by block
+        ch, sr, n, peak = enhance_file(adapter, model, src, out, block_seconds=blocks[0], context_seconds=blocks[1],
+                                       device=device)
+    else:   # the whole file in memory (--stream, or --block-seconds 0)
+        x, sr = read_channels(src)
+        y = enhance_array(adapter, model, x, sr, stream=args.stream, chunk=args.chunk, device=device,
+                          block_seconds=blocks[0], context_seconds=blocks[1])
+        ch, n, peak = x.shape[0], x.shape[1], float(np.max(np.abs(y))) if y.size else 0.0
+        write_wav_pcm16(out, y.T, sr)
     note = f" (peak {peak:.2f} > 1: clipped to 16 bits)" if peak > 1.0 else ""
-    return f"[green]ok[/] {escape(str(src))} -> {escape(str(out))} ({x.shape[0]} ch, {sr} Hz, {x.shape[1]} samples){note}"
+    return f"[green]ok[/] {escape(str(src))} -> {escape(str(out))} ({ch} ch, {sr} Hz, {n} samples){note}"
 
 
 def cmd_enhance(args) -> int:

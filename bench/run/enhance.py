@@ -20,8 +20,9 @@ import torch
 from bench import REPO_ROOT
 from bench.adapters.base import build_model, discover, get_adapter
 from bench.adapters.streaming import stream as run_stream
-from bench.core.audio import SAMPLE_RATE, resample
+from bench.core.audio import SAMPLE_RATE, resample, to_pcm16
 from bench.core.errors import AudioError, BenchError, ResultsError, os_error_message
+from bench.core.files import atomic_path
 from bench.scoring.results import RESULTS_DIR, find_run, load_run
 from bench.train.trainer import load_checkpoint, load_checkpoint_model
 from bench.verify.evidence import model_of, weights_path
@@ -101,8 +102,7 @@ def resolve_model(spec: str, results_dir: Path | None = None, track: str | None 
 
 # ---------------------------------------------------------------------------------------------
 # audio
-def read_channels(path: Path) -> tuple[np.ndarray, int]:
-    """``(channels, frames)`` float32 and the sample rate; `AudioError` naming the file otherwise."""
+def _open(path: Path) -> sf.SoundFile:
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file does not exist")
@@ -111,15 +111,76 @@ def read_channels(path: Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        f = sf.SoundFile(str(path))
     except Exception as exc:  # noqa: BLE001 - libsndfile errors name no file
         raise AudioError(path, f"cannot decode audio ({exc.__class__.__name__}: {exc})",
                          hint="not an audio file libsndfile reads (WAV, FLAC, OGG, ...)") from None
-    if data.shape[0] == 0:
+    if f.frames == 0:
+        f.close()
         raise AudioError(path, "audio has no samples")
+    return f
+
+
+def _read(f: sf.SoundFile, path: Path, start: int, frames: int) -> np.ndarray:
+    """``(channels, frames)`` float32 from `start`; `AudioError` on NaN/Inf or a decoding error."""
+    try:
+        f.seek(start)
+        data = f.read(frames, dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001 - libsndfile errors name no file
+        raise AudioError(path, f"cannot decode audio ({exc.__class__.__name__}: {exc})") from None
     if not np.all(np.isfinite(data)):
         raise AudioError(path, "audio contains NaN or Inf samples")
-    return np.ascontiguousarray(data.T), int(sr)
+    return np.ascontiguousarray(data.T)
+
+
+def check_audio_file(path: Path) -> None:
+    """`AudioError` naming the file unless libsndfile opens it and it has samples."""
+    _open(path).close()
+
+
+def read_channels(path: Path) -> tuple[np.ndarray, int]:
+    """``(channels, frames)`` float32 and the sample rate; `AudioError` naming the file otherwise."""
+    with _open(path) as f:
+        return _read(f, Path(path), 0, f.frames), int(f.samplerate)
+
+
+def enhance_file(adapter, model, src: Path, out: Path, *, block_seconds: float = BLOCK_SECONDS,
+                 context_seconds: float = CONTEXT_SECONDS, device: str = "cpu") -> tuple[int, int, int, float]:
+    """Offline enhancement of `src` of any length in bounded memory, written to `out` (16-bit WAV): the
+    file is read a block plus `context_seconds` on each side at a time (in its own rate), each window
+    resampled, enhanced and resampled back (`enhance_array`), crossfaded with its neighbours as in
+    `enhance_blocks` (bit-identical to it at 16 kHz) and written as soon as it is final. Returns
+    ``(channels, sample rate, frames, peak)``."""
+    src = Path(src)
+    with _open(src) as f, atomic_path(out) as tmp:
+        sr, ch, n = int(f.samplerate), f.channels, f.frames
+        block, context = int(round(block_seconds * sr)), int(round(context_seconds * sr))
+        half = int(round(FADE_SECONDS * sr)) // 2
+        if block <= 0 or n <= block + 2 * context:
+            block = n
+        pending, start, peak = np.zeros((ch, 0)), 0, 0.0
+        with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=ch, subtype="PCM_16", format="WAV") as w:
+            for s in range(0, n, block):
+                e, a = min(n, s + block), max(0, s - context)
+                b = min(n, e + context)
+                y = enhance_array(adapter, model, _read(f, src, a, b - a), sr, device=device, block_seconds=0)
+                lo, hi = (max(0, s - half) if s > 0 else 0), (min(n, e + half) if e < n else n)
+                wt = np.ones(hi - lo)
+                if s > 0 and half:
+                    t = np.arange(lo, min(hi, s + half))
+                    wt[: len(t)] = (t - (s - half) + 0.5) / (2 * half)
+                if e < n and half:
+                    t = np.arange(max(lo, e - half), hi)
+                    wt[len(wt) - len(t):] *= 1.0 - (t - (e - half) + 0.5) / (2 * half)
+                if pending.shape[1] < hi - start:
+                    pending = np.pad(pending, ((0, 0), (0, hi - start - pending.shape[1])))
+                pending[:, lo - start:hi - start] += wt * np.asarray(y, dtype=np.float64)[:, lo - a:hi - a]
+                final = e - half if e < n else n
+                done = pending[:, : final - start].astype(np.float32)
+                peak = max(peak, float(np.max(np.abs(done))) if done.size else 0.0)
+                w.write(to_pcm16(done).T)
+                pending, start = pending[:, final - start:], final
+    return ch, sr, n, peak
 
 
 def enhance_blocks(run, x: np.ndarray, block: int, context: int, fade: int = 0) -> np.ndarray:
