@@ -27,16 +27,13 @@ from bench.scoring.results import (RESULTS_DIR, Run, check_against_benchmark, ch
                                    rel)
 from bench.scoring.suite import role_of
 from bench.train.options import DEFAULTS, HOW_NOT_WHAT
-from bench.train.runconfig import train_config
+from bench.train.runconfig import read_record, train_config
 from bench.verify import derived
 from bench.verify.derived import QUIET_SCALE
 from bench.verify.evidence import RESCORE_TOL
 
 #: noisy-column agreement with the noisy run of the set (both computed by the same code on the same inputs)
 NOISY_TOL = 2e-4
-SCORE_COLUMNS_IGNORED = ("utt_id", "seconds", "errors", "output_sha256")
-#: the copy check: sorted per-utterance scores this close (x the re-scoring tolerance) are the same scores
-COPY_TOL_FACTOR = 5
 #: the weights record of a run that `bench retire` superseded: it never takes a row again
 RETIRED = "superseded on the board: outputs and weights dropped to keep the repository within its size budget"
 
@@ -80,19 +77,21 @@ def _noise_record(track, noise_name: str):
 
 
 def model_config_key(run: Run) -> str:
-    cfg = run.config.get("model_config")
+    cfg = read_record(run.path).get("model_config")
     return "" if cfg is None else json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 
 def preset_of(run: Run) -> str | None:
-    if "preset" in run.config:
-        return run.config["preset"]
+    record = read_record(run.path)
+    if "preset" in record:
+        return record["preset"]
     return run.summary["model"].get("preset") or run.summary["budget"].get("preset")
 
 
 def training_noise(run: Run) -> str | None:
     t = run.summary.get("training")
-    return t["protocol"] if t else (run.config.get("protocol") if run.summary["model"]["trainable"] else None)
+    return t["protocol"] if t else (read_record(run.path).get("protocol") if run.summary["model"]["trainable"]
+                                    else None)
 
 
 def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, bool]:
@@ -119,33 +118,8 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
     return run, role, track.split_id != load_track(track_name).split_id
 
 
-def _score_columns(run: Run) -> list[str]:
-    return [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
-
-
 def _same_configuration(a: Run, b: Run) -> bool:
     return (a.model, model_config_key(a), training_noise(a)) == (b.model, model_config_key(b), training_noise(b))
-
-
-def copy_of(run: Run, other: Run) -> str | None:
-    """What of `run` repeats `other` (None: nothing): half or more of its output hashes, or its scores as
-    sets (each metric's sorted per-utterance values within `COPY_TOL_FACTOR` x the re-scoring tolerance,
-    every metric both have): an extra column, another order or a change by 1e-6 do not make a new run."""
-    if "output_sha256" in run.per_utterance and "output_sha256" in other.per_utterance:
-        mine = set(run.per_utterance["output_sha256"].dropna())
-        if mine and 2 * len(mine & set(other.per_utterance["output_sha256"].dropna())) >= len(mine):
-            return "output_sha256"
-    shared = [m for m in _score_columns(run) if m in _score_columns(other)]
-    same = []
-    for m in shared:
-        a, b = (np.sort(r.per_utterance[m].to_numpy(float)) for r in (run, other))
-        if len(a) != len(b) or np.isnan(a).all():
-            continue
-        tol = COPY_TOL_FACTOR * RESCORE_TOL.get(m, RESCORE_TOL["default"])
-        if not (np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) <= tol):
-            return None
-        same.append(m)
-    return "per-utterance scores" if same else None
 
 
 def _check_noisy_columns(run: Run, ref: Run) -> None:
@@ -175,7 +149,7 @@ def _unlike_preset(run: Run, want: dict) -> list[str]:
     """The training options in which a trained run differs from its preset's training `want` (`--train-set`,
     or the preset changed since). An option the run's record lacks predates it: the run trained with its
     default."""
-    trained = run.config.get("train")
+    trained = read_record(run.path).get("train")
     if not isinstance(trained, dict):
         return []
     return sorted(k for k in want if k not in HOW_NOT_WHAT and trained.get(k, DEFAULTS.get(k)) != want[k])
@@ -200,8 +174,8 @@ def _eligible(run: Run, adapters: dict, ranked: bool = False, untraced: dict | N
             marks.append(f"trained unlike its preset ({', '.join(unlike)})")
         if not (run.summary.get("weights") or {}).get("shipped"):
             marks.append("weights not shipped")
-        elif not (run.path.parent.parent.parent.parent / run.summary["weights"]["file"]).is_file():
-            marks.append(f"weights missing (weights.file {run.summary['weights']['file']})")
+        elif (f := run.summary["weights"].get("file")) and not (run.path.parent.parent.parent.parent / f).is_file():
+            marks.append(f"weights missing (weights.file {f})")
         if b.get("valid_scale") is None:
             marks.append("no validation scale recorded (budget.valid_scale)")
     if ranked and not run.summary["outputs"].get("shipped"):
@@ -270,7 +244,7 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_
             for other in seen.get(key, []) if run.model != "noisy" else []:
                 if _same_configuration(run, other):
                     continue   # a re-run (a deterministic model repeats its scores)
-                if what := copy_of(run, other):
+                if what := derived.copy_of(run, other, RESCORE_TOL):
                     raise ResultsError(f"its {what} repeat those of results/{key}/{other.model}/{other.run_id}")
             seen.setdefault(key, []).append(run)
         except ResultsError as exc:

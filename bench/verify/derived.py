@@ -25,6 +25,9 @@ from bench.scoring.results import Run, weights_file
 #: a validation scale below this (the output more than 20 dB below the clean target) marks the row
 QUIET_SCALE = 0.1
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+#: the copy check: sorted per-utterance scores this close (x the re-scoring tolerance) are the same scores
+COPY_TOL_FACTOR = 5
+SCORE_COLUMNS_IGNORED = ("utt_id", "seconds", "errors", "output_sha256")
 NO_GIT = "commit not checked: no git repository here"
 
 
@@ -147,6 +150,31 @@ def scale_problem(run: Run, pairs: list[tuple[np.ndarray, np.ndarray]]) -> str |
         return (f"budget.valid_scale is {recorded:+.3f} ({scale_class(recorded)}), the outputs' least-squares scale "
                 f"onto the clean references is {got:+.3f} ({scale_class(got)}; median of {len(pairs)})")
     return None
+
+
+def _score_columns(run: Run) -> list[str]:
+    return [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
+
+
+def copy_of(run: Run, other: Run, tol: dict) -> str | None:
+    """What of `run` repeats `other` (None: nothing): half or more of its output hashes, or its scores as
+    sets (each metric's sorted per-utterance values within `COPY_TOL_FACTOR` x its re-scoring tolerance `tol`,
+    every metric both have): an extra column, another order or a change by 1e-6 do not make a new run."""
+    if "output_sha256" in run.per_utterance and "output_sha256" in other.per_utterance:
+        mine = set(run.per_utterance["output_sha256"].dropna())
+        if mine and 2 * len(mine & set(other.per_utterance["output_sha256"].dropna())) >= len(mine):
+            return "output_sha256"
+    shared = [m for m in _score_columns(run) if m in _score_columns(other)]
+    same = []
+    for m in shared:
+        a, b = (np.sort(r.per_utterance[m].to_numpy(float)) for r in (run, other))
+        if len(a) != len(b) or np.isnan(a).all():
+            continue
+        close = COPY_TOL_FACTOR * tol.get(m, tol["default"])
+        if not (np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) <= close):
+            return None
+        same.append(m)
+    return "per-utterance scores" if same else None
 
 
 def _git_available(repo: Path) -> bool:
