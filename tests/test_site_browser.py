@@ -4,11 +4,13 @@ DevTools protocol (tests/browser.py), with the page opened from ``file://`` as a
 Checks, on the page of the tiny track's real results (tests/tiny_site.py) and on the committed site/: every
 table renders with rows, every <audio> element loads its file (the page's own script marks each player
 ``data-state="ok"`` on ``loadedmetadata`` or ``"error"`` on ``error``), every image decodes, clicking a column
-header sorts the rows, no script error. Saves a screenshot of the committed page (to $BENCH_SITE_SCREENSHOT
-when set, e.g. docs/site-screenshot.png for the README).
+header sorts the rows within their group (systems, the noisy input, oracles), at a 400-px width the page does
+not pan sideways (tables scroll in their own box), the A/B switch plays another player from the same position,
+a marked model's players carry the mark, no script error. Saves a screenshot of the committed page (to
+$BENCH_SITE_SCREENSHOT when set: docs/site-screenshot.png for the README).
 
 Skipped, with the reason, where no Chromium is installed (``apt-get install chromium``; or point
-$BENCH_CHROMIUM at a binary), except with CI=true and BENCH_REQUIRE_BROWSER=1, where that is a failure.
+$BENCH_CHROMIUM at a binary), except under CI=true (.ci/run installs it), where that is a failure.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from browser import Chromium, find_chromium
 from tiny_site import TRACK, site_results
 
 CHROMIUM = find_chromium()
-REQUIRED = os.environ.get("CI") == "true" and os.environ.get("BENCH_REQUIRE_BROWSER") == "1"
+REQUIRED = os.environ.get("CI") == "true"
 SCREEN = (1280, 1000)
 
 ALL_LOADED = "[...document.querySelectorAll('audio')].every(a => a.dataset.state)"
@@ -42,7 +44,7 @@ STATE = """(() => ({
 def browser():
     if CHROMIUM is None:
         if REQUIRED:
-            pytest.fail("CI=true and BENCH_REQUIRE_BROWSER=1 but no Chromium found (apt-get install chromium)")
+            pytest.fail("CI=true but no Chromium found (.ci/run installs it: apt-get install chromium)")
         pytest.skip("no Chromium found: `apt-get install chromium` (or set BENCH_CHROMIUM) to run the browser test")
     with Chromium(CHROMIUM, width=SCREEN[0], height=SCREEN[1]) as b:
         yield b
@@ -109,15 +111,59 @@ def test_clicking_a_header_sorts_the_rows(browser, tiny_page):
     assert [m for m, _ in before] == ["spectral-subtraction", "noisy", "oracle-psm"]   # by PESQ-WB
     click = f"document.getElementById('{table}').tHead.rows[0].cells[{col}].click()"
     browser.eval(click)
-    desc = _column(browser, table, col)
-    assert [float(v) for _, v in desc] == sorted((float(v) for _, v in before), reverse=True)
     assert browser.eval(f"document.getElementById('{table}').tHead.rows[0].cells[{col}].getAttribute('aria-sort')") \
         == "descending"
+    # one row per group here: the oracle's best SI-SDR never lifts it above the system or the noisy input
+    assert _column(browser, table, col) == before
     browser.eval(click)
-    assert _column(browser, table, col) == desc[::-1]
-    name_col = heads.index("model")
-    browser.eval(f"document.getElementById('{table}').tHead.rows[0].cells[{name_col}].click()")
-    assert [m for m, _ in _column(browser, table, col)] == sorted((m for m, _ in before), reverse=True)
+    assert _column(browser, table, col) == before
+
+
+def test_sorting_keeps_systems_noisy_and_oracles_apart(browser):
+    load(browser, site.SITE_DIR / "index.html")
+    table = "t-vctk-mini-stft-v1"
+    heads = browser.eval(f"[...document.getElementById('{table}').tHead.rows[0].cells].map(c => c.textContent)")
+    col = heads.index("PESQ-WB")
+    groups = f"[...document.getElementById('{table}').tBodies[0].rows].map(r => +r.dataset.group)"
+    for direction in ("descending", "ascending"):
+        browser.eval(f"document.getElementById('{table}').tHead.rows[0].cells[{col}].click()")
+        g = browser.eval(groups)
+        assert g == sorted(g) and g[0] == 0 and g[-1] == 2, g
+        values = [float(v) for (_, v), k in zip(_column(browser, table, col), g) if k == 0]
+        assert values == sorted(values, reverse=direction == "descending")
+
+
+def test_a_narrow_screen_does_not_pan_sideways(browser):
+    load(browser, site.SITE_DIR / "index.html")
+    browser.call("Emulation.setDeviceMetricsOverride", session=True, width=400, height=800, deviceScaleFactor=1,
+                 mobile=True)
+    try:
+        width = browser.eval("document.documentElement.scrollWidth")
+        boxes = browser.eval("[...document.querySelectorAll('table')].every(t => t.parentElement.className === "
+                             "'scroll' && t.parentElement.getBoundingClientRect().width <= 400)")
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride", session=True)
+    assert width <= 400 and boxes
+
+
+def test_ab_switch_plays_another_player_from_the_same_position(browser, tiny_page):
+    _, index = tiny_page
+    load(browser, index)
+    players = "[...document.querySelector('.ab').nextElementSibling.querySelectorAll('.player')]"
+    labels = browser.eval(f"{players}.map(p => p.dataset.label)")
+    assert labels[:2] == ["clean (reference)", "noisy (input)"]
+    assert browser.eval("document.querySelector('.ab-a').value") == labels[2]
+    browser.eval(f"(() => {{ const a = {players}[1].querySelector('audio'); a.currentTime = 0.5; "
+                 "a.dataset.active = '1'; })()")
+    browser.eval("document.querySelector('.ab button[data-to=a]').click()")
+    state = browser.eval(f"{players}.map(p => [p.querySelector('audio').currentTime, "
+                         "p.querySelector('audio').dataset.active || ''])")
+    assert state[2][1] == "1" and abs(state[2][0] - 0.5) < 0.05, state
+    assert [a for _, a in state].count("1") == 1
+    browser.eval("document.querySelector('.ab button[data-to=clean]').click()")
+    t, active = browser.eval(f"[{players}[0].querySelector('audio').currentTime, "
+                             f"{players}[0].querySelector('audio').dataset.active]")
+    assert active == "1" and t >= 0.45
 
 
 def test_committed_page_renders_and_screenshot(browser, tmp_path):
@@ -127,6 +173,10 @@ def test_committed_page_renders_and_screenshot(browser, tmp_path):
     ids = re.findall(r'<table class=sortable id="([^"]+)"', index.read_text())
     assert ids and [t[0] for t in state["tables"]] == ids
     assert_renders(state, n_tables=len(ids))
+    assert browser.eval("document.body.textContent.includes('outputs not shipped')") is False
+    marked = browser.eval("[...document.querySelectorAll('.player[data-label^=\"convtasnet\"]')].map(p => "
+                          "p.querySelector('.bad') ? p.querySelector('.bad').textContent : '')")
+    assert marked and all(m.startswith("⚠ output") for m in marked), marked
     # the screenshot shows the players where the page has some (the README's picture), else the top
     browser.eval("(() => { const h = [...document.querySelectorAll('h3')].find(h => h.textContent === 'Listen'); "
                  "window.scrollTo(0, h ? h.getBoundingClientRect().top + window.scrollY - 8 : 0); })()")

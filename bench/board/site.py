@@ -99,6 +99,13 @@ def _href(target: Path, site_dir: Path) -> str:
     return quote(Path(os.path.relpath(Path(target).resolve(), site_dir)).as_posix(), safe="/.-_~")
 
 
+GROUP = {"system": 0, "floor": 1, "oracle": 2}   # sorting keeps these apart: systems, the noisy input, oracles
+
+
+def _tr(row) -> str:
+    return f'<tr data-model="{html.escape(row.label)}" data-group={GROUP[row.role]}>'
+
+
 def quality_table(rows, site_dir: Path, table_id: str, *, rank: bool) -> str:
     shown = [m for m in METRIC_ORDER if any(m in r.run.summary["metrics"] for r in rows)]
     head = (["#"] if rank else []) + ["model"] + [_label(m) for m in shown]
@@ -112,7 +119,7 @@ def quality_table(rows, site_dir: Path, table_id: str, *, rank: bool) -> str:
             cells.append(_td(str(n), n) if r.role == "system" else _td("–"))
         cells.append(_name_cell(r, _href(r.run.path / "summary.json", site_dir)))
         cells += [_metric_cell(r.run.summary["metrics"].get(m), m, r.run.model == "noisy") for m in shown]
-        out.append(f'<tr data-model="{html.escape(r.label)}">' + "".join(cells) + "</tr>")
+        out.append(_tr(r) + "".join(cells) + "</tr>")
     return "\n".join(out) + "</tbody></table>"
 
 
@@ -129,7 +136,7 @@ def runs_table(rows, site_dir: Path, table_id: str) -> str:
                         b.get("hardware")) if x)
         commit = (p.get("commit") or "?")[:8] + (" dirty" if p.get("dirty") else "")
         link = _href(r.run.path / "summary.json", site_dir)
-        out.append(f'<tr data-model="{html.escape(r.label)}">' + "".join([
+        out.append(_tr(r) + "".join([
             _td(html.escape(r.label), r.label), _td(f"{s['model']['parameters']:,}", s["model"]["parameters"]),
             _td(_num(sp.get("rtf_cpu_1thread"), 3), sp.get("rtf_cpu_1thread")), _td("yes" if sp["causal"] else "no"),
             _td(_num(sp.get("latency_ms"), 1), sp.get("latency_ms")), _td(html.escape(budget)),
@@ -167,7 +174,8 @@ def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
     if noisy is None or not (noisy.summary.get("outputs") or {}).get("shipped"):
         return "<p>No players: the noisy input's run of this set ships no outputs.</p>"
     track = key.split("/", 1)[0]
-    runs = [("noisy (input)", noisy)] + [(r.label, r.run) for r in _order(board.rows(key)) if r.run.model != "noisy"]
+    runs = [("noisy (input)", noisy, [])] + [(r.label, r.run, r.marks) for r in _order(board.rows(key))
+                                              if r.run.model != "noisy"]
     out = [f"<p>Utterances: {RULE}. Spectrograms: 0-8 kHz over the whole utterance, one colour scale for all "
            "(-95 to -15 dB re a full-scale sine). Beside each model: its PESQ-WB on this utterance.</p>"]
     for which, utt, value in choose_utterances(noisy):
@@ -175,7 +183,7 @@ def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
         q = clean(noisy, utt, site_dir / clean_rel)
         files[clean_rel] = _reuse(site_dir / clean_rel, q) or flac_bytes(q)
         cards = [_card("clean (reference)", "clean", clean_rel, q, None, f"{track}/{utt}", files)]
-        for label, run in runs:
+        for label, run, marks in runs:
             path = run.path / "enhanced" / f"{utt}.flac"
             if not (run.summary.get("outputs") or {}).get("shipped"):
                 cards.append(_missing(label, "outputs not shipped"))
@@ -184,9 +192,9 @@ def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
             else:
                 score = None if run is noisy else _utt_score(run, utt)
                 cards.append(_card(label, f"{run.model}--{run.run_id}", _href(path, site_dir), read_pcm16(path), score,
-                                    f"{track}/{utt}", files))
+                                    f"{track}/{utt}", files, marks))
         out.append(f"<h4><code>{html.escape(utt)}</code>: {which} noisy PESQ-WB ({value:.2f})</h4>"
-                   f"<div class=grid>{''.join(cards)}</div>")
+                   f"{AB}<div class=grid>{''.join(cards)}</div>")
     return "\n".join(out)
 
 
@@ -198,11 +206,18 @@ def _utt_score(run, utt: str):
     return None if v.empty or math.isnan(float(v.iloc[0])) else float(v.iloc[0])
 
 
-def _card(label: str, stem: str, src: str, samples, score, folder: str, files: dict) -> str:
+AB = ("<div class=ab>A/B at the same position: <button data-to=clean>clean</button><button data-to=noisy>noisy"
+      "</button><button data-to=a>A</button><select class=ab-a></select><button data-to=b>B</button>"
+      "<select class=ab-b></select> <small class=ab-now></small></div>")
+
+
+def _card(label: str, stem: str, src: str, samples, score, folder: str, files: dict, marks=()) -> str:
     png = f"spectrograms/{folder}/{stem}.png"
     files[png] = spectrogram_png(samples)
     note = "" if score is None else f" <small>PESQ-WB {score:.2f}</small>"
-    return (f"<figure class=player><figcaption>{html.escape(label)}{note}</figcaption>"
+    if marks:
+        note += f" <small class=bad>⚠ {html.escape('; '.join(marks))}</small>"
+    return (f'<figure class=player data-label="{html.escape(label)}"><figcaption>{html.escape(label)}{note}</figcaption>'
             f'<img src="{quote(png, safe="/.-_~")}" width=320 height=160 alt="spectrogram: {html.escape(label)}">'
             f'<audio controls preload=metadata src="{src}"></audio><span class=state></span></figure>')
 
@@ -244,7 +259,7 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
                 f"{_num(p['delta'], 2, True)} <small>[{_num(p['delta_ci_low'], 2, True)}, "
                 f"{_num(p['delta_ci_high'], 2, True)}]</small><br><small>SI-SDR {_num(s.get('delta'), 2, True)} dB</small>",
                 p["delta"]))
-        body.append(f'<tr data-model="{html.escape(r.label)}">' + "".join(cells) + "</tr>")
+        body.append(_tr(r) + "".join(cells) + "</tr>")
     return (f'<p><img class=heatmap src="{png}" alt="diagnostics heatmap of {html.escape(track)}"></p>'
             f'<table class=sortable id="t-diag-{_slug(track)}"><thead><tr><th>model</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
