@@ -317,7 +317,7 @@ def test_committed_board_opens_with_the_summary():
     board = board_mod.collect()
     for key, role in board.roles.items():
         if role in ("cross-corpus", "recorded"):
-            assert f"Δ PESQ-WB `{key.split('/')[0]}`" in head
+            assert f"Δ PESQ-WB {summary.SHORT.get(key, key.split('/')[0])}" in head
     found = tables(md)
     assert all(len(t[0].strip("|").split("|")) <= 11 for t in found)
     assert all(len(t[0].strip("|").split("|")) <= 9 for t in found[1:]), "details: at most 9 columns"

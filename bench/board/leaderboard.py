@@ -218,8 +218,8 @@ def _intro(board: Board, key: str) -> list[str]:
             f"utterances (split `{split}`) noised by protocol **{proto.name}** (sha256 `{proto.sha256[:16]}`), "
             "and is scored on unseen speakers and on recorded noise too. " + ROW_RULE + " Δ = paired gain over "
             "the noisy input [95 % bootstrap CI]; the last column tests each row against the row below "
-            f"(`bench compare`), Holm-corrected over the adjacent pairs at α = {ALPHA:g}; rows it cannot tell apart "
-            "share a rank (=k). [Glossary](#glossary).", "",
+            f"(`bench compare`: paired bootstrap CI, Wilcoxon p Holm-corrected over the adjacent pairs, "
+            f"α = {ALPHA:g}); rows it cannot tell apart share a rank (=k). [Glossary](#glossary).", "",
             *(summary_table(board, key, ordered, packages()) if board.rows(key) else ["No runs yet.", ""])]
 
 

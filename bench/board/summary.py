@@ -14,6 +14,9 @@ from bench.board.compare import compare_runs
 #: family-wise error rate of the adjacent-pair tests (Holm's step-down correction)
 ALPHA = 0.05
 OTHER_ROLES = ("cross-corpus", "recorded")
+#: column names of the other sets (the set key otherwise)
+SHORT = {"librispeech-test-other/stft-v1": "LibriSpeech other", "so762-test/stft-v1": "speechocean762",
+         "vbdemand-sample/recorded": "VB-DEMAND, recorded noise"}
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -57,8 +60,8 @@ def test_cell(t: dict | None) -> str:
     if t is None:
         return "–"
     verdict = "**differ**" if t["distinct"] else "tie"
-    return (f"{t['mean_diff']:+.2f} <sub>[{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]</sub> p {_p(t['wilcoxon_p'])}, "
-            f"Holm {_p(t['p_holm'])}: {verdict}")
+    return (f"{t['mean_diff']:+.2f} <sub>[{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]</sub> p {_p(t['p_holm'])} "
+            f"{verdict}")
 
 
 def elsewhere(board, key: str) -> dict[str, dict]:
@@ -85,7 +88,7 @@ def elsewhere_cell(found: tuple | None, n: int) -> str:
 def params_text(run) -> str:
     """Parameters as the board shows them; an external system's weights live in its package."""
     if run.summary["model"].get("external"):
-        return "in package"
+        return "in package"   # the model cell names the package
     n = run.summary["model"]["parameters"]
     return "0" if n == 0 else (f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k")
 
@@ -120,8 +123,8 @@ def summary_table(board, key: str, ordered_rows, packages: dict | None = None) -
     groups = rank_groups(tests)
     other = elsewhere(board, key)
     cols = ["#", "model", "Δ PESQ-WB <sub>[95 % CI]</sub>", "Δ SI-SDR (dB)",
-            *[f"Δ PESQ-WB `{k.split('/')[0]}`" for k in other], "params", "RTF / latency",
-            "vs the row below: Δ PESQ-WB, Wilcoxon p"]
+            *[f"Δ PESQ-WB {SHORT.get(k, k.split('/')[0])}" for k in other], "params", "RTF / latency",
+            "vs the row below: Δ PESQ-WB [CI], Holm p"]
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
     for i, r in enumerate(rows):
         m = r.run.summary["metrics"]
