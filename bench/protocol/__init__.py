@@ -1,7 +1,7 @@
 """The noising protocol: clean speech -> STFT -> seeded manipulations -> iSTFT -> noisy speech, every
 parameter in a frozen spec file beside this module, identified by its name and the SHA-256 of its canonical
 JSON. An utterance's noise depends only on (spec, utterance id, global seed, stream); a derived protocol
-(`Protocol.only`) keeps one manipulation with its draws in the parent. README: "The noising protocol".
+(`Protocol.only`) keeps one manipulation with its draws in the parent. Reference: docs/protocol.md.
 
 May import: bench.core."""
 
