@@ -1,4 +1,4 @@
-"""Tests of `bench compare` (bench.board.compare.compare_runs and the CLI): paired per-metric results,
+"""Tests of `bench compare` (bench.verify.compare.compare_runs and the CLI): paired per-metric results,
 the significance verdicts on the committed vctk-mini runs (read only), and the refusal of runs
 that cannot be paired (other protocol, track, split or utterances).
 """
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from bench.cli.main import main
-from bench.board.compare import compare_runs, compare_suite, run_sets
+from bench.verify.compare import compare_runs, compare_suite, run_sets
 from bench.core.errors import ResultsError
 from bench.metrics.registry import METRICS
 from bench.scoring.results import RESULTS_DIR, find_run, load_run

@@ -147,7 +147,7 @@ def test_the_graph_is_read_from_the_source():
     assert "bench.adapters.base" in g["bench.train.trainer"] and "bench.cli.main" in g["bench.__main__"]
     assert "baselines.demucs.model" in g["baselines.demucs.streamer"]            # relative import
     assert "bench.adapters.streaming" in g["baselines.demucs.streamer"]
-    assert "bench.metrics.stats" in g["bench.board.compare"]
+    assert "bench.metrics.stats" in g["bench.verify.compare"]
 
 
 @pytest.mark.parametrize("graph, expected", [

@@ -1,4 +1,5 @@
-"""Tests of online inference (bench/adapters/streaming.py, baselines/demucs/streamer.py): the streamed output of a causal Demucs equals the
+"""Tests of online inference (bench/adapters/streaming.py, baselines/demucs/streamer.py): the streamed
+output of a causal Demucs equals the
 offline output, for any chunking, with a fixed delay equal to the model's lookahead.
 
 Tolerances. The streamer computes every output sample with the same operations as the offline

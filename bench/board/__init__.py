@@ -1,4 +1,4 @@
-"""The board: which results folders become rows (the row rule, marks, retiring), the markdown leaderboard,
-the listening page and its media, and paired comparisons of runs.
+"""The board: which results folders become rows (the row rule, marks, retiring), the summary with its rank
+groups, the markdown leaderboard and the listening page with its media.
 
 May import: every package below it (core ... verify)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from bench.board.compare import compare_runs
+from bench.verify.compare import compare_runs
 
 #: family-wise error rate of the adjacent-pair tests (Holm's step-down correction)
 ALPHA = 0.05

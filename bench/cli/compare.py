@@ -1,5 +1,5 @@
 """`bench compare A B`: a paired comparison of two runs, every set both were scored on or one set in full
-(bench/board/compare.py), as a table, markdown or JSON."""
+(bench/verify/compare.py), as a table, markdown or JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 def _print_suite(res: dict, metrics: list[str] | None, markdown: bool) -> None:
     from rich.table import Table
 
-    from bench.board.compare import suite_rows
+    from bench.verify.compare import suite_rows
     from bench.core.console import console
 
     a, b = res["a"], res["b"]
@@ -37,7 +37,7 @@ def _print_suite(res: dict, metrics: list[str] | None, markdown: bool) -> None:
 def _print_set(res: dict, a, b) -> None:
     from rich.table import Table
 
-    from bench.board.compare import decimals
+    from bench.verify.compare import decimals
     from bench.core.console import console
     from bench.metrics.registry import METRICS
 
@@ -54,7 +54,7 @@ def _print_set(res: dict, a, b) -> None:
 
 
 def cmd_compare(args) -> int:
-    from bench.board.compare import compare_runs, compare_suite, run_sets
+    from bench.verify.compare import compare_runs, compare_suite, run_sets
     from bench.core.console import console
     from bench.core.errors import ResultsError
     from bench.scoring.results import find_run, load_run

@@ -91,7 +91,7 @@ def print_summary(r) -> None:
     """The run's scores on its ranked set, against the noisy input."""
     from rich.table import Table
 
-    from bench.board.compare import decimals
+    from bench.verify.compare import decimals
     from bench.core.console import console
     from bench.metrics.registry import METRICS
 
