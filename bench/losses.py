@@ -11,7 +11,11 @@
   the batch (the reference takes one ratio over the whole batch), so that a loss averaged over a data-
   parallel process's slice, then over the processes, is the loss of the whole batch.
 - ``si_sdr``: negative scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean, averaged over
-  the batch.
+  the batch. It leaves the output's level and sign free (a model trained on it alone may output
+  inverted or much too quiet audio).
+- ``snr``: negative SNR in dB, ``-10 log10(|ref|^2 / |est - ref|^2)``, averaged over the batch: the
+  same units as ``si_sdr`` but level- and sign-aware (``-est`` scores about -6 dB, ``0.05 est`` about
+  0.4 dB); added to ``si_sdr`` it pins the scale that SI-SDR leaves free.
 
 `build_loss({"l1": 1.0, "mrstft": 1.0})` returns a module computing the weighted sum and the parts.
 Every term is a mean over the batch items (of equal length), which data-parallel training relies on.
@@ -36,6 +40,11 @@ def neg_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.
     target = alpha * ref
     noise = est - target
     ratio = target.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps)
+    return -(10 * torch.log10(ratio + eps)).mean()
+
+
+def neg_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    ratio = ref.pow(2).sum(-1) / ((est - ref).pow(2).sum(-1) + eps)
     return -(10 * torch.log10(ratio + eps)).mean()
 
 
@@ -70,7 +79,7 @@ class MultiResolutionSTFTLoss(torch.nn.Module):
 class CompositeLoss(torch.nn.Module):
     """Weighted sum of named losses; `forward` returns (total, {name: value})."""
 
-    NAMES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr")
+    NAMES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr", "snr")
 
     def __init__(self, weights: dict[str, float]):
         super().__init__()
@@ -92,6 +101,8 @@ class CompositeLoss(torch.nn.Module):
                     parts[name] = value
         if "si_sdr" in self.weights:
             parts["si_sdr"] = neg_si_sdr(est, ref)
+        if "snr" in self.weights:
+            parts["snr"] = neg_snr(est, ref)
         total = sum(self.weights[k] * v for k, v in parts.items())
         return total, parts
 

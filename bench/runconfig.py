@@ -23,7 +23,7 @@ from bench.adapters import check_model_values
 from bench.errors import AdapterError, BenchError
 
 BUDGET_KEYS = ("max_steps", "max_minutes")
-LOSSES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr")   # bench.losses.CompositeLoss.NAMES
+LOSSES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr", "snr")   # bench.losses.CompositeLoss.NAMES
 
 
 def _int(v, lo: int) -> bool:
