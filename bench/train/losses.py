@@ -1,6 +1,7 @@
 """Training losses on waveforms ``(batch, time)``, selectable per model and combinable: ``l1``, ``mrstft``
 (multi-resolution STFT: spectral convergence + log-magnitude L1; ``mrstft_sc`` and ``mrstft_mag`` its two
-terms alone), ``si_sdr`` (negative SI-SDR). `build_loss({"l1": 1.0, "mrstft": 1.0})` returns a module
+terms alone), ``si_sdr`` (negative SI-SDR; level and sign free), ``snr`` (negative SNR: level- and
+sign-aware, in the same dB units). `build_loss({"l1": 1.0, "mrstft": 1.0})` returns a module
 computing the weighted sum and the parts. Every term is a mean over the batch items, which data-parallel
 training relies on (docs/training.md)."""
 
@@ -25,6 +26,11 @@ def neg_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.
     target = alpha * ref
     noise = est - target
     ratio = target.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps)
+    return -(10 * torch.log10(ratio + eps)).mean()
+
+
+def neg_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    ratio = ref.pow(2).sum(-1) / ((est - ref).pow(2).sum(-1) + eps)
     return -(10 * torch.log10(ratio + eps)).mean()
 
 
@@ -81,6 +87,8 @@ class CompositeLoss(torch.nn.Module):
                     parts[name] = value
         if "si_sdr" in self.weights:
             parts["si_sdr"] = neg_si_sdr(est, ref)
+        if "snr" in self.weights:
+            parts["snr"] = neg_snr(est, ref)
         total = sum(self.weights[k] * v for k, v in parts.items())
         return total, parts
 
