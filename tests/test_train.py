@@ -18,7 +18,7 @@ import torch
 from bench import REPO_ROOT
 from bench.adapters.base import Adapter, Found
 from bench.core.errors import BenchError
-from bench.train.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr
+from bench.train.losses import CompositeLoss, MultiResolutionSTFTLoss, l1_loss, neg_si_sdr, neg_snr
 from bench.run.pipeline import RunOptions, run_config
 from bench.train.runconfig import RunConfig
 from bench.train.trainer import DeviceBatches, SegmentBatches, load_checkpoint, train
@@ -44,6 +44,21 @@ def test_neg_si_sdr_hand_computed():
     assert float(neg_si_sdr(est, ref)) == pytest.approx(-10 * math.log10(16 / 1), abs=1e-4)
     # scale invariance
     assert float(neg_si_sdr(3 * est, ref)) == pytest.approx(float(neg_si_sdr(est, ref)), abs=1e-4)
+
+
+def test_neg_snr_hand_computed_and_level_and_sign_aware():
+    ref = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    noise = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
+    est = ref + 0.5 * noise                                 # error energy 1, reference energy 4
+    assert float(neg_snr(est, ref)) == pytest.approx(-10 * math.log10(4 / 1), abs=1e-4)
+    assert float(neg_snr(-ref, ref)) == pytest.approx(10 * math.log10(4), abs=1e-4)        # inverted: -6 dB SNR
+    assert float(neg_snr(0.05 * ref, ref)) == pytest.approx(-10 * math.log10(1 / 0.95 ** 2), abs=1e-4)
+    # SI-SDR cannot tell these apart; SNR can
+    for bad in (-est, 0.05 * est):
+        assert float(neg_si_sdr(bad, ref)) == pytest.approx(float(neg_si_sdr(est, ref)), abs=1e-3)
+        assert float(neg_snr(bad, ref)) > float(neg_snr(est, ref)) + 5
+    total, parts = CompositeLoss({"si_sdr": 1.0, "snr": 1.0})(est, ref)
+    assert set(parts) == {"si_sdr", "snr"} and float(total) == pytest.approx(float(sum(parts.values())), rel=1e-6)
 
 
 def test_mrstft_zero_for_identity_and_positive_otherwise():

@@ -371,8 +371,13 @@ class DemucsStreamer(Streamer):
         self.downs = [_Downsample2(m.sinc_zeros, kernel) for _ in range(stages)]
         self.encoders = [_Encoder(b, m.kernel_size, m.stride) for b in m.encoder]
         self.decoders = [_Decoder(b) for b in m.decoder]          # deepest first
-        self.lstm = _LSTM(m.lstm.lstm)
+        self.lstm = self._bottleneck()
         self.reset()
+
+    def _bottleneck(self):
+        """The streaming stage of the model's bottleneck (``push((T, B, D)) -> (T, B, D)``, ``reset()``):
+        here the LSTM's; a subclass for another bottleneck returns its own."""
+        return _LSTM(self.model.lstm.lstm)
 
     def _target(self):
         p = next(self.model.parameters())

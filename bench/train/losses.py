@@ -1,6 +1,7 @@
 """Training losses on waveforms ``(batch, time)``, combinable by weight (`build_loss`): ``l1``, ``mrstft``
-(its terms alone: ``mrstft_sc``, ``mrstft_mag``), ``si_sdr``. Every term is a mean over the batch items,
-which data-parallel training relies on (docs/training.md, "Losses")."""
+(its terms alone: ``mrstft_sc``, ``mrstft_mag``), ``si_sdr`` (level and sign free), ``snr`` (level- and
+sign-aware, same dB units). Every term is a mean over the batch items, which data-parallel training relies
+on (docs/training.md, "Losses")."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def neg_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.
     target = alpha * ref
     noise = est - target
     ratio = target.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps)
+    return -(10 * torch.log10(ratio + eps)).mean()
+
+
+def neg_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    ratio = ref.pow(2).sum(-1) / ((est - ref).pow(2).sum(-1) + eps)
     return -(10 * torch.log10(ratio + eps)).mean()
 
 
@@ -79,6 +85,8 @@ class CompositeLoss(torch.nn.Module):
                     parts[name] = value
         if "si_sdr" in self.weights:
             parts["si_sdr"] = neg_si_sdr(est, ref)
+        if "snr" in self.weights:
+            parts["snr"] = neg_snr(est, ref)
         total = sum(self.weights[k] * v for k, v in parts.items())
         return total, parts
 

@@ -10,7 +10,7 @@ from typing import Callable, NamedTuple
 
 from bench.core.errors import BenchError
 
-LOSSES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr")   # the terms of bench/train/losses.py
+LOSSES = ("l1", "mrstft", "mrstft_sc", "mrstft_mag", "si_sdr", "snr")   # the terms of bench/train/losses.py
 BUDGET_KEYS = ("max_steps", "max_minutes")
 
 
