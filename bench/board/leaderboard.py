@@ -286,20 +286,20 @@ def render(results_dir: Path | None = None, board: Board | None = None) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
+def write(path: Path | None = None, results_dir: Path | None = None, *, cache: bool = True) -> Path:
     path = Path(path or LEADERBOARD)
-    board = collect(results_dir)
+    board = collect(results_dir, cache=cache)
     atomic_write_bytes(path, render(results_dir, board).encode())
     render_site(board, site_dir_for(path))
     return path
 
 
-def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bool, str]:
+def check(path: Path | None = None, results_dir: Path | None = None, *, cache: bool = True) -> tuple[bool, str]:
     """(up_to_date, unified diff) of the committed leaderboard and listening page against a fresh rendering."""
     path = Path(path or LEADERBOARD)
     if results_dir is not None and not Path(results_dir).is_dir():
         raise BenchError(f"--results-dir {results_dir}: no such folder")
-    board = collect(results_dir)
+    board = collect(results_dir, cache=cache)
     fresh = render(results_dir, board)
     current = path.read_text() if path.exists() else ""
     site = "".join(f"{p}\n" for p in check_site(board, site_dir_for(path)))

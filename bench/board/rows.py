@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.adapters.base import discover
+from bench.adapters.catalogue import catalogue
 from bench.core.errors import BenchError, ResultsError
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import load_track, track_version
@@ -254,10 +254,11 @@ def _row(runs: list[Run], adapters: dict, ranked: bool) -> Row:
     return row
 
 
-def collect(results_dir: Path | None = None) -> Board:
+def collect(results_dir: Path | None = None, *, cache: bool = True) -> Board:
+    """The board of `results_dir`; `cache=False`: the adapters are imported, not read from their cache."""
     results_dir = Path(results_dir or RESULTS_DIR)
     base = results_dir.resolve().parent
-    adapters = discover(strict=False)
+    adapters = catalogue(cache=cache)
     board = Board({}, {}, [], {})
     checked: list[tuple[Run, str, bool]] = []
     for d in iter_run_dirs(results_dir):
