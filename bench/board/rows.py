@@ -112,19 +112,28 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
 
 
 def _score_fingerprint(run: Run) -> str:
-    cols = [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
-    return hashlib.sha256(run.per_utterance[["utt_id", *cols]].to_csv(index=False).encode()).hexdigest()
+    """Equal for two runs exactly when their utterance ids, score columns and values are equal (NaN = NaN)."""
+    df = run.per_utterance
+    cols = [c for c in df.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
+    h = hashlib.sha256("\0".join(["utt_id", *cols, *map(str, df["utt_id"])]).encode())
+    for c in cols:
+        v = df[c].to_numpy()
+        h.update(f"\0{v.dtype.str}\0".encode())
+        h.update(np.where(np.isnan(v), np.nan, v).tobytes() if v.dtype.kind == "f" else "\0".join(map(str, v)).encode())
+    return h.hexdigest()
 
 
 def _check_noisy_columns(run: Run, ref: Run) -> None:
-    a, b = run.per_utterance.set_index("utt_id"), ref.per_utterance.set_index("utt_id")
+    ids = list(run.per_utterance["utt_id"])
+    where = {u: i for i, u in enumerate(ref.per_utterance["utt_id"])}
+    order = [where[u] for u in ids]   # a KeyError as .loc raised it: check_against_benchmark comes first
     for m in run.metric_names:
         if m not in ref.metric_names:
             continue
-        x, y = a[f"noisy_{m}"].to_numpy(float), b.loc[a.index, m].to_numpy(float)
+        x, y = run.per_utterance[f"noisy_{m}"].to_numpy(float), ref.per_utterance[m].to_numpy(float)[order]
         bad = ~((np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= NOISY_TOL))
         if bad.any():
-            utt = a.index[np.argmax(bad)]
+            utt = ids[np.argmax(bad)]
             raise ResultsError(f"noisy_{m} of {utt} is {x[np.argmax(bad)]:.6f}, the noisy input scores "
                                f"{y[np.argmax(bad)]:.6f} (results/{ref.track}/{ref.noise}/noisy/{ref.run_id})")
 

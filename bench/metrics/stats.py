@@ -79,7 +79,7 @@ def bootstrap_cis(columns, *, n_resamples: int = 10000, confidence: float = 0.95
     alpha = 1.0 - confidence
     for n, idx in by_size.items():
         means = _resample_means(_resample_counts(n, n_resamples, seed), [xs[i] for i in idx])
-        q = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
+        q = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=1)
         for j, i in enumerate(idx):
             mean = float(xs[i].mean())
             # the CI of a constant sample is that constant; guard against float noise in the means
@@ -88,16 +88,16 @@ def bootstrap_cis(columns, *, n_resamples: int = 10000, confidence: float = 0.95
 
 
 def _resample_means(counts: np.ndarray, xs: list[np.ndarray]) -> np.ndarray:
-    """``counts @ x / n`` for each x of `xs`, as columns ``(n_resamples, len(xs))``: matrix-vector products
+    """``counts @ x / n`` for each x of `xs`, one row each ``(len(xs), n_resamples)``: matrix-vector products
     (a matrix product would round differently) over blocks of rows that stay in the CPU cache and under
     the BLAS's threading threshold; a row's product does not depend on the block (tests/test_speed.py)."""
     n = counts.shape[1]
-    out = np.empty((counts.shape[0], len(xs)))
+    out = np.empty((len(xs), counts.shape[0]))
     step = max(4, _CACHE_BYTES // (8 * n) // 4 * 4)
     for start in range(0, counts.shape[0], step):
         block = counts[start:start + step]
         for j, x in enumerate(xs):
-            out[start:start + step, j] = block @ x
+            out[j, start:start + step] = block @ x
     return out / n
 
 
@@ -177,7 +177,7 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     cxy, cxx, cyy = (rx * ry).sum(1) * inv, (rx * rx).sum(1) * inv, (ry * ry).sum(1) * inv
     bad = (np.isnan(x).any(1) | np.isnan(y).any(1) | (x == x[:, :1]).all(1) | (y == y[:, :1]).all(1))
     with np.errstate(all="ignore"):
-        r = np.clip(cxy / np.sqrt(cxx) / np.sqrt(cyy), -1, 1)
+        r = np.clip(cxy / np.sqrt(cyy) / np.sqrt(cxx), -1, 1)   # scipy returns rs[1, 0]: divided by y's first
     return np.where(bad, np.nan, r)
 
 

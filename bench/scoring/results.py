@@ -73,8 +73,10 @@ def summarize_metrics(df: pd.DataFrame, metric_names: list[str], *, resamples: i
     """Mean, bootstrap CI, failures, and the paired improvement over the noisy input, per metric (the CIs of
     all metrics in one `bootstrap_cis` call: the same numbers as one `bootstrap_ci` call each)."""
     cols, deltas = {}, []
-    for m in metric_names:
-        vals, noisy = df[m].to_numpy(dtype=float), df[f"noisy_{m}"].to_numpy(dtype=float)
+    metric_names = list(dict.fromkeys(metric_names))
+    scores = np.ascontiguousarray(df[metric_names].to_numpy(dtype=float).T)   # two lookups, not two per metric
+    inputs = np.ascontiguousarray(df[[f"noisy_{m}" for m in metric_names]].to_numpy(dtype=float).T)
+    for m, vals, noisy in zip(metric_names, scores, inputs):
         paired = ~(np.isnan(vals) | np.isnan(noisy))
         cols[m] = (vals, noisy)
         deltas.append(vals[paired] - noisy[paired])
