@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from bench import REPO_ROOT
-from bench.adapters.base import discover
+from bench.adapters.catalogue import catalogue
 from bench.board.rows import Board, collect
 from bench.board.site import check_site, render_site, site_dir_for
 from bench.board.summary import ALPHA, model_name, params_text, summary_table
@@ -81,7 +81,7 @@ def ordered(rows):
 @functools.lru_cache(maxsize=1)
 def packages() -> dict[str, str]:
     """model -> the pinned package an external system's pretrained weights come in."""
-    return {n: f.adapter.package for n, f in discover(strict=False).items() if getattr(f.adapter, "package", None)}
+    return {n: f.adapter.package for n, f in catalogue().items() if getattr(f.adapter, "package", None)}
 
 
 def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
@@ -327,9 +327,9 @@ def readme_for(path: Path) -> Path:
     return Path(path).resolve().parent / "README.md"
 
 
-def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
+def write(path: Path | None = None, results_dir: Path | None = None, *, cache: bool = True) -> Path:
     path = Path(path or LEADERBOARD)
-    board = collect(results_dir)
+    board = collect(results_dir, cache=cache)
     md = render(results_dir, board)
     atomic_write_bytes(path, md.encode())
     readme = readme_for(path)
@@ -339,12 +339,12 @@ def write(path: Path | None = None, results_dir: Path | None = None) -> Path:
     return path
 
 
-def check(path: Path | None = None, results_dir: Path | None = None) -> tuple[bool, str]:
+def check(path: Path | None = None, results_dir: Path | None = None, *, cache: bool = True) -> tuple[bool, str]:
     """(up_to_date, unified diff) of the committed leaderboard and listening page against a fresh rendering."""
     path = Path(path or LEADERBOARD)
     if results_dir is not None and not Path(results_dir).is_dir():
         raise BenchError(f"--results-dir {results_dir}: no such folder")
-    board = collect(results_dir)
+    board = collect(results_dir, cache=cache)
     fresh = render(results_dir, board)
     current = path.read_text() if path.exists() else ""
     site = "".join(f"{p}\n" for p in check_site(board, site_dir_for(path)))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.adapters.base import discover
+from bench.adapters.catalogue import catalogue
 from bench.core.errors import BenchError, ResultsError
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import load_track, track_version
@@ -123,14 +123,16 @@ def _same_configuration(a: Run, b: Run) -> bool:
 
 
 def _check_noisy_columns(run: Run, ref: Run) -> None:
-    a, b = run.per_utterance.set_index("utt_id"), ref.per_utterance.set_index("utt_id")
+    ids = list(run.per_utterance["utt_id"])
+    where = {u: i for i, u in enumerate(ref.per_utterance["utt_id"])}
+    order = [where[u] for u in ids]   # a KeyError as .loc raised it: check_against_benchmark comes first
     for m in run.metric_names:
         if m not in ref.metric_names:
             continue
-        x, y = a[f"noisy_{m}"].to_numpy(float), b.loc[a.index, m].to_numpy(float)
+        x, y = run.per_utterance[f"noisy_{m}"].to_numpy(float), ref.per_utterance[m].to_numpy(float)[order]
         bad = ~((np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= NOISY_TOL))
         if bad.any():
-            utt = a.index[np.argmax(bad)]
+            utt = ids[np.argmax(bad)]
             raise ResultsError(f"noisy_{m} of {utt} is {x[np.argmax(bad)]:.6f}, the noisy input scores "
                                f"{y[np.argmax(bad)]:.6f} (results/{ref.track}/{ref.noise}/noisy/{ref.run_id})")
 
@@ -278,10 +280,11 @@ def _row(runs: list[Run], adapters: dict, ranked: bool, untraced: dict) -> Row |
     return row
 
 
-def collect(results_dir: Path | None = None) -> Board:
+def collect(results_dir: Path | None = None, *, cache: bool = True) -> Board:
+    """The board of `results_dir`; `cache=False`: the adapters are imported, not read from their cache."""
     results_dir = Path(results_dir or RESULTS_DIR)
     base = results_dir.resolve().parent
-    adapters = discover(strict=False)
+    adapters = catalogue(cache=cache)
     board = Board({}, {}, [], {})
     checked: list[tuple[Run, str, bool]] = []
     for d in iter_run_dirs(results_dir):

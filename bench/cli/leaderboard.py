@@ -20,7 +20,7 @@ def cmd_leaderboard(args) -> int:
                          hint="give the folder holding <track>/<model>/<run-id>/ (default: <repo>/results)")
     out = Path(args.output) if args.output else None
     if args.check:
-        ok, diff = check(out, results)
+        ok, diff = check(out, results, cache=not args.no_cache)
         if ok:
             console.print("[green]leaderboard.md and site/ are up to date[/]")
             return 0
@@ -28,9 +28,9 @@ def cmd_leaderboard(args) -> int:
         err_console.print("[red]leaderboard.md or site/ is out of date or edited by hand[/]: run `bench leaderboard` "
                           "and commit both")
         return 1
-    path = write(out, results)
+    path = write(out, results, cache=not args.no_cache)
     console.print(f"wrote {path} and {path.parent / 'site'}/")
-    for p, reason in collect(results).refused:
+    for p, reason in collect(results, cache=not args.no_cache).refused:
         err_console.print(f"[yellow]refused[/] {p}: {reason}")
     return 0
 
@@ -55,6 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md or site/ is out of date")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md (the page goes to site/ beside it)")
+    p.add_argument("--no-cache", action="store_true", help="import every adapter module rather than read their "
+                   "attributes from .cache/ (bench/adapters/catalogue.py); results are checked either way")
     p.set_defaults(func=cmd_leaderboard)
     p = subparsers.add_parser("retire", help="drop a superseded run's shipped outputs and weights (its scores and "
                                              "hashes stay)")

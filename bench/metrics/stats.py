@@ -1,7 +1,8 @@
 """Statistics for results tables and system comparisons: `bootstrap_ci` (seeded percentile bootstrap of a
 mean), `paired_comparison` (two systems on the same utterances: bootstrap CI of the mean difference,
 Wilcoxon signed-rank as the decision test, paired t-test for reference, win/loss/tie counts) and
-`rank_agreement` (Spearman correlation of two sets' system means, with a bootstrap CI).
+`rank_agreement` (Spearman correlation of two sets' system means, with a bootstrap CI). `bootstrap_cis` is
+`bootstrap_ci` of many columns at once: one draw per length, one matrix product (scipy is imported by `paired_comparison` only).
 
 All drop NaNs (failed metrics); callers report how many, since failures are not random. Why these
 choices: docs/metrics.md ("Statistics").
@@ -14,12 +15,13 @@ from functools import lru_cache
 import warnings
 
 import numpy as np
-from scipy import stats as _st
 
-__all__ = ["bootstrap_ci", "paired_comparison"]
+__all__ = ["bootstrap_ci", "bootstrap_cis", "paired_comparison"]
 
 #: Upper bound on the number of elements gathered at once by the bootstrap (memory ~ 8 bytes each).
 _CHUNK_ELEMENTS = 2_000_000
+#: the resample-count rows multiplied at once by `_resample_means` (bytes; fits a core's L2 cache)
+_CACHE_BYTES = 256 * 1024
 
 
 def _as_1d(values, what: str) -> np.ndarray:
@@ -40,7 +42,7 @@ def _check_params(n_resamples: int, confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
     """How often each of `n` values is drawn in each resample: ``(n_resamples, n)``, float64.
 
@@ -54,14 +56,49 @@ def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
     for start in range(0, n_resamples, rows):
         stop = min(start + rows, n_resamples)
         idx = rng.integers(0, n, size=(stop - start, n))
-        np.add.at(out, (np.arange(start, stop)[:, None], idx), 1.0)
+        flat = (np.arange(stop - start)[:, None] * n + idx).ravel()
+        out[start:stop] = np.bincount(flat, minlength=(stop - start) * n).reshape(stop - start, n)
     out.setflags(write=False)
     return out
 
 
-def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """Means of `n_resamples` resamples (with replacement) of `x` (see `_resample_counts`)."""
-    return _resample_counts(x.size, n_resamples, seed) @ x / x.size
+def bootstrap_cis(columns, *, n_resamples: int = 10000, confidence: float = 0.95,
+                  seed: int = 0) -> list[tuple[float, float, float]]:
+    """`bootstrap_ci` of each of `columns` (1-D arrays): the columns with the same number of non-NaN values
+    share one draw (as they do one by one), and each block of its resample counts is read once for all."""
+    _check_params(n_resamples, confidence)
+    xs = [_as_1d(c, "values") for c in columns]
+    xs = [x[~np.isnan(x)] for x in xs]
+    out: list = [None] * len(xs)
+    by_size: dict[int, list[int]] = {}
+    for i, x in enumerate(xs):
+        if x.size <= 1:
+            out[i] = (math.nan,) * 3 if x.size == 0 else (float(x[0]),) * 3
+        else:
+            by_size.setdefault(x.size, []).append(i)
+    alpha = 1.0 - confidence
+    for n, idx in by_size.items():
+        means = _resample_means(_resample_counts(n, n_resamples, seed), [xs[i] for i in idx])
+        q = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=1)
+        for j, i in enumerate(idx):
+            mean = float(xs[i].mean())
+            # the CI of a constant sample is that constant; guard against float noise in the means
+            out[i] = (mean, float(min(q[0, j], mean)), float(max(q[1, j], mean)))
+    return out
+
+
+def _resample_means(counts: np.ndarray, xs: list[np.ndarray]) -> np.ndarray:
+    """``counts @ x / n`` for each x of `xs`, one row each ``(len(xs), n_resamples)``: matrix-vector products
+    (a matrix product would round differently) over blocks of rows that stay in the CPU cache and under
+    the BLAS's threading threshold; a row's product does not depend on the block (tests/test_speed.py)."""
+    n = counts.shape[1]
+    out = np.empty((len(xs), counts.shape[0]))
+    step = max(4, _CACHE_BYTES // (8 * n) // 4 * 4)
+    for start in range(0, counts.shape[0], step):
+        block = counts[start:start + step]
+        for j, x in enumerate(xs):
+            out[j, start:start + step] = block @ x
+    return out / n
 
 
 def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
@@ -71,19 +108,7 @@ def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
     the mean. One value: ``(v, v, v)``; none: NaNs. Raises `ValueError` for +-inf values, non-1-D input,
     ``n_resamples < 1`` or a confidence outside (0, 1).
     """
-    _check_params(n_resamples, confidence)
-    x = _as_1d(values, "values")
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return (math.nan, math.nan, math.nan)
-    mean = float(x.mean())
-    if x.size == 1:
-        return (mean, mean, mean)
-    means = _bootstrap_means(x, n_resamples, seed)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    # the CI of a constant sample is that constant; guard against float noise in the means
-    return (mean, float(min(low, mean)), float(max(high, mean)))
+    return bootstrap_cis([values], n_resamples=n_resamples, confidence=confidence, seed=seed)[0]
 
 
 def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confidence: float = 0.95,
@@ -124,12 +149,36 @@ def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confiden
     if not np.any(d):
         out.update(wilcoxon_p=1.0, ttest_p=1.0)
         return out
+    from scipy import stats as _st   # 2.5 s to import: only where a test needs it, not for the board
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # scipy's small-sample / precision-loss warnings
         out["wilcoxon_p"] = float(_st.wilcoxon(xa, xb).pvalue)
         out["ttest_p"] = float(_st.ttest_rel(xa, xb).pvalue) if n > 1 else nan
     out["significant"] = bool(out["wilcoxon_p"] < alpha)
     return out
+
+
+def _average_ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks of each row of `v` (ties: their average rank), as ``scipy.stats.rankdata`` gives them."""
+    less = (v[:, None, :] < v[:, :, None]).sum(axis=-1)
+    same = (v[:, None, :] == v[:, :, None]).sum(axis=-1)
+    return less + (same + 1) / 2
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair of `x` and `y` ``(rows, systems)``, equal to
+    ``scipy.stats.spearmanr(x[i], y[i]).statistic``: NaN for a row with a NaN or a constant row. The ranks'
+    sums of products are exact in float64, so one matrix expression gives scipy's numbers bit for bit
+    (np.corrcoef of the ranks: covariances times 1/(n-1), divided by each standard deviation in turn)."""
+    n = x.shape[1]
+    rx, ry = _average_ranks(x) - (n + 1) / 2, _average_ranks(y) - (n + 1) / 2
+    inv = np.true_divide(1, n - 1)
+    cxy, cxx, cyy = (rx * ry).sum(1) * inv, (rx * rx).sum(1) * inv, (ry * ry).sum(1) * inv
+    bad = (np.isnan(x).any(1) | np.isnan(y).any(1) | (x == x[:, :1]).all(1) | (y == y[:, :1]).all(1))
+    with np.errstate(all="ignore"):
+        r = np.clip(cxy / np.sqrt(cyy) / np.sqrt(cxx), -1, 1)   # scipy returns rs[1, 0]: divided by y's first
+    return np.where(bad, np.nan, r)
 
 
 def rank_agreement(a: list, b: list, *, n_resamples: int = 2000, confidence: float = 0.95,
@@ -139,25 +188,25 @@ def rank_agreement(a: list, b: list, *, n_resamples: int = 2000, confidence: flo
     every system of that set, so the systems stay paired) and recomputes the means and the correlation.
 
     `a`, `b`: one array of per-utterance scores per system (same system order in both); NaNs are ignored.
+    The draws are taken one resample at a time, as they always were; the means and correlations of all
+    resamples are computed at once (`spearman_rows`).
     """
     _check_params(n_resamples, confidence)
     A, B = np.vstack([np.asarray(x, float) for x in a]), np.vstack([np.asarray(x, float) for x in b])
     if A.shape[0] != B.shape[0] or A.shape[0] < 3:
         raise ValueError("rank agreement needs the same systems (at least 3) on both sets")
-
-    def rho(ma, mb):
-        return float(_st.spearmanr(ma, mb).statistic)
-
-    point = rho(np.nanmean(A, axis=1), np.nanmean(B, axis=1))
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_resamples):
-        ia, ib = rng.integers(0, A.shape[1], A.shape[1]), rng.integers(0, B.shape[1], B.shape[1])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = rho(np.nanmean(A[:, ia], axis=1), np.nanmean(B[:, ib], axis=1))
-        if math.isfinite(r):
-            vals.append(r)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # all-NaN means of a system: that resample is dropped
+        point = float(spearman_rows(np.nanmean(A, axis=1)[None], np.nanmean(B, axis=1)[None])[0])
+        rng = np.random.default_rng(seed)
+        draws = [(rng.integers(0, A.shape[1], A.shape[1]), rng.integers(0, B.shape[1], B.shape[1]))
+                 for _ in range(n_resamples)]
+        rhos = []
+        for start in range(0, n_resamples, 256):
+            ia, ib = (np.stack(d) for d in zip(*draws[start:start + 256]))
+            rhos.append(spearman_rows(np.nanmean(A[:, ia], axis=2).T, np.nanmean(B[:, ib], axis=2).T))
+    vals = np.concatenate(rhos)
+    vals = vals[np.isfinite(vals)]
     alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(vals, [alpha, 1 - alpha]) if vals else (math.nan, math.nan)
+    lo, hi = np.quantile(vals, [alpha, 1 - alpha]) if vals.size else (math.nan, math.nan)
     return point, float(lo), float(hi)

@@ -24,7 +24,7 @@ from bench.core.errors import BenchError, ResultsError
 from bench.core.files import atomic_write_bytes
 from bench.core.names import inside
 from bench.data.tracks import load_track
-from bench.metrics.stats import bootstrap_ci
+from bench.metrics.stats import bootstrap_cis
 from bench.protocol import DEFAULT_PROTOCOL
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
@@ -73,15 +73,21 @@ def _clean(v):
 
 def summarize_metrics(df: pd.DataFrame, metric_names: list[str], *, resamples: int = CI_RESAMPLES,
                       confidence: float = CI_CONFIDENCE, seed: int = CI_SEED) -> dict:
-    """Mean, bootstrap CI, failures, and the paired improvement over the noisy input, per metric."""
-    out = {}
-    for m in metric_names:
-        vals = df[m].to_numpy(dtype=float)
-        noisy = df[f"noisy_{m}"].to_numpy(dtype=float)
-        mean, lo, hi = bootstrap_ci(vals, n_resamples=resamples, confidence=confidence, seed=seed)
+    """Mean, bootstrap CI, failures, and the paired improvement over the noisy input, per metric (the CIs of
+    all metrics in one `bootstrap_cis` call: the same numbers as one `bootstrap_ci` call each)."""
+    cols, deltas = {}, []
+    metric_names = list(dict.fromkeys(metric_names))
+    scores = np.ascontiguousarray(df[metric_names].to_numpy(dtype=float).T)   # two lookups, not two per metric
+    inputs = np.ascontiguousarray(df[[f"noisy_{m}" for m in metric_names]].to_numpy(dtype=float).T)
+    for m, vals, noisy in zip(metric_names, scores, inputs):
         paired = ~(np.isnan(vals) | np.isnan(noisy))
-        d_mean, d_lo, d_hi = bootstrap_ci(vals[paired] - noisy[paired], n_resamples=resamples,
-                                          confidence=confidence, seed=seed)
+        cols[m] = (vals, noisy)
+        deltas.append(vals[paired] - noisy[paired])
+    cis = bootstrap_cis([v for v, _ in cols.values()] + deltas, n_resamples=resamples, confidence=confidence,
+                        seed=seed)
+    out = {}
+    for i, (m, (vals, noisy)) in enumerate(cols.items()):
+        (mean, lo, hi), (d_mean, d_lo, d_hi) = cis[i], cis[len(cols) + i]
         out[m] = {"mean": _clean(mean), "ci_low": _clean(lo), "ci_high": _clean(hi),
                   "n": int(np.sum(~np.isnan(vals))), "failures": int(np.sum(np.isnan(vals))),
                   "noisy_mean": _clean(np.nanmean(noisy) if np.any(~np.isnan(noisy)) else None),

@@ -1,0 +1,143 @@
+"""The board's fast paths (issue 27) give the numbers of the straightforward ones: the bootstrap of many
+columns at once, the rank agreement of all resamples at once, the manifest parsed once per content, and the
+adapters' attributes read from their cache."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from bench.adapters.catalogue import FIELDS, cache_key, catalogue
+from bench.data.manifest import Utterance, read_manifest, write_manifest
+from bench.metrics import stats as S
+
+
+def _counts_add_at(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """The resample counts as they were built before (np.add.at over the same draws)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    rows = max(1, S._CHUNK_ELEMENTS // n)
+    out = np.zeros((n_resamples, n))
+    for start in range(0, n_resamples, rows):
+        stop = min(start + rows, n_resamples)
+        np.add.at(out, (np.arange(start, stop)[:, None], rng.integers(0, n, size=(stop - start, n))), 1.0)
+    return out
+
+
+def _one_by_one(x, n_resamples: int, seed: int, confidence: float = 0.95):
+    """bootstrap_ci as it was: one matrix-vector product over the whole count matrix per column."""
+    x = np.asarray(x, float)
+    x = x[~np.isnan(x)]
+    if x.size < 2:
+        return (math.nan,) * 3 if x.size == 0 else (float(x[0]),) * 3
+    means = _counts_add_at(x.size, n_resamples, seed) @ x / x.size
+    lo, hi = np.quantile(means, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
+    mean = float(x.mean())
+    return (mean, float(min(lo, mean)), float(max(hi, mean)))
+
+
+@pytest.mark.parametrize("n", [2, 7, 30, 125, 301])
+def test_bootstrap_of_many_columns_equals_one_by_one(n):
+    rng = np.random.default_rng(n)
+    cols = [np.round(rng.normal(size=n) * scale, 6) for scale in (0.01, 1.0, 40.0)]
+    cols.append(np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)))   # another length after NaNs
+    cols += [np.full(n, 0.25), np.full(n, np.nan), np.r_[3.5, np.full(n - 1, np.nan)]]
+    got = S.bootstrap_cis(cols, n_resamples=3000, seed=4)
+    for c, g in zip(cols, got):
+        want = _one_by_one(c, 3000, 4)
+        assert (np.isnan(want).all() and np.isnan(g).all()) or g == want   # bit for bit
+        assert S.bootstrap_ci(c, n_resamples=3000, seed=4) == g or np.isnan(g).all()
+
+
+def test_resample_counts_are_the_same_draws():
+    for n in (3, 125, 70_000):   # the last one spans several chunks of draws
+        assert np.array_equal(S._resample_counts(n, 200, 9), _counts_add_at(n, 200, 9))
+
+
+def _rank_agreement_scipy(a, b, n_resamples, seed=0, confidence=0.95):
+    """rank_agreement as it was: one scipy.stats.spearmanr per resample."""
+    A, B = np.vstack(a), np.vstack(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        point = float(st.spearmanr(np.nanmean(A, 1), np.nanmean(B, 1)).statistic)
+        rng, vals = np.random.default_rng(seed), []
+        for _ in range(n_resamples):
+            ia, ib = rng.integers(0, A.shape[1], A.shape[1]), rng.integers(0, B.shape[1], B.shape[1])
+            r = float(st.spearmanr(np.nanmean(A[:, ia], 1), np.nanmean(B[:, ib], 1)).statistic)
+            if math.isfinite(r):
+                vals.append(r)
+    lo, hi = np.quantile(vals, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
+    return point, float(lo), float(hi)
+
+
+@pytest.mark.parametrize("systems,na,nb,nan_share", [(3, 30, 80, 0.0), (12, 30, 125, 0.0), (7, 5, 4, 0.3)])
+def test_rank_agreement_equals_scipy(systems, na, nb, nan_share):
+    rng = np.random.default_rng(systems)
+    a = [np.round(rng.normal(size=na) + 0.1 * i, 1) for i in range(systems)]   # rounded: ties in the means
+    b = [np.where(rng.random(nb) < nan_share, np.nan, np.round(rng.normal(size=nb) + 0.05 * i, 1))
+         for i in range(systems)]
+    assert S.rank_agreement(a, b, n_resamples=400) == _rank_agreement_scipy(a, b, 400)
+
+
+def test_spearman_rows_equals_scipy_with_ties_nan_and_constants():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 4, (300, 6)).astype(float), rng.normal(size=(300, 6))
+    x[0], y[1, 2], y[2] = 2.0, np.nan, y[2, 0]   # constant, NaN, constant
+    got = S.spearman_rows(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = np.array([st.spearmanr(x[i], y[i]).statistic for i in range(len(x))])
+    assert np.isnan(got[:3]).all() and np.array_equal(got, want, equal_nan=True)
+
+
+def _utts(speaker: str) -> list[Utterance]:
+    return [Utterance(f"{speaker}_{i:03d}", speaker, "test", f"{speaker}/{i}.wav", 16000, 16000 + i, "ab" * 32)
+            for i in range(3)]
+
+
+def test_manifest_is_parsed_again_when_its_bytes_change(tmp_path):
+    path = tmp_path / "m.csv"
+    write_manifest(path, _utts("p1"))
+    first = read_manifest(path)
+    first.clear()   # the caller's list: the cached parse is not touched
+    assert [u.utt_id for u in read_manifest(path)] == ["p1_000", "p1_001", "p1_002"]
+    write_manifest(path, _utts("p2"))   # same size, other bytes, maybe the same mtime
+    assert [u.speaker for u in read_manifest(path)] == ["p2"] * 3
+
+
+ADAPTER = '''from bench.adapters import Adapter
+
+
+class Tiny(Adapter):
+    name = "tiny"
+    description = "{desc}"
+    trainable = True
+    train_config = {{"lr": 1e-3}}
+    presets = {{"quick": {{"model": {{}}, "train": {{"max_steps": 5}}}}}}
+'''
+
+
+def test_catalogue_reads_its_cache_and_a_changed_file_invalidates_it(tmp_path):
+    root, cache = tmp_path / "repo", tmp_path / "cache"
+    (root / "baselines").mkdir(parents=True)
+    (root / "baselines" / "tiny.py").write_text(ADAPTER.format(desc="first"))
+    fresh = catalogue(root, cache_dir=cache)
+    t = fresh["tiny"]
+    assert (t.kind, t.path, t.adapter.presets, t.adapter.train_config) == (
+        "baseline", root / "baselines" / "tiny.py", {"quick": {"model": {}, "train": {"max_steps": 5}}}, {"lr": 1e-3})
+    [made] = cache.glob("adapters-*.json")
+    assert made.name == f"adapters-{cache_key(root)}.json"
+    assert catalogue(root, cache_dir=cache) == fresh
+    entries = json.loads(made.read_text())
+    entries[0]["description"] = "from the cache"
+    made.write_text(json.dumps(entries))
+    assert catalogue(root, cache_dir=cache)["tiny"].adapter.description == "from the cache"
+    assert catalogue(root, cache=False, cache_dir=cache)["tiny"].adapter.description == "first"
+    (root / "baselines" / "tiny.py").write_text(ADAPTER.format(desc="second"))   # another key: not that cache
+    assert catalogue(root, cache_dir=cache)["tiny"].adapter.description != "from the cache"
+    assert [p.name for p in cache.glob("adapters-*.json")] == [f"adapters-{cache_key(root)}.json"]
+    assert set(FIELDS) <= set(entries[0])
