@@ -162,7 +162,7 @@ def test_cli_check_detects_a_hand_edit(base_results, tmp_path, capsys):
     assert main(["leaderboard", "--check", *args]) == 0
     capsys.readouterr()
     text = out.read_text()
-    edited = text.replace("noisy (input, floor)", "my-model (input, floor)")
+    edited = text.replace("noisy (input, not ranked)", "my-model (input, not ranked)")
     assert edited != text
     out.write_text(edited)
     assert main(["leaderboard", "--check", *args]) == 1
@@ -293,7 +293,7 @@ def test_evidence_table_says_which_machine_measured_the_speed(base_results):
     md = leaderboard.render(base_results)
     assert "| speed measured on |" in md
     cpu = load_run(committed("noisy")).summary["speed"]["cpu"]
-    noisy_line = next(line for line in md.split("### Size, speed")[1].splitlines() if line.startswith("| noisy |"))
+    noisy_line = next(line for line in md.split("### Size and speed")[1].splitlines() if line.startswith("| noisy |"))
     assert noisy_line.rstrip(" |").endswith(cpu)
 
 

@@ -238,9 +238,10 @@ RANKED = f"{TRACK}/stft-v1"
 
 
 def _tables(md: str) -> tuple[str, str]:
-    """(everything before the refused section, the refused section) of a rendered leaderboard."""
-    tables, _, refused = md.partition("## Runs refused by the checks (not shown above)")
-    return tables, refused
+    """(the rendered leaderboard without its refused section, the refused section); the glossary follows it."""
+    head, _, rest = md.partition("## Runs refused by the checks (not shown above)")
+    refused, sep, tail = rest.partition("\n## ")
+    return head + (f"## {tail}" if sep else ""), refused
 
 
 @pytest.mark.parametrize("kind", list(TAMPERINGS))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import tempfile
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,12 @@ def enhance_file(adapter, model, src: Path, out: Path, *, block_seconds: float =
         if block <= 0 or n <= block + 2 * context:
             block = n
         pending, start, peak = np.zeros((ch, 0)), 0, 0.0
-        with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=ch, subtype="PCM_16", format="WAV") as w:
+        # Python's wave module writes with plain file I/O, so a full disk is an OSError naming the file
+        # (libsndfile reports only "System error")
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(ch)
+            w.setsampwidth(2)
+            w.setframerate(sr)
             for s in range(0, n, block):
                 e, a = min(n, s + block), max(0, s - context)
                 b = min(n, e + context)
@@ -178,7 +184,7 @@ def enhance_file(adapter, model, src: Path, out: Path, *, block_seconds: float =
                 final = e - half if e < n else n
                 done = pending[:, : final - start].astype(np.float32)
                 peak = max(peak, float(np.max(np.abs(done))) if done.size else 0.0)
-                w.write(to_pcm16(done).T)
+                w.writeframes(np.ascontiguousarray(to_pcm16(done).T).astype("<i2").tobytes())
                 pending, start = pending[:, final - start:], final
     return ch, sr, n, peak
 
