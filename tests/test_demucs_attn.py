@@ -24,16 +24,8 @@ from baselines.demucs_attn.streamer import DemucsAttnStreamer  # noqa: E402
 from bench.adapters.base import get_adapter  # noqa: E402
 from bench.adapters.streaming import stream  # noqa: E402
 
-F64_TOL = 1e-12
-F32_REL_TOL = 1e-5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# the streaming tolerances and the one-thread fixture of demucs' own streamer tests: the twin is held to the same
+from test_streaming import F32_REL_TOL, F64_TOL, one_thread  # noqa: E402, F401
 
 
 def small(dtype=torch.float64, **kw) -> DemucsAttn:
