@@ -104,6 +104,38 @@ def test_reenhance_catches_scores_the_weights_do_not_give(trained, tmp_path):
     assert not c.ok and any("re-enhanced" in p for p in c.problems), c.problems
 
 
+def test_reenhance_compares_with_the_shipped_outputs(trained):
+    """Where outputs are shipped, re-enhancement is held to them by waveform: the clean reference in place
+    of an output (hash and scores made consistent) is tens of dB away; the same output is not."""
+    from bench.verify.evidence import REENHANCE_WAVEFORM_DB, Check, compare_waveforms, waveform_db
+
+    home, results, pt = trained
+    utt = pt.utt_ids("test")[0]
+    y, _ = sf.read(str(home / "enhanced" / f"{utt}.flac"), dtype="float32")
+    clean = pt.load_clean("test", utt)
+    assert waveform_db(y, y) == np.inf and waveform_db(y, y[:-1]) == -np.inf
+    assert waveform_db(y, y + 1e-6 * np.std(y)) > REENHANCE_WAVEFORM_DB
+    ok, forged = Check("x"), Check("x")
+    compare_waveforms({utt: y}, {utt: y}, ok)
+    compare_waveforms({utt: y}, {utt: clean}, forged)
+    assert ok.ok and "within inf dB" in ok.notes[0]
+    assert forged.problems == [f"re-enhanced: 1 of 1 outputs differ from the shipped ones (worst {utt}: "
+                               f"{waveform_db(clean, y):.1f} dB below the output, tolerance 40 dB)"]
+
+
+@pytest.mark.parametrize("unshipped", [False, True])
+def test_verify_all_reenhances_only_folders_that_ship_outputs(trained, monkeypatch, unshipped):
+    """A folder that ships no outputs (every set but the ranked one) is re-enhanced and re-scored when named,
+    and skipped under `--all --reenhance`."""
+    import bench.verify.evidence as evidence
+
+    home, results, pt = trained
+    monkeypatch.setattr(evidence, "outputs_of", lambda run: {})
+    c = verify_run(home, results_root=results, mode="reenhance", prepared_root=pt.root, jobs=1, track=pt.track,
+                   reenhance_unshipped=unshipped)
+    assert c.ok and any(n.startswith("re-enhanced: pesq_wb max") for n in c.notes) == unshipped, c.notes
+
+
 def test_reproduce_gives_the_same_weights(trained, tmp_path):
     from bench.verify.reproduce import reproduce
 

@@ -27,7 +27,8 @@ def cmd_verify(args) -> int:
     prepared = Path(args.prepared_dir) if args.prepared_dir else None
     bad = 0
     for p in paths:
-        c = verify_run(p, results_root=root, mode=mode, jobs=args.jobs, prepared_root=prepared)
+        c = verify_run(p, results_root=root, mode=mode, jobs=args.jobs, prepared_root=prepared,
+                       reenhance_unshipped=not args.all)
         if c.ok:
             console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
         else:
@@ -66,7 +67,8 @@ def register(subparsers) -> None:
     p.add_argument("runs", nargs="*", help="results folders (results/<track>/<noise>/<model>/<run-id>)")
     p.add_argument("--all", action="store_true", help="every results folder")
     p.add_argument("--fast", action="store_true", help="files and hashes only, no metric computation")
-    p.add_argument("--reenhance", action="store_true", help="also re-enhance the test set from the shipped weights")
+    p.add_argument("--reenhance", action="store_true", help="also re-enhance the test set from the shipped weights (or the "
+                   "adapter's code) and compare with the shipped outputs; with --all, the folders that ship them")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--prepared-dir", default=None)
     add_jobs(p)

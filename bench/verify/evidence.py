@@ -10,9 +10,13 @@ the run's home folder its weights (safetensors, bench/scoring/weights.py) where 
   exists and hashes to its ``output_sha256``, and shipped weights hash to the recorded SHA-256;
 - default: also re-scores every shipped output with the recorded metrics and compares each
   per-utterance value with `RESCORE_TOL` (CPUs differ in the last bits of PESQ's and STOI's float code);
-- ``--reenhance``: also rebuilds the model from its config and shipped weights, enhances the test set
-  again and compares the scores with `REENHANCE_TOL` (float16 weights and other CPUs change the
-  outputs by a few 16-bit steps, not the scores beyond these bounds).
+- ``--reenhance``: also rebuilds the model from its config and shipped weights (or its code, for a
+  training-free adapter) and enhances the test set again. Where the folder ships its outputs (the ranked
+  set), each re-enhanced output is compared with the shipped one, whose scores were just re-derived: the
+  difference must stay `REENHANCE_WAVEFORM_DB` below the output (float16 weights and other CPUs change
+  outputs by a few 16-bit steps; a different model or a forged output is tens of dB away). Elsewhere the
+  re-enhanced outputs are re-scored and compared with `REENHANCE_TOL`. With ``--all`` only the folders
+  that ship outputs are re-enhanced.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ REENHANCE_TOL = {"pesq_wb": (0.05, 0.01), "pesq_nb": (0.05, 0.01), "stoi": (0.00
                  "estoi": (0.005, 0.001), "si_sdr": (0.25, 0.05), "snr": (0.25, 0.05),
                  "default": (0.05, 0.01)}
 FP16_METRICS = ("pesq_wb", "stoi", "si_sdr")
+#: re-enhancing where outputs are shipped: shipped-to-difference energy ratio (dB) per utterance, at least
+REENHANCE_WAVEFORM_DB = 40.0
 
 
 @dataclass
@@ -133,9 +139,10 @@ def compare_scores(run: Run, fresh: dict[str, dict], tol: dict, check: Check, wh
 
 
 def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "rescore", jobs: int | None = None,
-               prepared_root: Path | None = None, track=None) -> Check:
-    """Check one results folder; `mode` is ``fast``, ``rescore`` or ``reenhance``. `track`: the Track the
-    run was scored on when it is not a registered one (tests)."""
+               prepared_root: Path | None = None, track=None, reenhance_unshipped: bool = True) -> Check:
+    """Check one results folder; `mode` is ``fast``, ``rescore`` or ``reenhance`` (`reenhance_unshipped`:
+    also a folder that ships no outputs). `track`: the Track the run was scored on when it is not a
+    registered one (tests)."""
     results_root = Path(results_root or RESULTS_DIR)
     check = Check(rel(path))
     try:
@@ -154,8 +161,8 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
                        means=False)
         if problem := derived.scale_problem(run, [(c, y) for _, c, y in items]):
             check.problems.append(f"shipped outputs: {problem}")
-    if mode == "reenhance":
-        reenhance(run, results_root, pt, check, jobs)
+    if mode == "reenhance" and (audio or reenhance_unshipped):
+        reenhance(run, results_root, pt, check, jobs, shipped=audio)
     return check
 
 
@@ -183,7 +190,8 @@ def _prepared_of(run: Run, prepared_root: Path | None, track=None):
     return pt
 
 
-def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None) -> None:
+def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None,
+              shipped: dict[str, np.ndarray] | None = None) -> None:
     found = get_adapter(run.model)
     model = model_of(run, results_root, found)
     if model is None:
@@ -194,10 +202,32 @@ def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None) 
     for u in run.per_utterance["utt_id"]:
         clean = pt.load_clean("test", u)
         items.append((u, clean, enhance_one(found, model, pt.load_noisy("test", u), clean, "cpu", mode)))
-    compare_scores(run, _rescore_rows(items, run.metric_names, jobs), REENHANCE_TOL, check, "re-enhanced",
-                   means=True)
+    if shipped:
+        compare_waveforms({u: y for u, _, y in items}, shipped, check)
+    else:
+        compare_scores(run, _rescore_rows(items, run.metric_names, jobs), REENHANCE_TOL, check, "re-enhanced",
+                       means=True)
     if problem := derived.scale_problem(run, [(c, y) for _, c, y in items]):
         check.problems.append(f"re-enhanced: {problem}")
+
+
+def waveform_db(shipped: np.ndarray, fresh: np.ndarray) -> float:
+    """Energy of `shipped` over the energy of `fresh - shipped`, in dB (inf when identical)."""
+    if shipped.shape != fresh.shape:
+        return -np.inf
+    d = np.sum((fresh.astype(np.float64) - shipped) ** 2)
+    return np.inf if d == 0 else float(10 * np.log10(max(np.sum(shipped.astype(np.float64) ** 2), 1e-20) / d))
+
+
+def compare_waveforms(fresh: dict[str, np.ndarray], shipped: dict[str, np.ndarray], check: Check) -> None:
+    """Each re-enhanced output against the shipped one (`REENHANCE_WAVEFORM_DB`)."""
+    db = {u: waveform_db(shipped[u], y) for u, y in fresh.items() if u in shipped}
+    worst = min(db, key=db.get)
+    if db[worst] < REENHANCE_WAVEFORM_DB:
+        n = sum(v < REENHANCE_WAVEFORM_DB for v in db.values())
+        check.problems.append(f"re-enhanced: {n} of {len(db)} outputs differ from the shipped ones (worst {worst}: "
+                              f"{db[worst]:.1f} dB below the output, tolerance {REENHANCE_WAVEFORM_DB:g} dB)")
+    check.notes.append(f"re-enhanced: outputs within {db[worst]:.1f} dB of the shipped ones")
 
 
 def model_of(run: Run, results_root: Path, found=None):
