@@ -163,8 +163,8 @@ def test_diagnostics_heatmap_and_table(tiny, page):
 def test_row_order_is_the_leaderboards(tiny):
     board, _, _ = tiny
     rows = board.rows(KEY)
-    assert [r.label for r in site._order(rows)] == [r.label for r in leaderboard.ordered(rows)]
-    assert [r.label for r in site._order(rows)] == ["spectral-subtraction", "noisy", "oracle-psm"]
+    assert [r.label for r in site.ordered(rows)] == [r.label for r in leaderboard.ordered(rows)]
+    assert [r.label for r in site.ordered(rows)] == ["spectral-subtraction", "noisy", "oracle-psm"]
 
 
 def test_a_missing_output_is_shown_not_hidden(tiny, tmp_path):

@@ -21,7 +21,8 @@ from bench import REPO_ROOT
 from bench.adapters.catalogue import catalogue
 from bench.board.rows import Board, collect
 from bench.board.site import check_site, render_site, site_dir_for
-from bench.board.summary import ALPHA, model_name, params_text, summary_table
+from bench.board.summary import (ALPHA, budget_text, digits, metric_label, model_name, num, ordered, params_text,
+                                 summary_table)
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_bytes
 from bench.data.tracks import available_tracks, load_track
@@ -48,34 +49,14 @@ MEASURES = {
 ROLE_TITLES = {"cross-corpus": "unseen corpus and speakers, same protocol", "recorded": "real recorded noise"}
 
 
-def _f(v, nd=2, signed=False):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
-
-
-def _nd(metric: str) -> int:
-    return 3 if metric in ("stoi", "estoi") else 2
-
-
 def _ci(m: dict, nd: int) -> str:
-    cell = f"{_f(m['mean'], nd)} <sub>[{_f(m['ci_low'], nd)}, {_f(m['ci_high'], nd)}]</sub>"
+    cell = f"{num(m['mean'], nd)} <sub>[{num(m['ci_low'], nd)}, {num(m['ci_high'], nd)}]</sub>"
     return cell + (f" ({m['failures']} failed)" if m["failures"] else "")
 
 
 def _delta(m: dict, nd: int) -> str:
-    return (f"{_f(m['delta'], nd, True)} <sub>[{_f(m['delta_ci_low'], nd, True)}, "
-            f"{_f(m['delta_ci_high'], nd, True)}]</sub>")
-
-
-def _label(metric: str) -> str:
-    return METRICS[metric].label + (" (dB)" if METRICS[metric].unit == "dB" else "")
-
-
-def ordered(rows):
-    order = {"system": 0, "floor": 1, "oracle": 2}
-    return sorted(rows, key=lambda r: (order[r.role], -((r.run.summary["metrics"].get("pesq_wb") or {}).get("mean")
-                                                         or -1e9), r.label))
+    return (f"{num(m['delta'], nd, True)} <sub>[{num(m['delta_ci_low'], nd, True)}, "
+            f"{num(m['delta_ci_high'], nd, True)}]</sub>")
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,7 +70,7 @@ def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
     shown = [m for m in metrics if any(m in r.run.summary["metrics"] for r in rows)]
     cols = (["#"] if rank else []) + ["model"]
     for m in shown:
-        cols += [_label(m)] + ([f"Δ {_label(m).split(' (')[0]}"] if m in deltas else [])
+        cols += [metric_label(m)] + ([f"Δ {metric_label(m).split(' (')[0]}"] if m in deltas else [])
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
     n = 0
     for r in ordered(rows):
@@ -100,21 +81,11 @@ def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
         cells.append(model_name(r, packages()))
         for m in shown:
             s = r.run.summary["metrics"].get(m)
-            cells.append(_ci(s, _nd(m)) if s else "–")
+            cells.append(_ci(s, digits(m)) if s else "–")
             if m in deltas:
-                cells.append("–" if (s is None or r.run.model == "noisy") else _delta(s, _nd(m)))
+                cells.append("–" if (s is None or r.run.model == "noisy") else _delta(s, digits(m)))
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
-
-
-def _budget(run) -> str:
-    b = run.summary["budget"]
-    if not b.get("trained"):
-        return "no training"
-    parts = [f"{b['steps']} steps" if b.get("steps") is not None else None,
-             f"{b['wall_minutes']:.0f} min" if b.get("wall_minutes") is not None else None,
-             b.get("hardware")]
-    return ", ".join(p for p in parts if p)
 
 
 def _weights(run) -> str:
@@ -141,8 +112,8 @@ def size_speed_table(rows) -> list[str]:
            "|---|---|---|---|---|---|---|"]
     for r in ordered(rows):
         sp = r.run.summary["speed"]
-        out.append(f"| {r.label} | {params_text(r.run)} | {_f(sp['rtf_cpu_1thread'], 3)} | "
-                   f"{'yes' if sp['causal'] else 'no'} | {_f(sp['latency_ms'], 1)} | {_budget(r.run)} | "
+        out.append(f"| {r.label} | {params_text(r.run)} | {num(sp['rtf_cpu_1thread'], 3)} | "
+                   f"{'yes' if sp['causal'] else 'no'} | {num(sp['latency_ms'], 1)} | {budget_text(r.run)} | "
                    f"{sp.get('cpu') or '–'} |")
     return out + [""]
 
@@ -168,8 +139,8 @@ def stream_table(board, key: str) -> list[str]:
     for r in rows:
         st, sp = stream[(r.run.model, r.run.run_id)].run.summary["metrics"], r.run.summary["speed"]
         m = r.run.summary["metrics"]
-        out.append(f"| {r.label} | {sp.get('stream_chunk_samples') or '–'} | {_f(sp['latency_ms'], 1)} | "
-                   f"{_f(sp['rtf_stream'], 3)} | {_ci(m['pesq_wb'], 2)} | {_ci(st['pesq_wb'], 2)} | "
+        out.append(f"| {r.label} | {sp.get('stream_chunk_samples') or '–'} | {num(sp['latency_ms'], 1)} | "
+                   f"{num(sp['rtf_stream'], 3)} | {_ci(m['pesq_wb'], 2)} | {_ci(st['pesq_wb'], 2)} | "
                    f"{_ci(m['si_sdr'], 2)} | {_ci(st['si_sdr'], 2)} |")
     return out + [""]
 
@@ -188,11 +159,13 @@ def diagnostics_table(board, key: str) -> list[str]:
         for op in ops:
             d = sets[op].get((r.run.model, r.run.run_id))
             m = d.run.summary["metrics"] if d else {}
-            cells.append("–" if not m else f"{_f(m['pesq_wb']['delta'], 2, True)} / {_f(m['si_sdr']['delta'], 2, True)}")
+            cells.append("–" if not m else
+                         f"{num(m['pesq_wb']['delta'], 2, True)} / {num(m['si_sdr']['delta'], 2, True)}")
         out.append(f"| {r.label} | " + " | ".join(cells) + " |")
     noisy = [board.noisy.get(f"{key.split('/')[0]}/{op}") for op in ops]
     out.append("| *noisy input (PESQ-WB / SI-SDR)* | " + " | ".join(
-        "–" if n is None else f"*{_f(n.summary['metrics']['pesq_wb']['mean'])} / {_f(n.summary['metrics']['si_sdr']['mean'])}*"
+        "–" if n is None else
+        f"*{num(n.summary['metrics']['pesq_wb']['mean'])} / {num(n.summary['metrics']['si_sdr']['mean'])}*"
         for n in noisy) + " |")
     return out + [""]
 
@@ -220,7 +193,7 @@ def _intro(board: Board, key: str) -> list[str]:
             "the noisy input [95 % bootstrap CI]; the last column tests each row against the row below "
             f"(`bench compare`: paired bootstrap CI, Wilcoxon p Holm-corrected over the adjacent pairs, "
             f"α = {ALPHA:g}); rows it cannot tell apart share a rank (=k). [Glossary](#glossary).", "",
-            *(summary_table(board, key, ordered, packages()) if board.rows(key) else ["No runs yet.", ""])]
+            *(summary_table(board, key, packages()) if board.rows(key) else ["No runs yet.", ""])]
 
 
 ROW_RULE = ("**Row rule:** one row per model configuration (adapter, model config, training noise): its most "

@@ -23,10 +23,8 @@ def retire(path: Path, results_root: Path | None = None) -> list[Path]:
     check_home(Path(path), results_root)
     run = load_run(path)
     board = collect(results_root)
-    holding = {}
-    for key, rows in (*board.sets.items(), *board.archived.items()):
-        for row in rows:
-            holding[(row.run.model, row.run.run_id)] = (key, row.label)
+    holding = {(row.run.model, row.run.run_id): (key, row.label)
+               for key, rows in (*board.sets.items(), *board.archived.items()) for row in rows}
     if (run.model, run.run_id) in holding:
         key, label = holding[(run.model, run.run_id)]
         raise BenchError(f"{rel(path)}: run {run.run_id} is the row of {label} on {key}; only a superseded run "

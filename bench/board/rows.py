@@ -46,12 +46,7 @@ class Row:
 
     @property
     def role(self) -> str:
-        s = self.run.summary["model"]
-        if s["oracle"]:
-            return "oracle"
-        if self.run.model == "noisy":
-            return "floor"
-        return "system"
+        return "oracle" if self.run.summary["model"]["oracle"] else "floor" if self.run.model == "noisy" else "system"
 
 
 @dataclass
@@ -64,16 +59,6 @@ class Board:
 
     def rows(self, key: str) -> list[Row]:
         return self.sets.get(key, [])
-
-
-def _test_ids(track) -> list[str]:
-    return [u.utt_id for u in track.utterances(split="test")]
-
-
-def _noise_record(track, noise_name: str):
-    if noise_name == "recorded":
-        return RecordedNoise.of(track)
-    return Protocol.load(noise_name)
 
 
 def model_config_key(run: Run) -> str:
@@ -113,8 +98,9 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
     track = track_version(track_name, run.split_id)
     if not track.frozen:
         raise ResultsError(f"track {track_name} has no frozen manifest; its runs cannot be checked")
-    check_against_benchmark(run, protocol=_noise_record(track, noise.removesuffix("+stream")),
-                            track_record=track.record(), test_ids=_test_ids(track))
+    noise = noise.removesuffix("+stream")
+    check_against_benchmark(run, protocol=RecordedNoise.of(track) if noise == "recorded" else Protocol.load(noise),
+                            track_record=track.record(), test_ids=[u.utt_id for u in track.utterances(split="test")])
     return run, role, track.split_id != load_track(track_name).split_id
 
 

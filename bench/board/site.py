@@ -18,9 +18,9 @@ import numpy as np
 from bench import REPO_ROOT
 from bench.board.site_media import choose_utterances, clean_samples, flac_bytes, heatmap_png, read_pcm16, spectrogram_png
 from bench.board.site_template import MARK, document
+from bench.board.summary import GROUP, budget_text, digits, metric_label, num, ordered
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_bytes
-from bench.metrics.registry import METRICS
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 
 SITE_DIR = REPO_ROOT / "site"
@@ -40,30 +40,7 @@ def site_dir_for(leaderboard_path: Path) -> Path:
     return Path(leaderboard_path).resolve().parent / "site"
 
 
-# ---------------------------------------------------------------------------------------------
 # cells and tables
-def _num(v, nd: int = 2, signed: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
-
-
-def _nd(metric: str) -> int:
-    return 3 if metric in ("stoi", "estoi") else 2
-
-
-def _label(metric: str) -> str:
-    d = METRICS[metric]
-    return d.label + (" (dB)" if d.unit == "dB" else "")
-
-
-def _order(rows):
-    """The leaderboard's order: systems by mean PESQ-WB, then the noisy input, then oracles."""
-    rank = {"system": 0, "floor": 1, "oracle": 2}
-    return sorted(rows, key=lambda r: (rank[r.role], -((r.run.summary["metrics"].get("pesq_wb") or {}).get("mean")
-                                                       or -1e9), r.label))
-
-
 def _td(text: str, value=None, cls: str = "") -> str:
     v = "" if value is None or (isinstance(value, float) and math.isnan(value)) else \
         (f"{value:.6g}" if isinstance(value, (int, float)) else html.escape(str(value)))
@@ -73,13 +50,13 @@ def _td(text: str, value=None, cls: str = "") -> str:
 def _metric_cell(m: dict | None, metric: str, is_noisy: bool) -> str:
     if not m:
         return _td("–")
-    nd = _nd(metric)
-    text = f"{_num(m['mean'], nd)} <small>[{_num(m['ci_low'], nd)}, {_num(m['ci_high'], nd)}]</small>"
+    nd = digits(metric)
+    text = f"{num(m['mean'], nd)} <small>[{num(m['ci_low'], nd)}, {num(m['ci_high'], nd)}]</small>"
     if m.get("failures"):
         text += f" <small class=bad>({m['failures']} failed)</small>"
     if not is_noisy and m.get("delta") is not None:
-        text += (f"<br><small class=delta>Δ {_num(m['delta'], nd, True)} [{_num(m['delta_ci_low'], nd, True)}, "
-                 f"{_num(m['delta_ci_high'], nd, True)}]</small>")
+        text += (f"<br><small class=delta>Δ {num(m['delta'], nd, True)} [{num(m['delta_ci_low'], nd, True)}, "
+                 f"{num(m['delta_ci_high'], nd, True)}]</small>")
     return _td(text, m["mean"])
 
 
@@ -99,20 +76,17 @@ def _href(target: Path, site_dir: Path) -> str:
     return quote(Path(os.path.relpath(Path(target).resolve(), site_dir)).as_posix(), safe="/.-_~")
 
 
-GROUP = {"system": 0, "floor": 1, "oracle": 2}   # sorting keeps these apart: systems, the noisy input, oracles
-
-
 def _tr(row) -> str:
     return f'<tr data-model="{html.escape(row.label)}" data-group={GROUP[row.role]}>'
 
 
 def quality_table(rows, site_dir: Path, table_id: str, *, rank: bool) -> str:
     shown = [m for m in METRIC_ORDER if any(m in r.run.summary["metrics"] for r in rows)]
-    head = (["#"] if rank else []) + ["model"] + [_label(m) for m in shown]
+    head = (["#"] if rank else []) + ["model"] + [metric_label(m) for m in shown]
     out = [f'<table class=sortable id="{table_id}"><thead><tr>' +
            "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     n = 0
-    for r in _order(rows):
+    for r in ordered(rows):
         cells = []
         if rank:
             n += r.role == "system"
@@ -127,25 +101,20 @@ def runs_table(rows, site_dir: Path, table_id: str) -> str:
     out = [f'<table class=sortable id="{table_id}"><thead><tr><th>model</th><th>params</th><th>RTF CPU 1 thread</th>'
            "<th>causal</th><th>latency (ms)</th><th>training</th><th>commit</th><th>date</th><th>run</th></tr>"
            "</thead><tbody>"]
-    for r in _order(rows):
+    for r in ordered(rows):
         s = r.run.summary
-        b, sp, p = s["budget"], s["speed"], s.get("provenance") or {}
-        budget = "no training" if not b.get("trained") else ", ".join(
-            x for x in (f"{b['steps']} steps" if b.get("steps") is not None else None,
-                        f"{b['wall_minutes']:.0f} min" if b.get("wall_minutes") is not None else None,
-                        b.get("hardware")) if x)
+        sp, p = s["speed"], s.get("provenance") or {}
         commit = (p.get("commit") or "?")[:8] + (" dirty" if p.get("dirty") else "")
         link = _href(r.run.path / "summary.json", site_dir)
         out.append(_tr(r) + "".join([
             _td(html.escape(r.label), r.label), _td(f"{s['model']['parameters']:,}", s["model"]["parameters"]),
-            _td(_num(sp.get("rtf_cpu_1thread"), 3), sp.get("rtf_cpu_1thread")), _td("yes" if sp["causal"] else "no"),
-            _td(_num(sp.get("latency_ms"), 1), sp.get("latency_ms")), _td(html.escape(budget)),
+            _td(num(sp.get("rtf_cpu_1thread"), 3), sp.get("rtf_cpu_1thread")), _td("yes" if sp["causal"] else "no"),
+            _td(num(sp.get("latency_ms"), 1), sp.get("latency_ms")), _td(html.escape(budget_text(r.run))),
             _td(f"<code>{html.escape(commit)}</code>"), _td(s["created"][:10], s["created"]),
             _td(f'<a href="{link}">{html.escape(r.run.run_id)}</a>', r.run.run_id)]) + "</tr>")
     return "\n".join(out) + "</tbody></table>"
 
 
-# ---------------------------------------------------------------------------------------------
 # diagnostics and listening
 def diagnostics(board, key: str) -> tuple[list, list[str], np.ndarray, dict, list]:
     """(system rows, manipulations, Δ PESQ-WB [row, op], {op: {(model, run id): run}}, noisy PESQ-WB per op)
@@ -154,7 +123,7 @@ def diagnostics(board, key: str) -> tuple[list, list[str], np.ndarray, dict, lis
     ops = [p.name for p in Protocol.load(noise).diagnostics()] if "." not in noise else []
     ops = [op for op in ops if board.rows(f"{track}/{op}")]
     by_op = {op: {(r.run.model, r.run.run_id): r.run for r in board.rows(f"{track}/{op}")} for op in ops}
-    rows = [r for r in _order(board.rows(key)) if r.role == "system" and any((r.run.model, r.run.run_id) in
+    rows = [r for r in ordered(board.rows(key)) if r.role == "system" and any((r.run.model, r.run.run_id) in
                                                                             by_op[op] for op in ops)]
     delta = np.full((len(rows), len(ops)), np.nan)
     for i, r in enumerate(rows):
@@ -174,7 +143,7 @@ def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
     if noisy is None or not (noisy.summary.get("outputs") or {}).get("shipped"):
         return "<p>No players: the noisy input's run of this set ships no outputs.</p>"
     track = key.split("/", 1)[0]
-    runs = [("noisy (input)", noisy, [])] + [(r.label, r.run, r.marks) for r in _order(board.rows(key))
+    runs = [("noisy (input)", noisy, [])] + [(r.label, r.run, r.marks) for r in ordered(board.rows(key))
                                               if r.run.model != "noisy"]
     out = [f"<p>Utterances: {RULE}. Spectrograms: 0-8 kHz over the whole utterance, one colour scale for all "
            "(-95 to -15 dB re a full-scale sine). Beside each model: its PESQ-WB on this utterance.</p>"]
@@ -256,8 +225,9 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
             m = run.summary["metrics"] if run else {}
             p, s = m.get("pesq_wb") or {}, m.get("si_sdr") or {}
             cells.append(_td("–") if not p else _td(
-                f"{_num(p['delta'], 2, True)} <small>[{_num(p['delta_ci_low'], 2, True)}, "
-                f"{_num(p['delta_ci_high'], 2, True)}]</small><br><small>SI-SDR {_num(s.get('delta'), 2, True)} dB</small>",
+                f"{num(p['delta'], 2, True)} <small>[{num(p['delta_ci_low'], 2, True)}, "
+                f"{num(p['delta_ci_high'], 2, True)}]</small><br>"
+                f"<small>SI-SDR {num(s.get('delta'), 2, True)} dB</small>",
                 p["delta"]))
         body.append(_tr(r) + "".join(cells) + "</tr>")
     return (f'<p><img class=heatmap src="{png}" alt="diagnostics heatmap of {html.escape(track)}"></p>'
@@ -265,9 +235,7 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-# ---------------------------------------------------------------------------------------------
 # the page
-
 def _role_rank(board, key: str) -> tuple:
     role = board.roles.get(key, "")
     return (ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER), key)

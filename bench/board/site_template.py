@@ -17,7 +17,6 @@ CSS = (_HERE / "page.css").read_text(encoding="utf-8")
 JS = (_HERE / "page.js").read_text(encoding="utf-8")
 
 
-
 def scrolling(html: str) -> str:
     """Every table in its own horizontally scrolling box, so a narrow screen never pans the page."""
     return html.replace("<table ", "<div class=scroll><table ").replace("</table>", "</table></div>")

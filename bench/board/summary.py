@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from bench.metrics.registry import METRICS
 from bench.verify.compare import compare_runs
 
 #: family-wise error rate of the adjacent-pair tests (Holm's step-down correction)
@@ -17,6 +18,38 @@ OTHER_ROLES = ("cross-corpus", "recorded")
 #: column names of the other sets (the set key otherwise)
 SHORT = {"librispeech-test-other/stft-v1": "LibriSpeech other", "so762-test/stft-v1": "speechocean762",
          "vbdemand-sample/recorded": "VB-DEMAND, recorded noise"}
+#: sorting keeps these apart: systems, the noisy input, oracles
+GROUP = {"system": 0, "floor": 1, "oracle": 2}
+
+
+def num(v, nd: int = 2, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
+
+
+def digits(metric: str) -> int:
+    return 3 if metric in ("stoi", "estoi") else 2
+
+
+def metric_label(metric: str) -> str:
+    return METRICS[metric].label + (" (dB)" if METRICS[metric].unit == "dB" else "")
+
+
+def ordered(rows):
+    """The board's order: systems by mean PESQ-WB, then the noisy input, then oracles."""
+    return sorted(rows, key=lambda r: (GROUP[r.role], -((r.run.summary["metrics"].get("pesq_wb") or {}).get("mean")
+                                                        or -1e9), r.label))
+
+
+def budget_text(run) -> str:
+    b = run.summary["budget"]
+    if not b.get("trained"):
+        return "no training"
+    parts = [f"{b['steps']} steps" if b.get("steps") is not None else None,
+             f"{b['wall_minutes']:.0f} min" if b.get("wall_minutes") is not None else None,
+             b.get("hardware")]
+    return ", ".join(p for p in parts if p)
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -115,9 +148,9 @@ def speed_cell(run) -> str:
     return f"{rtf} / {lat}"
 
 
-def summary_table(board, key: str, ordered_rows, packages: dict | None = None) -> list[str]:
+def summary_table(board, key: str, packages: dict | None = None) -> list[str]:
     """The first table of the board (see the module docstring)."""
-    rows = ordered_rows(board.rows(key))
+    rows = ordered(board.rows(key))
     systems = [r for r in rows if r.role == "system"]
     tests = adjacent_tests(systems)
     groups = rank_groups(tests)
