@@ -29,7 +29,7 @@ run: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(BENCH) leaderboard --check
-	$(BENCH) verify --all
+	$(BENCH) verify --all --reenhance
 	$(VENV)/bin/pytest -q -m "not slow"
 
 test-all: install

@@ -1,9 +1,10 @@
-"""Cost of a training step of `demucs-attn` against its twin `demucs` on the CPU: the trainer's step (forward,
-the preset's loss, backward, AdamW update) on one fixed batch of the preset's shape, timed alternately
-(demucs, demucs-attn, demucs, ...) so that load from other jobs on a shared machine hits both alike. Prints
-the parameter counts, the median wall and process-CPU time per step of each and their ratio.
+"""Cost of `demucs-attn` against its twin `demucs` on the CPU, in one run: the trainer's step (forward, the
+preset's loss, backward, AdamW update) on one fixed batch of the preset's shape, then the scorer's offline RTF
+and streaming RTF (bench/adapters/speed.py: 10 s of fixed input, 1 thread; streaming in chunks of the hop),
+each timed alternately (demucs, demucs-attn, demucs, ...) so that load from other jobs on a shared machine
+hits both alike. Prints the parameter counts, the medians of each and their ratios.
 
-    python scripts/bench_attn_step.py [--preset quick] [--steps 6] [--threads 1]
+    python scripts/bench_attn_step.py [--preset quick] [--steps 6] [--threads 1] [--rtf-repeats 3]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import SAMPLE_RATE  # noqa: E402
 from bench.adapters.base import count_parameters, get_adapter  # noqa: E402
+from bench.adapters.speed import measure_rtf, measure_stream_rtf  # noqa: E402
 from bench.train.losses import build_loss  # noqa: E402
 
 NAMES = ("demucs", "demucs-attn")
@@ -30,9 +32,10 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the quick trainer on 2 cores uses 1)")
+    ap.add_argument("--rtf-repeats", type=int, default=3, help="alternate RTF measurements of each (0: none)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    steps, params = {}, {}
+    steps, params, models = {}, {}, {}
     for name in NAMES:
         a = get_adapter(name).adapter
         cfg = {**a.train_config, **a.presets[args.preset]["train"]}
@@ -41,6 +44,7 @@ def main(argv=None) -> int:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
         loss_fn = build_loss(cfg["loss"])
         params[name] = count_parameters(model)
+        models[name] = (a, model)
 
         def step(model=model, opt=opt, loss_fn=loss_fn):
             loss, _ = loss_fn(model(noisy), clean)
@@ -67,7 +71,31 @@ def main(argv=None) -> int:
         print(f"  {name:12s} {params[name]:>10,} parameters  {med[name][0]:.3f} s/step wall, {med[name][1]:.3f} s CPU")
     a, b = med[NAMES[1]], med[NAMES[0]]
     print(f"  ratio attn/lstm: wall {a[0] / b[0]:.2f}x, CPU {a[1] / b[1]:.2f}x")
+    if args.rtf_repeats > 0:
+        rtf(models, args.rtf_repeats)
     return 0
+
+
+def rtf(models: dict, repeats: int) -> None:
+    """Offline and streaming RTF of each model (inference, 1 thread), alternately, medians."""
+    got = {name: {"rtf": [], "rtf_stream": [], "cpu_rtf_stream": []} for name in NAMES}
+    for _ in range(repeats):
+        for name in NAMES:
+            a, model = models[name]
+            model = model.eval()
+            got[name]["rtf"].append(measure_rtf(a, model, threads=1, repeats=1))
+            m = measure_stream_rtf(a.streamer(model), threads=1)
+            got[name]["rtf_stream"].append(m["rtf_stream"])
+            got[name]["cpu_rtf_stream"].append(m["cpu_rtf_stream"])
+            chunk = m["chunk_samples"]
+    med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in got.items()}
+    print(f"inference on 10 s of fixed input, 1 thread, median of {repeats} alternating measurements "
+          f"(streaming: chunks of {chunk} samples)")
+    for name in NAMES:
+        print(f"  {name:12s} RTF {med[name]['rtf']:.4f}   streaming RTF {med[name]['rtf_stream']:.4f} "
+              f"(CPU {med[name]['cpu_rtf_stream']:.4f})")
+    a, b = med[NAMES[1]], med[NAMES[0]]
+    print(f"  ratio attn/lstm: RTF {a['rtf'] / b['rtf']:.2f}x, streaming RTF {a['rtf_stream'] / b['rtf_stream']:.2f}x")
 
 
 if __name__ == "__main__":
