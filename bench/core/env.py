@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -42,24 +43,19 @@ def git_state() -> dict:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
 def gpu_model() -> str | None:
-    try:
+    with contextlib.suppress(Exception):
         import torch
 
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
-    except Exception:
-        pass
     return None
 
 
@@ -80,14 +76,16 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of distribution `name` (None: not installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def package_versions() -> dict[str, str | None]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: package_version(name) for name in PACKAGES}
 
 
 def now_iso() -> str:

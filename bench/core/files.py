@@ -1,15 +1,32 @@
-"""File helpers every package uses: the SHA-256 of a file, and atomic writes (a temporary file beside the
-target, then a rename), so that a reader never sees half a file."""
+"""File helpers every package uses: the SHA-256 of a file, CSV tables with a header, and atomic writes (a
+temporary file beside the target, then a rename), so that a reader never sees half a file."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Callable
 
 CHUNK = 1 << 20
+
+
+def read_csv(path: Path | str) -> list[dict]:
+    """The rows of a CSV file with a header line, as dicts."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def csv_bytes(header, rows) -> bytes:
+    """A CSV table (``\\n`` line ends): `header`, then `rows`."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode()
 
 
 def file_sha256(path: Path | str, *, on_chunk: Callable[[int], None] | None = None, chunk_size: int = CHUNK) -> str:

@@ -4,6 +4,7 @@ memory. Every pool of the benchmark is made here; workers run torch with one thr
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
@@ -38,12 +39,10 @@ def die_with_parent(parent_pid: int | None) -> None:
 
 def _init_worker(parent_pid: int, initializer, initargs) -> None:
     die_with_parent(parent_pid)
-    try:
+    with contextlib.suppress(ImportError):
         import torch
 
         torch.set_num_threads(1)
-    except ImportError:
-        pass
     if initializer is not None:
         initializer(*initargs)
 
