@@ -179,8 +179,7 @@ def _validate_spec(spec: dict) -> None:
                              f"known: {sorted(MANIPULATIONS)}")
         # parameters have no defaults: catch a missing or misspelled one here, not as a TypeError mid-prepare
         expected = keyword_params(MANIPULATIONS[step["op"]])
-        problems = param_problems(expected, step)
-        if problems:
+        if problems := param_problems(expected, step):
             raise BenchError(f"protocol {spec['name']}: manipulation {i} ({step['op']}): {problems}"
                              f"; expected exactly: {', '.join(sorted(expected))}")
 

@@ -54,7 +54,6 @@ def _poisson(rates: torch.Tensor, gen) -> torch.Tensor:
     return torch.poisson(rates, generator=gen)
 
 
-# ---------------------------------------------------------------------------------------------
 # the manipulations: op(X, gen, ctx, **params) -> X, X complex64 (batch, freq_bins, frames);
 # gen: a torch.Generator for the whole batch, or ItemGenerators (one per item)
 def _rand(X, gen, *shape):
@@ -207,8 +206,7 @@ def check_supported(spec: dict) -> None:
         op = step.get("op")
         if op not in TORCH_MANIPULATIONS:
             fail(f"manipulation {i}: op {op!r} (implemented: {', '.join(sorted(TORCH_MANIPULATIONS))})")
-        problems = param_problems(keyword_params(TORCH_MANIPULATIONS[op]), step)
-        if problems:
+        if problems := param_problems(keyword_params(TORCH_MANIPULATIONS[op]), step):
             fail(f"manipulation {i} ({op}) with {problems}")
 
 
