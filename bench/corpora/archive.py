@@ -58,8 +58,7 @@ def extract_zip(archive: Path, dest_dir: Path, *, progress: bool = True) -> Path
     with zf:
         members = zf.infolist()
         for info in members:   # every name is checked before anything is written
-            reason = unsafe_member_reason(info.filename)
-            if reason:
+            if reason := unsafe_member_reason(info.filename):
                 raise DataError(f"{archive}: refusing to extract unsafe member {info.filename!r} ({reason}: it would be "
                                 f"written outside {dest_dir}).",
                                 hint="the archive is not the expected corpus; delete it and download it again.")

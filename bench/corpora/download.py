@@ -63,8 +63,7 @@ def sha256_file(path: Path, *, progress: bool = False, chunk_size: int = 1 << 20
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """(first byte, total size) of a ``Content-Range`` header; unknown parts are None."""
-    m = _CONTENT_RANGE.match((value or "").strip())
-    if not m:
+    if not (m := _CONTENT_RANGE.match((value or "").strip())):
         return None, None
     return (int(m.group(1)) if m.group(1) else None), (int(m.group(2)) if m.group(2) != "*" else None)
 

@@ -86,9 +86,7 @@ def _speaker_files(root: Path, layout: str, spk: str, *, subset, mic, clean_dir,
         if layout == "0.92" and m.group("mic") != mic:
             continue
         utt = m.group("utt")
-        if layout in LAYOUTS and not utt.startswith(spk + "_"):
-            raise DataError(f"{f}: file of another speaker in the folder of {spk}")
-        if layout == "librispeech" and m.group("spk") != spk:
+        if (layout in LAYOUTS and not utt.startswith(spk + "_")) or (layout == "librispeech" and m.group("spk") != spk):
             raise DataError(f"{f}: file of another speaker in the folder of {spk}")
         noisy = ""
         if layout == "pairs":
@@ -102,8 +100,7 @@ def _speaker_files(root: Path, layout: str, spk: str, *, subset, mic, clean_dir,
                     "librispeech": "<spk>-<chapter>-<n>.flac",
                     "speechocean762": "<nnnnnnnnn>.flac", "pairs": f"{spk}_<nnn>.wav or .flac"}[layout]
         raise DataError(f"{sdir}: speaker {spk} has no audio files named {expected}")
-    dup = sorted(i for i, n in Counter(r.utt_id for r in rows).items() if n > 1)
-    if dup:
+    if dup := sorted(i for i, n in Counter(r.utt_id for r in rows).items() if n > 1):
         raise DataError(f"{sdir}: utterances present twice (e.g. both .wav and .flac): {', '.join(dup[:5])}")
     return rows
 
@@ -142,9 +139,8 @@ def scan(root: Path, speakers: list[str], *, layout: str | None = None, mic: str
         if not subset:
             raise DataError(f"a {layout} corpus needs a subset (e.g. train-clean-100, test)")
         if not (root / subset).is_dir():
-            what = root if root.is_dir() else None
             raise DataError(f"{root}: not a {layout} corpus folder with the subset {subset}/" +
-                            (f"; found: {_listing(root)}" if what else " (folder does not exist)"))
+                            (f"; found: {_listing(root)}" if root.is_dir() else " (folder does not exist)"))
     elif layout == "pairs":
         for d in (clean_dir, noisy_dir):
             if not (root / d).is_dir():
