@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields  # noqa: F401  (fields: the tests read
 from pathlib import Path
 
 from bench.core.errors import DataError
-from bench.core.files import atomic_write_bytes
+from bench.core.files import atomic_write_bytes, csv_bytes
 
 COLUMNS = ("utt_id", "speaker", "split", "path", "sample_rate", "num_samples", "sha256_pcm16")
 OPTIONAL_COLUMNS = ("corpus", "noisy_path", "noisy_sha256_pcm16")
@@ -42,12 +42,8 @@ def _columns(rows: list[Utterance]) -> tuple[str, ...]:
 
 def manifest_bytes(rows: list[Utterance]) -> bytes:
     cols = _columns(rows)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for r in sorted(rows, key=lambda r: (SPLITS.index(r.split), r.utt_id)):
-        w.writerow([getattr(r, c) for c in cols])
-    return buf.getvalue().encode()
+    return csv_bytes(cols, ([getattr(r, c) for c in cols] for r in sorted(rows, key=lambda r: (SPLITS.index(r.split),
+                                                                                              r.utt_id))))
 
 
 def write_manifest(path: Path, rows: list[Utterance]) -> str:
@@ -93,8 +89,6 @@ def _parse_manifest(path: Path, raw: bytes) -> list[Utterance]:
                 raise DataError(f"{path}:{i}: malformed manifest row ({exc})") from None
             if rows[-1].split not in SPLITS:
                 raise DataError(f"{path}:{i}: unknown split {rows[-1].split!r}")
-    dup = sorted(i for i, n in Counter(r.utt_id for r in rows).items() if n > 1)
-    if dup:
+    if dup := sorted(i for i, n in Counter(r.utt_id for r in rows).items() if n > 1):
         raise DataError(f"{path}: duplicate utterance ids ({', '.join(dup[:5])})")
     return rows
-

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -19,7 +17,7 @@ import numpy as np
 from bench import SAMPLE_RATE, __version__
 from bench.core.audio import check_speech, from_pcm16, read_audio, resample, sha256_pcm16, to_pcm16, write_wav_pcm16
 from bench.core.errors import BenchError, DataError, ManifestMismatch
-from bench.core.files import atomic_write_bytes
+from bench.core.files import atomic_write_bytes, csv_bytes
 from bench.core.locks import folder_lock
 from bench.core.names import inside, validate_track_name
 from bench.core.workers import worker_pool
@@ -107,13 +105,8 @@ def _prepare_one(job: Job) -> dict:
 
 def _csv_bytes(results: list[dict], which: str) -> bytes:
     """The manifest (`PREPARED_COLUMNS`) of the `which` ("clean" or "noisy") files among `results`."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(PREPARED_COLUMNS)
-    for r in results:
-        if f"{which}_sha256" in r:
-            w.writerow([r["utt_id"], r["split"], r[f"{which}_samples"], r[f"{which}_sha256"]])
-    return buf.getvalue().encode()
+    return csv_bytes(PREPARED_COLUMNS, ([r["utt_id"], r["split"], r[f"{which}_samples"], r[f"{which}_sha256"]]
+                                        for r in results if f"{which}_sha256" in r))
 
 
 def source_utterances(track: Track, corpus_root, prepared_root: Path, jobs: int | None) -> tuple[list[Utterance], bool]:
@@ -151,12 +144,9 @@ def _describe(args) -> Utterance | str:
 def source_files(track: Track, corpus_root) -> list[tuple[str, object, str, str]]:
     """(corpus folder, SourceFile, split, corpus key) of every utterance the track's selections take."""
     roots = track.roots(corpus_root)
-    out = []
-    for sel in track.selections():
-        files = track.scan_files(sel, roots[sel.corpus])
-        out += [(str(roots[sel.corpus]), f, sel.split, sel.corpus) for f in files]
-    dup = sorted(i for i, n in Counter(f.utt_id for _, f, _, _ in out).items() if n > 1)
-    if dup:
+    out = [(str(roots[sel.corpus]), f, sel.split, sel.corpus) for sel in track.selections()
+           for f in track.scan_files(sel, roots[sel.corpus])]
+    if dup := sorted(i for i, n in Counter(f.utt_id for _, f, _, _ in out).items() if n > 1):
         raise DataError(f"track {track.name}: utterance ids are not unique across its corpora: {', '.join(dup[:5])}")
     return out
 
@@ -166,17 +156,15 @@ def describe_sources(track: Track, corpus_root, *, jobs: int | None = None, prog
     args = source_files(track, corpus_root)
     with worker_pool(jobs) as ex:
         res = list(ex.map(_describe, args, chunksize=8))
-    errors = [r for r in res if isinstance(r, str)]
-    if errors:
+    if errors := [r for r in res if isinstance(r, str)]:
         raise DataError(f"{len(errors)} source file(s) could not be read:\n  " + "\n  ".join(errors[:20]))
     return res
 
 
 def _write_if_changed(path: Path, payload: bytes) -> None:
     """Atomic write that leaves an identical file untouched (a re-run rewrites nothing)."""
-    if path.exists() and path.read_bytes() == payload:
-        return
-    atomic_write_bytes(path, payload)
+    if not (path.exists() and path.read_bytes() == payload):
+        atomic_write_bytes(path, payload)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -5,7 +5,6 @@ manifest of SHA-256 hashes. The noisy folder ``<noise>-<sha8>`` is keyed by the 
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 
 from bench import SAMPLE_RATE
 from bench.core.audio import read_audio
+from bench.core.files import read_csv
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import Track
 from bench.core.errors import DataError
@@ -25,9 +25,8 @@ SHORT_HASH = 8
 def noisy_splits(track: Track, noise) -> tuple[str, ...]:
     """The splits whose noisy audio is materialized: valid + test, or test alone for test-only tracks,
     recorded noise and derived (diagnostic) protocols."""
-    if track.test_only or getattr(noise, "derived", False) or isinstance(noise, RecordedNoise):
-        return ("test",)
-    return ("valid", "test")
+    test_only = track.test_only or getattr(noise, "derived", False) or isinstance(noise, RecordedNoise)
+    return ("test",) if test_only else ("valid", "test")
 
 
 @dataclass(frozen=True)
@@ -100,16 +99,13 @@ class PreparedTrack:
         return out
 
     def check_identity(self) -> None:
-        bad = self.mismatches()
-        if bad:
+        if bad := self.mismatches():
             raise DataError(f"{self.noisy_dir}: prepared for " + "; ".join(bad)
                             + " -- refusing to use audio of another benchmark definition",
                             hint=f"run `{self.prepare_command()}` to prepare the current one")
 
     def manifest(self, which: str) -> list[dict]:
-        path = (self.clean_dir if which == "clean" else self.noisy_dir) / "manifest.csv"
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
+        return read_csv((self.clean_dir if which == "clean" else self.noisy_dir) / "manifest.csv")
 
     def utt_ids(self, split: str) -> list[str]:
         self.require()

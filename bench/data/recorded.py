@@ -16,8 +16,7 @@ NAME = "recorded"
 
 def noisy_manifest_bytes(rows: list[Utterance]) -> bytes:
     """The noisy files of a recorded-noise track as a manifest (same columns as a source manifest)."""
-    missing = [r.utt_id for r in rows if not r.noisy_path or not r.noisy_sha256_pcm16]
-    if missing:
+    if missing := [r.utt_id for r in rows if not r.noisy_path or not r.noisy_sha256_pcm16]:
         raise DataError(f"utterances without a noisy recording in the manifest: {', '.join(missing[:5])}")
     return manifest_bytes([replace(r, path=r.noisy_path, sha256_pcm16=r.noisy_sha256_pcm16, noisy_path="",
                                    noisy_sha256_pcm16="") for r in rows])

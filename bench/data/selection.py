@@ -5,16 +5,16 @@ unrelated to how the corpus numbered its speakers."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
+
+from bench.core.files import read_csv
 
 CHILD_AGE = 18  # speechocean762: speakers are 6-15 or 19-43 years old
 
 
 def read_corpus_manifest(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    return read_csv(path)
 
 
 def hash_rank(corpus: str, speaker: str) -> str:
@@ -22,11 +22,8 @@ def hash_rank(corpus: str, speaker: str) -> str:
 
 
 def _speakers(rows: list[dict], **where) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for r in rows:
-        if all(r[k] == v for k, v in where.items()):
-            out.setdefault(r["speaker"], r)
-    return out
+    """Speaker -> its first row among those matching `where`."""
+    return {r["speaker"]: r for r in reversed(rows) if all(r[k] == v for k, v in where.items())}
 
 
 def librispeech_valid(rows: list[dict], per_gender: int = 3) -> list[str]:

@@ -102,8 +102,7 @@ class Track:
     def roots(self, corpus_root: Path | Mapping[str, Path]) -> dict[str, Path]:
         """Corpus key -> folder, from a mapping, a single-corpus track's folder, or a data root of corpus folders."""
         if isinstance(corpus_root, Mapping):
-            missing = set(self.corpora) - set(corpus_root)
-            if missing:
+            if missing := set(self.corpora) - set(corpus_root):
                 raise DataError(f"track {self.name}: no folder given for corpus(es) {', '.join(sorted(missing))}")
             return {k: Path(v) for k, v in corpus_root.items()}
         root = Path(corpus_root)
@@ -231,12 +230,8 @@ class Track:
 
 
 def _raw_selections(spec: dict) -> list[tuple[str, str, dict]]:
-    out = []
-    for split, entry in spec["splits"].items():
-        items = entry.items() if "corpora" in spec else [("", entry)]
-        for key, v in items:
-            out.append((split, key, {"speakers": v} if isinstance(v, list) else v))
-    return out
+    return [(split, key, {"speakers": v} if isinstance(v, list) else v) for split, entry in spec["splits"].items()
+            for key, v in (entry.items() if "corpora" in spec else [("", entry)])]
 
 
 def validate_track_spec(spec: dict, source: str = "track spec") -> None:
@@ -256,8 +251,7 @@ def validate_track_spec(spec: dict, source: str = "track spec") -> None:
         if c.get("layout") not in ALL_LAYOUTS:
             raise DataError(f"{source}: corpus {key or spec['name']!r} has unknown layout {c.get('layout')!r}; "
                             f"known: {', '.join(ALL_LAYOUTS)}")
-    unknown = set(spec["splits"]) - set(SPLITS)
-    if unknown:
+    if unknown := set(spec["splits"]) - set(SPLITS):
         raise DataError(f"{source}: unknown split(s) {sorted(unknown)}; splits are {', '.join(SPLITS)}")
     wanted = ("test",) if spec.get("test_only") else SPLITS
     if spec.get("test_only") and set(spec["splits"]) != {"test"}:

@@ -5,12 +5,12 @@ a changed sample is not); prepared noisy sets also against the committed referen
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.audio import file_sha256_pcm16
 from bench.core.errors import BenchError
+from bench.core.files import read_csv
 from bench.core.workers import worker_pool
 from bench.data.manifest import Utterance
 from bench.data.prepared import PreparedTrack
@@ -47,12 +47,8 @@ def _run(pairs: list[tuple[str, str]], jobs: int | None, report: Report) -> None
     with worker_pool(jobs) as ex:
         for path, status, detail in ex.map(_check, pairs, chunksize=16):
             report.checked += 1
-            if status == "missing":
-                report.missing.append(path)
-            elif status == "changed":
-                report.changed.append(path)
-            elif status == "unreadable":
-                report.unreadable.append(detail)
+            if status != "ok":
+                getattr(report, status).append(detail if status == "unreadable" else path)
 
 
 def verify_sources(track: Track, corpus_root, rows: list[Utterance], *, jobs: int | None = None) -> Report:
@@ -83,8 +79,7 @@ def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
     ref = reference_noisy_manifest(pt)
     if ref is not None:
         local = {r["utt_id"]: r["sha256_pcm16"] for r in pt.manifest("noisy")}
-        diff = sorted(u for u, h in ref.items() if local.get(u) != h)
-        if diff:
+        if diff := sorted(u for u, h in ref.items() if local.get(u) != h):
             report.changed.extend(f"{pt.noisy_dir}/<split>/{u}.wav (differs from the committed reference hash)"
                                   for u in diff)
         else:
@@ -95,7 +90,4 @@ def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
 
 def reference_noisy_manifest(pt: PreparedTrack) -> dict[str, str] | None:
     path = pt.track.reference_noisy_path(pt.protocol.name)
-    if not path.exists():
-        return None
-    with open(path, newline="") as fh:
-        return {r["utt_id"]: r["sha256_pcm16"] for r in csv.DictReader(fh)}
+    return {r["utt_id"]: r["sha256_pcm16"] for r in read_csv(path)} if path.exists() else None
