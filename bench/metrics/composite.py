@@ -29,9 +29,7 @@ _BANDWIDTHS = (70.0, 70.0, 70.0, 70.0, 70.0, 70.0, 70.0, 77.3724, 86.0056, 95.33
 _KMAX, _KLOCMAX = 20.0, 1.0
 
 
-# --------------------------------------------------------------------------- framing
-
-
+# framing
 def _frame_geometry(sample_rate: int) -> tuple[int, int]:
     win = int(round(0.030 * sample_rate))
     return win, win // 4
@@ -56,9 +54,7 @@ def _trimmed_mean(values: np.ndarray, keep: float = TRIM_FRACTION) -> float:
     return float(np.mean(v[:n]))
 
 
-# --------------------------------------------------------------------------- LLR
-
-
+# LLR
 def _autocorrelation(frames: np.ndarray, order: int) -> np.ndarray:
     """(frames, order + 1) lags 0..order of each frame."""
     w = frames.shape[1]
@@ -102,9 +98,7 @@ def _llr_frames(c: np.ndarray, e: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------- WSS
-
-
+# WSS
 def _critical_band_filters(sample_rate: int, n_half: int) -> np.ndarray:
     """(25, n_half) Gaussian critical-band weights over FFT bins 0..n_half-1, zero below -30 dB."""
     centres, widths = np.asarray(_CENTRES), np.asarray(_BANDWIDTHS)
@@ -141,8 +135,7 @@ def _wss_frames(c: np.ndarray, e: np.ndarray, sample_rate: int) -> np.ndarray:
     win, _ = _frame_geometry(sample_rate)
     n_fft = 1 << math.ceil(math.log2(2 * win))
     filt = _critical_band_filters(sample_rate, n_fft // 2)
-    out = []
-    bands = []
+    out, bands = [], []
     for x in (c, e):
         spec = np.abs(np.fft.rfft(_frames(x, sample_rate), n_fft, axis=1))[:, : n_fft // 2] ** 2
         energy = 10.0 * np.log10(np.maximum(spec @ filt.T, 1e-10))
@@ -156,9 +149,7 @@ def _wss_frames(c: np.ndarray, e: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.sum(weights * (bands[0] - bands[1]) ** 2, axis=1) / np.sum(weights, axis=1)
 
 
-# --------------------------------------------------------------------------- segSNR
-
-
+# segSNR
 def _segsnr_frames(c: np.ndarray, e: np.ndarray, sample_rate: int) -> np.ndarray:
     fc, fe = _frames(c, sample_rate), _frames(e, sample_rate)
     signal = np.sum(fc * fc, axis=1)
@@ -167,9 +158,7 @@ def _segsnr_frames(c: np.ndarray, e: np.ndarray, sample_rate: int) -> np.ndarray
     return np.clip(snr, *SEGSNR_RANGE)
 
 
-# --------------------------------------------------------------------------- public functions
-
-
+# public functions
 def _signals(clean, estimate, sample_rate) -> tuple[np.ndarray, np.ndarray, int]:
     """Checked float64 signals plus MATLAB's eps, as composite.m feeds LLR, WSS and segSNR."""
     c, e = checked_float64(clean, estimate)
@@ -195,13 +184,12 @@ def segsnr(clean, estimate, sample_rate: int = 16000) -> float:
 
 
 def _pesq_term(clean, estimate, sample_rate: int, variant: str) -> float:
+    """PESQ-WB, or for "nb-raw" the raw P.862 score (`composite` checked the variant)."""
     if variant == "wb":
         return pesq_wb(clean, estimate, sample_rate)
-    if variant == "nb-raw":
-        mos = pesq_nb(clean, estimate, sample_rate)
-        # invert P.862.1: mos = 0.999 + 4 / (1 + exp(-1.4945 * raw + 4.6607))
-        return (4.6607 - math.log(4.0 / (mos - 0.999) - 1.0)) / 1.4945
-    raise ValueError(f"unknown pesq_variant {variant!r}; known: {', '.join(PESQ_VARIANTS)}")
+    mos = pesq_nb(clean, estimate, sample_rate)
+    # invert P.862.1: mos = 0.999 + 4 / (1 + exp(-1.4945 * raw + 4.6607))
+    return (4.6607 - math.log(4.0 / (mos - 0.999) - 1.0)) / 1.4945
 
 
 def composite(clean, estimate, sample_rate: int = 16000, pesq_variant: str = "wb") -> dict[str, float]:

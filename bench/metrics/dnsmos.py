@@ -35,8 +35,7 @@ class DnsmosUnavailable(RuntimeError):
 @lru_cache(maxsize=1)
 def unavailable_reason() -> str | None:
     """None when DNSMOS can run, else a one-line reason with the install command (no import done)."""
-    missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
-    if missing:
+    if missing := [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]:
         return f"DNSMOS needs the optional package(s) {', '.join(missing)}: {INSTALL_HINT}"
     if not (_package_dir() / PRIMARY_MODEL).is_file():
         return f"speechmos is installed but its model {PRIMARY_MODEL} is missing: reinstall speechmos"
@@ -51,8 +50,7 @@ def _package_dir() -> Path:
 @lru_cache(maxsize=1)
 def version() -> str:
     """Package versions and the P.835 model file's sha256, or ``"unavailable: ..."``."""
-    reason = unavailable_reason()
-    if reason:
+    if reason := unavailable_reason():
         return f"unavailable: {reason}"
     digest = hashlib.sha256((_package_dir() / PRIMARY_MODEL).read_bytes()).hexdigest()
     return (f"speechmos {metadata.version('speechmos')}, onnxruntime {metadata.version('onnxruntime')}, "
@@ -62,8 +60,7 @@ def version() -> str:
 @lru_cache(maxsize=1)
 def _scorer():
     """speechmos's DNSMOS scorer with single-threaded ONNX Runtime sessions (one per process)."""
-    reason = unavailable_reason()
-    if reason:
+    if reason := unavailable_reason():
         raise DnsmosUnavailable(reason)
     import onnxruntime as ort
     from speechmos.dnsmos import DNSMOS

@@ -35,13 +35,10 @@ PESQ_NB_MAX = round(_mos_lqo(4.5, 1.4945, 4.6607), 3)  # 4.549 (P.862.1)
 PESQ_MIN = 0.999
 
 
-# --------------------------------------------------------------------------- input checks
-
-
+# input checks
 def check_shapes(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
     """Caller errors: not 1-D, different lengths, empty, not real numbers."""
-    c = np.asarray(clean)
-    e = np.asarray(estimate)
+    c, e = np.asarray(clean), np.asarray(estimate)
     if c.ndim != 1 or e.ndim != 1:
         raise ValueError(f"expected 1-D signals of shape (time,), got clean {c.shape} and estimate {e.shape}")
     if c.shape[0] != e.shape[0]:
@@ -58,8 +55,7 @@ def check_shapes(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
 def checked_float64(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
     """Shape checks, then float64 conversion and a finiteness check."""
     c, e = check_shapes(clean, estimate)
-    c = c.astype(np.float64, copy=False)
-    e = e.astype(np.float64, copy=False)
+    c, e = c.astype(np.float64, copy=False), e.astype(np.float64, copy=False)
     for what, x in (("clean", c), ("estimate", e)):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{what} contains NaN or Inf samples")
@@ -72,9 +68,7 @@ def check_rate(sample_rate) -> int:
     return int(sample_rate)
 
 
-# --------------------------------------------------------------------------- PESQ
-
-
+# PESQ
 def _pesq(clean, estimate, sample_rate: int, mode: str) -> float:
     c, e = checked_float64(clean, estimate)
     sr = check_rate(sample_rate)
@@ -108,9 +102,7 @@ def pesq_nb(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -
     return _pesq(clean, estimate, sample_rate, "nb")
 
 
-# --------------------------------------------------------------------------- STOI
-
-
+# STOI
 _RNG_LOCK = threading.Lock()
 
 
@@ -159,9 +151,7 @@ def estoi(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> 
     return _stoi(clean, estimate, sample_rate, extended=True)
 
 
-# --------------------------------------------------------------------------- SI-SDR / SNR
-
-
+# SI-SDR / SNR
 def _capped_db(signal_energy: float, noise_energy: float) -> float:
     """10*log10(S/N) regularised symmetrically: exactly in [-100, +100] dB, scale-invariant."""
     return 10.0 * math.log10((signal_energy + EPS * noise_energy) / (noise_energy + EPS * signal_energy))
@@ -171,8 +161,7 @@ def si_sdr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) ->
     """Scale-invariant SDR in dB (Le Roux et al. 2019) of the zero-mean signals, capped to [-100, 100]."""
     c, e = checked_float64(clean, estimate)
     check_rate(sample_rate)
-    s = c - c.mean()
-    y = e - e.mean()
+    s, y = c - c.mean(), e - e.mean()
     ss = float(np.dot(s, s))
     if ss == 0.0:
         raise ValueError("clean reference has zero energy after mean removal (silent or constant): "
@@ -194,4 +183,3 @@ def snr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> fl
         raise ValueError("clean reference is silent (all zeros): SNR is undefined")
     r = e - c
     return _capped_db(cc, float(np.dot(r, r)))
-

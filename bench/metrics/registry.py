@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Callable, Iterable
 
 import numpy as np
 
+from bench.core.env import package_version
 from bench.metrics import dnsmos
 from bench.metrics.composite import composite
 from bench.metrics.measures import (CAP_DB, COMPOSITE_FORMULA, EPS, ESTOI_SEEDING, PESQ_MIN,  # noqa: F401
@@ -31,12 +31,6 @@ __all__ = [
     "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr",
     "SI_SDR_FORMULA", "SNR_FORMULA", "COMPOSITE_FORMULA", "EPS",
 ]
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _composite_group(clean, estimate, sample_rate: int) -> dict[str, float]:
@@ -104,8 +98,8 @@ def _grouped(name: str, label: str, group: str, **kw) -> Metric:
 
 
 _PESQ_IMPL = "pesq (ludlows/python-pesq)"
-_PESQ_VERSION = _version("pesq")
-_PYSTOI_VERSION = _version("pystoi")
+_PESQ_VERSION = package_version("pesq") or "not installed"
+_PYSTOI_VERSION = package_version("pystoi") or "not installed"
 _COMPOSITE_IMPL = ("bench (numpy) Hu & Loizou composite.m: LLR, WSS (95% trimmed), segSNR [-10, 35] dB, "
                    "PESQ term = P.862.2 WB MOS-LQO (pesq_wb); clipped to [1, 5]")
 _COMPOSITE_REF = "Hu & Loizou, IEEE TASLP 16(1), 2008"
@@ -149,10 +143,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 
 
 def metric_versions() -> dict[str, dict[str, str]]:
-    """``{name: {"implementation": ..., "version": ...}}`` for every metric, for the results record.
-
-    A metric whose optional packages are missing has version ``"unavailable: <reason>"``.
-    """
+    """``{name: {"implementation": ..., "version": ...}}`` of every metric, for the results record."""
     return {m.name: {"implementation": m.implementation, "version": m.version} for m in METRICS.values()}
 
 
@@ -172,29 +163,15 @@ def _error_message(exc: BaseException, limit: int = 200) -> str:
 
 def compute_all(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000,
                 metrics: Iterable[str] | None = None) -> tuple[dict[str, float], dict[str, str]]:
-    """Compute several metrics on one utterance without ever failing on a metric.
-
-    Returns ``(values, errors)``: ``values`` maps each requested metric name (registry order
-    when ``metrics`` is None, else the given order) to a float, NaN where the metric failed;
-    ``errors`` maps each failed metric name to a short ``"ExceptionType: message"``.
-    Metrics of one group (CSIG/CBAK/COVL, DNSMOS SIG/BAK/OVRL) are computed by one call of the
-    group function; if it fails, each requested metric of the group gets the same message. A
-    metric whose optional packages are missing fails with ``MetricUnavailable: <reason>``.
-
-    Raises `ValueError` only for caller errors: signals that are not 1-D, differ in length or
-    are empty, a bad ``sample_rate``, or an unknown metric name. NaN/Inf samples or silent
-    signals are per-metric failures (recorded, not raised).
-    """
+    """``(values, errors)`` of the requested metrics (all, in registry order, when None) on one utterance,
+    never raising for a metric: NaN and a short ``"ExceptionType: message"`` where one failed (a failed group
+    fails each of its metrics; missing packages: ``MetricUnavailable``). Raises `ValueError` only for caller
+    errors: signals not 1-D, of different lengths or empty, a bad ``sample_rate``, an unknown metric."""
     check_shapes(clean, estimate)
     check_rate(sample_rate)
-    if metrics is None:
-        names = list(METRICS)
-    else:
-        names = [metrics] if isinstance(metrics, str) else list(metrics)
-        unknown = [n for n in names if n not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; "
-                             f"available: {', '.join(METRICS)}")
+    names = list(METRICS) if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)
+    if unknown := [n for n in names if n not in METRICS]:
+        raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; available: {', '.join(METRICS)}")
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
     groups: dict[str, dict[str, float] | BaseException] = {}

@@ -67,8 +67,7 @@ def bootstrap_cis(columns, *, n_resamples: int = 10000, confidence: float = 0.95
     """`bootstrap_ci` of each of `columns` (1-D arrays): the columns with the same number of non-NaN values
     share one draw (as they do one by one), and each block of its resample counts is read once for all."""
     _check_params(n_resamples, confidence)
-    xs = [_as_1d(c, "values") for c in columns]
-    xs = [x[~np.isnan(x)] for x in xs]
+    xs = [x[~np.isnan(x)] for x in (_as_1d(c, "values") for c in columns)]
     out: list = [None] * len(xs)
     by_size: dict[int, list[int]] = {}
     for i, x in enumerate(xs):
@@ -103,29 +102,21 @@ def _resample_means(counts: np.ndarray, xs: list[np.ndarray]) -> np.ndarray:
 
 def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
-    """Percentile-bootstrap confidence interval of the mean of the non-NaN values: ``(mean, low, high)``,
-    the quantiles of ``n_resamples`` seeded bootstrap means (docs/metrics.md), widened if needed to contain
-    the mean. One value: ``(v, v, v)``; none: NaNs. Raises `ValueError` for +-inf values, non-1-D input,
-    ``n_resamples < 1`` or a confidence outside (0, 1).
-    """
+    """Percentile-bootstrap CI of the mean of the non-NaN values, ``(mean, low, high)``, widened if needed
+    to contain the mean (docs/metrics.md). One value: ``(v, v, v)``; none: NaNs."""
     return bootstrap_cis([values], n_resamples=n_resamples, confidence=confidence, seed=seed)[0]
 
 
 def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confidence: float = 0.95,
                       alpha: float = 0.05, higher_is_better: bool = True) -> dict:
-    """Compare two systems from their paired per-utterance values (``a[i]``, ``b[i]``: one metric on one
-    utterance; pairs with a NaN are dropped). Returns ``n``, ``n_dropped``, ``mean_a``, ``mean_b``,
-    ``mean_diff`` (of ``a - b``), ``median_diff``, ``ci_low``/``ci_high``/``confidence`` (`bootstrap_ci` of
-    the differences), ``wilcoxon_p`` (two-sided, scipy's defaults), ``ttest_p`` (paired, for reference),
-    ``wins``/``losses``/``ties`` (by ``higher_is_better``, exact equality), ``significant``
-    (``wilcoxon_p < alpha``) and ``alpha``; each field and edge case: docs/metrics.md. Raises `ValueError`
-    if ``a`` and ``b`` differ in length.
-    """
+    """Two systems compared on their paired per-utterance values ``a[i]``, ``b[i]`` (pairs with a NaN
+    dropped; `ValueError` if their lengths differ): bootstrap CI of the mean of ``a - b``, Wilcoxon p (the
+    decision: ``significant`` is ``wilcoxon_p < alpha``), paired t-test p, wins/losses/ties; each field and
+    edge case: docs/metrics.md."""
     _check_params(n_resamples, confidence)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    xa = _as_1d(a, "a")
-    xb = _as_1d(b, "b")
+    xa, xb = _as_1d(a, "a"), _as_1d(b, "b")
     if xa.shape != xb.shape:
         raise ValueError(f"a and b must be paired values of the same utterances, got lengths "
                          f"{xa.size} and {xb.size}")
@@ -134,11 +125,9 @@ def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confiden
     d = xa - xb
     n = int(d.size)
     nan = math.nan
-    out = {"n": n, "n_dropped": int(keep.size - n),
-           "mean_a": nan, "mean_b": nan, "mean_diff": nan, "median_diff": nan,
-           "ci_low": nan, "ci_high": nan, "confidence": confidence,
-           "wilcoxon_p": nan, "ttest_p": nan,
-           "wins": 0, "losses": 0, "ties": 0, "significant": False, "alpha": alpha}
+    out = {"n": n, "n_dropped": int(keep.size - n), "mean_a": nan, "mean_b": nan, "mean_diff": nan,
+           "median_diff": nan, "ci_low": nan, "ci_high": nan, "confidence": confidence, "wilcoxon_p": nan,
+           "ttest_p": nan, "wins": 0, "losses": 0, "ties": 0, "significant": False, "alpha": alpha}
     if n == 0:
         return out
     better, worse = (d > 0, d < 0) if higher_is_better else (d < 0, d > 0)
@@ -183,14 +172,10 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def rank_agreement(a: list, b: list, *, n_resamples: int = 2000, confidence: float = 0.95,
                    seed: int = 0) -> tuple[float, float, float]:
-    """Spearman rank correlation between the systems' mean scores on two test sets, with a percentile
-    bootstrap CI: each resample draws the utterances of each set with replacement (the same draw for
-    every system of that set, so the systems stay paired) and recomputes the means and the correlation.
-
-    `a`, `b`: one array of per-utterance scores per system (same system order in both); NaNs are ignored.
-    The draws are taken one resample at a time, as they always were; the means and correlations of all
-    resamples are computed at once (`spearman_rows`).
-    """
+    """Spearman correlation of the systems' mean scores on two sets (`a`, `b`: per system, in one order, its
+    per-utterance scores; NaNs ignored), with a percentile bootstrap CI: each resample redraws each set's
+    utterances (one draw for all its systems, so they stay paired). The draws are taken one resample at a
+    time, as they always were; the means and correlations of all resamples at once (`spearman_rows`)."""
     _check_params(n_resamples, confidence)
     A, B = np.vstack([np.asarray(x, float) for x in a]), np.vstack([np.asarray(x, float) for x in b])
     if A.shape[0] != B.shape[0] or A.shape[0] < 3:
