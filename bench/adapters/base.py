@@ -11,6 +11,7 @@ found by `discover()`. A worked example: submissions/README.md and `bench new`. 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.machinery
@@ -21,9 +22,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from bench import REPO_ROOT
 from bench.core.errors import AdapterError, BenchError
@@ -93,14 +92,18 @@ class Adapter:
         return None
 
     def resolved_config(self, preset: str | None = None, overrides: dict | None = None) -> dict:
+        check_preset(self, preset)
         cfg = dict(self.config)
         if preset:
-            if preset not in self.presets:
-                raise AdapterError(f"adapter {self.name!r} has no preset {preset!r}",
-                                   hint=f"presets: {', '.join(self.presets) or '(none)'}")
             cfg.update(self.presets[preset].get("model", {}))
         cfg.update(overrides or {})
         return cfg
+
+
+def check_preset(adapter, preset: str | None) -> None:
+    if preset and preset not in adapter.presets:
+        raise AdapterError(f"adapter {adapter.name!r} has no preset {preset!r}",
+                           hint=f"presets: {', '.join(adapter.presets) or '(none)'}")
 
 
 @dataclass(frozen=True)
@@ -196,40 +199,30 @@ def get_adapter(name: str) -> Found:
 
 def model_option_keys(adapter) -> list[str]:
     """The model options an adapter takes: its config keys, its presets' model keys, `build`'s parameters."""
-    keys = set(adapter.config)
-    for p in adapter.presets.values():
-        keys |= set((p or {}).get("model", {}))
-    try:
+    keys = set(adapter.config).union(*((p or {}).get("model", {}) for p in adapter.presets.values()))
+    with contextlib.suppress(TypeError, ValueError):
         params = inspect.signature(adapter.build).parameters.values()
         keys |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    except (TypeError, ValueError):
-        pass
     return sorted(keys)
 
 
+#: the types a model option's value may have, by the type of its default (bool first: a bool is an int too)
+KINDS = ((bool, bool), (int, int), (float, (int, float)), (str, str), ((list, tuple), (list, tuple)), (dict, dict))
+
+
 def _same_kind(default, value) -> bool:
-    if default is None or value is None:
+    kind = next((v for d, v in KINDS if isinstance(default, d)), None)
+    if default is None or value is None or kind is None:
         return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    if isinstance(default, dict):
-        return isinstance(value, dict)
-    return True
+    if isinstance(value, bool) and kind is not bool:   # True is no number here
+        return False
+    return isinstance(value, kind) and (not isinstance(default, float) or math.isfinite(value))
 
 
 def check_model_values(adapter, overrides: dict, source: str = "--set") -> None:
     """Model options: known keys of `adapter`, values of the type of the adapter's default."""
     valid = model_option_keys(adapter)
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
+    if unknown := sorted(set(overrides) - set(valid)):
         raise BenchError(f"{source}: unknown model option(s) {unknown} for {adapter.name}",
                          hint=f"valid: {', '.join(valid) or '(none: this model takes no options)'}")
     for key, value in overrides.items():

@@ -12,6 +12,7 @@ checked from its files on every rendering.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -80,19 +81,16 @@ def catalogue(root: Path | None = None, *, cache: bool = True, cache_dir: Path |
     root = Path(root or REPO_ROOT)
     path = Path(cache_dir or CACHE_DIR) / f"adapters-{cache_key(root)}.json"
     if cache and path.is_file():
-        try:
+        # unreadable or from another version of this module: made again below
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             return _found(json.loads(path.read_text()), root)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass   # unreadable or from another version of this module: made again below
     errors: list = []
     entries = [{"kind": f.kind, "path": f.path.relative_to(root).as_posix(),
                 **{k: getattr(f.adapter, k, OPTIONAL.get(k)) for k in FIELDS}}
                for f in discover(root, strict=False, errors=errors).values()]
     if cache and not errors and _survives_json(entries):
-        try:
+        with contextlib.suppress(OSError):   # a read-only checkout: no cache
             for old in path.parent.glob("adapters-*.json"):
                 old.unlink()
             atomic_write_bytes(path, json.dumps(entries, indent=1).encode())
-        except OSError:
-            pass   # a read-only checkout: no cache
     return _found(entries, root)

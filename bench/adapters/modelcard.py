@@ -29,10 +29,7 @@ def card_path(adapter_path: Path) -> Path:
 
 def _label_of(text: str) -> str | None:
     t = re.sub(r"\s+", " ", text.strip().lower())
-    for key, labels in CARD_LABELS.items():
-        if t in labels:
-            return key
-    return None
+    return next((key for key, labels in CARD_LABELS.items() if t in labels), None)
 
 
 def parse_model_card(text: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ author from ``git config user.name``). A name an adapter or a file already has i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import getpass
 import re
@@ -52,12 +53,10 @@ def validate_name(name: str, root: Path | None = None) -> None:
 
 
 def _author() -> str:
-    try:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5, cwd=REPO_ROOT)
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name in some containers

@@ -25,8 +25,7 @@ class Streamer:
     hop: int = 1
 
     def __init__(self):
-        self._rank = None
-        self._batch = None
+        self._rank, self._batch = None, None
 
     # -------- public API
     def push(self, chunk) -> torch.Tensor:
@@ -47,8 +46,7 @@ class Streamer:
 
     def reset(self) -> None:
         """Forget the stream: the next push starts a new one."""
-        self._rank = None
-        self._batch = None
+        self._rank, self._batch = None, None
 
     @property
     def latency_ms(self) -> float:
