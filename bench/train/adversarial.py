@@ -13,7 +13,7 @@ from bench import SAMPLE_RATE
 from bench.core.errors import BenchError
 from bench.train.options import resolve_config
 
-# ----------------------------------------------------------------------------------------------
+
 # losses: `outs` is the discriminator's output, a list of (score, features) per sub-discriminator
 def lsgan_discriminator_loss(real_outs, fake_outs) -> torch.Tensor:
     terms = [(r.float() - 1).pow(2).mean() + f.float().pow(2).mean() for (r, _), (f, _) in zip(real_outs, fake_outs)]

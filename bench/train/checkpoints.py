@@ -40,8 +40,7 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:
         raise BenchError(f"{path}: cannot load checkpoint with weights_only=True ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(ck, dict):
         raise BenchError(f"{path}: not a benchmark checkpoint (holds a {type(ck).__name__}, not a dict)")
-    bad = [f"{k} ({t.__name__})" for k, t in CHECKPOINT_FIELDS.items() if not isinstance(ck.get(k), t)]
-    if bad:
+    if bad := [f"{k} ({t.__name__})" for k, t in CHECKPOINT_FIELDS.items() if not isinstance(ck.get(k), t)]:
         raise BenchError(f"{path}: not a benchmark checkpoint: missing or mistyped field(s) {', '.join(bad)}",
                          hint="checkpoints are written by `bench run` to runs/<track>/<model>/<run-id>/")
     return ck
@@ -62,9 +61,7 @@ def load_checkpoint_model(adapter: Adapter, path: Path):
     except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise BenchError(f"{path}: the checkpoint's weights do not fit {adapter.name} ({first})") from None
-    budget = dict(ck["budget"])
-    budget["checkpoint"] = _rel(Path(path))
-    budget["checkpoint_sha256"] = file_sha256(Path(path))
+    budget = {**ck["budget"], "checkpoint": _rel(Path(path)), "checkpoint_sha256": file_sha256(Path(path))}
     last = Path(path).with_name("last.pt")
     if Path(path).name == "best.pt" and last.exists():
         # the budget used is the whole run's (last.pt), whichever step scored best

@@ -81,7 +81,6 @@ def rank_device(device: str, r: Rank) -> str:
     return device
 
 
-# ---------------------------------------------------------------------------------------------
 # collectives (no-ops in a single process)
 def broadcast_object(obj, r: Rank):
     """Rank 0's `obj` on every rank."""
@@ -114,7 +113,6 @@ def barrier(r: Rank) -> None:
         dist.barrier()
 
 
-# ---------------------------------------------------------------------------------------------
 # bench run --nproc N
 def _child(rank: int, world: int, init: str, device: str, fn, kwargs: dict) -> None:
     torch.distributed.init_process_group(backend(device), init_method=init, rank=rank, world_size=world,

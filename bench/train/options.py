@@ -91,7 +91,6 @@ HOW_NOT_WHAT = tuple(k for k, o in OPTIONS.items() if o.how)
 LEGACY = {"noise": "numpy", "shift": 0, "log_every": 50, "tilt_db": 0.0}
 
 
-# ---------------------------------------------------------------------------------------------
 #: the ``"adversarial"`` option's block (bench/train/adversarial.py): every key optional, unknown keys an error
 ADVERSARIAL_DEFAULTS = {
     "loss": "lsgan",            # the GAN loss (LSGAN, the only one so far)
@@ -112,9 +111,7 @@ GAN_LOSSES = ("lsgan",)
 def _number(block: dict, key: str, *, low: float = 0.0, strict: bool = False, integer: bool = False):
     v = block[key]
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > low if strict else v >= low)
-    if ok and integer:
-        ok = float(v).is_integer()
-    if not ok:
+    if not ok or (integer and not float(v).is_integer()):
         kind = "an integer" if integer else "a number"
         raise BenchError(f"adversarial.{key} = {v!r}: expected {kind} {'>' if strict else '>='} {low}",
                          hint=f"defaults: {ADVERSARIAL_DEFAULTS}")
@@ -128,8 +125,7 @@ def resolve_config(block) -> dict | None:
     if not isinstance(block, dict):
         raise BenchError(f"training option 'adversarial' = {block!r}: expected a dict or null",
                          hint=f"keys: {', '.join(ADVERSARIAL_DEFAULTS)}")
-    unknown = set(block) - set(ADVERSARIAL_DEFAULTS)
-    if unknown:
+    if unknown := set(block) - set(ADVERSARIAL_DEFAULTS):
         raise BenchError(f"unknown adversarial option(s) {sorted(unknown)}", hint=f"known: {', '.join(ADVERSARIAL_DEFAULTS)}")
     out = {**ADVERSARIAL_DEFAULTS, **block}
     if out["loss"] not in GAN_LOSSES:

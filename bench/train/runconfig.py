@@ -9,15 +9,14 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.adapters.base import check_model_values
-from bench.core.errors import AdapterError, BenchError
+from bench.adapters.base import check_model_values, check_preset
+from bench.core.errors import BenchError
 from bench.train.options import BUDGET_KEYS, DEFAULTS, TRAIN_RULES, resolve_config
 
 
 def check_train_values(cfg: dict, source: str = "training option") -> None:
     """Every key known and every value in its range; the message names the key, the value and the range."""
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
+    if unknown := sorted(set(cfg) - set(DEFAULTS)):
         raise BenchError(f"unknown training option(s) {unknown}", hint=f"valid: {', '.join(DEFAULTS)}")
     for key, value in cfg.items():
         ok, rule = TRAIN_RULES[key]
@@ -29,12 +28,6 @@ def check_train_values(cfg: dict, source: str = "training option") -> None:
 def check_budget(overrides: dict) -> None:
     """The budget of the command line (``max_steps``/``max_minutes``), checked before anything runs."""
     check_train_values({k: overrides[k] for k in BUDGET_KEYS if overrides.get(k) is not None})
-
-
-def check_preset(adapter, preset: str | None) -> None:
-    if preset and preset not in adapter.presets:
-        raise AdapterError(f"adapter {adapter.name!r} has no preset {preset!r}",
-                           hint=f"presets: {', '.join(adapter.presets) or '(none)'}")
 
 
 def train_config(adapter, preset: str | None, overrides: dict) -> dict:

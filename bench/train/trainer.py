@@ -99,7 +99,6 @@ class Trainer:
         self.setup_log()
         self.start(ck)
 
-    # ------------------------------------------------------------------------------------------
     # setup
     def check_options(self) -> None:
         cfg = self.cfg
@@ -115,8 +114,7 @@ class Trainer:
         if not self.last_path.exists():
             raise BenchError(f"nothing to resume: {self.last_path} does not exist", hint="check --run-id")
         ck = load_checkpoint(self.last_path)
-        missing = [k for k in RESUME_FIELDS if k not in ck]
-        if missing:
+        if missing := [k for k in RESUME_FIELDS if k not in ck]:
             raise BenchError(f"{self.last_path}: cannot resume from it: missing field(s) {', '.join(missing)}")
         return ck
 
@@ -186,10 +184,8 @@ class Trainer:
                 "preset": self.preset}, indent=2))
         self.max_steps, self.max_minutes = self.cfg["max_steps"], self.cfg["max_minutes"]
         self.log_every = int(self.cfg["log_every"])
-        self.task = self.progress.add_task(f"train {self.adapter.name}", total=self.max_steps or None) \
-            if self.progress else None
-        if self.progress and self.step:
-            self.progress.update(self.task, completed=self.step)
+        self.task = self.progress.add_task(f"train {self.adapter.name}", total=self.max_steps or None,
+                                           completed=self.step) if self.progress else None
         self.running, self.n_running, self.since = torch.zeros((), device=self.device), 0, self.step
         self.t0 = time.time() - self.elapsed
         self.hardware = hardware_label(self.device, torch.get_num_threads())
@@ -225,7 +221,6 @@ class Trainer:
             if self.device.startswith("cuda") and mine.get("cuda") is not None:
                 torch.cuda.set_rng_state(mine["cuda"])
 
-    # ------------------------------------------------------------------------------------------
     # the loop
     def fit(self):
         """Train to the budget; (best model, budget record, what was trained) on rank 0, Nones elsewhere."""
@@ -317,11 +312,8 @@ class Trainer:
             if not self.best_path.exists():
                 save_checkpoint(self.best_path, final)
         distributed.barrier(self.rank)
-        if not self.rank.main:
-            return None, None, None
-        return load_checkpoint_model(self.adapter, self.best_path)
+        return load_checkpoint_model(self.adapter, self.best_path) if self.rank.main else (None, None, None)
 
-    # ------------------------------------------------------------------------------------------
     # what a checkpoint holds
     def rng_states(self) -> list:
         mine = {"torch": torch.get_rng_state(),
