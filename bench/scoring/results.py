@@ -113,9 +113,8 @@ def _format_checker():
 
         @fc.checks("date-time", raises=ValueError)
         def _date_time(value) -> bool:  # RFC 3339: full date, time and UTC offset
-            if not isinstance(value, str):
-                return True
-            return "T" in value.upper() and datetime.datetime.fromisoformat(value).tzinfo is not None
+            return not isinstance(value, str) or ("T" in value.upper() and
+                                                  datetime.datetime.fromisoformat(value).tzinfo is not None)
 
     return fc
 
@@ -125,8 +124,7 @@ def validate_summary(summary: dict, source: str = "summary.json") -> None:
     if version not in SCHEMA_FILES:
         raise ResultsError(f"{source}: unknown schema_version {version!r} (known: {sorted(SCHEMA_FILES)})")
     validator = jsonschema.Draft202012Validator(schema(version), format_checker=_format_checker())
-    errors = sorted(validator.iter_errors(summary), key=lambda e: list(e.path))
-    if errors:
+    if errors := sorted(validator.iter_errors(summary), key=lambda e: list(e.path)):
         msgs = [f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5]]
         raise ResultsError(f"{source} does not validate against the results schema v{version}:\n  " + "\n  ".join(msgs))
 
@@ -136,7 +134,6 @@ class Run:
     path: Path
     summary: dict
     per_utterance: pd.DataFrame
-    csv_sha256: str = ""
     config: dict = field(default_factory=dict)   # config.json
     env: dict = field(default_factory=dict)      # env.json ({} when missing)
 
@@ -231,14 +228,13 @@ def load_run(path: Path) -> Run:
     if not csv_path.is_file() or csv_path.is_symlink():
         raise ResultsError(f"{rel(csv_path)}: missing")
     raw = csv_path.read_bytes()
-    digest = sha256_bytes(raw)
-    if digest != summary["files"]["per_utterance_sha256"]:
+    if sha256_bytes(raw) != summary["files"]["per_utterance_sha256"]:
         raise ResultsError(f"{rel(csv_path)}: SHA-256 differs from the one recorded in summary.json (edited after scoring?)")
     try:
         df = read_per_utterance(raw)
     except (ValueError, pd.errors.ParserError) as exc:
         raise ResultsError(f"{rel(csv_path)}: cannot be read as CSV ({str(exc)[:120]})") from None
-    run = Run(path, summary, df, digest, config, env if isinstance(env, dict) else {})
+    run = Run(path, summary, df, config, env if isinstance(env, dict) else {})
     check_recompute(run)
     outputs_dir(run)
     weights_file(run, path.parent.parent.parent.parent)
@@ -300,17 +296,14 @@ def check_recompute(run: Run) -> None:
     where = rel(run.path)
     if "utt_id" not in df.columns:
         raise ResultsError(f"{where}/per_utterance.csv: no utt_id column")
-    dup = df["utt_id"][df["utt_id"].duplicated()].tolist()
-    if dup:
+    if dup := df["utt_id"][df["utt_id"].duplicated()].tolist():
         raise ResultsError(f"{where}/per_utterance.csv: utterance {dup[0]} appears {int((df['utt_id'] == dup[0]).sum())} "
                            f"times ({len(set(dup))} duplicated ids)")
     n = len(df)
     if n != s["counts"]["utterances"]:
         raise ResultsError(f"{where}: summary counts {s['counts']['utterances']} utterances, per_utterance.csv has {n}")
-    for m in s["metrics"]:
-        for col in (m, f"noisy_{m}"):
-            if col not in df.columns:
-                raise ResultsError(f"{where}: per_utterance.csv has no column {col!r} listed in summary.json")
+    if col := next((c for m in s["metrics"] for c in (m, f"noisy_{m}") if c not in df.columns), None):
+        raise ResultsError(f"{where}: per_utterance.csv has no column {col!r} listed in summary.json")
     ci = s.get("ci") or {}
     for key, want in (("confidence", CI_CONFIDENCE), ("resamples", CI_RESAMPLES), ("seed", CI_SEED)):
         if ci.get(key) != want:   # the benchmark fixes them; the intervals are recomputed with its values
@@ -351,10 +344,8 @@ def check_against_benchmark(run: Run, *, protocol, track_record: dict, test_ids:
 def iter_run_dirs(root: Path | None = None):
     """Every results folder: ``<track>/<noise>/<model>/<run-id>/summary.json``."""
     root = Path(root or RESULTS_DIR)
-    if not root.exists():
-        return
-    for summary in sorted(root.glob("*/*/*/*/summary.json")):
-        yield summary.parent
+    if root.exists():
+        yield from (summary.parent for summary in sorted(root.glob("*/*/*/*/summary.json")))
 
 
 def find_run(spec: str, track: str | None = None, root: Path | None = None, noise: str | None = None) -> Path:

@@ -41,9 +41,8 @@ def metric_row(args) -> dict:
     """Columns ``<prefix><metric>`` and ``errors`` of one signal; `args`: one picklable tuple for the pool."""
     utt_id, clean, signal, names, prefix = args
     vals, errs = compute_all(clean, signal, SAMPLE_RATE, names)
-    row = {"utt_id": utt_id, **{f"{prefix}{k}": v for k, v in vals.items()}}
-    row["errors"] = {f"{prefix}{k}": v for k, v in errs.items()}
-    return row
+    return {"utt_id": utt_id, **{f"{prefix}{k}": v for k, v in vals.items()},
+            "errors": {f"{prefix}{k}": v for k, v in errs.items()}}
 
 
 def _append(fh, row: dict) -> None:

@@ -25,13 +25,8 @@ MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 def state_tensors(model: torch.nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """The model's state dict as contiguous CPU tensors; floating tensors cast to `dtype` if given."""
-    out = {}
-    for k, v in model.state_dict().items():
-        t = v.detach().to("cpu")
-        if dtype is not None and t.is_floating_point():
-            t = t.to(dtype)
-        out[k] = t.contiguous()
-    return out
+    cpu = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    return {k: (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous() for k, t in cpu.items()}
 
 
 def nbytes(tensors: dict[str, torch.Tensor]) -> int:
