@@ -19,6 +19,7 @@ from rich.table import Table
 from bench.verify.contract import (FAIL, INFO, LONG_SECONDS, LONG_SECONDS_QUICK, PASS, RULES, SKIP, WARN, Report,
                                    Runner, rule_batch, rule_config, rule_cpu, rule_determinism, rule_finite,
                                    rule_import, rule_model_card, rule_shape, rule_size_speed, rule_train)
+from bench.core.console import table
 from bench.core.errors import AdapterError
 from bench.adapters.base import Found, discover
 from bench.adapters.speed import torch_threads
@@ -108,9 +109,8 @@ def check_all(*, root: Path | None = None, quick: bool = False, preset: str | No
 
 
 def report_table(rep: Report):
-    t = Table(title=escape(f"bench check {rep.name} ({rep.kind}, {rep.config_label}): {rep.path}"), show_lines=False)
-    for col in ("rule", "result", "input", "detail") + (("fix",) if not rep.ok else ()):
-        t.add_column(col, overflow="fold")
+    t = table(escape(f"bench check {rep.name} ({rep.kind}, {rep.config_label}): {rep.path}"),
+              ("rule", "result", "input", "detail") + (("fix",) if not rep.ok else ()), overflow="fold")
     for r in rep.results:
         row = [r.rule, _STYLE.get(r.status, r.status), escape(r.input), escape(r.detail)]
         t.add_row(*row, *([escape(r.fix) if r in rep.failures else ""] if not rep.ok else []))

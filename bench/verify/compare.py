@@ -32,8 +32,7 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
                            f"{len(merged)} in common)")
     common = [m for m in METRICS if m in a.summary["metrics"] and m in b.summary["metrics"]]
     names = metrics or common
-    unknown = [m for m in names if m not in common]
-    if unknown:
+    if unknown := [m for m in names if m not in common]:
         raise ResultsError(f"metric(s) {', '.join(unknown)} not scored in both runs", hint=f"available: {', '.join(common)}")
     out = {"a": {"model": a.model, "run_id": a.run_id, "path": str(a.path)},
            "b": {"model": b.model, "run_id": b.run_id, "path": str(b.path)},
@@ -43,10 +42,8 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
     for m in names:
         res = paired_comparison(merged[f"{m}_a"].to_numpy(float), merged[f"{m}_b"].to_numpy(float), alpha=alpha,
                                 higher_is_better=METRICS[m].higher_is_better)
-        if res["significant"]:
-            res["verdict"] = f"{name_a if _a_is_better(res, m) else name_b} is better (p={res['wilcoxon_p']:.2g})"
-        else:
-            res["verdict"] = f"no significant difference (p={res['wilcoxon_p']:.2g})"
+        res["verdict"] = (f"{name_a if _a_is_better(res, m) else name_b} is better" if res["significant"] else
+                          "no significant difference") + f" (p={res['wilcoxon_p']:.2g})"
         out["metrics"][m] = res
     return out
 
@@ -73,8 +70,7 @@ def compare_suite(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: fl
         raise ResultsError(f"{a.model}@{a.run_id} and {b.model}@{b.run_id} share no evaluation set")
     if metrics:
         scored = {m for k in common for m in sa[k].summary["metrics"] if m in sb[k].summary["metrics"]}
-        unknown = [m for m in metrics if m not in scored]
-        if unknown:
+        if unknown := [m for m in metrics if m not in scored]:
             raise ResultsError(f"metric(s) {', '.join(unknown)} not scored in both runs on any set",
                                hint=f"available: {', '.join(m for m in METRICS if m in scored)}")
     sets = []

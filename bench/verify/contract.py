@@ -72,13 +72,9 @@ class Report:
 
     def status_of(self, rule: str) -> str:
         st = [r.status for r in self.results if r.rule == rule]
-        for s in (FAIL, WARN, PASS):
-            if s in st:
-                return s
-        return st[0] if st else SKIP
+        return next((s for s in (FAIL, WARN, PASS) if s in st), st[0] if st else SKIP)
 
 
-# ----------------------------------------------------------------------------------------------
 # test signals (deterministic)
 def speech_like(n: int, seed: int = 0, peak: float = 0.5) -> torch.Tensor:
     """A voiced harmonic signal under a syllable-rate envelope plus a little noise, float32."""
@@ -124,7 +120,6 @@ class Runner:
             return self.adapter.enhance(self.model, x, clean=x if self.adapter.oracle else None)
 
 
-# ----------------------------------------------------------------------------------------------
 # the rules
 def rule_import(rep: Report, found: Found) -> None:
     a = found.adapter
@@ -203,20 +198,18 @@ def _shape_problem(run: Runner, x: torch.Tensor) -> tuple[str, str] | None:
 
 
 def rule_shape(rep: Report, run: Runner, long_seconds: float) -> None:
-    ok = True
+    before = len(rep.results)
     for b, n in [(b, n) for n in SHORT_LENGTHS for b in (1, 2)] + [(1, int(long_seconds * SAMPLE_RATE))]:
         x = torch.stack([speech_like(n, s) for s in range(b)])
-        problem = _shape_problem(run, x)
-        if problem:
-            ok = False
+        if problem := _shape_problem(run, x):
             rep.add("shape", FAIL, _desc(x), *problem)
-    if ok:
+    if len(rep.results) == before:   # no failure
         rep.add("shape", PASS, f"lengths 1, 12345, {SAMPLE_RATE} (batch 1, 2), {long_seconds:g} s (batch 1)",
                 "shape and dtype kept")
 
 
 def rule_batch(rep: Report, run: Runner) -> None:
-    ok = True
+    before = len(rep.results)
     for n in (SAMPLE_RATE, 12345):
         xa = speech_like(n, 3)
         xb = 0.9 * stress_inputs(n)["full-scale white noise"]   # a partner of another level and spectrum
@@ -226,16 +219,14 @@ def rule_batch(rep: Report, run: Runner) -> None:
             diff = max(float((yab[0] - ya[0]).abs().max()), float((yab[1] - yb[0]).abs().max()))
             tol = BATCH_RTOL * max(float(xa.abs().max()), float(xb.abs().max()))
         except Exception as exc:  # noqa: BLE001
-            ok = False
             rep.add("batch", FAIL, f"{n} samples", _exc(exc), "see `shape`")
             continue
         if not math.isfinite(diff) or diff > tol:
-            ok = False
             rep.add("batch", FAIL, f"{n} samples alone vs in a batch of 2",
                     f"max |difference| {diff:.3g} > tolerance {tol:.3g}",
                     "process each utterance on its own: no statistics over the batch (e.g. normalize per item with "
                     "dim=-1, not over the whole tensor; no BatchNorm statistics in eval)")
-    if ok:
+    if len(rep.results) == before:   # no failure
         rep.add("batch", PASS, "1 s and 12345 samples, alone vs batch of 2", f"within {BATCH_RTOL:g} x peak")
 
 
@@ -255,19 +246,17 @@ def rule_determinism(rep: Report, run: Runner) -> None:
 
 
 def rule_finite(rep: Report, run: Runner) -> None:
-    ok = True
+    before = len(rep.results)
     for label, sig in stress_inputs().items():
         try:
             bad = int((~torch.isfinite(run(sig[None]))).sum())
         except Exception as exc:  # noqa: BLE001
-            ok = False
             rep.add("finite", FAIL, label, _exc(exc), "the model must handle any waveform in [-1, 1]")
             continue
         if bad:
-            ok = False
             rep.add("finite", FAIL, label, f"{bad} NaN/Inf output samples",
                     "guard divisions and logs with an epsilon (e.g. x / (rms + 1e-8), log(p + 1e-8))")
-    if ok:
+    if len(rep.results) == before:   # no failure
         rep.add("finite", PASS, "1 s of silence, full-scale white noise, clipped square wave", "all outputs finite")
 
 
@@ -356,14 +345,12 @@ def rule_model_card(rep: Report, found: Found) -> None:
             rep.add("model-card", FAIL, found.path.name, "a baseline needs a `reference` and a module docstring",
                     "set `reference` (paper or '-') and describe the method in the module docstring")
         return
-    problems = card_problems(found.path)
-    if not problems:
+    if not (problems := card_problems(found.path)):
         rep.add("model-card", PASS, card_path(found.path).name, "authors, paper, licence, training budget, notes")
     for inp, detail, fix in problems:
         rep.add("model-card", FAIL, inp, detail, fix)
     for path in (Path(found.path), card_path(found.path)):
-        n = scaffold_markers(path)
-        if n:
+        if n := scaffold_markers(path):
             rep.add("model-card", WARN, path.name, f"{n} '{SCAFFOLD_MARKER}' marker(s) of the scaffold left",
                     f"edit the parts marked '{SCAFFOLD_MARKER}' (a failure with --strict)")
 
@@ -379,4 +366,3 @@ def rule_size_speed(rep: Report, run: Runner, quick: bool, rtf: bool) -> None:
         rep.add("size/speed", INFO, f"{sec:g} s, CPU, 1 thread", f"{rep.parameters:,} parameters, RTF {rep.rtf:.3f}")
     except Exception as exc:  # noqa: BLE001
         rep.add("size/speed", INFO, "", f"{rep.parameters:,} parameters; RTF not measured ({_exc(exc)})")
-

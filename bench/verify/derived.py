@@ -98,10 +98,9 @@ def training_problems(run: Run) -> list[str]:
     out = []
     if cfg.get("model") != run.model:
         out.append(f"config.json is of model {cfg.get('model')!r}, not {run.model}")
-    for key in ("preset",):
-        for where, v in (("model.preset", run.summary["model"].get(key)), ("budget.preset", b.get(key))):
-            if key in cfg and v is not None and v != cfg[key]:
-                out.append(f"{where} is {v!r}, config.json's preset is {cfg[key]!r}")
+    for where, v in (("model.preset", run.summary["model"].get("preset")), ("budget.preset", b.get("preset"))):
+        if "preset" in cfg and v is not None and v != cfg["preset"]:
+            out.append(f"{where} is {v!r}, config.json's preset is {cfg['preset']!r}")
     if not b.get("trained"):
         if t or "train" in cfg:
             out.append("training record (summary.json training / config.json train) on a run that did not train")
@@ -178,9 +177,8 @@ def copy_of(run: Run, other: Run, tol: dict) -> str | None:
 
 
 def _git_available(repo: Path) -> bool:
-    if shutil.which("git") is None:
-        return False
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+    return shutil.which("git") is not None and subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"],
+                                                              capture_output=True).returncode == 0
 
 
 def _file_of(path: Path, repo: Path) -> str | None:
