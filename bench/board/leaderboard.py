@@ -21,8 +21,7 @@ from bench import REPO_ROOT
 from bench.adapters.catalogue import catalogue
 from bench.board.rows import Board, collect
 from bench.board.site import check_site, render_site, site_dir_for
-from bench.board.summary import (ALPHA, budget_text, digits, metric_label, model_name, num, ordered, params_text,
-                                 summary_table)
+from bench.board.summary import ALPHA, budget_text, metric_label, model_name, num, ordered, params_text, summary_table
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_bytes
 from bench.data.tracks import available_tracks, load_track
@@ -31,6 +30,7 @@ from bench.metrics.stats import rank_agreement
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
 from bench.scoring.results import RESULTS_DIR
 from bench.scoring.suite import suite
+from bench.verify.compare import decimals
 
 LEADERBOARD = REPO_ROOT / "leaderboard.md"
 HEADER = ("<!-- GENERATED FILE: rendered by `bench leaderboard` from results/ only. Do not edit by hand; "
@@ -81,9 +81,9 @@ def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
         cells.append(model_name(r, packages()))
         for m in shown:
             s = r.run.summary["metrics"].get(m)
-            cells.append(_ci(s, digits(m)) if s else "–")
+            cells.append(_ci(s, decimals(m)) if s else "–")
             if m in deltas:
-                cells.append("–" if (s is None or r.run.model == "noisy") else _delta(s, digits(m)))
+                cells.append("–" if (s is None or r.run.model == "noisy") else _delta(s, decimals(m)))
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 
@@ -251,8 +251,7 @@ def _track(board: Board, name: str, links) -> list[str]:
         if ev.role == "tier" and r:
             out += [f"## Protocol tier: `{ev.key}`", "",
                     *quality_table(r, MAIN[:5], deltas=("pesq_wb", "si_sdr"))]
-    diag = diagnostics_table(board, key)
-    if diag:
+    if diag := diagnostics_table(board, key):
         out += ["## What each model fixes (diagnostics: Δ PESQ-WB / Δ SI-SDR dB on the ranked utterances under "
                 "each manipulation alone)", "", *diag]
     return out

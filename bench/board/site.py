@@ -18,10 +18,11 @@ import numpy as np
 from bench import REPO_ROOT
 from bench.board.site_media import choose_utterances, clean_samples, flac_bytes, heatmap_png, read_pcm16, spectrogram_png
 from bench.board.site_template import MARK, document
-from bench.board.summary import GROUP, budget_text, digits, metric_label, num, ordered
+from bench.board.summary import GROUP, budget_text, metric_label, num, ordered
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_bytes
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
+from bench.verify.compare import decimals
 
 SITE_DIR = REPO_ROOT / "site"
 BUDGET_BYTES = 5 * 2**20
@@ -50,7 +51,7 @@ def _td(text: str, value=None, cls: str = "") -> str:
 def _metric_cell(m: dict | None, metric: str, is_noisy: bool) -> str:
     if not m:
         return _td("–")
-    nd = digits(metric)
+    nd = decimals(metric)
     text = f"{num(m['mean'], nd)} <small>[{num(m['ci_low'], nd)}, {num(m['ci_high'], nd)}]</small>"
     if m.get("failures"):
         text += f" <small class=bad>({m['failures']} failed)</small>"

@@ -1,19 +1,10 @@
-"""The listening page's media (bench/board/site.py): which utterances it plays, their clean reference, the
-spectrograms and the diagnostics heatmap. Every file is a pure function of its input samples or numbers,
-so rendering twice gives the same bytes (`bench leaderboard --check` compares them):
-
-- **Utterances** (`choose_utterances`): on each ranked set, from the ``noisy`` run's per_utterance.csv, the
-  test utterances with the lowest, the median and the highest noisy-input PESQ-WB (ties by utterance id;
-  the median of n sorted values is the one at index (n - 1) // 2).
-- **Spectrograms** (`spectrogram_png`): power STFT (512-point periodic Hann, hop 128), pooled to
-  `SPEC_WIDTH` x `SPEC_HEIGHT` cells (mean power; 0-8 kHz, the whole utterance), dB re a full-scale sine,
-  `DB_RANGE` quantized to `LEVELS` colours of matplotlib's magma, written as a palette PNG by Pillow with
-  no metadata chunk (no software, no date).
-- **Clean reference** (`clean_samples`): the 16-bit samples whose SHA-256 the track's frozen manifest pins;
-  read from the page's own copy when it matches (so CI needs no corpus), else from the prepared track.
-- **Heatmap** (`heatmap_png`): Δ PESQ-WB over the noisy input, one cell per system and manipulation, drawn
-  by matplotlib (Agg, its default style and bundled font, fixed size and DPI, no metadata).
-"""
+"""The listening page's media (bench/board/site.py; what it shows: docs/site.md): which utterances it plays
+(`choose_utterances`; the median of n sorted values is the one at index (n - 1) // 2), their clean reference
+(`clean_samples`: the samples the frozen manifest pins, from the page's own copy when it matches, so CI needs
+no corpus), the spectrograms (`spectrogram_png`: mean power pooled to `SPEC_WIDTH` x `SPEC_HEIGHT` cells,
+`LEVELS` magma colours) and the diagnostics heatmap (`heatmap_png`). Every file is a pure function of its
+input samples or numbers, written with no metadata (no software, no date, matplotlib's default style and
+bundled font), so rendering twice gives the same bytes: `bench leaderboard --check` compares them."""
 
 from __future__ import annotations
 

@@ -28,10 +28,6 @@ def num(v, nd: int = 2, signed: bool = False) -> str:
     return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
 
 
-def digits(metric: str) -> int:
-    return 3 if metric in ("stoi", "estoi") else 2
-
-
 def metric_label(metric: str) -> str:
     return METRICS[metric].label + (" (dB)" if METRICS[metric].unit == "dB" else "")
 
