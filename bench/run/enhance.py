@@ -35,7 +35,6 @@ CONTEXT_SECONDS = 2.0    # input each block sees before and after itself
 FADE_SECONDS = 0.05      # crossfade between neighbouring blocks, centred on their boundary
 
 
-# ---------------------------------------------------------------------------------------------
 # what to run
 def _checkpoint_path(value: str, base: Path) -> Path:
     p = Path(value)
@@ -101,7 +100,6 @@ def resolve_model(spec: str, results_dir: Path | None = None, track: str | None 
                      hint=f"adapters: {', '.join(sorted(adapters))}")
 
 
-# ---------------------------------------------------------------------------------------------
 # audio
 def _open(path: Path) -> sf.SoundFile:
     path = Path(path)
@@ -170,14 +168,7 @@ def enhance_file(adapter, model, src: Path, out: Path, *, block_seconds: float =
                 e, a = min(n, s + block), max(0, s - context)
                 b = min(n, e + context)
                 y = enhance_array(adapter, model, _read(f, src, a, b - a), sr, device=device, block_seconds=0)
-                lo, hi = (max(0, s - half) if s > 0 else 0), (min(n, e + half) if e < n else n)
-                wt = np.ones(hi - lo)
-                if s > 0 and half:
-                    t = np.arange(lo, min(hi, s + half))
-                    wt[: len(t)] = (t - (s - half) + 0.5) / (2 * half)
-                if e < n and half:
-                    t = np.arange(max(lo, e - half), hi)
-                    wt[len(wt) - len(t):] *= 1.0 - (t - (e - half) + 0.5) / (2 * half)
+                lo, hi, wt = _crossfade(s, e, n, half)
                 if pending.shape[1] < hi - start:
                     pending = np.pad(pending, ((0, 0), (0, hi - start - pending.shape[1])))
                 pending[:, lo - start:hi - start] += wt * np.asarray(y, dtype=np.float64)[:, lo - a:hi - a]
@@ -187,6 +178,20 @@ def enhance_file(adapter, model, src: Path, out: Path, *, block_seconds: float =
                 w.writeframes(np.ascontiguousarray(to_pcm16(done).T).astype("<i2").tobytes())
                 pending, start = pending[:, final - start:], final
     return ch, sr, n, peak
+
+
+def _crossfade(s: int, e: int, n: int, half: int) -> tuple[int, int, np.ndarray]:
+    """(lo, hi, weights): where block ``[s, e)`` of `n` samples lands, faded over ``2 * half`` samples
+    centred on each inner boundary (the weights of two neighbours sum to 1)."""
+    lo, hi = (max(0, s - half) if s > 0 else 0), (min(n, e + half) if e < n else n)
+    w = np.ones(hi - lo)
+    if s > 0 and half:       # fade in over [s - half, s + half)
+        t = np.arange(lo, min(hi, s + half))
+        w[: len(t)] = (t - (s - half) + 0.5) / (2 * half)
+    if e < n and half:       # fade out over [e - half, e + half)
+        t = np.arange(max(lo, e - half), hi)
+        w[len(w) - len(t):] *= 1.0 - (t - (e - half) + 0.5) / (2 * half)
+    return lo, hi, w
 
 
 def enhance_blocks(run, x: np.ndarray, block: int, context: int, fade: int = 0) -> np.ndarray:
@@ -202,19 +207,11 @@ def enhance_blocks(run, x: np.ndarray, block: int, context: int, fade: int = 0) 
         raise BenchError(f"a crossfade of {fade} samples needs a context of at least {(fade + 1) // 2} samples")
     half = fade // 2
     out = np.zeros(x.shape, dtype=np.float64)
-    starts = range(0, n, block)
-    for s in starts:
+    for s in range(0, n, block):
         e = min(n, s + block)
         a, b = max(0, s - context), min(n, e + context)
         y = np.asarray(run(x[..., a:b]), dtype=np.float64)
-        lo, hi = (max(0, s - half) if s > 0 else 0), (min(n, e + half) if e < n else n)
-        w = np.ones(hi - lo)
-        if s > 0 and half:       # fade in over [s - half, s + half)
-            t = np.arange(lo, min(hi, s + half))
-            w[: len(t)] = (t - (s - half) + 0.5) / (2 * half)
-        if e < n and half:       # fade out over [e - half, e + half)
-            t = np.arange(max(lo, e - half), hi)
-            w[len(w) - len(t):] *= 1.0 - (t - (e - half) + 0.5) / (2 * half)
+        lo, hi, w = _crossfade(s, e, n, half)
         out[..., lo:hi] += w * y[..., lo - a:hi - a]
     return out.astype(np.float32)
 

@@ -31,20 +31,17 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
 
     pt.require()
     test_ids = pt.utt_ids("test")
-    unknown = sorted(set(utt_ids or ()) - set(test_ids))
-    if unknown:
+    if unknown := sorted(set(utt_ids or ()) - set(test_ids)):
         raise BenchError(f"--utterances: {', '.join(unknown)} not in the test split of {pt.track.name}",
                          hint=f"e.g. {', '.join(test_ids[:5])}")
-    wanted = [u for u in (utt_ids or DEFAULT_UTTERANCES) if u in test_ids] or test_ids
-    wanted = wanted[:count]
+    wanted = ([u for u in (utt_ids or DEFAULT_UTTERANCES) if u in test_ids] or test_ids)[:count]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     proto = pt.protocol
     fig, axes = plt.subplots(len(wanted), 2, figsize=(12, 3.2 * len(wanted)), squeeze=False)
     scores = {}
     for i, utt in enumerate(wanted):
-        clean = pt.load_clean("test", utt)
-        noisy = pt.load_noisy("test", utt)
+        clean, noisy = pt.load_clean("test", utt), pt.load_noisy("test", utt)
         write_wav_pcm16(out_dir / f"{utt}_clean.flac", clean)   # 16-bit FLAC: lossless, about half a WAV
         write_wav_pcm16(out_dir / f"{utt}_noisy.flac", noisy)
         vals, _ = compute_all(clean, noisy, metrics=["pesq_wb", "stoi", "si_sdr"])

@@ -171,8 +171,7 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
     device = resolve_device(opts.device)
     run_id = opts.run_id   # resolved by `run`
     results = Path(opts.results_dir or RESULTS_DIR)
-    trained_here = a.trainable
-    home_noise = pt.protocol.name if trained_here else DEFAULT_PROTOCOL
+    home_noise = pt.protocol.name if a.trainable else DEFAULT_PROTOCOL
     home = run_dir(pt.track.name, home_noise, a.name, run_id, results)
     if (home / "summary.json").exists() and not opts.resume:
         raise BenchError(f"{home} already holds a finished run", hint="choose another --run-id or delete the folder")
