@@ -1,9 +1,30 @@
-"""What the commands share: the argument types (one positive integer, ``--jobs``), the track and folder
-options, and the one way an error is printed. Nothing heavy is imported here: `bench --help` loads it."""
+"""What the commands share: a subcommand and its function, the argument types (one positive integer,
+``--jobs``), the track and folder options, and the one way an error is printed. Nothing heavy is imported
+here: `bench --help` loads it."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from bench.core.errors import BenchError
+
+
+def command(subparsers, name: str, func, **options) -> argparse.ArgumentParser:
+    """The parser of subcommand `name`, which runs ``func(args)``."""
+    p = subparsers.add_parser(name, **options)
+    p.set_defaults(func=func)
+    return p
+
+
+def folder(value: str | None, flag: str, hint: str) -> Path | None:
+    """The folder an option names (None when not given); a `BenchError` when it is not an existing folder."""
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise BenchError(f"{flag} {path}: " + ("is not a folder" if path.exists() else "does not exist"), hint=hint)
+    return path
 
 
 def positive_int(value: str, *, note: str = "") -> int:
@@ -34,6 +55,8 @@ def add_track(p: argparse.ArgumentParser, positional: bool = False) -> None:
 
 
 def add_dirs(p: argparse.ArgumentParser) -> None:
+    """``--track``, the folders of the data and ``--protocol``, ``--jobs``."""
+    add_track(p)
     p.add_argument("--data-root", default=None,
                    help="folder holding the corpora (else $BENCH_DATA_ROOT, ../shared/data, user cache)")
     p.add_argument("--prepared-dir", default=None, help="prepared audio (else $BENCH_PREPARED_DIR or <repo>/prepared)")

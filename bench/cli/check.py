@@ -3,26 +3,20 @@ table per adapter; exit status 1 on any failure."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bench.cli.args import positive_int
+from bench.cli.args import command, folder, positive_int
 from bench.core.errors import BenchError
 
 
 def cmd_check(args) -> int:
     from rich.markup import escape
 
-    from bench.adapters.base import discover
+    from bench.adapters.base import check_preset, discover
     from bench.core.console import console, err_console
-    from bench.train.runconfig import check_preset
     from bench.verify.check import check, check_all, report_table, summary_table
 
-    root = Path(args.root) if args.root else None
     if not args.all and not args.name:
         raise BenchError("bench check: give an adapter NAME or --all", hint="`bench list` shows the adapters")
-    if root is not None and not root.is_dir():
-        raise BenchError(f"--root {root}: " + ("is not a folder" if root.exists() else "does not exist"),
-                         hint="the folder holding baselines/ and submissions/")
+    root = folder(args.root, "--root", "the folder holding baselines/ and submissions/")
     if args.name and args.preset and not args.all:
         found = discover(root, strict=False).get(args.name)
         if found is not None:
@@ -54,8 +48,8 @@ def cmd_check(args) -> int:
 def register(subparsers) -> None:
     from bench.adapters.modelcard import SCAFFOLD_MARKER   # named in the help; a small module
 
-    p = subparsers.add_parser("check", help="check an adapter against the contract (shapes, batch invariance, "
-                                            "determinism, NaN, training step, model card) before any training")
+    p = command(subparsers, "check", cmd_check, help="check an adapter against the contract (shapes, batch "
+                "invariance, determinism, NaN, training step, model card) before any training")
     p.add_argument("name", nargs="?", default=None, help="adapter name (see `bench list`)")
     p.add_argument("--all", action="store_true", help="check every adapter in baselines/ and submissions/ (CI)")
     p.add_argument("--quick", action="store_true",
@@ -69,4 +63,3 @@ def register(subparsers) -> None:
     p.add_argument("--root", default=None, help="folder holding baselines/ and submissions/ (default: the repository)")
     p.add_argument("--verbose-tables", action="store_true",
                    help="with --all, print every adapter's table, not only failing ones")
-    p.set_defaults(func=cmd_check)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.cli.args import command
+
 
 def _print_suite(res: dict, metrics: list[str] | None, markdown: bool) -> None:
     from rich.table import Table
@@ -35,16 +37,13 @@ def _print_suite(res: dict, metrics: list[str] | None, markdown: bool) -> None:
 
 
 def _print_set(res: dict, a, b) -> None:
-    from rich.table import Table
-
-    from bench.verify.compare import decimals
-    from bench.core.console import console
+    from bench.core.console import console, table
     from bench.metrics.registry import METRICS
+    from bench.verify.compare import decimals
 
-    t = Table(title=f"{a.model}@{a.run_id} (A) vs {b.model}@{b.run_id} (B): {res['n_utterances']} paired utterances, "
-                    f"track {res['track']}, protocol {res['protocol']}")
-    for col in ("metric", "A", "B", "A - B [95% CI]", "wins/losses", "Wilcoxon p", "t-test p", "verdict"):
-        t.add_column(col)
+    t = table(f"{a.model}@{a.run_id} (A) vs {b.model}@{b.run_id} (B): {res['n_utterances']} paired utterances, "
+              f"track {res['track']}, protocol {res['protocol']}",
+              ("metric", "A", "B", "A - B [95% CI]", "wins/losses", "Wilcoxon p", "t-test p", "verdict"))
     for m, s in res["metrics"].items():
         nd = decimals(m)
         t.add_row(METRICS[m].label, f"{s['mean_a']:.{nd}f}", f"{s['mean_b']:.{nd}f}",
@@ -64,28 +63,26 @@ def cmd_compare(args) -> int:
     b = load_run(find_run(args.b, args.track, results))
     if args.set is None:
         res = compare_suite(a, b, args.metrics)
-        if args.json:
-            console.print_json(json.dumps(res, default=float))
-        else:
-            _print_suite(res, args.metrics, args.markdown)
-        return 0
-    sa, sb = run_sets(a), run_sets(b)
-    for run, sets in ((a, sa), (b, sb)):
-        if args.set not in sets:
-            raise ResultsError(f"{run.model}@{run.run_id} was not scored on set {args.set!r}",
-                               hint=f"its sets: {', '.join(sets)}")
-    a, b = sa[args.set], sb[args.set]
-    res = compare_runs(a, b, args.metrics)
+    else:
+        sa, sb = run_sets(a), run_sets(b)
+        for run, sets in ((a, sa), (b, sb)):
+            if args.set not in sets:
+                raise ResultsError(f"{run.model}@{run.run_id} was not scored on set {args.set!r}",
+                                   hint=f"its sets: {', '.join(sets)}")
+        a, b = sa[args.set], sb[args.set]
+        res = compare_runs(a, b, args.metrics)
     if args.json:
         console.print_json(json.dumps(res, default=float))
+    elif args.set is None:
+        _print_suite(res, args.metrics, args.markdown)
     else:
         _print_set(res, a, b)
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("compare", help="paired comparison of two runs on every set of the suite: per-utterance "
-                                              "differences, CI, significance")
+    p = command(subparsers, "compare", cmd_compare, help="paired comparison of two runs on every set of the suite: "
+                "per-utterance differences, CI, significance")
     p.add_argument("a", help="run folder, MODEL (latest run) or MODEL@RUN_ID")
     p.add_argument("b")
     p.add_argument("--track", default="vctk-mini", help="the track of MODEL / MODEL@RUN_ID (default: vctk-mini)")
@@ -96,4 +93,3 @@ def register(subparsers) -> None:
     p.add_argument("--results-dir", default=None)
     p.add_argument("--json", action="store_true")
     p.add_argument("--markdown", action="store_true", help="the summary over every set as a markdown table")
-    p.set_defaults(func=cmd_compare)

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from bench.cli.args import add_dirs, add_track
+from bench.cli.args import add_dirs, add_track, command
 from bench.core.errors import BenchError
 
 
@@ -104,9 +101,8 @@ def cmd_download(args) -> int:
     track = load_track(args.track)
     if not track.spec.get("download"):
         raise BenchError(f"track {track.name} has nothing to download", hint=track.get_data_command())
-    root = Path(args.data_root).expanduser() if args.data_root else candidate_roots(None)[-1][1]
-    if os.environ.get("BENCH_DATA_ROOT") and not args.data_root:
-        root = Path(os.environ["BENCH_DATA_ROOT"]).expanduser()
+    # --data-root, else $BENCH_DATA_ROOT, else the user cache: never into ../shared/data
+    root = next(path for origin, path in candidate_roots(args.data_root) if origin != "../shared/data")
     spec = dict(track.spec["download"])
     if args.url:
         spec["url"] = args.url
@@ -138,25 +134,20 @@ def cmd_freeze(args) -> int:
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="download, prepare and verify the corpora").add_subparsers(
         dest="data_cmd", required=True)
-    p = data.add_parser("prepare", help="resample, materialize the frozen noisy valid/test sets, write manifests")
-    add_track(p)
+    p = command(data, "prepare", cmd_prepare,
+                help="resample, materialize the frozen noisy valid/test sets, write manifests")
     add_dirs(p)
     p.add_argument("--evaluation", action="store_true",
                    help="also prepare the track's evaluation sets: cross-corpus and recorded-noise test tracks, diagnostics")
     p.add_argument("--diagnostics", action="store_true",
                    help="also prepare the test split under each manipulation of the protocol alone")
-    p.set_defaults(func=cmd_prepare)
-    p = data.add_parser("verify", help="check a local corpus and prepared audio against the frozen manifests")
-    add_track(p)
-    add_dirs(p)
-    p.set_defaults(func=cmd_verify)
-    p = data.add_parser("download", help="download and extract a corpus (VCTK 0.92) resumably, verified by SHA-256")
+    add_dirs(command(data, "verify", cmd_verify,
+                     help="check a local corpus and prepared audio against the frozen manifests"))
+    p = command(data, "download", cmd_download,
+                help="download and extract a corpus (VCTK 0.92) resumably, verified by SHA-256")
     add_track(p, positional=True)
     p.add_argument("--data-root", default=None, help="where to put it (default: $BENCH_DATA_ROOT or the user cache)")
     p.add_argument("--url", default=None, help="override the download URL (a mirror)")
-    p.set_defaults(func=cmd_download)
-    p = data.add_parser("freeze", help="write the committed manifest of a track from a local corpus")
-    add_track(p)
+    p = command(data, "freeze", cmd_freeze, help="write the committed manifest of a track from a local corpus")
     add_dirs(p)
     p.add_argument("--force", action="store_true")
-    p.set_defaults(func=cmd_freeze)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.cli.args import print_error
+from bench.cli.args import command, print_error
 from bench.core.errors import BenchError
 
 
@@ -104,15 +104,10 @@ def cmd_enhance(args) -> int:
             prog.update(task, description=f"enhance {src.name}")
             try:
                 prog.console.print(_enhance_file(src, out_dir, used, adapter, model, args, device, blocks))
-            except BenchError as exc:
-                failed.append(src)
-                print_error(exc)
-            except OSError as exc:   # the output could not be written: the path and the reason
-                failed.append(src)
-                print_error(os_error_message(exc))
-            except (RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as exc:
-                failed.append(src)
-                print_error(f"{src}: enhancing failed ({exc.__class__.__name__}: {exc})")
+            except (BenchError, OSError, RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as exc:
+                failed.append(src)   # an OSError: the output could not be written (the path and the reason)
+                print_error(exc if isinstance(exc, BenchError) else os_error_message(exc) if isinstance(exc, OSError)
+                            else f"{src}: enhancing failed ({exc.__class__.__name__}: {exc})")
             prog.advance(task)
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(args.inputs)} file(s) failed[/]: "
@@ -122,8 +117,9 @@ def cmd_enhance(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "enhance", help="enhance your own audio files with a trained run, a checkpoint or a training-free adapter",
+    p = command(
+        subparsers, "enhance", cmd_enhance,
+        help="enhance your own audio files with a trained run, a checkpoint or a training-free adapter",
         description="Enhance audio files. Any sample rate and channel count: each channel is processed "
                     "independently (no down-mix), resampled to 16 kHz and back; the output is 16-bit WAV "
                     "with the input's sample rate, channel count and length, named OUT_DIR/<stem>.wav. "
@@ -146,4 +142,3 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
     p.add_argument("--results-dir", default=None, help="where MODEL@RUN_ID is looked up (default: <repo>/results)")
     p.add_argument("--track", default=None, help="track of MODEL@RUN_ID when several have that run id")
-    p.set_defaults(func=cmd_enhance)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.cli.args import command, folder
 from bench.core.errors import BenchError
 
 
@@ -14,10 +15,8 @@ def cmd_leaderboard(args) -> int:
     from bench.board.rows import collect
     from bench.core.console import console, err_console
 
-    results = Path(args.results_dir) if args.results_dir else None
-    if results is not None and not results.is_dir():
-        raise BenchError(f"--results-dir {results}: " + ("is not a folder" if results.exists() else "does not exist"),
-                         hint="give the folder holding <track>/<model>/<run-id>/ (default: <repo>/results)")
+    results = folder(args.results_dir, "--results-dir",
+                     "give the folder holding <track>/<model>/<run-id>/ (default: <repo>/results)")
     out = Path(args.output) if args.output else None
     if args.check:
         ok, diff = check(out, results, cache=not args.no_cache)
@@ -50,16 +49,14 @@ def cmd_retire(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("leaderboard", help="regenerate leaderboard.md and site/ from results/ "
-                              "(or --check they are current)")
+    p = command(subparsers, "leaderboard", cmd_leaderboard,
+                help="regenerate leaderboard.md and site/ from results/ (or --check they are current)")
     p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md or site/ is out of date")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md (the page goes to site/ beside it)")
     p.add_argument("--no-cache", action="store_true", help="import every adapter module rather than read their "
                    "attributes from .cache/ (bench/adapters/catalogue.py); results are checked either way")
-    p.set_defaults(func=cmd_leaderboard)
-    p = subparsers.add_parser("retire", help="drop a superseded run's shipped outputs and weights (its scores and "
-                                             "hashes stay)")
+    p = command(subparsers, "retire", cmd_retire,
+                help="drop a superseded run's shipped outputs and weights (its scores and hashes stay)")
     p.add_argument("runs", nargs="+", help="results folders of the run (any set it was scored on)")
     p.add_argument("--results-dir", default=None)
-    p.set_defaults(func=cmd_retire)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from bench.cli.args import command
+
 
 def cmd_list(args) -> int:
-    from rich.table import Table
-
     from bench.adapters.base import discover
-    from bench.core.console import console
+    from bench.core.console import console, table
 
-    t = Table(title="adapters")
-    for col in ("name", "kind", "trainable", "causal", "oracle", "description"):
-        t.add_column(col)
+    t = table("adapters", ("name", "kind", "trainable", "causal", "oracle", "description"))
     for name, f in sorted(discover().items()):
         a = f.adapter
         t.add_row(name, f.kind, "yes" if a.trainable else "", "yes" if a.causal else "", "yes" if a.oracle else "",
@@ -21,4 +19,4 @@ def cmd_list(args) -> int:
 
 
 def register(subparsers) -> None:
-    subparsers.add_parser("list", help="list the adapters (baselines and submissions)").set_defaults(func=cmd_list)
+    command(subparsers, "list", cmd_list, help="list the adapters (baselines and submissions)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.cli.args import command
+
 
 def cmd_new(args) -> int:
     from bench import REPO_ROOT
@@ -26,8 +28,8 @@ def cmd_new(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("new", help="scaffold a submission: submissions/<name>/adapter.py + README.md (model card)")
+    p = command(subparsers, "new", cmd_new, help="scaffold a submission: submissions/<name>/adapter.py + README.md "
+                "(model card)")
     p.add_argument("name", help="model name: lowercase letters, digits and '-', e.g. my-mask-net")
     p.add_argument("--author", default=None, help="model card author (default: git config user.name)")
     p.add_argument("--root", default=None, help="folder holding baselines/ and submissions/ (default: the repository)")
-    p.set_defaults(func=cmd_new)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.cli.args import add_dirs, add_track, positive_int
+from bench.cli.args import add_dirs, command, positive_int
 from bench.core.errors import BenchError
 
 
@@ -41,10 +41,8 @@ def run_options(args, adapter):
         build_model(adapter, adapter.resolved_config(args.preset, overrides), overrides)
     train_over = parse_overrides(args.train_set, "--train-set")
     check_train_values(train_over, "--train-set")
-    if args.max_steps is not None:
-        train_over["max_steps"] = args.max_steps
-    if args.max_minutes is not None:
-        train_over["max_minutes"] = args.max_minutes
+    train_over.update({k: v for k, v in (("max_steps", args.max_steps), ("max_minutes", args.max_minutes))
+                       if v is not None})
     check_budget(train_over)
     return RunOptions(preset=args.preset, overrides=overrides, train_overrides=train_over,
                       run_id=args.run_id, resume=args.resume, device=args.device, jobs=args.jobs,
@@ -89,15 +87,12 @@ def cmd_run(args) -> int:
 
 def print_summary(r) -> None:
     """The run's scores on its ranked set, against the noisy input."""
-    from rich.table import Table
-
-    from bench.verify.compare import decimals
-    from bench.core.console import console
+    from bench.core.console import console, table
     from bench.metrics.registry import METRICS
+    from bench.verify.compare import decimals
 
-    t = Table(title=f"{r.model} on {r.track} ({r.summary['counts']['utterances']} test utterances)")
-    for col in ("metric", "noisy", r.model, "improvement [95% CI]"):
-        t.add_column(col, justify="right")
+    t = table(f"{r.model} on {r.track} ({r.summary['counts']['utterances']} test utterances)",
+              ("metric", "noisy", r.model, "improvement [95% CI]"), justify="right")
     for m, s in r.summary["metrics"].items():
         nd = decimals(m)
 
@@ -114,9 +109,8 @@ def print_summary(r) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="prepare -> train (if trainable) -> score -> results -> leaderboard")
+    p = command(subparsers, "run", cmd_run, help="prepare -> train (if trainable) -> score -> results -> leaderboard")
     p.add_argument("--model", required=True, help="adapter name (see `bench list`)")
-    add_track(p)
     add_dirs(p)
     p.add_argument("--preset", default=None, help="adapter preset, e.g. quick (CPU, minutes) or full (GPU)")
     p.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE", help="model config overrides")
@@ -139,4 +133,3 @@ def register(subparsers) -> None:
                    help="train, keep the checkpoints, do not score (score later with --checkpoint)")
     p.add_argument("--allow-dirty", action="store_true",
                    help="write to results/ although the code has uncommitted changes (the board marks the run)")
-    p.set_defaults(func=cmd_run)
