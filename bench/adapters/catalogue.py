@@ -1,14 +1,9 @@
 """The adapters as the board sees them: `catalogue()` gives what ``discover(strict=False)`` gives (each
 adapter's name, kind and path), with the adapter's data attributes (`FIELDS`: presets, training config, ...)
-in place of its instance, and reads them from a cache made from the same files when there is one, so that
-`bench leaderboard --check` need not import every adapter module and torch (5 s and 650 MB of memory).
-
-The cache, ``.cache/adapters-<key>.json`` in the repository (git-ignored), is keyed by the SHA-256 of every
-Python file of bench/ and of the adapter folders, the interpreter and its environment; it is written only
-when every adapter module imports cleanly and its attributes survive a JSON round trip. ``cache=False``
-(``bench leaderboard --no-cache``) always imports. It holds no results: every results folder is still
-checked from its files on every rendering.
-"""
+in place of its instance, read from a cache made from the same files when there is one, so that `bench
+leaderboard --check` need not import every adapter module and torch (5 s and 650 MB of memory). The cache
+(``.cache/adapters-<key>.json``, its key and when it is written: docs/board-speed.md) holds no results:
+every results folder is still checked from its files on every rendering; ``cache=False`` always imports."""
 
 from __future__ import annotations
 

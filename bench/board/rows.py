@@ -1,12 +1,8 @@
 """The board's data: every results folder checked, the refused ones with their reason, and the row shown
-for each model configuration on each evaluation set. `bench.board.leaderboard` renders it as markdown and
-`bench.board.site` as a web page; neither reads results/ itself.
-
-The checks that refuse a folder (bench/verify/derived.py: what the code and files say against what the run
-says) and the row rule (one row per model configuration: its most recent clean run that ships its evidence
-and was trained as its preset says, else its most recent run, marked) are written out in docs/board.md. One
-folder that cannot be read is one refused row; the rest of the board renders.
-"""
+for each model configuration on each evaluation set (`bench.board.leaderboard` renders it as markdown and
+`bench.board.site` as a web page; neither reads results/ itself). The checks that refuse a folder
+(bench/verify/derived.py) and the row rule are written out in docs/board.md. One folder that cannot be read
+is one refused row; the rest of the board renders."""
 
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
 """Statistics for results tables and system comparisons: `bootstrap_ci` (seeded percentile bootstrap of a
-mean), `paired_comparison` (two systems on the same utterances: bootstrap CI of the mean difference,
-Wilcoxon signed-rank as the decision test, paired t-test for reference, win/loss/tie counts) and
-`rank_agreement` (Spearman correlation of two sets' system means, with a bootstrap CI). `bootstrap_cis` is
-`bootstrap_ci` of many columns at once: one draw per length, one matrix product (scipy is imported by `paired_comparison` only).
-
-All drop NaNs (failed metrics); callers report how many, since failures are not random. Why these
-choices: docs/metrics.md ("Statistics").
-"""
+mean; `bootstrap_cis`: of many columns at once, one draw per length), `paired_comparison` (two systems on the
+same utterances: bootstrap CI of the mean difference, Wilcoxon signed-rank as the decision test, paired
+t-test for reference, win/loss/tie counts; the only user of scipy) and `rank_agreement` (Spearman
+correlation of two sets' system means, with a bootstrap CI). All drop NaNs (failed metrics); callers report
+how many, since failures are not random. Why these choices: docs/metrics.md ("Statistics")."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
 """Running the adapter contract (bench/verify/contract.py) behind `bench check NAME | --all`: every rule, in
 order, for one or every adapter (`check_found`, `check`, `check_all`), and the tables the command prints.
-
-Quick mode (``--quick``, for CI): 30 s inputs become 5 s, the RTF is measured on 2 s, and models are built
-with their ``quick`` preset when they have one (unless ``--preset`` says otherwise).
-``bench check --all --quick`` checks every adapter in about 10 s on 2 CPU cores; ``bench check --all``
-(paper-size configs, 30 s inputs, 10 s RTF) about 10 minutes, mostly SepFormer. Checks run with 1
-torch thread by default (``--threads``): on a small shared machine that is the fastest.
-"""
+Quick mode and the rules: submissions/README.md (``--all --quick``: about 10 s on 2 CPU cores; ``--all``:
+about 10 minutes, mostly SepFormer). Checks run with 1 torch thread by default (``--threads``): on a small
+shared machine that is the fastest."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
-"""`bench compare A B`: a paired comparison of two runs, on every evaluation set both were scored on.
-
-For every metric: the per-utterance differences A - B, their mean with a 95% bootstrap CI, the
-Wilcoxon signed-rank test (the decision test) and the paired t-test, and win/loss counts, so
-"A beats B" is a checked claim rather than a difference of two means. A run is scored on the sets of the
-suite (bench.scoring.suite) under one run id; `compare_suite` pairs the two runs set by set (the ranked set first,
-then in the suite's order of roles), `compare_runs` compares one set.
-"""
+"""`bench compare A B`: a paired comparison of two runs, on every evaluation set both were scored on: per
+metric the per-utterance differences A - B, their mean with a 95% bootstrap CI, the Wilcoxon signed-rank
+test (the decision test), the paired t-test and win/loss counts, so "A beats B" is a checked claim rather
+than a difference of two means. `compare_suite` pairs the two runs set by set (the ranked set first, then in
+the suite's order of roles), `compare_runs` compares one set."""
 
 from __future__ import annotations
 

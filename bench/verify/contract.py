@@ -1,10 +1,7 @@
-"""The adapter contract that `bench check` enforces: one function per rule (``rule_<name>``), each
-adding its results (rule, status, input, what went wrong, how to fix it) to a `Report`. The rules
-and their inputs are listed in submissions/README.md: import, config, cpu, shape, batch,
-determinism, finite, train, model-card, and size/speed (reported, never failing). Every rule runs
-the model as the scorer does (CPU, eval mode, inference mode; oracles receive the input as
-``clean=``); `bench.verify.check` runs them in order.
-"""
+"""The adapter contract that `bench check` enforces: one function per rule of `RULES` (``rule_<name>``;
+their inputs: submissions/README.md), each adding its results (rule, status, input, what went wrong, how to
+fix it) to a `Report`. Every rule runs the model as the scorer does (CPU, eval mode, inference mode; oracles
+receive the input as ``clean=``); `bench.verify.check` runs them in order."""
 
 from __future__ import annotations
 

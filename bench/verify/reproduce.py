@@ -1,12 +1,9 @@
-"""`bench reproduce RUN`: train the run's model again from its record, to the same number of steps, and
-compare the weights.
-
-The run's config.json holds the model and training configuration it was trained with (seed included) and
-its summary the steps it reached and the track, split and noise it was trained on. Training batches are a
-pure function of (seed, step), so on the same kind of machine (same torch build, same thread count) the
-retrained model is bit-identical: its weights hash (`bench.scoring.weights.tensors_sha256`) equals the one the
-run recorded. A run whose budget was wall-clock minutes is retrained to the steps it reached.
-"""
+"""`bench reproduce RUN`: train the run's model again from its record (config.json: model and training
+configuration, seed included; summary.json: the steps reached, the track, split and noise) to the same
+number of steps, and compare the weights. Training batches are a pure function of (seed, step), so on the
+same kind of machine (same torch build, same thread count) the retrained model is bit-identical: its
+weights hash (`bench.scoring.weights.tensors_sha256`) equals the recorded one. A run whose budget was
+wall-clock minutes is retrained to the steps it reached."""
 
 from __future__ import annotations
 
