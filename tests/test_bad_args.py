@@ -324,7 +324,7 @@ def test_fuzz_random_combinations_of_bad_arguments(env, capsys):
 
 # ---------------------------------------------------------------------------------------------
 # issue 26: bad inputs that ended in a traceback or left folders behind: one line, exit 2, nothing left
-CONVTASNET_RUN = REPO_ROOT / "results" / "vctk-mini" / "stft-v1" / "convtasnet" / "20261201-053743-f6b6877d"
+CONVTASNET_RUN = REPO_ROOT / "results" / "vctk-mini" / "stft-v1" / "convtasnet" / "20261207-185053-6d6e449d"
 
 
 def _one_line_error(capsys, argv, pattern: str) -> str:
