@@ -61,8 +61,7 @@ def card_problems(adapter_path: Path) -> list[tuple[str, str, str]]:
     fields = parse_model_card(path.read_text(encoding="utf-8", errors="replace"))
     problems = []
     for f in CARD_FIELDS:
-        v = fields.get(f)
-        if v is None:
+        if (v := fields.get(f)) is None:
             problems.append((str(path), f"model card field {f!r} is missing",
                              f"add a line '- **{f.capitalize()}:** ...' to {path.name}"))
         elif not re.sub(r"[*_`\s]", "", v) or PLACEHOLDER_RE.match(re.sub(r"[*_`]", "", v).strip()):

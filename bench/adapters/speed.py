@@ -91,8 +91,7 @@ def streaming_speed(adapter, model, *, seconds: float = 10.0) -> dict:
     if not adapter.causal:
         return {}
     cpu_model = model if next(model.parameters(), torch.zeros(0)).device.type == "cpu" else copy.deepcopy(model).cpu()
-    streamer = adapter.streamer(cpu_model)
-    if streamer is None:
+    if (streamer := adapter.streamer(cpu_model)) is None:
         return {}
     m = measure_stream_rtf(streamer, seconds=seconds, threads=1)
     return {"rtf_stream": round(m["rtf_stream"], 5), "stream_chunk_samples": int(m["chunk_samples"]),
@@ -105,8 +104,7 @@ def online_speed(adapter, model) -> dict:
     out = {}
     try:
         out.update(streaming_speed(adapter, model))
-        latency = adapter.latency_ms(model)
-        if latency is not None:
+        if (latency := adapter.latency_ms(model)) is not None:
             out["latency_ms"] = float(latency)
     except Exception as exc:  # noqa: BLE001
         log.warning("online speed of %s not measured: %s", adapter.name, exc)

@@ -84,8 +84,7 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
     if parts != (track_name, noise, d.parent.name, d.name):
         raise ResultsError(f"folder is results/{track_name}/{noise}/{d.parent.name}/{d.name} but summary.json says "
                            f"results/{'/'.join(parts)}")
-    role = role_of(track_name, noise)
-    if role is None:
+    if (role := role_of(track_name, noise)) is None:
         raise ResultsError(f"results/{track_name}/{noise}/ is no evaluation set of any benchmark track")
     if run.model not in adapters:
         raise ResultsError(f"model {run.model!r} is no adapter of this repository (`bench list`)")

@@ -33,8 +33,7 @@ def _mode(adapter, model, args, block: float) -> str:
         return "offline" if block == 0 else f"offline, blocks of {block:g} s"
     if not adapter.causal:
         raise BenchError(f"--stream: {adapter.name} is not causal; it can only run offline (drop --stream)")
-    s = adapter.streamer(model)
-    if s is None:
+    if (s := adapter.streamer(model)) is None:
         raise BenchError(f"--stream: {adapter.name} has no streaming implementation (Adapter.streamer)",
                          hint="drop --stream to enhance offline")
     return (f"streaming, chunks of {args.chunk or s.hop} samples, delay {s.delay} samples "

@@ -95,14 +95,11 @@ def print_summary(r) -> None:
               ("metric", "noisy", r.model, "improvement [95% CI]"), justify="right")
     for m, s in r.summary["metrics"].items():
         nd = decimals(m)
-
-        def fmt(v, nd=nd):
-            return "-" if v is None else f"{v:.{nd}f}"
-
+        noisy, mean = ("-" if v is None else f"{v:.{nd}f}" for v in (s["noisy_mean"], s["mean"]))
         delta = "-" if s["delta"] is None else \
             f"{s['delta']:+.{nd}f} [{s['delta_ci_low']:+.{nd}f}, {s['delta_ci_high']:+.{nd}f}]"
         failed = f" ({s['failures']} failed)" if s["failures"] else ""
-        t.add_row(METRICS[m].label, fmt(s["noisy_mean"]), fmt(s["mean"]) + failed, delta)
+        t.add_row(METRICS[m].label, noisy, mean + failed, delta)
     console.print(t)
     sp = r.summary["speed"]
     console.print(f"parameters {r.summary['model']['parameters']:,}  RTF (CPU, 1 thread) {sp['rtf_cpu_1thread']:.3f}")

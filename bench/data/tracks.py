@@ -272,8 +272,7 @@ def validate_track_spec(spec: dict, source: str = "track spec") -> None:
                         else f"both corpora {k2} and {key} of {split}; speaker ids must be unique")
                 raise DataError(f"{source}: speaker {spk} is in {what}")
             seen[spk] = (split, key)
-    noise = spec.get("noise")
-    if noise is not None:
+    if (noise := spec.get("noise")) is not None:
         if noise.get("kind") != "recorded":
             raise DataError(f"{source}: unknown noise kind {noise.get('kind')!r}; only 'recorded' (pairs) is defined")
         if not spec.get("test_only") or any(c["layout"] != "pairs" for c in corpora.values()):

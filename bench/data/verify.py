@@ -76,8 +76,7 @@ def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
     pairs = [(str(pt.clean_path(r["split"], r["utt_id"])), r["sha256_pcm16"]) for r in pt.manifest("clean")]
     pairs += [(str(pt.noisy_path(r["split"], r["utt_id"])), r["sha256_pcm16"]) for r in pt.manifest("noisy")]
     _run(pairs, jobs, report)
-    ref = reference_noisy_manifest(pt)
-    if ref is not None:
+    if (ref := reference_noisy_manifest(pt)) is not None:
         local = {r["utt_id"]: r["sha256_pcm16"] for r in pt.manifest("noisy")}
         if diff := sorted(u for u, h in ref.items() if local.get(u) != h):
             report.changed.extend(f"{pt.noisy_dir}/<split>/{u}.wav (differs from the committed reference hash)"

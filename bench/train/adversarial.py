@@ -143,8 +143,7 @@ def build(adapter, cfg: dict | None, device: str, use_amp: bool, seed: int = 0,
     cfg = resolve_config(cfg)
     if cfg is None:
         return None
-    disc = adapter.discriminator(**cfg["discriminator"])
-    if disc is None:
+    if (disc := adapter.discriminator(**cfg["discriminator"])) is None:
         raise BenchError(f"training config of {adapter.name} has an 'adversarial' block but the adapter declares "
                          "no discriminator", hint="implement Adapter.discriminator(), or drop the block")
     return AdversarialTraining(disc, cfg, device, use_amp, seed, batch)

@@ -117,8 +117,7 @@ def training_problems(run: Run) -> list[str]:
         return out
     if t.get("protocol") != cfg.get("protocol"):
         out.append(f"training.protocol is {t.get('protocol')!r}, config.json's protocol is {cfg.get('protocol')!r}")
-    sha = _protocol_sha(str(t.get("protocol")))
-    if sha is None:
+    if (sha := _protocol_sha(str(t.get("protocol")))) is None:
         out.append(f"training.protocol {t.get('protocol')!r} is no protocol of this repository")
     elif sha != t.get("protocol_sha256"):
         out.append(f"training.protocol {t.get('protocol')} hashes to {sha[:12]}, training.protocol_sha256 is "
