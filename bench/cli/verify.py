@@ -13,7 +13,7 @@ from bench.core.errors import BenchError
 def cmd_verify(args) -> int:
     from bench.core.console import console, err_console
     from bench.scoring.results import RESULTS_DIR, iter_run_dirs
-    from bench.verify.evidence import verify_run
+    from bench.verify.evidence import verify_run, workers
 
     mode = "fast" if args.fast else ("reenhance" if args.reenhance else "rescore")
     root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
@@ -26,15 +26,16 @@ def cmd_verify(args) -> int:
     paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
     prepared = Path(args.prepared_dir) if args.prepared_dir else None
     bad = 0
-    for p in paths:
-        c = verify_run(p, results_root=root, mode=mode, jobs=args.jobs, prepared_root=prepared,
-                       reenhance_unshipped=not args.all)
-        if c.ok:
-            console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
-        else:
-            bad += 1
-            for problem in c.problems:
-                err_console.print(f"[red]FAIL[/] {c.path}: {problem}")
+    with workers(args.jobs) as pool:   # one pool for every folder (started on the first re-scoring)
+        for p in paths:
+            c = verify_run(p, results_root=root, mode=mode, jobs=pool, prepared_root=prepared,
+                           reenhance_unshipped=not args.all)
+            if c.ok:
+                console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
+            else:
+                bad += 1
+                for problem in c.problems:
+                    err_console.print(f"[red]FAIL[/] {c.path}: {problem}")
     console.print(f"{len(paths) - bad} of {len(paths)} results folders verified ({mode})")
     return 1 if bad else 0
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import copy
 import json
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,10 +108,27 @@ def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndar
     return audio
 
 
-def _rescore_rows(items: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], jobs: int | None):
-    with metric_pool(jobs) as ex:
-        futs = [ex.submit(metric_row, (u, c, y, tuple(names), "")) for u, c, y in items]
-        return {f.result()["utt_id"]: f.result() for f in futs}
+@contextmanager
+def workers(jobs: int | Executor | None):
+    """Metric workers: `jobs` new ones, or the pool passed in their place (`bench verify` shares one)."""
+    if isinstance(jobs, Executor):
+        yield jobs
+    else:
+        with metric_pool(jobs) as ex:
+            yield ex
+
+
+def _submit_rows(ex: Executor, items: list[tuple[str, np.ndarray, np.ndarray]], names: list[str]) -> list[Future]:
+    return [ex.submit(metric_row, (u, c, y, tuple(names), "")) for u, c, y in items]
+
+
+def _rows(futs: list[Future]) -> dict[str, dict]:
+    return {f.result()["utt_id"]: f.result() for f in futs}
+
+
+def _rescore_rows(items: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], jobs: int | Executor | None):
+    with workers(jobs) as ex:
+        return _rows(_submit_rows(ex, items, names))
 
 
 def compare_scores(run: Run, fresh: dict[str, dict], tol: dict, check: Check, what: str, *, means: bool) -> None:
@@ -138,11 +157,12 @@ def compare_scores(run: Run, fresh: dict[str, dict], tol: dict, check: Check, wh
         check.notes.append(f"{what}: {m} max |diff| {worst:.2g}")
 
 
-def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "rescore", jobs: int | None = None,
-               prepared_root: Path | None = None, track=None, reenhance_unshipped: bool = True) -> Check:
+def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "rescore",
+               jobs: int | Executor | None = None, prepared_root: Path | None = None, track=None,
+               reenhance_unshipped: bool = True) -> Check:
     """Check one results folder; `mode` is ``fast``, ``rescore`` or ``reenhance`` (`reenhance_unshipped`:
-    also a folder that ships no outputs). `track`: the Track the run was scored on when it is not a
-    registered one (tests)."""
+    also a folder that ships no outputs). `jobs`: metric workers, or a pool to use. `track`: the Track the
+    run was scored on when it is not a registered one (tests)."""
     results_root = Path(results_root or RESULTS_DIR)
     check = Check(rel(path))
     try:
@@ -154,15 +174,20 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
     audio = check_files(run, results_root, check)
     if mode == "fast" or not check.ok:
         return check
-    pt = _prepared_of(run, prepared_root, track) if (audio or mode == "reenhance") else None
-    if audio:
-        items = [(u, pt.load_clean("test", u), y) for u, y in audio.items()]
-        compare_scores(run, _rescore_rows(items, run.metric_names, jobs), RESCORE_TOL, check, "re-scored outputs",
-                       means=False)
-        if problem := derived.scale_problem(run, [(c, y) for _, c, y in items]):
-            check.problems.append(f"shipped outputs: {problem}")
-    if mode == "reenhance" and (audio or reenhance_unshipped):
-        reenhance(run, results_root, pt, check, jobs, shipped=audio)
+    redo = mode == "reenhance" and bool(audio or reenhance_unshipped)
+    if not (audio or redo):
+        return check
+    pt = _prepared_of(run, prepared_root, track)
+    items = [(u, pt.load_clean("test", u), y) for u, y in audio.items()]
+    with workers(jobs) as ex:
+        pending = _submit_rows(ex, items, run.metric_names)
+        fresh = reenhanced(run, results_root, pt, check) if redo else None   # while the workers re-score
+        if items:
+            compare_scores(run, _rows(pending), RESCORE_TOL, check, "re-scored outputs", means=False)
+            if problem := derived.scale_problem(run, [(c, y) for _, c, y in items]):
+                check.problems.append(f"shipped outputs: {problem}")
+        if fresh is not None:
+            judge_reenhanced(run, fresh, audio, check, ex)
     return check
 
 
@@ -190,18 +215,24 @@ def _prepared_of(run: Run, prepared_root: Path | None, track=None):
     return pt
 
 
-def reenhance(run: Run, results_root: Path, pt, check: Check, jobs: int | None,
-              shipped: dict[str, np.ndarray] | None = None) -> None:
+def reenhanced(run: Run, results_root: Path, pt, check: Check) -> list[tuple[str, np.ndarray, np.ndarray]] | None:
+    """(utterance, clean, output) of the run's model rebuilt from its record, on its test set (None, with a
+    note, when a trained run's weights are not in the repository)."""
     found = get_adapter(run.model)
     model = model_of(run, results_root, found)
     if model is None:
         check.notes.append("not re-enhanced: the weights are not in the repository")
-        return
+        return None
     mode = (run.summary["benchmark"].get("evaluation") or {}).get("mode", "offline")
     items = []
     for u in run.per_utterance["utt_id"]:
         clean = pt.load_clean("test", u)
         items.append((u, clean, enhance_one(found, model, pt.load_noisy("test", u), clean, "cpu", mode)))
+    return items
+
+
+def judge_reenhanced(run: Run, items, shipped: dict[str, np.ndarray], check: Check, jobs: int | Executor | None):
+    """Re-enhanced outputs against the shipped ones by waveform, or, with none shipped, re-scored."""
     if shipped:
         compare_waveforms({u: y for u, _, y in items}, shipped, check)
     else:
