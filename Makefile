@@ -30,7 +30,7 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(BENCH) leaderboard --check
 	$(BENCH) verify --all --reenhance
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow" --durations=25
 
 test-all: install
 	$(VENV)/bin/pytest -q

@@ -156,6 +156,7 @@ def test_enhance_with_the_run_folder(trained, tmp_path, monkeypatch):
     assert np.max(np.abs(y - ref)) < 0.02
 
 
+@pytest.mark.slow   # `make test` runs `bench verify --all --reenhance` before the suite (CI), a superset
 def test_committed_runs_pass_the_fast_verification():
     """What CI runs (`bench verify --all --fast`): every committed results folder against its files."""
     dirs = list(iter_run_dirs(RESULTS_DIR))
@@ -164,6 +165,7 @@ def test_committed_runs_pass_the_fast_verification():
     assert bad == []
 
 
+@pytest.mark.slow   # `make test` runs `bench verify --all --reenhance` before the suite (CI), a superset
 def test_one_committed_ranked_run_is_re_scored():
     """CI re-scores the shipped outputs of one committed run of the ranked set (the cheapest training-free one)."""
     cands = [d for d in iter_run_dirs(RESULTS_DIR) if d.parent.parent.name == "stft-v1"

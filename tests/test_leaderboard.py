@@ -115,12 +115,14 @@ def evidence_models(md: str) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # the committed leaderboard (what CI checks)
+@pytest.mark.slow   # `make test` runs `bench leaderboard --check` before the suite (CI); kept for `make test-all`
 def test_committed_leaderboard_is_up_to_date():
     ok, diff = leaderboard.check()
     assert ok, "leaderboard.md or site/ is out of date with results/; run `bench leaderboard`:\n" + diff
     assert leaderboard.check(LEADERBOARD, RESULTS_DIR) == (True, "")
 
 
+@pytest.mark.slow   # `make test` runs `bench leaderboard --check` before the suite (CI); kept for `make test-all`
 def test_committed_leaderboard_check_via_cli(capsys):
     assert main(["leaderboard", "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
