@@ -11,11 +11,11 @@ import contextlib
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import REPO_ROOT
-from bench.adapters.base import ADAPTER_DIRS, Found, discover, get_adapter
+from bench.adapters.base import ADAPTER_DIRS, Found, count_parameters, discover, get_adapter
 from bench.core.files import atomic_write_bytes
 
 FIELDS = ("name", "description", "reference", "trainable", "causal", "oracle", "config", "train_config", "presets",
@@ -41,10 +41,39 @@ class Described:
     external: bool = False
     pretrained_on: str | None = None
     package: str | None = None
+    #: where `sizes` keeps what it counted (same key as the catalogue's cache); None: not kept
+    sizes_file: Path | None = field(default=None, compare=False, repr=False)
 
     def build(self, **config):
         """The model itself: imports the adapter's module (torch and all), only when a check needs it."""
         return get_adapter(self.name).adapter.build(**config)
+
+    def sizes(self, config: dict) -> tuple[int, int]:
+        """`model_sizes` of the model built from `config`, kept in `sizes_file`: the counts are a function
+        of the code, which the file's key covers, so a later check need not import the model's module."""
+        key = f"{self.name} {json.dumps(config, sort_keys=True)}"
+        kept: dict = {}
+        if self.sizes_file is not None and self.sizes_file.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                kept = json.loads(self.sizes_file.read_text())
+        if not (isinstance(kept.get(key), list) and len(kept[key]) == 2):
+            kept[key] = list(model_sizes(self.build(**config)))
+            if self.sizes_file is not None:
+                with contextlib.suppress(OSError):   # a read-only checkout: counted again next time
+                    atomic_write_bytes(self.sizes_file, json.dumps(kept, indent=1).encode())
+        return int(kept[key][0]), int(kept[key][1])
+
+
+def model_sizes(model) -> tuple[int, int]:
+    """(parameters, values of the state dict: parameters and buffers) of a built model."""
+    return count_parameters(model), sum(t.numel() for t in model.state_dict().values())
+
+
+def built_sizes(adapter, config: dict) -> tuple[int, int]:
+    """`model_sizes` of `adapter`'s model built from `config`: kept by a catalogue entry, else built."""
+    if isinstance(adapter, Described):
+        return adapter.sizes(config)
+    return model_sizes(adapter.build(**config))
 
 
 def cache_key(root: Path) -> str:
@@ -58,9 +87,9 @@ def cache_key(root: Path) -> str:
     return h.hexdigest()
 
 
-def _found(entries: list[dict], root: Path) -> dict[str, Found]:
-    return {e["name"]: Found(adapter=Described(**{f: e.get(f, OPTIONAL.get(f)) for f in FIELDS}), kind=e["kind"],
-                             path=root / e["path"])
+def _found(entries: list[dict], root: Path, sizes_file: Path | None) -> dict[str, Found]:
+    return {e["name"]: Found(adapter=Described(**{f: e.get(f, OPTIONAL.get(f)) for f in FIELDS},
+                                               sizes_file=sizes_file), kind=e["kind"], path=root / e["path"])
             for e in entries}
 
 
@@ -74,18 +103,20 @@ def _survives_json(entries: list[dict]) -> bool:
 def catalogue(root: Path | None = None, *, cache: bool = True, cache_dir: Path | None = None) -> dict[str, Found]:
     """Every adapter that imports cleanly, by name, as `Found` with a `Described` adapter."""
     root = Path(root or REPO_ROOT)
-    path = Path(cache_dir or CACHE_DIR) / f"adapters-{cache_key(root)}.json"
+    key = cache_key(root)
+    path = Path(cache_dir or CACHE_DIR) / f"adapters-{key}.json"
+    sizes_file = path.with_name(f"sizes-{key}.json") if cache else None
     if cache and path.is_file():
         # unreadable or from another version of this module: made again below
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return _found(json.loads(path.read_text()), root)
+            return _found(json.loads(path.read_text()), root, sizes_file)
     errors: list = []
     entries = [{"kind": f.kind, "path": f.path.relative_to(root).as_posix(),
                 **{k: getattr(f.adapter, k, OPTIONAL.get(k)) for k in FIELDS}}
                for f in discover(root, strict=False, errors=errors).values()]
     if cache and not errors and _survives_json(entries):
         with contextlib.suppress(OSError):   # a read-only checkout: no cache
-            for old in path.parent.glob("adapters-*.json"):
+            for old in (*path.parent.glob("adapters-*.json"), *path.parent.glob("sizes-*.json")):
                 old.unlink()
             atomic_write_bytes(path, json.dumps(entries, indent=1).encode())
-    return _found(entries, root)
+    return _found(entries, root, sizes_file if cache and not errors else None)

@@ -26,7 +26,7 @@ from bench.train.options import DEFAULTS, HOW_NOT_WHAT
 from bench.train.runconfig import read_record, train_config
 from bench.verify import derived
 from bench.verify.derived import QUIET_SCALE
-from bench.verify.evidence import RESCORE_TOL
+from bench.verify.tolerances import RESCORE_TOL
 
 #: noisy-column agreement with the noisy run of the set (both computed by the same code on the same inputs)
 NOISY_TOL = 2e-4
@@ -218,6 +218,7 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_
     base = results_dir.resolve().parent
     seen: dict[str, list[Run]] = {}
     groups: dict[tuple, list[Run]] = {}
+    prints: dict = {}   # each run's scores as `copy_of` compares them, computed once
     for run, role, archived in sorted(checked, key=lambda c: (c[0].summary["created"], c[0].run_id)):
         key = f"{run.track}/{run.noise}"
         try:
@@ -227,7 +228,7 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_
             for other in seen.get(key, []) if run.model != "noisy" else []:
                 if _same_configuration(run, other):
                     continue   # a re-run (a deterministic model repeats its scores)
-                if what := derived.copy_of(run, other, RESCORE_TOL):
+                if what := derived.copy_of(run, other, RESCORE_TOL, prints):
                     raise ResultsError(f"its {what} repeat those of results/{key}/{other.model}/{other.run_id}")
             seen.setdefault(key, []).append(run)
         except ResultsError as exc:

@@ -11,13 +11,15 @@ import math
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from bench import REPO_ROOT
-from bench.adapters.base import Found, count_parameters
+from bench.adapters.base import Found
+from bench.adapters.catalogue import built_sizes
 from bench.core.errors import BenchError
 from bench.protocol import Protocol
 from bench.scoring.results import Run, weights_file
@@ -73,8 +75,7 @@ def parameter_problems(run: Run, found: Found, results_root: Path) -> list[str]:
     if values == recorded:
         return []
     try:
-        model = found.adapter.build(**run.config.get("model_config", {}))
-        params, state = count_parameters(model), sum(t.numel() for t in model.state_dict().values())
+        params, state = built_sizes(found.adapter, run.config.get("model_config", {}))
     except Exception as exc:   # noqa: BLE001 - any failure of the adapter's build is the reason shown
         return [f"model.parameters {recorded} differs from the {values} values of the shipped weights, and the "
                 f"model cannot be built from config.json to tell ({type(exc).__name__})"]
@@ -154,25 +155,49 @@ def _score_columns(run: Run) -> list[str]:
     return [c for c in run.per_utterance.columns if c not in SCORE_COLUMNS_IGNORED and not c.startswith("noisy_")]
 
 
-def copy_of(run: Run, other: Run, tol: dict) -> str | None:
+@dataclass(frozen=True)
+class ScorePrint:
+    """What `copy_of` compares of a run, computed once: its output hashes (None: no such column), its score
+    columns and each one's sorted per-utterance values (a row per column)."""
+
+    hashes: frozenset | None
+    columns: dict[str, int]
+    values: np.ndarray
+    all_nan: np.ndarray
+
+
+def score_print(run: Run) -> ScorePrint:
+    pu = run.per_utterance
+    hashes = frozenset(pu["output_sha256"].dropna()) if "output_sha256" in pu else None
+    columns = _score_columns(run)
+    values = np.sort(np.array([pu[m].to_numpy(float) for m in columns]).reshape(len(columns), len(pu)), axis=1)
+    return ScorePrint(hashes, {m: i for i, m in enumerate(columns)}, values, np.isnan(values).all(axis=1))
+
+
+def copy_of(run: Run, other: Run, tol: dict, prints: dict | None = None) -> str | None:
     """What of `run` repeats `other` (None: nothing): half or more of its output hashes, or its scores as
     sets (each metric's sorted per-utterance values within `COPY_TOL_FACTOR` x its re-scoring tolerance `tol`,
-    every metric both have): an extra column, another order or a change by 1e-6 do not make a new run."""
-    if "output_sha256" in run.per_utterance and "output_sha256" in other.per_utterance:
-        mine = set(run.per_utterance["output_sha256"].dropna())
-        if mine and 2 * len(mine & set(other.per_utterance["output_sha256"].dropna())) >= len(mine):
-            return "output_sha256"
-    shared = [m for m in _score_columns(run) if m in _score_columns(other)]
-    same = []
-    for m in shared:
-        a, b = (np.sort(r.per_utterance[m].to_numpy(float)) for r in (run, other))
-        if len(a) != len(b) or np.isnan(a).all():
-            continue
-        close = COPY_TOL_FACTOR * tol.get(m, tol["default"])
-        if not (np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) <= close):
-            return None
-        same.append(m)
-    return "per-utterance scores" if same else None
+    every metric both have): an extra column, another order or a change by 1e-6 do not make a new run.
+    `prints`: a dict that keeps each run's `score_print` (by ``id``) across calls, for a caller that compares
+    many pairs."""
+    prints = {} if prints is None else prints
+    a, b = (prints.setdefault(id(r), (r, score_print(r)))[1] for r in (run, other))
+    if a.hashes is not None and b.hashes is not None and a.hashes and 2 * len(a.hashes & b.hashes) >= len(a.hashes):
+        return "output_sha256"
+    shared = [m for m in a.columns if m in b.columns]
+    if a.values.shape[1] != b.values.shape[1]:
+        return None
+    rows = [m for m in shared if not a.all_nan[a.columns[m]]]
+    if not rows:
+        return None
+    x, y = a.values[[a.columns[m] for m in rows]], b.values[[b.columns[m] for m in rows]]
+    if not np.array_equal(np.isnan(x), np.isnan(y)):
+        return None
+    close = np.array([COPY_TOL_FACTOR * tol.get(m, tol["default"]) for m in rows])[:, None]
+    diff = np.abs(x - y)
+    valid = ~np.isnan(diff)   # as np.nanmax: NaN differences are left out, a row of none fails
+    same = (np.where(valid, diff, 0.0) <= close).all(axis=1) & valid.any(axis=1)
+    return "per-utterance scores" if same.all() else None
 
 
 def _git_available(repo: Path) -> bool:

@@ -45,16 +45,7 @@ from bench.scoring.results import RESULTS_DIR, Run, load_run, outputs_dir, rel, 
 from bench.scoring.score import enhance_one, metric_pool, metric_row
 from bench.scoring.weights import load_into, read_weights
 from bench.verify import derived
-
-#: re-scoring the shipped outputs: max |difference| per utterance
-RESCORE_TOL = {"default": 2e-4, "dnsmos_sig": 2e-3, "dnsmos_bak": 2e-3, "dnsmos_ovrl": 2e-3}
-#: re-enhancing from the weights: (max |difference| per utterance, max |difference| of the mean)
-REENHANCE_TOL = {"pesq_wb": (0.05, 0.01), "pesq_nb": (0.05, 0.01), "stoi": (0.005, 0.001),
-                 "estoi": (0.005, 0.001), "si_sdr": (0.25, 0.05), "snr": (0.25, 0.05),
-                 "default": (0.05, 0.01)}
-FP16_METRICS = ("pesq_wb", "stoi", "si_sdr")
-#: re-enhancing where outputs are shipped: shipped-to-difference energy ratio (dB) per utterance, at least
-REENHANCE_WAVEFORM_DB = 40.0
+from bench.verify.tolerances import FP16_METRICS, REENHANCE_TOL, REENHANCE_WAVEFORM_DB, RESCORE_TOL
 
 
 @dataclass
