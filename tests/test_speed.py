@@ -141,3 +141,89 @@ def test_catalogue_reads_its_cache_and_a_changed_file_invalidates_it(tmp_path):
     assert catalogue(root, cache_dir=cache)["tiny"].adapter.description != "from the cache"
     assert [p.name for p in cache.glob("adapters-*.json")] == [f"adapters-{cache_key(root)}.json"]
     assert set(FIELDS) <= set(entries[0])
+
+
+def test_catalogue_keeps_a_models_sizes_and_reads_them_back(tmp_path):
+    """A model with buffers (SepFormer's positional encoding): counted once by building it, then read from
+    sizes-<key>.json (a forged entry comes back, so nothing was built), with the catalogue's key."""
+    from bench import REPO_ROOT
+
+    sep = catalogue(REPO_ROOT, cache_dir=tmp_path)["sepformer"].adapter
+    config = {**sep.config, **sep.presets["quick"]["model"]}
+    params, values = sep.sizes(config)
+    assert 0 < params < values   # the buffers are state-dict values, not parameters
+    [kept] = tmp_path.glob("sizes-*.json")
+    assert kept.name == f"sizes-{cache_key(REPO_ROOT)}.json"
+    entries = json.loads(kept.read_text())
+    assert list(entries.values()) == [[params, values]]
+    kept.write_text(json.dumps({k: [1, 2] for k in entries}))
+    assert sep.sizes(config) == (1, 2)
+    assert catalogue(REPO_ROOT, cache=False)["sepformer"].adapter.sizes_file is None
+
+
+def test_the_board_with_its_caches_warm_imports_no_torch():
+    """`bench leaderboard --check` stays light: the second collect of the committed results (adapter and
+    size caches written by the first) imports neither torch nor a model library."""
+    import subprocess
+    import sys
+
+    from bench import REPO_ROOT
+
+    code = ("import sys; from bench.board.rows import collect; collect(); "
+            "print(sorted(m for m in ('torch', 'speechbrain', 'asteroid') if m in sys.modules))")
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def _copy_of_one_metric_at_a_time(run, other, tol):
+    """derived.copy_of as it was: the hashes, then each shared metric's sorted values in turn."""
+    from bench.verify.derived import COPY_TOL_FACTOR, _score_columns
+
+    if "output_sha256" in run.per_utterance and "output_sha256" in other.per_utterance:
+        mine = set(run.per_utterance["output_sha256"].dropna())
+        if mine and 2 * len(mine & set(other.per_utterance["output_sha256"].dropna())) >= len(mine):
+            return "output_sha256"
+    same = []
+    for m in [m for m in _score_columns(run) if m in _score_columns(other)]:
+        a, b = (np.sort(r.per_utterance[m].to_numpy(float)) for r in (run, other))
+        if len(a) != len(b) or np.isnan(a).all():
+            continue
+        if not (np.array_equal(np.isnan(a), np.isnan(b))
+                and np.nanmax(np.abs(a - b)) <= COPY_TOL_FACTOR * tol.get(m, tol["default"])):
+            return None
+        same.append(m)
+    return "per-utterance scores" if same else None
+
+
+def test_copy_check_of_all_metrics_at_once_equals_one_metric_at_a_time():
+    """On pairs of committed runs and on edited copies (a metric moved just within and just beyond its
+    tolerance, a NaN moved, a column dropped or all NaN, a shorter run, shuffled rows, hashes removed)."""
+    from dataclasses import replace
+
+    from bench.scoring.results import RESULTS_DIR, load_run
+    from bench.verify.derived import COPY_TOL_FACTOR, copy_of
+    from bench.verify.tolerances import RESCORE_TOL
+
+    ranked = RESULTS_DIR / "vctk-mini" / "stft-v1"
+    runs = [load_run(d) for m in ("spectral-subtraction", "demucs", "noisy") for d in sorted((ranked / m).iterdir())[:2]
+            if (d / "summary.json").is_file()]
+    base = runs[0]
+    pu = base.per_utterance
+    step = COPY_TOL_FACTOR * RESCORE_TOL["default"]
+    no_hash = pu.drop(columns=["output_sha256"], errors="ignore")
+    edits = [no_hash, no_hash.sample(frac=1.0, random_state=0), no_hash.iloc[:-1],
+             no_hash.assign(pesq_wb=no_hash["pesq_wb"] + 0.9 * step), no_hash.assign(pesq_wb=no_hash["pesq_wb"] + 1.1 * step),
+             no_hash.assign(stoi=np.nan), no_hash.drop(columns=["si_sdr"]),
+             no_hash.assign(extra=1.0), no_hash.assign(pesq_wb=no_hash["pesq_wb"].where(no_hash.index != 3))]
+    runs += [replace(base, per_utterance=df) for df in edits]
+    pairs = 0
+    for a in runs:
+        for b in runs:
+            if a is not b:
+                assert copy_of(a, b, RESCORE_TOL) == _copy_of_one_metric_at_a_time(a, b, RESCORE_TOL), (a.path, b.path)
+                pairs += 1
+    assert pairs > 100
+    verdicts = {copy_of(replace(base, per_utterance=df), base, RESCORE_TOL) for df in edits}
+    assert verdicts == {None, "per-utterance scores"}
