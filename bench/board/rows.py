@@ -99,8 +99,9 @@ def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, 
     return run, role, track.split_id != load_track(track_name).split_id
 
 
-def _same_configuration(a: Run, b: Run) -> bool:
-    return (a.model, model_config_key(a), training_noise(a)) == (b.model, model_config_key(b), training_noise(b))
+def configuration(run: Run) -> tuple[str, str, str | None]:
+    """(model, model config, training noise): what makes two runs of a set the same configuration."""
+    return run.model, model_config_key(run), training_noise(run)
 
 
 def _check_noisy_columns(run: Run, ref: Run) -> None:
@@ -219,14 +220,16 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_
     seen: dict[str, list[Run]] = {}
     groups: dict[tuple, list[Run]] = {}
     prints: dict = {}   # each run's scores as `copy_of` compares them, computed once
+    configs: dict[int, tuple] = {}   # each run's `configuration`, read once
     for run, role, archived in sorted(checked, key=lambda c: (c[0].summary["created"], c[0].run_id)):
         key = f"{run.track}/{run.noise}"
+        config = configs.setdefault(id(run), configuration(run))
         try:
             ref = board.noisy.get(key)
             if ref is not None and not archived and run.model != "noisy":
                 _check_noisy_columns(run, ref)
             for other in seen.get(key, []) if run.model != "noisy" else []:
-                if _same_configuration(run, other):
+                if configs[id(other)] == config:
                     continue   # a re-run (a deterministic model repeats its scores)
                 if what := derived.copy_of(run, other, RESCORE_TOL, prints):
                     raise ResultsError(f"its {what} repeat those of results/{key}/{other.model}/{other.run_id}")
@@ -235,7 +238,7 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_
             board.refused.append((_shown(run.path, results_dir), _reason(exc, base)))
             continue
         set_key = f"{key} ({run.split_id})" if archived else key
-        groups.setdefault((set_key, archived, run.model, model_config_key(run), training_noise(run)), []).append(run)
+        groups.setdefault((set_key, archived, *config), []).append(run)
     return groups
 
 

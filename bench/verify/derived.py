@@ -181,7 +181,10 @@ def copy_of(run: Run, other: Run, tol: dict, prints: dict | None = None) -> str 
     `prints`: a dict that keeps each run's `score_print` (by ``id``) across calls, for a caller that compares
     many pairs."""
     prints = {} if prints is None else prints
-    a, b = (prints.setdefault(id(r), (r, score_print(r)))[1] for r in (run, other))
+    for r in (run, other):
+        if id(r) not in prints:
+            prints[id(r)] = (r, score_print(r))   # the run is kept, so its id is not reused
+    a, b = prints[id(run)][1], prints[id(other)][1]
     if a.hashes is not None and b.hashes is not None and a.hashes and 2 * len(a.hashes & b.hashes) >= len(a.hashes):
         return "output_sha256"
     shared = [m for m in a.columns if m in b.columns]
