@@ -127,10 +127,10 @@ def test_reenhance_compares_with_the_shipped_outputs(trained):
 def test_verify_all_reenhances_only_folders_that_ship_outputs(trained, monkeypatch, unshipped):
     """A folder that ships no outputs (every set but the ranked one) is re-enhanced and re-scored when named,
     and skipped under `--all --reenhance`."""
-    import bench.verify.evidence as evidence
+    import bench.verify.files as files
 
     home, results, pt = trained
-    monkeypatch.setattr(evidence, "outputs_of", lambda run: {})
+    monkeypatch.setattr(files, "outputs_of", lambda run: {})
     c = verify_run(home, results_root=results, mode="reenhance", prepared_root=pt.root, jobs=1, track=pt.track,
                    reenhance_unshipped=unshipped)
     assert c.ok and any(n.startswith("re-enhanced: pesq_wb max") for n in c.notes) == unshipped, c.notes

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from pathlib import Path
 
 from bench.cli.args import add_jobs
@@ -13,7 +15,6 @@ from bench.core.errors import BenchError
 def cmd_verify(args) -> int:
     from bench.core.console import console, err_console
     from bench.scoring.results import RESULTS_DIR, iter_run_dirs
-    from bench.verify.evidence import verify_run, workers
 
     mode = "fast" if args.fast else ("reenhance" if args.reenhance else "rescore")
     root = Path(args.results_dir) if args.results_dir else RESULTS_DIR
@@ -26,10 +27,9 @@ def cmd_verify(args) -> int:
     paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
     prepared = Path(args.prepared_dir) if args.prepared_dir else None
     bad = 0
-    with workers(args.jobs) as pool:   # one pool for every folder (started on the first re-scoring)
+    with _verifier(args.jobs, args.fast) as verify:
         for p in paths:
-            c = verify_run(p, results_root=root, mode=mode, jobs=pool, prepared_root=prepared,
-                           reenhance_unshipped=not args.all)
+            c = verify(p, results_root=root, mode=mode, prepared_root=prepared, reenhance_unshipped=not args.all)
             if c.ok:
                 console.print(f"[green]ok[/] {c.path}" + (f" ({'; '.join(c.notes[:3])})" if args.verbose_notes else ""))
             else:
@@ -38,6 +38,24 @@ def cmd_verify(args) -> int:
                     err_console.print(f"[red]FAIL[/] {c.path}: {problem}")
     console.print(f"{len(paths) - bad} of {len(paths)} results folders verified ({mode})")
     return 1 if bad else 0
+
+
+@contextlib.contextmanager
+def _verifier(jobs, fast: bool):
+    """verify(path, ...) -> Check, with the adapters' catalogue read once. ``--fast`` loads neither the scorer
+    nor torch; the other modes share one metric pool for every folder (started on the first re-scoring)."""
+    from bench.adapters.catalogue import catalogue
+
+    adapters = catalogue()
+    if fast:
+        from bench.verify.files import verify_files
+
+        yield lambda path, *, results_root, **_: verify_files(path, results_root, adapters)[1]
+        return
+    from bench.verify.evidence import verify_run, workers
+
+    with workers(jobs) as pool:
+        yield functools.partial(verify_run, jobs=pool, adapters=adapters)
 
 
 def cmd_reproduce(args) -> int:

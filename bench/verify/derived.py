@@ -204,8 +204,12 @@ def copy_of(run: Run, other: Run, tol: dict, prints: dict | None = None) -> str 
 
 
 def _git_available(repo: Path) -> bool:
-    return shutil.which("git") is not None and subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"],
-                                                              capture_output=True).returncode == 0
+    return shutil.which("git") is not None and _is_git_repo(Path(repo).resolve())
+
+
+@lru_cache(maxsize=None)
+def _is_git_repo(repo: Path) -> bool:
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"], capture_output=True).returncode == 0
 
 
 def _file_of(path: Path, repo: Path) -> str | None:

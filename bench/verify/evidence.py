@@ -25,78 +25,27 @@ import copy
 import json
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bench import SAMPLE_RATE
 from bench.adapters.base import build_model, get_adapter
-from bench.core.audio import read_audio, sha256_pcm16, to_pcm16
-from bench.core.errors import BenchError, ResultsError
-from bench.core.files import file_sha256
 from bench.corpora.root import prepared_root as default_prepared_root, resolve_data_root
 from bench.data.prepare import prepare
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import track_version
 from bench.metrics.registry import METRICS
 from bench.protocol import Protocol
-from bench.scoring.results import RESULTS_DIR, Run, load_run, outputs_dir, rel, weights_file
+from bench.scoring.results import RESULTS_DIR, Run, rel
 from bench.scoring.score import enhance_one, metric_pool, metric_row
 from bench.scoring.weights import load_into, read_weights
 from bench.verify import derived
+from bench.verify.files import Check, verify_files, weights_path
 from bench.verify.tolerances import FP16_METRICS, REENHANCE_TOL, REENHANCE_WAVEFORM_DB, RESCORE_TOL
-
-
-@dataclass
-class Check:
-    path: str
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def _tol(table: dict, metric: str):
     return table.get(metric, table["default"])
-
-
-def outputs_of(run: Run) -> dict[str, Path]:
-    """The shipped outputs, inside the run folder (`outputs_dir` refuses any other place)."""
-    d = outputs_dir(run)
-    return {} if d is None else {u: d / f"{u}.flac" for u in run.per_utterance["utt_id"]}
-
-
-def weights_path(run: Run, results_root: Path) -> Path | None:
-    """The shipped weights, in a folder of this run under `results_root` (`weights_file` refuses others)."""
-    return weights_file(run, results_root)
-
-
-def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndarray]:
-    """Shipped outputs and weights against their recorded hashes; returns the outputs read."""
-    audio = {}
-    want = dict(zip(run.per_utterance["utt_id"], run.per_utterance.get("output_sha256", [])))
-    for utt, path in outputs_of(run).items():
-        if path.is_symlink() or (path.exists() and path.resolve().parent != path.parent.resolve()):
-            check.problems.append(f"{rel(path)}: a link out of the outputs folder")
-            continue
-        if not path.exists():
-            check.problems.append(f"{rel(path)}: output missing")
-            continue
-        x, sr = read_audio(path, mono="error")
-        if sr != SAMPLE_RATE or sha256_pcm16(to_pcm16(x)) != want.get(utt):
-            check.problems.append(f"{rel(path)}: samples differ from output_sha256 in per_utterance.csv")
-            continue
-        audio[utt] = x
-    wp = weights_path(run, results_root)
-    if wp is not None:
-        if not wp.exists():
-            check.problems.append(f"{rel(wp)}: weights missing")
-        elif file_sha256(wp) != run.summary["weights"]["sha256"]:
-            check.problems.append(f"{rel(wp)}: SHA-256 differs from summary.json weights.sha256")
-    return audio
 
 
 @contextmanager
@@ -150,20 +99,12 @@ def compare_scores(run: Run, fresh: dict[str, dict], tol: dict, check: Check, wh
 
 def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "rescore",
                jobs: int | Executor | None = None, prepared_root: Path | None = None, track=None,
-               reenhance_unshipped: bool = True) -> Check:
+               reenhance_unshipped: bool = True, adapters: dict | None = None) -> Check:
     """Check one results folder; `mode` is ``fast``, ``rescore`` or ``reenhance`` (`reenhance_unshipped`:
     also a folder that ships no outputs). `jobs`: metric workers, or a pool to use. `track`: the Track the
     run was scored on when it is not a registered one (tests)."""
-    results_root = Path(results_root or RESULTS_DIR)
-    check = Check(rel(path))
-    try:
-        run = load_run(path)
-    except (ResultsError, BenchError) as exc:
-        check.problems.append(str(exc).splitlines()[0])
-        return check
-    derive(run, results_root, check)
-    audio = check_files(run, results_root, check)
-    if mode == "fast" or not check.ok:
+    run, check, audio = verify_files(path, Path(results_root or RESULTS_DIR), adapters)
+    if run is None or mode == "fast" or not check.ok:
         return check
     redo = mode == "reenhance" and bool(audio or reenhance_unshipped)
     if not (audio or redo):
@@ -180,19 +121,6 @@ def verify_run(path: Path, *, results_root: Path | None = None, mode: str = "res
         if fresh is not None:
             judge_reenhanced(run, fresh, audio, check, ex)
     return check
-
-
-def derive(run: Run, results_root: Path, check: Check) -> None:
-    """What summary.json says against the adapter, config.json and the weights (bench/verify/derived.py);
-    an untraceable commit is a note (the board marks it)."""
-    try:
-        found = get_adapter(run.model)
-    except BenchError as exc:
-        check.problems.append(str(exc).splitlines()[0])
-        return
-    check.problems += derived.problems(run, found, results_root)
-    if (mark := derived.commit_marks([(run.commit, found.path)])[0]) is not None:
-        check.notes.append(mark)
 
 
 def _prepared_of(run: Run, prepared_root: Path | None, track=None):
