@@ -11,7 +11,7 @@ import numpy as np
 
 from bench.metrics.measures import COMPOSITE_FORMULA, check_rate, checked_float64, pesq_nb, pesq_wb
 
-__all__ = ["composite", "llr", "wss", "segsnr", "COMPOSITE_FORMULA", "PESQ_VARIANTS", "TRIM_FRACTION"]
+__all__ = ["composite", "llr", "COMPOSITE_FORMULA", "PESQ_VARIANTS", "TRIM_FRACTION"]
 
 PESQ_VARIANTS = ("wb", "nb-raw")
 TRIM_FRACTION = 0.95  # LLR and WSS: mean of the smallest 95 % of frame values
@@ -169,18 +169,6 @@ def llr(clean, estimate, sample_rate: int = 16000) -> float:
     """LLR of the estimate against the clean signal: 95 %-trimmed frame mean (>= 0, lower is better)."""
     c, e, sr = _signals(clean, estimate, sample_rate)
     return _trimmed_mean(_llr_frames(c, e, sr))
-
-
-def wss(clean, estimate, sample_rate: int = 16000) -> float:
-    """Weighted spectral slope distance: 95 %-trimmed frame mean (>= 0, lower is better)."""
-    c, e, sr = _signals(clean, estimate, sample_rate)
-    return _trimmed_mean(_wss_frames(c, e, sr))
-
-
-def segsnr(clean, estimate, sample_rate: int = 16000) -> float:
-    """Segmental SNR in dB, frames clipped to [-10, 35] dB, plain mean (higher is better)."""
-    c, e, sr = _signals(clean, estimate, sample_rate)
-    return float(np.mean(_segsnr_frames(c, e, sr)))
 
 
 def _pesq_term(clean, estimate, sample_rate: int, variant: str) -> float:

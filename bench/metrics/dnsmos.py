@@ -16,9 +16,8 @@ import numpy as np
 from bench import SAMPLE_RATE
 
 __all__ = ["dnsmos_p835", "unavailable_reason", "version", "REQUIRED_MODULES", "INSTALL_HINT", "SAMPLE_RATE",
-           "WINDOW_SECONDS", "PRIMARY_MODEL"]
+           "PRIMARY_MODEL"]
 
-WINDOW_SECONDS = 9.01
 PRIMARY_MODEL = "dnsmos_models/sig_bak_ovr.onnx"
 P808_MODEL = "dnsmos_models/model_v8.onnx"
 #: modules speechmos.dnsmos imports (librosa and requests are not declared by speechmos 0.0.1.1)

@@ -30,10 +30,6 @@ __all__ = [
 ]
 
 
-def _composite_group(clean, estimate, sample_rate: int) -> dict[str, float]:
-    return composite(clean, estimate, sample_rate, pesq_variant="wb")
-
-
 def _dnsmos_group(clean, estimate, sample_rate: int) -> dict[str, float]:
     check_shapes(clean, estimate)  # the same caller contract as every metric, although clean is unused
     return {f"dnsmos_{k}": v for k, v in dnsmos.dnsmos_p835(estimate, check_rate(sample_rate)).items()}
@@ -42,7 +38,7 @@ def _dnsmos_group(clean, estimate, sample_rate: int) -> dict[str, float]:
 #: group name -> fn(clean, estimate, sample_rate) -> {metric name (or other key): float}; a group is
 #: computed once per utterance by `compute_all` for all of its requested metrics (looked up at call time)
 GROUPS: dict[str, Callable[..., dict[str, float]]] = {
-    "composite": _composite_group,
+    "composite": composite,   # its default PESQ term, pesq_wb
     "dnsmos": _dnsmos_group,
 }
 
@@ -64,13 +60,7 @@ class _GroupValue:
 
 @dataclass(frozen=True)
 class Metric:
-    """One registered metric (fields explained in docs/metrics.md).
-
-    version: the package version, ``"bench/<formula id>"`` for our numpy code, or ``"unavailable: ..."``;
-    needs_reference: False for DNSMOS (``clean`` is shape-checked, otherwise ignored); group: metrics of
-    one group come from one ``GROUPS[group]`` call per utterance; table: "main" or "extra" (display hint);
-    unavailable: None, or why the metric cannot run here (missing optional packages).
-    """
+    """One registered metric; what each field means: docs/metrics.md."""
 
     name: str
     label: str

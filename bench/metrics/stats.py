@@ -1,9 +1,6 @@
-"""Statistics for results tables and system comparisons: `bootstrap_ci` (seeded percentile bootstrap of a
-mean; `bootstrap_cis`: of many columns at once, one draw per length), `paired_comparison` (two systems on the
-same utterances: bootstrap CI of the mean difference, Wilcoxon signed-rank as the decision test, paired
-t-test for reference, win/loss/tie counts; the only user of scipy) and `rank_agreement` (Spearman
-correlation of two sets' system means, with a bootstrap CI). All drop NaNs (failed metrics); callers report
-how many, since failures are not random. Why these choices: docs/metrics.md ("Statistics")."""
+"""Statistics for results tables and system comparisons: seeded bootstrap CIs of means, paired comparisons
+(the only user of scipy) and rank agreement. All drop NaNs (failed metrics); callers report how many, since
+failures are not random. What each returns and why: docs/metrics.md ("Statistics")."""
 
 from __future__ import annotations
 
@@ -41,12 +38,9 @@ def _check_params(n_resamples: int, confidence: float) -> None:
 
 @lru_cache(maxsize=8)
 def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    """How often each of `n` values is drawn in each resample: ``(n_resamples, n)``, float64.
-
-    The draws are fixed-size chunks of ``Generator(PCG64(seed)).integers(0, n, (rows, n))`` with a chunk
-    size that depends only on ``n``, so results do not depend on available memory; the matrix is cached,
-    as every metric of a results folder with `n` values uses the same draws.
-    """
+    """How often each of `n` values is drawn in each resample: ``(n_resamples, n)``, float64. The draws are
+    chunks of ``Generator(PCG64(seed)).integers(0, n, (rows, n))``, `rows` a function of `n` alone, so results
+    do not depend on available memory; cached, as every metric of a results folder with `n` values uses them."""
     rng = np.random.Generator(np.random.PCG64(seed))
     rows = max(1, _CHUNK_ELEMENTS // n)
     out = np.zeros((n_resamples, n), dtype=np.float64)
