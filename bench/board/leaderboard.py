@@ -1,14 +1,6 @@
-"""`bench leaderboard`: render ``leaderboard.md`` from the checked results (`bench.board.rows.collect`), and check
-that the committed file is current. The output depends only on results/ and the benchmark definition (no
-clock), so ``--check`` compares it byte for byte. ``bench leaderboard`` also writes the listening page
-(bench/board/site.py) and the diagnostics heatmap.
-
-Layout: a short intro and the summary table (bench/board/summary.py: gains on every set, size, speed,
-the paired test against the row below, rank groups); then the ranked set in full, composites and DNSMOS,
-streaming, size/speed, evidence; one table per generalization set with the rank agreement against the
-ranked set; the heavy-noise tier; what each model fixes (diagnostics); archived runs; refused runs; at the
-end the glossaries (metrics, sets, tracks without runs). No table has more than 9 columns but the summary.
-"""
+"""`bench leaderboard`: render ``leaderboard.md`` (and the listening page) from the checked board, and check
+that the committed files are current. The output depends only on results/ and the benchmark definition (no
+clock), so ``--check`` compares it byte for byte. No table has more than 9 columns but the summary."""
 
 from __future__ import annotations
 
@@ -21,7 +13,8 @@ from bench import REPO_ROOT
 from bench.adapters.catalogue import catalogue
 from bench.board.rows import Board, collect
 from bench.board.site import check_site, render_site, site_dir_for
-from bench.board.summary import ALPHA, budget_text, metric_label, model_name, num, ordered, params_text, summary_table
+from bench.board.summary import (ALPHA, budget_text, md_table, metric_label, model_name, num, ordered, params_text,
+                                 summary_table)
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_bytes
 from bench.data.tracks import available_tracks, load_track
@@ -71,21 +64,17 @@ def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
     cols = (["#"] if rank else []) + ["model"]
     for m in shown:
         cols += [metric_label(m)] + ([f"Δ {metric_label(m).split(' (')[0]}"] if m in deltas else [])
-    out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
-    n = 0
+    body, n = [], 0
     for r in ordered(rows):
-        cells = []
-        if rank:
-            n += r.role == "system"
-            cells.append(str(n) if r.role == "system" else "–")
-        cells.append(model_name(r, packages()))
+        n += r.role == "system"
+        cells = ([str(n) if r.role == "system" else "–"] if rank else []) + [model_name(r, packages())]
         for m in shown:
             s = r.run.summary["metrics"].get(m)
             cells.append(_ci(s, decimals(m)) if s else "–")
             if m in deltas:
                 cells.append("–" if (s is None or r.run.model == "noisy") else _delta(s, decimals(m)))
-        out.append("| " + " | ".join(cells) + " |")
-    return out + [""]
+        body.append(cells)
+    return md_table(cols, body)
 
 
 def _weights(run) -> str:
@@ -101,78 +90,65 @@ def _weights(run) -> str:
     return f"not in the repository ({w['reason']}); sha256 `{w['weights_sha256'][:12]}`"
 
 
-def _commit(run) -> str:
-    p = run.summary.get("provenance") or {}
-    c = (p.get("commit") or "?")[:8]
-    return f"`{c}`" + (" dirty" if p.get("dirty") else "")
-
-
 def size_speed_table(rows) -> list[str]:
-    out = ["| model | params | RTF CPU 1 thread | causal | latency (ms) | training budget | speed measured on |",
-           "|---|---|---|---|---|---|---|"]
+    body = []
     for r in ordered(rows):
         sp = r.run.summary["speed"]
-        out.append(f"| {r.label} | {params_text(r.run)} | {num(sp['rtf_cpu_1thread'], 3)} | "
-                   f"{'yes' if sp['causal'] else 'no'} | {num(sp['latency_ms'], 1)} | {budget_text(r.run)} | "
-                   f"{sp.get('cpu') or '–'} |")
-    return out + [""]
+        body.append([r.label, params_text(r.run), num(sp["rtf_cpu_1thread"], 3), "yes" if sp["causal"] else "no",
+                     num(sp["latency_ms"], 1), budget_text(r.run), sp.get("cpu") or "–"])
+    return md_table(["model", "params", "RTF CPU 1 thread", "causal", "latency (ms)", "training budget",
+                     "speed measured on"], body)
 
 
 def evidence_table(rows, links) -> list[str]:
-    out = ["| model | weights | outputs (ranked set) | commit | date | run |", "|---|---|---|---|---|---|"]
+    body = []
     for r in ordered(rows):
         s = r.run.summary
-        o = s.get("outputs") or {}
-        outputs = f"all {s['counts']['utterances']} (FLAC)" if o.get("shipped") else "hashes only"
-        out.append(f"| {r.label} | {_weights(r.run)} | {outputs} | {_commit(r.run)} | {s['created'][:10]} | "
-                   f"[{r.run.run_id}]({links(r.run.path)}/summary.json) |")
-    return out + [""]
+        outputs = f"all {s['counts']['utterances']} (FLAC)" if (s.get("outputs") or {}).get("shipped") else \
+            "hashes only"
+        p = s.get("provenance") or {}
+        commit = f"`{(p.get('commit') or '?')[:8]}`" + (" dirty" if p.get("dirty") else "")
+        body.append([r.label, _weights(r.run), outputs, commit, s["created"][:10],
+                     f"[{r.run.run_id}]({links(r.run.path)}/summary.json)"])
+    return md_table(["model", "weights", "outputs (ranked set)", "commit", "date", "run"], body)
 
 
 def stream_table(board, key: str) -> list[str]:
-    stream = {(r.run.model, r.run.run_id): r for r in board.rows(f"{key}+stream")}
-    rows = [r for r in ordered(board.rows(key)) if (r.run.model, r.run.run_id) in stream]
-    if not rows:
-        return []
-    out = ["| model | hop (samples) | latency (ms) | RTF stream | PESQ-WB offline | PESQ-WB streaming | "
-           "SI-SDR offline | SI-SDR streaming |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        st, sp = stream[(r.run.model, r.run.run_id)].run.summary["metrics"], r.run.summary["speed"]
-        m = r.run.summary["metrics"]
-        out.append(f"| {r.label} | {sp.get('stream_chunk_samples') or '–'} | {num(sp['latency_ms'], 1)} | "
-                   f"{num(sp['rtf_stream'], 3)} | {_ci(m['pesq_wb'], 2)} | {_ci(st['pesq_wb'], 2)} | "
-                   f"{_ci(m['si_sdr'], 2)} | {_ci(st['si_sdr'], 2)} |")
-    return out + [""]
+    stream = {r.run_key: r.run.summary["metrics"] for r in board.rows(f"{key}+stream")}
+    body = []
+    for r in ordered(board.rows(key)):
+        if (st := stream.get(r.run_key)) is None:
+            continue
+        m, sp = r.run.summary["metrics"], r.run.summary["speed"]
+        body.append([r.label, str(sp.get("stream_chunk_samples") or "–"), num(sp["latency_ms"], 1),
+                     num(sp["rtf_stream"], 3), _ci(m["pesq_wb"], 2), _ci(st["pesq_wb"], 2), _ci(m["si_sdr"], 2),
+                     _ci(st["si_sdr"], 2)])
+    return md_table(["model", "hop (samples)", "latency (ms)", "RTF stream", "PESQ-WB offline", "PESQ-WB streaming",
+                     "SI-SDR offline", "SI-SDR streaming"], body) if body else []
 
 
 def diagnostics_table(board, key: str) -> list[str]:
-    ops = [d.name for d in Protocol.load(key.split("/")[1]).diagnostics()]
-    sets = {op: {(r.run.model, r.run.run_id): r for r in board.rows(f"{key.split('/')[0]}/{op}")} for op in ops}
-    rows = [r for r in ordered(board.rows(key)) if r.role == "system" and
-            any((r.run.model, r.run.run_id) in s for s in sets.values())]
-    if not rows:
+    track, noise = key.split("/")
+    ops = [d.name for d in Protocol.load(noise).diagnostics()]
+    sets = [{r.run_key: r.run.summary["metrics"] for r in board.rows(f"{track}/{op}")} for op in ops]
+    body = []
+    for r in ordered(board.rows(key)):
+        if r.role == "system" and any(r.run_key in s for s in sets):
+            body.append([r.label, *("–" if not (m := s.get(r.run_key)) else
+                                    f"{num(m['pesq_wb']['delta'], 2, True)} / {num(m['si_sdr']['delta'], 2, True)}"
+                                    for s in sets)])
+    if not body:
         return []
-    short = [op.split(".only-")[1] for op in ops]
-    out = ["| model | " + " | ".join(short) + " |", "|---|" + "---|" * len(ops)]
-    for r in rows:
-        cells = []
-        for op in ops:
-            d = sets[op].get((r.run.model, r.run.run_id))
-            m = d.run.summary["metrics"] if d else {}
-            cells.append("–" if not m else
-                         f"{num(m['pesq_wb']['delta'], 2, True)} / {num(m['si_sdr']['delta'], 2, True)}")
-        out.append(f"| {r.label} | " + " | ".join(cells) + " |")
-    noisy = [board.noisy.get(f"{key.split('/')[0]}/{op}") for op in ops]
-    out.append("| *noisy input (PESQ-WB / SI-SDR)* | " + " | ".join(
+    noisy = [board.noisy.get(f"{track}/{op}") for op in ops]
+    body.append(["*noisy input (PESQ-WB / SI-SDR)*", *(
         "–" if n is None else
         f"*{num(n.summary['metrics']['pesq_wb']['mean'])} / {num(n.summary['metrics']['si_sdr']['mean'])}*"
-        for n in noisy) + " |")
-    return out + [""]
+        for n in noisy)])
+    return md_table(["model", *(op.split(".only-")[1] for op in ops)], body)
 
 
 def agreement_line(board, ranked: str, other: str) -> str:
-    a = {(r.run.model, r.run.run_id): r.run for r in board.rows(ranked) if r.role == "system"}
-    b = {(r.run.model, r.run.run_id): r.run for r in board.rows(other) if r.role == "system"}
+    a, b = ({r.run_key: r.run for r in board.rows(k) if r.role == "system"} for k in (ranked, other))
     common = sorted(set(a) & set(b))
     if len(common) < 3:
         return f"Rank agreement with `{ranked}`: too few common systems ({len(common)})."
@@ -213,12 +189,10 @@ def _glossary(tracks: list[str], evals) -> list[str]:
         out.append(f"- **{d.label}**: {MEASURES[m]}; {rng}, higher is better; "
                    f"{'needs the clean reference' if d.needs_reference else 'no reference needed'}.")
     out += ["", "### Test sets", ""]
-    for ev in evals:
-        t = ev.prepared.track
-        what = {"main": "the ranked set", "tier": "the test split under a stronger protocol tier"}.get(
-            ev.role, ROLE_TITLES.get(ev.role, ev.role))
-        if ev.role in ("main", "cross-corpus", "recorded", "tier"):
-            out.append(f"- `{ev.key}` ({ev.role}): {what}; {t.spec['description'].split('. ')[0].rstrip('.')}.")
+    what = {"main": "the ranked set", "tier": "the test split under a stronger protocol tier", **ROLE_TITLES}
+    for ev in (ev for ev in evals if ev.role in what):
+        first = ev.prepared.track.spec["description"].split(". ")[0].rstrip(".")
+        out.append(f"- `{ev.key}` ({ev.role}): {what[ev.role]}; {first}.")
     for name in [ev.key.split("/")[0] for ev in evals if ev.role == "main"]:
         out.append(f"- `{name}/{DEFAULT_PROTOCOL}.only-<op>` (diagnostic): the ranked utterances under one "
                    "manipulation of the protocol alone.")

@@ -15,10 +15,8 @@ from bench.scoring.results import (RESULTS_DIR, check_home, iter_run_dirs, load_
 
 
 def retire(path: Path, results_root: Path | None = None) -> list[Path]:
-    """Drop the shipped outputs and weights of run `path` (every set it was scored on) once a newer run
-    holds its row on every board set: its per-utterance scores, output hashes and ``weights_sha256`` stay,
-    so its scores still load, compare and verify, and its weights can be checked against a retraining
-    (`bench reproduce`). Refused while any of its folders is a board row. Returns the folders changed."""
+    """Drop the shipped outputs and weights of run `path` on every set it was scored on; refused while any of
+    its folders is a board row. Returns the folders changed."""
     results_root = Path(results_root or RESULTS_DIR)
     check_home(Path(path), results_root)
     run = load_run(path)

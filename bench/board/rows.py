@@ -1,14 +1,13 @@
-"""The board's data: every results folder checked, the refused ones with their reason, and the row shown
-for each model configuration on each evaluation set (`bench.board.leaderboard` renders it as markdown and
-`bench.board.site` as a web page; neither reads results/ itself). The checks that refuse a folder
-(bench/verify/derived.py) and the row rule are written out in docs/board.md. One folder that cannot be read
-is one refused row; the rest of the board renders."""
+"""The board's data: every results folder checked, the refused ones with their reason, and the row shown for
+each model configuration on each evaluation set; the leaderboard and the site render it and never read results/
+themselves. The checks and the row rule: docs/board.md."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +38,11 @@ class Row:
     run: Run
     label: str            # "demucs · quick", "demucs · quick (trained on stft-heavy-v1)"
     marks: list[str] = field(default_factory=list)   # "dirty", "below preset budget", ...
+
+    @property
+    def run_key(self) -> tuple[str, str]:
+        """(model, run id): the same run's row on other sets has the same key."""
+        return self.run.model, self.run.run_id
 
     @property
     def role(self) -> str:
@@ -108,15 +112,13 @@ def _check_noisy_columns(run: Run, ref: Run) -> None:
     ids = list(run.per_utterance["utt_id"])
     where = {u: i for i, u in enumerate(ref.per_utterance["utt_id"])}
     order = [where[u] for u in ids]   # a KeyError as .loc raised it: check_against_benchmark comes first
-    for m in run.metric_names:
-        if m not in ref.metric_names:
-            continue
+    for m in (m for m in run.metric_names if m in ref.metric_names):
         x, y = run.per_utterance[f"noisy_{m}"].to_numpy(float), ref.per_utterance[m].to_numpy(float)[order]
         bad = ~((np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= NOISY_TOL))
         if bad.any():
-            utt = ids[np.argmax(bad)]
-            raise ResultsError(f"noisy_{m} of {utt} is {x[np.argmax(bad)]:.6f}, the noisy input scores "
-                               f"{y[np.argmax(bad)]:.6f} (results/{ref.track}/{ref.noise}/noisy/{ref.run_id})")
+            i = np.argmax(bad)
+            raise ResultsError(f"noisy_{m} of {ids[i]} is {x[i]:.6f}, the noisy input scores {y[i]:.6f} "
+                               f"(results/{ref.track}/{ref.noise}/noisy/{ref.run_id})")
 
 
 def _preset_training(adapter, preset: str | None) -> dict | None:
@@ -130,18 +132,16 @@ def _preset_training(adapter, preset: str | None) -> dict | None:
 
 
 def _unlike_preset(run: Run, want: dict) -> list[str]:
-    """The training options in which a trained run differs from its preset's training `want` (`--train-set`,
-    or the preset changed since). An option the run's record lacks predates it: the run trained with its
-    default."""
+    """The training options in which a trained run differs from its preset's training `want`."""
     trained = read_record(run.path).get("train")
     if not isinstance(trained, dict):
         return []
+    # an option the run's record lacks predates it: the run trained with its default
     return sorted(k for k in want if k not in HOW_NOT_WHAT and trained.get(k, DEFAULTS.get(k)) != want[k])
 
 
 def _eligible(run: Run, adapters: dict, ranked: bool = False, untraced: dict | None = None) -> list[str]:
-    """Why a run may not take a row from a cleaner one (empty: it may). On the ranked set (`ranked`) a run
-    of the benchmark protocol ships its outputs (bench/run/pipeline.py). `untraced`: run folder -> why its
+    """Why a run may not take a row from a cleaner one (empty: it may). `untraced`: run folder -> why its
     commit cannot be traced (`derived.commit_marks`)."""
     marks = []
     if run.dirty:
@@ -167,7 +167,7 @@ def _eligible(run: Run, adapters: dict, ranked: bool = False, untraced: dict | N
     return marks
 
 
-def label_of(run: Run, adapters: dict) -> str:
+def label_of(run: Run) -> str:
     preset = preset_of(run)
     name = run.model + (f" · {preset}" if preset and run.summary["model"]["trainable"] else "")
     tn = training_noise(run)
@@ -179,13 +179,9 @@ def label_of(run: Run, adapters: dict) -> str:
 def _distinguish(rows: list[Row]) -> None:
     """Rows of one set that would carry the same name (one adapter, two model configs, no preset to tell
     them apart) are named by the hash of their model config too."""
-    by_label: dict[str, list[Row]] = {}
-    for r in rows:
-        by_label.setdefault(r.label, []).append(r)
-    for same in by_label.values():
-        if len(same) > 1:
-            for r in same:
-                r.label += f" · config {hashlib.sha256(model_config_key(r.run).encode()).hexdigest()[:8]}"
+    count = Counter(r.label for r in rows)
+    for r in (r for r in rows if count[r.label] > 1):
+        r.label += f" · config {hashlib.sha256(model_config_key(r.run).encode()).hexdigest()[:8]}"
 
 
 def _shown(path: Path, results_dir: Path) -> str:
@@ -202,8 +198,8 @@ def _reason(exc: Exception, base: Path) -> str:
 
 
 def _note_roles_and_noisy(board: Board, checked: list[tuple[Run, str, bool]]) -> None:
-    """The role of each set, and the noisy input of each current set: the reference for every run's noisy
-    columns (its most recent run)."""
+    """The role of each set, and the noisy input of each current set (its most recent run): the reference for
+    every run's noisy columns."""
     for run, role, archived in checked:
         key = f"{run.track}/{run.noise}"
         board.roles[key] = role
@@ -255,7 +251,7 @@ def _row(runs: list[Run], adapters: dict, ranked: bool, untraced: dict) -> Row |
     why = [_eligible(r, adapters, ranked, untraced) for r in runs]
     ok = [r for r, w in zip(runs, why) if not w]
     chosen = (ok or runs)[-1]   # with none eligible, the most recent run, with its marks
-    row = Row(chosen, label_of(chosen, adapters), [] if ok else why[-1])
+    row = Row(chosen, label_of(chosen), [] if ok else why[-1])
     scale = chosen.summary["budget"].get("valid_scale")
     if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
         row.marks.append(f"output inverted (validation scale {scale:+.2f})")

@@ -1,9 +1,6 @@
-"""The listening page: ``site/index.html``, rendered by `bench leaderboard` from the checked board
-(`bench.board.rows.collect`) like ``leaderboard.md``, and checked by ``bench leaderboard --check``: every file
-byte-equal to a fresh rendering, none missing, none extra. What it shows: docs/site.md. The model outputs are
-not copied: the players point at the shipped FLACs under ``results/`` by relative path; the page's own files
-(HTML, spectrogram PNGs, the chosen clean utterances as FLAC) must stay under `BUDGET_BYTES`.
-"""
+"""The listening page, ``site/``: rendered by `bench leaderboard` from the checked board like ``leaderboard.md``
+and checked byte for byte by ``--check`` (what it shows: docs/site.md). The players point at the shipped FLACs
+under ``results/``; the page's own files must stay under `BUDGET_BYTES`."""
 
 from __future__ import annotations
 
@@ -123,13 +120,12 @@ def diagnostics(board, key: str) -> tuple[list, list[str], np.ndarray, dict, lis
     track, noise = key.split("/", 1)
     ops = [p.name for p in Protocol.load(noise).diagnostics()] if "." not in noise else []
     ops = [op for op in ops if board.rows(f"{track}/{op}")]
-    by_op = {op: {(r.run.model, r.run.run_id): r.run for r in board.rows(f"{track}/{op}")} for op in ops}
-    rows = [r for r in ordered(board.rows(key)) if r.role == "system" and any((r.run.model, r.run.run_id) in
-                                                                            by_op[op] for op in ops)]
+    by_op = {op: {r.run_key: r.run for r in board.rows(f"{track}/{op}")} for op in ops}
+    rows = [r for r in ordered(board.rows(key)) if r.role == "system" and any(r.run_key in by_op[op] for op in ops)]
     delta = np.full((len(rows), len(ops)), np.nan)
     for i, r in enumerate(rows):
         for j, op in enumerate(ops):
-            run = by_op[op].get((r.run.model, r.run.run_id))
+            run = by_op[op].get(r.run_key)
             m = (run.summary["metrics"].get("pesq_wb") or {}) if run else {}
             if m.get("delta") is not None:
                 delta[i, j] = m["delta"]
@@ -222,7 +218,7 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
     for r in rows:
         cells = [_td(html.escape(r.label), r.label)]
         for name in full:
-            run = by_op[name].get((r.run.model, r.run.run_id))
+            run = by_op[name].get(r.run_key)
             m = run.summary["metrics"] if run else {}
             p, s = m.get("pesq_wb") or {}, m.get("si_sdr") or {}
             cells.append(_td("–") if not p else _td(

@@ -1,10 +1,7 @@
-"""The listening page's media (bench/board/site.py; what it shows: docs/site.md): which utterances it plays
-(`choose_utterances`; the median of n sorted values is the one at index (n - 1) // 2), their clean reference
-(`clean_samples`: the samples the frozen manifest pins, from the page's own copy when it matches, so CI needs
-no corpus), the spectrograms (`spectrogram_png`: mean power pooled to `SPEC_WIDTH` x `SPEC_HEIGHT` cells,
-`LEVELS` magma colours) and the diagnostics heatmap (`heatmap_png`). Every file is a pure function of its
-input samples or numbers, written with no metadata (no software, no date, matplotlib's default style and
-bundled font), so rendering twice gives the same bytes: `bench leaderboard --check` compares them."""
+"""The listening page's media: the utterances it plays, their clean reference (checked against the frozen
+manifest, from the page's own copy when it matches, so CI needs no corpus), the spectrograms and the diagnostics
+heatmap. Every file is a pure function of its input, written with no metadata (no software, no date,
+matplotlib's default style and bundled font), so rendering twice gives the same bytes for ``--check``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The listening page's fixed parts (bench/board/site.py fills them): the generated-file mark, the inline CSS
-and JavaScript (sortable tables that keep systems, the noisy input and oracles apart; one player at a time; a
-note where a file cannot load; per utterance an A/B switch between clean, noisy and two chosen systems at the
-same playback position) and the HTML shell; every table scrolls in its own box.
-Nothing comes from the network, so the page works from ``file://``."""
+"""The listening page's fixed parts: the generated-file mark, the inline CSS and JavaScript (page.css, page.js)
+and the HTML shell. Nothing comes from the network, so the page works from ``file://``."""
 
 from __future__ import annotations
 

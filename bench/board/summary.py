@@ -1,9 +1,7 @@
-"""The board's first table: one row per ranked system with its paired gain on the ranked set, its gain on
-every unseen-speaker and recorded-noise set (and its place there), size, speed, and the paired test of the
-row against the row below (`bench compare`'s bootstrap CI and Wilcoxon p on PESQ-WB, Holm-corrected over the
-adjacent pairs). Rows the corrected test cannot tell apart share one rank group ("=2"). The noisy input and
-the oracles follow, not ranked.
-"""
+"""The board's first table: one row per ranked system with its paired gain on the ranked set and on every
+unseen-speaker and recorded-noise set (with its place there), size, speed, and the paired test against the row
+below (`bench compare` on PESQ-WB, Holm-corrected over the adjacent pairs; rows it cannot tell apart share a
+rank group "=k"). The noisy input and the oracles follow, not ranked."""
 
 from __future__ import annotations
 
@@ -30,6 +28,15 @@ def num(v, nd: int = 2, signed: bool = False) -> str:
 
 def metric_label(metric: str) -> str:
     return METRICS[metric].label + (" (dB)" if METRICS[metric].unit == "dB" else "")
+
+
+def md_table(cols: list[str], rows) -> list[str]:
+    """A markdown table: header, rule, one line per list of cells, then a blank line."""
+    return [_md_line(cols), "|" + "---|" * len(cols), *map(_md_line, rows), ""]
+
+
+def _md_line(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def ordered(rows):
@@ -81,29 +88,23 @@ def rank_groups(tests: list[dict | None]) -> list[str]:
     return [f"={k}" if firsts.count(k) > 1 else str(k) for k in firsts]
 
 
-def _p(p: float) -> str:
-    return "–" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}")
-
-
 def test_cell(t: dict | None) -> str:
     if t is None:
         return "–"
-    verdict = "**differ**" if t["distinct"] else "tie"
-    return (f"{t['mean_diff']:+.2f} <sub>[{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]</sub> p {_p(t['p_holm'])} "
-            f"{verdict}")
+    p = t["p_holm"]
+    p = "–" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}")
+    return (f"{t['mean_diff']:+.2f} <sub>[{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]</sub> p {p} "
+            f"{'**differ**' if t['distinct'] else 'tie'}")
 
 
 def elsewhere(board, key: str) -> dict[str, dict]:
     """Per unseen-speaker or recorded-noise set: (model, run id) -> (Δ PESQ-WB, place among its systems)."""
     out = {}
-    for other, role in sorted(board.roles.items(), key=lambda kv: (OTHER_ROLES.index(kv[1]), kv[0])
-                              if kv[1] in OTHER_ROLES else (9, kv[0])):
-        if role not in OTHER_ROLES or other.split("/")[0] == key.split("/")[0]:
-            continue
+    for _, other in sorted((OTHER_ROLES.index(role), k) for k, role in board.roles.items()
+                           if role in OTHER_ROLES and k.split("/")[0] != key.split("/")[0]):
         sys = [r for r in board.rows(other) if r.role == "system" and "pesq_wb" in r.run.summary["metrics"]]
         sys.sort(key=lambda r: -(r.run.summary["metrics"]["pesq_wb"]["mean"] or -1e9))
-        out[other] = {(r.run.model, r.run.run_id): (r.run.summary["metrics"]["pesq_wb"]["delta"], i)
-                      for i, r in enumerate(sys, start=1)}
+        out[other] = {r.run_key: (r.run.summary["metrics"]["pesq_wb"]["delta"], i) for i, r in enumerate(sys, start=1)}
     return out
 
 
@@ -147,23 +148,20 @@ def speed_cell(run) -> str:
 def summary_table(board, key: str, packages: dict | None = None) -> list[str]:
     """The first table of the board (see the module docstring)."""
     rows = ordered(board.rows(key))
-    systems = [r for r in rows if r.role == "system"]
-    tests = adjacent_tests(systems)
+    tests = adjacent_tests([r for r in rows if r.role == "system"])
     groups = rank_groups(tests)
     other = elsewhere(board, key)
     cols = ["#", "model", "Δ PESQ-WB <sub>[95 % CI]</sub>", "Δ SI-SDR (dB)",
             *[f"Δ PESQ-WB {SHORT.get(k, k.split('/')[0])}" for k in other], "params", "RTF / latency",
             "vs the row below: Δ PESQ-WB [CI], Holm p"]
-    out = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    body = []
     for i, r in enumerate(rows):
-        m = r.run.summary["metrics"]
-        ranked = r.role == "system"
+        m, ranked, noisy = r.run.summary["metrics"], r.role == "system", r.run.model == "noisy"
         d = m.get("pesq_wb")
-        gain = "–" if r.run.model == "noisy" or not d else \
+        gain = "–" if noisy or not d else \
             f"{d['delta']:+.2f} <sub>[{d['delta_ci_low']:+.2f}, {d['delta_ci_high']:+.2f}]</sub>"
-        sdr = "–" if r.run.model == "noisy" or "si_sdr" not in m else f"{m['si_sdr']['delta']:+.2f}"
-        away = [elsewhere_cell(o.get((r.run.model, r.run.run_id)), len(o)) if ranked else "–" for o in other.values()]
-        out.append("| " + " | ".join([groups[i] if ranked else "–", model_name(r, packages), gain, sdr, *away,
-                                      params_text(r.run), speed_cell(r.run),
-                                      test_cell(tests[i]) if ranked and i < len(tests) else "–"]) + " |")
-    return out + [""]
+        sdr = "–" if noisy or "si_sdr" not in m else f"{m['si_sdr']['delta']:+.2f}"
+        away = [elsewhere_cell(o.get(r.run_key), len(o)) if ranked else "–" for o in other.values()]
+        body.append([groups[i] if ranked else "–", model_name(r, packages), gain, sdr, *away, params_text(r.run),
+                     speed_cell(r.run), test_cell(tests[i]) if ranked and i < len(tests) else "–"])
+    return md_table(cols, body)

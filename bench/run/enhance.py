@@ -145,38 +145,27 @@ def read_channels(path: Path) -> tuple[np.ndarray, int]:
 
 def enhance_file(adapter, model, src: Path, out: Path, *, block_seconds: float = BLOCK_SECONDS,
                  context_seconds: float = CONTEXT_SECONDS, device: str = "cpu") -> tuple[int, int, int, float]:
-    """Offline enhancement of `src` of any length in bounded memory, written to `out` (16-bit WAV): the
-    file is read a block plus `context_seconds` on each side at a time (in its own rate), each window
-    resampled, enhanced and resampled back (`enhance_array`), crossfaded with its neighbours as in
-    `enhance_blocks` (bit-identical to it at 16 kHz) and written as soon as it is final. Returns
-    ``(channels, sample rate, frames, peak)``."""
+    """Offline enhancement of `src` of any length in bounded memory, written to `out` (16-bit WAV): each
+    window of `_blockwise` is read at the file's own rate and enhanced by `enhance_array` (bit-identical at
+    16 kHz to `enhance_blocks`). Returns ``(channels, sample rate, frames, peak)``."""
     src = Path(src)
     with _open(src) as f, atomic_path(out) as tmp:
         sr, ch, n = int(f.samplerate), f.channels, f.frames
         block, context = int(round(block_seconds * sr)), int(round(context_seconds * sr))
-        half = int(round(FADE_SECONDS * sr)) // 2
         if block <= 0 or n <= block + 2 * context:
             block = n
-        pending, start, peak = np.zeros((ch, 0)), 0, 0.0
+        peak = 0.0
         # Python's wave module writes with plain file I/O, so a full disk is an OSError naming the file
         # (libsndfile reports only "System error")
         with wave.open(str(tmp), "wb") as w:
             w.setnchannels(ch)
             w.setsampwidth(2)
             w.setframerate(sr)
-            for s in range(0, n, block):
-                e, a = min(n, s + block), max(0, s - context)
-                b = min(n, e + context)
-                y = enhance_array(adapter, model, _read(f, src, a, b - a), sr, device=device, block_seconds=0)
-                lo, hi, wt = _crossfade(s, e, n, half)
-                if pending.shape[1] < hi - start:
-                    pending = np.pad(pending, ((0, 0), (0, hi - start - pending.shape[1])))
-                pending[:, lo - start:hi - start] += wt * np.asarray(y, dtype=np.float64)[:, lo - a:hi - a]
-                final = e - half if e < n else n
-                done = pending[:, : final - start].astype(np.float32)
+            for done in _blockwise(lambda a, b: enhance_array(adapter, model, _read(f, src, a, b - a), sr,
+                                                              device=device, block_seconds=0),
+                                   (ch,), n, block, context, int(round(FADE_SECONDS * sr)) // 2):
                 peak = max(peak, float(np.max(np.abs(done))) if done.size else 0.0)
                 w.writeframes(np.ascontiguousarray(to_pcm16(done).T).astype("<i2").tobytes())
-                pending, start = pending[:, final - start:], final
     return ch, sr, n, peak
 
 
@@ -205,15 +194,25 @@ def enhance_blocks(run, x: np.ndarray, block: int, context: int, fade: int = 0) 
         return run(x)
     if context < (fade + 1) // 2:
         raise BenchError(f"a crossfade of {fade} samples needs a context of at least {(fade + 1) // 2} samples")
-    half = fade // 2
-    out = np.zeros(x.shape, dtype=np.float64)
+    return np.concatenate(list(_blockwise(lambda a, b: run(x[..., a:b]), x.shape[:-1], n, block, context, fade // 2)),
+                          axis=-1)
+
+
+def _blockwise(run, lead: tuple, n: int, block: int, context: int, half: int):
+    """The output of `run(a, b)` (the enhanced input samples ``[a, b)``, shape ``(*lead, b - a)``) over ``n``
+    samples, block by block as in `enhance_blocks`: yields float32 pieces in order, each as soon as it is final."""
+    pending, start = np.zeros((*lead, 0)), 0
     for s in range(0, n, block):
-        e = min(n, s + block)
-        a, b = max(0, s - context), min(n, e + context)
-        y = np.asarray(run(x[..., a:b]), dtype=np.float64)
-        lo, hi, w = _crossfade(s, e, n, half)
-        out[..., lo:hi] += w * y[..., lo - a:hi - a]
-    return out.astype(np.float32)
+        e, a = min(n, s + block), max(0, s - context)
+        b = min(n, e + context)
+        y = np.asarray(run(a, b), dtype=np.float64)
+        lo, hi, wt = _crossfade(s, e, n, half)
+        if pending.shape[-1] < hi - start:
+            pending = np.pad(pending, [(0, 0)] * len(lead) + [(0, hi - start - pending.shape[-1])])
+        pending[..., lo - start:hi - start] += wt * y[..., lo - a:hi - a]
+        final = e - half if e < n else n
+        yield pending[..., : final - start].astype(np.float32)
+        pending, start = pending[..., final - start:], final
 
 
 def _fit(y: np.ndarray, n: int) -> np.ndarray:

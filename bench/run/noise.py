@@ -17,11 +17,6 @@ from bench.metrics.registry import compute_all
 DEFAULT_UTTERANCES = ("p232_005", "p257_011", "p232_170")
 
 
-def _spec_db(proto, x):
-    X = proto.stft(x)
-    return 20 * np.log10(np.abs(X) + 1e-8)
-
-
 def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None = None, count: int = 3) -> dict:
     import matplotlib   # loaded only to draw the figure; the Agg backend needs no display
 
@@ -38,6 +33,7 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     proto = pt.protocol
+    hop, sr = proto.spec["stft"]["hop_length"], proto.sample_rate
     fig, axes = plt.subplots(len(wanted), 2, figsize=(12, 3.2 * len(wanted)), squeeze=False)
     scores = {}
     for i, utt in enumerate(wanted):
@@ -46,19 +42,13 @@ def write_examples(pt: PreparedTrack, out_dir: Path, utt_ids: list[str] | None =
         write_wav_pcm16(out_dir / f"{utt}_noisy.flac", noisy)
         vals, _ = compute_all(clean, noisy, metrics=["pesq_wb", "stoi", "si_sdr"])
         scores[utt] = {k: round(float(v), 3) for k, v in vals.items()}
-        hop = proto.spec["stft"]["hop_length"]
-        sr = proto.sample_rate
-        for j, (name, sig) in enumerate((("clean", clean), ("noisy", noisy))):
-            S = _spec_db(proto, sig)
-            ax = axes[i, j]
+        for ax, name, sig in ((axes[i, 0], "clean", clean), (axes[i, 1], "noisy", noisy)):
+            S = 20 * np.log10(np.abs(proto.stft(sig)) + 1e-8)
             ax.imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=S.max() - 80, vmax=S.max(),
                       extent=[0, S.shape[1] * hop / sr, 0, sr / 2000])
-            title = f"{utt} {name}"
-            if name == "noisy":
-                title += f"  (PESQ-WB {vals['pesq_wb']:.2f}, STOI {vals['stoi']:.2f})"
-            ax.set_title(title, fontsize=10)
-            ax.set_ylabel("kHz")
-            ax.set_xlabel("s")
+            scores_text = f"  (PESQ-WB {vals['pesq_wb']:.2f}, STOI {vals['stoi']:.2f})" if name == "noisy" else ""
+            ax.set_title(f"{utt} {name}{scores_text}", fontsize=10)
+            ax.set(ylabel="kHz", xlabel="s")
     fig.suptitle(f"Protocol {proto.name} (sha256 {proto.sha256[:12]}): clean vs noisy, vctk-mini test", fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -77,21 +77,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def latest_training_run(pt: PreparedTrack, model_name: str, runs_dir: Path | None) -> str:
-    """The most recent run id with a checkpoint under runs/<track>/<model>/ (for `--resume` without `--run-id`)."""
-    base = Path(runs_dir or RUNS_DIR) / pt.track.name / model_name
-    runs = sorted((p.parent for p in base.glob("*/last.pt")), key=lambda d: (d / "last.pt").stat().st_mtime)
-    if not runs:
-        raise BenchError(f"nothing to resume: no checkpoint under {base}")
-    return runs[-1].name
-
-
 def resolve_run_id(opts: RunOptions, pt: PreparedTrack, model_name: str) -> str:
-    """The run id, validated: ``opts.run_id``, or by default the latest training run for ``--resume``, else
-    a new one. The one place the default is set."""
-    if opts.run_id is not None:
-        return validate_run_id(opts.run_id)
-    return validate_run_id(latest_training_run(pt, model_name, opts.runs_dir) if opts.resume else new_run_id())
+    """The run id, validated: ``opts.run_id``, or by default for ``--resume`` the most recent one with a
+    checkpoint under runs/<track>/<model>/, else a new one. The one place the default is set."""
+    if opts.run_id is not None or not opts.resume:
+        return validate_run_id(opts.run_id if opts.run_id is not None else new_run_id())
+    base = Path(opts.runs_dir or RUNS_DIR) / pt.track.name / model_name
+    if not (last := sorted(base.glob("*/last.pt"), key=lambda p: p.stat().st_mtime)):
+        raise BenchError(f"nothing to resume: no checkpoint under {base}")
+    return validate_run_id(last[-1].parent.name)
 
 
 def run_config(found: Found, pt: PreparedTrack, opts: RunOptions, run_id: str) -> RunConfig:
