@@ -1,13 +1,8 @@
-"""The adapter contract: the one interface every model of the benchmark follows.
-
-An adapter is a small class that names a model, builds it from a config (its constructor arguments),
-says whether it is trainable / causal / an oracle, and maps a batch of 16 kHz waveforms ``(batch, time)``
-to enhanced waveforms of the same shape. Adapters live in ``baselines/`` (ours) and ``submissions/``
-(contributed), one per folder (``<folder>/adapter.py``) or per file (``<folder>/<name>.py``), and are
-found by `discover()`. A worked example: submissions/README.md and `bench new`. Adversarial training
-(optional): implement `Adapter.discriminator` and put an ``"adversarial"`` block in ``train_config``
-(see `bench.train.adversarial`).
-"""
+"""The adapter contract: the one interface every model of the benchmark follows. An adapter names a model,
+builds it from a config, says whether it is trainable / causal / an oracle, and maps 16 kHz waveforms
+``(batch, time)`` to enhanced ones of the same shape. Adapters live in ``baselines/`` and ``submissions/``,
+one per folder (``<folder>/adapter.py``) or file (``<folder>/<name>.py``), found by `discover()`; a worked
+example: submissions/README.md and `bench new`."""
 
 from __future__ import annotations
 
@@ -69,26 +64,14 @@ class Adapter:
         return None
 
     def streamer(self, model: torch.nn.Module):
-        """A streaming wrapper for online inference, or None (the default: offline only).
-
-        Causal adapters may return an object with the interface of `bench.adapters.streaming.Streamer`:
-        ``push(chunk)`` (audio chunks of any size in, enhanced audio out), ``flush()`` (the tail),
-        ``delay`` (fixed output delay in samples), ``hop`` (natural chunk size in samples). The
-        scorer then records the streaming RTF (`bench.adapters.speed.streaming_speed`), `bench enhance
-        --stream` can run the model as a live device would, and scripts/bench_streaming.py times it.
-        """
+        """A streaming wrapper for online inference (a causal model's `bench.adapters.streaming.Streamer`:
+        ``push``, ``flush``, ``delay``, ``hop``; docs/streaming.md), or None (the default: offline only)."""
         return None
 
     def discriminator(self, **config) -> torch.nn.Module | None:
-        """A discriminator for adversarial training, or None (the default: no adversarial training).
-
-        Used only when the training config has an ``"adversarial"`` block (`bench.train.adversarial`:
-        LSGAN loss and feature matching added to the regression loss, the discriminator's optimizer,
-        warm-up, updates per generator step); `config` is that block's ``"discriminator"`` dict. The
-        module maps ``(batch, time)`` to a list with one ``(score, features)`` per sub-discriminator
-        (``score``: logits of any shape; ``features``: its intermediate feature maps). It is training
-        state only: checkpointed for an exact ``--resume``, never scored or shipped.
-        """
+        """A discriminator for adversarial training, or None (the default). Used only when the training config
+        has an ``"adversarial"`` block, whose ``"discriminator"`` dict is `config`; it maps ``(batch, time)`` to
+        one ``(score, features)`` per sub-discriminator (docs/training.md, "Adversarial training")."""
         return None
 
     def resolved_config(self, preset: str | None = None, overrides: dict | None = None) -> dict:
@@ -108,8 +91,6 @@ def check_preset(adapter, preset: str | None) -> None:
 
 @dataclass(frozen=True)
 class Found:
-    """A discovered adapter and where it came from."""
-
     adapter: Adapter
     kind: str  # "baseline" | "submission"
     path: Path

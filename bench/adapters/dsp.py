@@ -48,7 +48,6 @@ class FramedWaveformNet(torch.nn.Module):
     stride: int
 
     def valid_length(self, length: int) -> int:
-        """`frames_valid_length` of this encoder."""
         return frames_valid_length(length, self.kernel_size, self.stride)
 
     def framed_input(self, x: torch.Tensor) -> torch.Tensor:

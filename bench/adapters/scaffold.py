@@ -1,7 +1,5 @@
-"""`bench new NAME`: scaffold a submission in ``submissions/<name_with_underscores>/`` from the files in
-``templates/``: an ``adapter.py`` that trains and passes ``bench check`` as generated (its class attributes
-are the one source of its configuration) and the ``README.md`` model card, filled with working defaults (the
-author from ``git config user.name``). A name an adapter or a file already has is refused."""
+"""`bench new NAME`: ``submissions/<name_with_underscores>/`` from ``templates/``: an ``adapter.py`` that trains
+and passes ``bench check`` as generated, and its ``README.md`` model card. A name already taken is refused."""
 
 from __future__ import annotations
 
@@ -45,8 +43,7 @@ def validate_name(name: str, root: Path | None = None) -> None:
             if cand.exists():
                 raise BenchError(f"{cand} already exists: the name {name!r} is taken",
                                  hint="choose another name (`bench list` shows the adapters)")
-    errors: list = []
-    known = discover(root, strict=False, errors=errors)
+    known = discover(root, strict=False)
     if name in known:
         raise BenchError(f"an adapter named {name!r} already exists ({known[name].path})",
                          hint="choose another name (`bench list` shows the adapters)")

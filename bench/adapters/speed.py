@@ -1,6 +1,5 @@
-"""Every speed measurement of the benchmark (offline and streaming real-time factors, the online fields of a
-summary), shared by the scorer, `bench check` and the benchmark scripts. RTF = processing time / audio
-duration on a fixed input (seeded noise at speech level: compute does not depend on content), on the CPU
+"""Every speed measurement of the benchmark (offline and streaming real-time factors). RTF = processing time /
+audio duration on a fixed input (seeded noise at speech level: compute does not depend on content), on the CPU
 with a given number of torch threads, in eval mode: the median of a few repeats after a warm-up."""
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """Online (streaming) inference for causal models: audio in chunks of any size, enhanced audio out with a
-fixed delay, as a live device would run it. Models provide a `Streamer` through `Adapter.streamer`; `stream`
-runs one over a whole array; `running_std` is the causal replacement of an utterance-level std
-normalization. The contract (delay, flush, latency) and the user guide: docs/streaming.md."""
+fixed delay, as a live device would run it (`Adapter.streamer`). The contract and user guide: docs/streaming.md."""
 
 from __future__ import annotations
 
@@ -49,8 +47,7 @@ class Streamer:
         self._rank, self._batch = None, None
 
     @property
-    def latency_ms(self) -> float:
-        """Algorithmic latency: ``1000 * delay / sample_rate``."""
+    def latency_ms(self) -> float:   # algorithmic latency
         return 1000.0 * self.delay / self.sample_rate
 
     @property

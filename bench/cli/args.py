@@ -1,6 +1,5 @@
-"""What the commands share: a subcommand and its function, the argument types (one positive integer,
-``--jobs``), the track and folder options, and the one way an error is printed. Nothing heavy is imported
-here: `bench --help` loads it."""
+"""What the commands share: subcommands, argument types, the track and folder options, and how an error is
+printed. Nothing heavy is imported here: `bench --help` loads it."""
 
 from __future__ import annotations
 
@@ -48,10 +47,8 @@ def add_jobs(p: argparse.ArgumentParser) -> None:
 
 
 def add_track(p: argparse.ArgumentParser, positional: bool = False) -> None:
-    if positional:
-        p.add_argument("track", nargs="?", default="vctk-mini", help="track name (default: vctk-mini)")
-    else:
-        p.add_argument("--track", default="vctk-mini", help="track name (default: vctk-mini)")
+    p.add_argument("track" if positional else "--track", **({"nargs": "?"} if positional else {}),
+                   default="vctk-mini", help="track name (default: vctk-mini)")
 
 
 def add_dirs(p: argparse.ArgumentParser) -> None:

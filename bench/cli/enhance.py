@@ -42,11 +42,9 @@ def _mode(adapter, model, args, block: float) -> str:
 
 def _out_path(out_dir: Path, src: Path, used: set[Path]) -> Path:
     """``OUT_DIR/<stem>.wav``, numbered where two inputs share a stem."""
-    out = out_dir / f"{src.stem}.wav"
-    k = 2
+    out, k = out_dir / f"{src.stem}.wav", 2
     while out in used:
-        out = out_dir / f"{src.stem}-{k}.wav"
-        k += 1
+        out, k = out_dir / f"{src.stem}-{k}.wav", k + 1
     used.add(out)
     return out
 

@@ -1,6 +1,5 @@
-"""`bench leaderboard [--check]`: write leaderboard.md and site/ from results/, or check that they are
-current (bench/board/leaderboard.py); `bench retire RUN...`: drop a superseded run's shipped outputs and
-weights, its scores and hashes stay (bench/board/retire.py)."""
+"""`bench leaderboard [--check]`: write (or check) leaderboard.md and site/ from results/ (bench/board/);
+`bench retire RUN...`: drop a superseded run's shipped outputs and weights (bench/board/retire.py)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,7 @@ def cmd_list(args) -> int:
     t = table("adapters", ("name", "kind", "trainable", "causal", "oracle", "description"))
     for name, f in sorted(discover().items()):
         a = f.adapter
-        t.add_row(name, f.kind, "yes" if a.trainable else "", "yes" if a.causal else "", "yes" if a.oracle else "",
-                  a.description)
+        t.add_row(name, f.kind, *("yes" if v else "" for v in (a.trainable, a.causal, a.oracle)), a.description)
     console.print(t)
     return 0
 

@@ -1,9 +1,6 @@
-"""The `bench` command line: it only parses arguments and calls the command modules, each of which
-registers its subcommands the same way (``register(subparsers)``) and imports what it needs when it runs.
-Every `BenchError` becomes one clear message (exit status 2), never a traceback; so does every `OSError`
-(a folder that cannot be written, a full disk: the path and the reason) and every usage error of argparse.
-A command that finishes with some items failed (files it could not enhance, a corpus with changed files)
-returns 1."""
+"""The `bench` command line: parses arguments and calls the command modules (each ``register(subparsers)``).
+A `BenchError`, an `OSError` (the path and the reason) or a usage error is one message and exit status 2,
+never a traceback; a command that finishes with some items failed returns 1."""
 
 from __future__ import annotations
 
@@ -29,11 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _is_soundfile_error(exc: BaseException) -> bool:
-    """libsndfile's errors (a file it cannot open or write) name the file in their message."""
-    return type(exc).__module__ == "soundfile" and isinstance(exc, RuntimeError)
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -51,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         error = exc
     except OSError as exc:
         error = os_error_message(exc)
-    except RuntimeError as exc:
-        if not _is_soundfile_error(exc):
+    except RuntimeError as exc:   # libsndfile's errors (a file it cannot open or write) name the file
+        if type(exc).__module__ != "soundfile":
             raise
         error = BenchError(f"audio file: {exc}", hint="check the folder's permissions and free space")
     except KeyboardInterrupt:

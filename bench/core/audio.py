@@ -61,21 +61,13 @@ def read_audio(path: str | Path, *, mono: str = "downmix") -> tuple[np.ndarray, 
     return x, int(sr)
 
 
-def rms_dbfs(x: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    return 20 * np.log10(rms) if rms > 0 else -np.inf
-
-
-def clipped_fraction(x: np.ndarray) -> float:
-    return float(np.mean(np.abs(x) >= CLIP_LEVEL)) if x.size else 0.0
-
-
 def check_speech(x: np.ndarray, path: str | Path, *, allow_clipping: bool = False) -> None:
     """Refuse audio that cannot serve as clean speech: silent or clipped."""
-    level = rms_dbfs(x)
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    level = 20 * np.log10(rms) if rms > 0 else -np.inf
     if level < SILENCE_DBFS:
         raise AudioError(path, f"audio is silent (RMS {level:.1f} dBFS < {SILENCE_DBFS:.0f} dBFS)")
-    frac = clipped_fraction(x)
+    frac = float(np.mean(np.abs(x) >= CLIP_LEVEL)) if x.size else 0.0
     if frac > CLIP_FRACTION:
         msg = f"audio is clipped ({100 * frac:.2f}% of samples at full scale)"
         if not allow_clipping:

@@ -25,7 +25,6 @@ def bytes_bar(*, transient: bool = False) -> Progress:
 
 
 def table(title: str, columns, **column_options) -> Table:
-    """A table with these columns (`column_options` apply to each)."""
     t = Table(title=title)
     for col in columns:
         t.add_column(col, **column_options)

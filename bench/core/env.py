@@ -84,10 +84,6 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def package_versions() -> dict[str, str | None]:
-    return {name: package_version(name) for name in PACKAGES}
-
-
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -102,7 +98,7 @@ def environment_record(wall_seconds: float | None = None, git: dict | None = Non
         "cpu_count": os.cpu_count(),
         "torch_threads": _threads(),
         "gpu": gpu_model(),
-        "packages": package_versions(),
+        "packages": {name: package_version(name) for name in PACKAGES},
         "date": now_iso(),
         "wall_seconds": wall_seconds,
     }

@@ -40,18 +40,13 @@ def file_sha256(path: Path | str, *, on_chunk: Callable[[int], None] | None = No
     return digest.hexdigest()
 
 
-def temp_path(path: Path) -> Path:
-    """``.<name>.<pid>.tmp`` beside `path` (`bench.data.prepare` removes those of processes that ended)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 @contextlib.contextmanager
 def atomic_path(path: Path | str):
     """Yield a temporary path beside `path` for the ``with`` block to write; on success it is renamed to
     `path`, on any error removed. An `OSError` names `path`, not the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")   # bench.data.prepare removes those of ended processes
     try:
         yield tmp
         os.replace(tmp, path)

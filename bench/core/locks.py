@@ -61,7 +61,6 @@ def hold(path: Path | str, what: str, *, hint: str | None = None, remove_empty_f
 
 
 def folder_lock(folder: Path | str, what: str, **kw):
-    """`hold` the lock of a folder (``<folder>/.bench.lock``)."""
     return hold(Path(folder) / LOCK_NAME, what, **kw)
 
 

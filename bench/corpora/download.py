@@ -1,7 +1,5 @@
-"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) with the standard library's ``urllib``:
-`download` (HTTP ``Range`` resumes, retries with backoff, size and SHA-256 checks) and `fetch_corpus` (disk
-space, download, extraction); docs/tracks.md says how. Every failure a user can hit is a `DataError` naming
-the file and the fix."""
+"""Resumable, verified download of a corpus (VCTK 0.92, 11.7 GB) with the standard library's ``urllib``
+(docs/tracks.md). Every failure a user can hit is a `DataError` naming the file and the fix."""
 
 from __future__ import annotations
 
@@ -55,7 +53,6 @@ def _bar(progress: bool, transient: bool = False):
 
 
 def sha256_file(path: Path, *, progress: bool = False, chunk_size: int = 1 << 20) -> str:
-    """`bench.core.files.file_sha256`, with a bar while it reads."""
     with _bar(progress, transient=True) as prog:
         task = prog.add_task(f"verifying {path.name}", total=path.stat().st_size) if prog else None
         return file_sha256(path, on_chunk=(lambda n: prog.advance(task, n)) if prog else None, chunk_size=chunk_size)

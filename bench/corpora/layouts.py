@@ -43,7 +43,7 @@ def detect_layout(root: Path) -> str:
         if (root / lay["dir"]).is_dir():
             return name
     raise DataError(f"{root}: not a VCTK corpus folder: expected wav48_silence_trimmed/ (VCTK 0.92) or wav48/ "
-                    f"(VCTK 0.80); found: {_listing(root)}")
+                    f"(VCTK 0.80){_found(root)}")
 
 
 def marker_dirs(layout: str, *, subsets=(), clean_dir: str = "clean", noisy_dir: str = "noisy") -> list[str]:
@@ -57,8 +57,11 @@ def marker_dirs(layout: str, *, subsets=(), clean_dir: str = "clean", noisy_dir:
     raise DataError(f"unknown corpus layout {layout!r}; known: {', '.join(ALL_LAYOUTS)}")
 
 
-def _listing(root: Path) -> str:
-    return ", ".join(sorted(p.name for p in root.iterdir())[:12]) or "(empty)"
+def _found(root: Path) -> str:
+    """What the folder holds, for an error message."""
+    if not root.is_dir():
+        return " (folder does not exist)"
+    return "; found: " + (", ".join(sorted(p.name for p in root.iterdir())[:12]) or "(empty)")
 
 
 def _speaker_files(root: Path, layout: str, spk: str, *, subset, mic, clean_dir, noisy_dir, strict) -> list[SourceFile]:
@@ -139,13 +142,12 @@ def scan(root: Path, speakers: list[str], *, layout: str | None = None, mic: str
         if not subset:
             raise DataError(f"a {layout} corpus needs a subset (e.g. train-clean-100, test)")
         if not (root / subset).is_dir():
-            raise DataError(f"{root}: not a {layout} corpus folder with the subset {subset}/" +
-                            (f"; found: {_listing(root)}" if root.is_dir() else " (folder does not exist)"))
+            raise DataError(f"{root}: not a {layout} corpus folder with the subset {subset}/{_found(root)}")
     elif layout == "pairs":
         for d in (clean_dir, noisy_dir):
             if not (root / d).is_dir():
-                raise DataError(f"{root}: not a folder of clean/noisy pairs: expected {clean_dir}/ and {noisy_dir}/" +
-                                (f"; found: {_listing(root)}" if root.is_dir() else " (folder does not exist)"))
+                raise DataError(f"{root}: not a folder of clean/noisy pairs: expected {clean_dir}/ and {noisy_dir}/"
+                                + _found(root))
     else:
         raise DataError(f"unknown corpus layout {layout!r}; known: {', '.join(ALL_LAYOUTS)}")
     out: list[SourceFile] = []

@@ -13,7 +13,6 @@ from bench.core.errors import DataError
 
 ENV_DATA_ROOT = "BENCH_DATA_ROOT"
 ENV_PREPARED = "BENCH_PREPARED_DIR"
-LAYOUT_DIRS = ("wav48_silence_trimmed", "wav48")
 
 
 def user_cache_data() -> Path:
@@ -31,10 +30,6 @@ def candidate_roots(cli_root: str | Path | None) -> list[tuple[str, Path]]:
     return out
 
 
-def is_corpus_dir(path: Path, markers=LAYOUT_DIRS) -> bool:
-    return any((path / d).is_dir() for d in markers)
-
-
 class CorpusRoots(dict):
     """Corpus key -> corpus folder, for a track drawn from several corpora."""
 
@@ -48,14 +43,13 @@ def _find(cli_root, track, key: str) -> Path:
     tried = []
     for origin, root in candidate_roots(cli_root):
         for cand in ((root / sub, root) if single else (root / sub,)):
-            if cand.is_dir() and is_corpus_dir(cand, markers):
+            if cand.is_dir() and any((cand / d).is_dir() for d in markers):
                 return cand
         tried.append(f"{origin}: {root / sub}")
         if origin in ("--data-root", ENV_DATA_ROOT):
             # an explicit choice that does not hold the corpus is an error, not a fall-through
             raise DataError(f"no {track.name} corpus under {root} (from {origin}): expected {sub}/ with "
-                            + _expected(markers),
-                            hint=track.get_data_command())
+                            + _expected(markers), hint=track.get_data_command())
     raise DataError(f"no data found for track {track.name!r}" + (f" (corpus {sub})" if not single else "")
                     + "; looked in:\n    " + "\n    ".join(tried), hint=track.get_data_command())
 

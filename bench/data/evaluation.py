@@ -1,7 +1,6 @@
 """The evaluation sets of a benchmark track, main set first: its own test split (``main``), the test-only
 tracks it lists (``cross-corpus``, or ``recorded`` for recorded noise) and, with ``"diagnostics": true``,
-its test split under each manipulation of the protocol alone (``diagnostic``). Each is a `PreparedTrack`;
-its ``record()`` is what a result scored on it stores."""
+its test split under each manipulation of the protocol alone (``diagnostic``)."""
 
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ class EvalSet:
     split: str = "test"
 
     def record(self) -> dict:
-        """``{"key", "role", "split", "track": Track.record(), "protocol": noise record}``."""
         return {"key": self.key, "role": self.role, "split": self.split, **self.prepared.record()}
 
 
@@ -42,10 +40,10 @@ def evaluation_sets(track: Track, protocol, prepared_root: Path, *, diagnostics:
 
 
 def prepare_evaluation(track: Track, protocol, data_root, prepared_root: Path, *, jobs: int | None = None,
-                       progress=None, diagnostics: bool = True, only_diagnostics: bool = False) -> list[EvalSet]:
+                       progress=None, only_diagnostics: bool = False) -> list[EvalSet]:
     """Prepare every evaluation set of `track`, main set first (each track's corpora looked up from
     ``--data-root`` `data_root`); returns them. `only_diagnostics`: the main set and the diagnostics."""
-    sets = evaluation_sets(track, protocol, prepared_root, diagnostics=diagnostics)
+    sets = evaluation_sets(track, protocol, prepared_root)
     if only_diagnostics:
         sets = [s for s in sets if s.role in ("main", "diagnostic")]
     roots: dict[str, object] = {}

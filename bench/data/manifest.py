@@ -78,13 +78,12 @@ def _parse_manifest(path: Path, raw: bytes) -> list[Utterance]:
         if header[:len(COLUMNS)] != COLUMNS or header[len(COLUMNS):] != optional:
             raise DataError(f"{path}: manifest columns are {reader.fieldnames}, expected {list(COLUMNS)} "
                             f"(then optionally, in this order: {', '.join(OPTIONAL_COLUMNS)})")
-        extra = header[len(COLUMNS):]
         rows = []
         for i, rec in enumerate(reader, start=2):
             try:
                 rows.append(Utterance(rec["utt_id"], rec["speaker"], rec["split"], rec["path"],
                                       int(rec["sample_rate"]), int(rec["num_samples"]), rec["sha256_pcm16"],
-                                      **{c: rec[c] or "" for c in extra}))
+                                      **{c: rec[c] or "" for c in optional}))
             except (TypeError, ValueError) as exc:
                 raise DataError(f"{path}:{i}: malformed manifest row ({exc})") from None
             if rows[-1].split not in SPLITS:

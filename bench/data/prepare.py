@@ -46,8 +46,7 @@ _PROTOCOLS: dict[str, Protocol] = {}
 
 
 def _protocol(spec: dict) -> Protocol:
-    key = canonical_json(spec).decode()
-    if key not in _PROTOCOLS:
+    if (key := canonical_json(spec).decode()) not in _PROTOCOLS:
         _PROTOCOLS[key] = Protocol.from_spec(spec)
     return _PROTOCOLS[key]
 

@@ -13,13 +13,14 @@ RULES = ("corpus-shares-speaker-cap",)
 TOL = 1e-9
 
 
-def validate_rule(rule: dict, train_corpora: set[str], speakers_per_corpus: dict[str, int], source: str) -> None:
+def validate_rule(rule: dict, speakers_per_corpus: dict[str, int], source: str) -> None:
+    """A track's sampling rule against its train split (`speakers_per_corpus`: its speakers per corpus)."""
     if rule.get("rule") not in RULES:
         raise DataError(f"{source}: unknown sampling rule {rule.get('rule')!r}; known: {', '.join(RULES)}")
     shares, cap = rule.get("corpus_shares") or {}, rule.get("max_speaker_share")
-    if set(shares) != set(train_corpora):
+    if set(shares) != set(speakers_per_corpus):
         raise DataError(f"{source}: sampling corpus_shares name {sorted(shares)}, the train split draws on "
-                        f"{sorted(train_corpora)}")
+                        f"{sorted(speakers_per_corpus)}")
     if abs(sum(shares.values()) - 1.0) > 1e-6 or min(shares.values()) <= 0:
         raise DataError(f"{source}: sampling corpus_shares must be positive and sum to 1, got {shares}")
     if not isinstance(cap, (int, float)) or not 0 < cap <= 1:

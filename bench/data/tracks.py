@@ -5,6 +5,7 @@ stay loadable from ``tracks/archive/<split_id>.json``. Spec forms and rules: doc
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -163,9 +164,7 @@ class Track:
 
     def sampling_weights(self, prepared_dir: Path | None = None) -> dict[str, float] | None:
         """Train utterance -> its draw probability by the track's sampling rule; None without a rule."""
-        if not self.sampling:
-            return None
-        return sampling_weights(self.sampling, self.utterances(prepared_dir, split="train"))
+        return sampling_weights(self.sampling, self.utterances(prepared_dir, split="train")) if self.sampling else None
 
     @property
     def evaluation_tracks(self) -> list[str]:
@@ -278,11 +277,8 @@ def validate_track_spec(spec: dict, source: str = "track spec") -> None:
         if not spec.get("test_only") or any(c["layout"] != "pairs" for c in corpora.values()):
             raise DataError(f"{source}: recorded noise needs a test-only track on a corpus of clean/noisy pairs")
     if spec.get("sampling"):
-        spk_per_corpus: dict[str, int] = {}
-        for split, key, sel in _raw_selections(spec):
-            if split == "train":
-                spk_per_corpus[key] = spk_per_corpus.get(key, 0) + len(sel["speakers"])
-        validate_rule(spec["sampling"], set(spk_per_corpus), spk_per_corpus, source)
+        train = Counter(key for split, key, sel in _raw_selections(spec) if split == "train" for _ in sel["speakers"])
+        validate_rule(spec["sampling"], train, source)
 
 
 def _read_spec(path: Path) -> dict:

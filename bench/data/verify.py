@@ -76,17 +76,13 @@ def verify_prepared(pt: PreparedTrack, *, jobs: int | None = None) -> Report:
     pairs = [(str(pt.clean_path(r["split"], r["utt_id"])), r["sha256_pcm16"]) for r in pt.manifest("clean")]
     pairs += [(str(pt.noisy_path(r["split"], r["utt_id"])), r["sha256_pcm16"]) for r in pt.manifest("noisy")]
     _run(pairs, jobs, report)
-    if (ref := reference_noisy_manifest(pt)) is not None:
+    if (ref_path := pt.track.reference_noisy_path(pt.protocol.name)).exists():
+        ref = {r["utt_id"]: r["sha256_pcm16"] for r in read_csv(ref_path)}
         local = {r["utt_id"]: r["sha256_pcm16"] for r in pt.manifest("noisy")}
         if diff := sorted(u for u, h in ref.items() if local.get(u) != h):
             report.changed.extend(f"{pt.noisy_dir}/<split>/{u}.wav (differs from the committed reference hash)"
                                   for u in diff)
         else:
             report.notes.append(f"noisy {'/'.join(pt.noisy_splits)} audio ({pt.protocol.name}) matches the committed "
-                                f"reference hashes ({len(ref)} files, {pt.track.reference_noisy_path(pt.protocol.name).name})")
+                                f"reference hashes ({len(ref)} files, {ref_path.name})")
     return report
-
-
-def reference_noisy_manifest(pt: PreparedTrack) -> dict[str, str] | None:
-    path = pt.track.reference_noisy_path(pt.protocol.name)
-    return {r["utt_id"]: r["sha256_pcm16"] for r in read_csv(path)} if path.exists() else None

@@ -1,7 +1,6 @@
 """The noising protocol: clean speech -> STFT -> seeded manipulations -> iSTFT -> noisy speech, every
 parameter in a frozen spec file beside this module, identified by its name and the SHA-256 of its canonical
-JSON. An utterance's noise depends only on (spec, utterance id, global seed, stream); a derived protocol
-(`Protocol.only`) keeps one manipulation with its draws in the parent. Reference: docs/protocol.md.
+JSON. An utterance's noise depends only on (spec, utterance id, global seed, stream). Reference: docs/protocol.md.
 
 May import: bench.core."""
 
@@ -99,43 +98,35 @@ class Protocol:
         return [self.only(i) for i in range(len(self.spec["manipulations"]))]
 
     # ---- randomness -------------------------------------------------------------------------
-    def seed_sequence(self, utt_id: str, stream: str = FROZEN_STREAM, seed: int | None = None):
+    def generators(self, utt_id: str, stream: str = FROZEN_STREAM, seed: int | None = None):
+        """One generator per manipulation, from sha256(name | utterance id | seed | stream)."""
         seed = self.global_seed if seed is None else int(seed)
         name = self.spec["seeding"].get("name", self.name)  # a derived protocol seeds as its parent
         key = "\x1f".join([name, str(utt_id), str(seed), str(stream)]).encode()
         entropy = int.from_bytes(hashlib.sha256(key).digest()[:16], "little")
-        return np.random.SeedSequence(entropy)
-
-    def generators(self, utt_id: str, stream: str = FROZEN_STREAM, seed: int | None = None):
-        ss = self.seed_sequence(utt_id, stream, seed)
         keys = self.spec["seeding"].get("spawn_keys", range(len(self.spec["manipulations"])))
-        return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(ss.entropy, spawn_key=(int(i),))))
+        return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy, spawn_key=(int(i),))))
                 for i in keys]
 
     # ---- STFT -------------------------------------------------------------------------------
-    def _window(self):
+    def _stft_options(self) -> dict:
         import torch
 
         st = self.spec["stft"]
-        return torch.hann_window(st["win_length"], periodic=True, dtype=torch.float64)
+        window = torch.hann_window(st["win_length"], periodic=True, dtype=torch.float64)
+        return {"n_fft": st["n_fft"], "hop_length": st["hop_length"], "win_length": st["win_length"], "window": window,
+                "center": st["center"]}
 
     def stft(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        st = self.spec["stft"]
-        X = torch.stft(torch.from_numpy(np.asarray(x, dtype=np.float64)), n_fft=st["n_fft"],
-                       hop_length=st["hop_length"], win_length=st["win_length"], window=self._window(),
-                       center=st["center"], pad_mode=st["pad_mode"], return_complex=True)
-        return X.numpy()
+        return torch.stft(torch.from_numpy(np.asarray(x, dtype=np.float64)), **self._stft_options(),
+                          pad_mode=self.spec["stft"]["pad_mode"], return_complex=True).numpy()
 
     def istft(self, X: np.ndarray, length: int) -> np.ndarray:
         import torch
 
-        st = self.spec["stft"]
-        y = torch.istft(torch.from_numpy(X), n_fft=st["n_fft"], hop_length=st["hop_length"],
-                        win_length=st["win_length"], window=self._window(), center=st["center"],
-                        length=length)
-        return y.numpy()
+        return torch.istft(torch.from_numpy(X), **self._stft_options(), length=length).numpy()
 
     # ---- the protocol -----------------------------------------------------------------------
     def apply(self, clean: np.ndarray, utt_id: str, *, stream: str = FROZEN_STREAM,

@@ -88,8 +88,7 @@ def add_floor(X, rng, ctx, *, prob: float, snr_db, tilt_db_per_octave, reference
     tilt = rng.uniform(*tilt_db_per_octave)
     freqs = np.arange(n_bins) * ctx.hz_per_bin
     octaves = np.log2(np.maximum(freqs, ctx.hz_per_bin) / reference_hz)
-    shape_db = tilt * octaves
-    shape = 10.0 ** (shape_db / 10.0)
+    shape = 10.0 ** (tilt * octaves / 10.0)
     shape /= shape.mean()
     power = ctx.clean_power * 10.0 ** (-snr / 10.0) * shape[:, None]
     noise = np.sqrt(power / 2.0) * (rng.standard_normal(X.shape) + 1j * rng.standard_normal(X.shape))
