@@ -39,10 +39,10 @@ def site_dir_for(leaderboard_path: Path) -> Path:
 
 
 # cells and tables
-def _td(text: str, value=None, cls: str = "") -> str:
+def _td(text: str, value=None) -> str:
     v = "" if value is None or (isinstance(value, float) and math.isnan(value)) else \
         (f"{value:.6g}" if isinstance(value, (int, float)) else html.escape(str(value)))
-    return f'<td data-v="{v}"{f" class={cls!r}" if cls else ""}>{text}</td>'
+    return f'<td data-v="{v}">{text}</td>'
 
 
 def _metric_cell(m: dict | None, metric: str, is_noisy: bool) -> str:
@@ -74,43 +74,44 @@ def _href(target: Path, site_dir: Path) -> str:
     return quote(Path(os.path.relpath(Path(target).resolve(), site_dir)).as_posix(), safe="/.-_~")
 
 
-def _tr(row) -> str:
-    return f'<tr data-model="{html.escape(row.label)}" data-group={GROUP[row.role]}>'
+def _tr(row, cells: list[str]) -> str:
+    return f'<tr data-model="{html.escape(row.label)}" data-group={GROUP[row.role]}>' + "".join(cells) + "</tr>"
+
+
+def _table(table_id: str, head: list[str], trs: list[str], sep: str = "\n") -> str:
+    """A sortable table: the column names `head` (text) over the rows `trs` (HTML), joined by `sep`."""
+    thead = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return sep.join([f'<table class=sortable id="{table_id}"><thead><tr>{thead}</tr></thead><tbody>', *trs]) + \
+        "</tbody></table>"
 
 
 def quality_table(rows, site_dir: Path, table_id: str, *, rank: bool) -> str:
     shown = [m for m in METRIC_ORDER if any(m in r.run.summary["metrics"] for r in rows)]
-    head = (["#"] if rank else []) + ["model"] + [metric_label(m) for m in shown]
-    out = [f'<table class=sortable id="{table_id}"><thead><tr>' +
-           "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
-    n = 0
+    trs, n = [], 0
     for r in ordered(rows):
-        cells = []
-        if rank:
-            n += r.role == "system"
-            cells.append(_td(str(n), n) if r.role == "system" else _td("–"))
+        n += r.role == "system"
+        cells = [_td(str(n), n) if r.role == "system" else _td("–")] if rank else []
         cells.append(_name_cell(r, _href(r.run.path / "summary.json", site_dir)))
         cells += [_metric_cell(r.run.summary["metrics"].get(m), m, r.run.model == "noisy") for m in shown]
-        out.append(_tr(r) + "".join(cells) + "</tr>")
-    return "\n".join(out) + "</tbody></table>"
+        trs.append(_tr(r, cells))
+    return _table(table_id, (["#"] if rank else []) + ["model"] + [metric_label(m) for m in shown], trs)
 
 
 def runs_table(rows, site_dir: Path, table_id: str) -> str:
-    out = [f'<table class=sortable id="{table_id}"><thead><tr><th>model</th><th>params</th><th>RTF CPU 1 thread</th>'
-           "<th>causal</th><th>latency (ms)</th><th>training</th><th>commit</th><th>date</th><th>run</th></tr>"
-           "</thead><tbody>"]
+    trs = []
     for r in ordered(rows):
         s = r.run.summary
         sp, p = s["speed"], s.get("provenance") or {}
         commit = (p.get("commit") or "?")[:8] + (" dirty" if p.get("dirty") else "")
         link = _href(r.run.path / "summary.json", site_dir)
-        out.append(_tr(r) + "".join([
+        trs.append(_tr(r, [
             _td(html.escape(r.label), r.label), _td(f"{s['model']['parameters']:,}", s["model"]["parameters"]),
             _td(num(sp.get("rtf_cpu_1thread"), 3), sp.get("rtf_cpu_1thread")), _td("yes" if sp["causal"] else "no"),
             _td(num(sp.get("latency_ms"), 1), sp.get("latency_ms")), _td(html.escape(budget_text(r.run))),
             _td(f"<code>{html.escape(commit)}</code>"), _td(s["created"][:10], s["created"]),
-            _td(f'<a href="{link}">{html.escape(r.run.run_id)}</a>', r.run.run_id)]) + "</tr>")
-    return "\n".join(out) + "</tbody></table>"
+            _td(f'<a href="{link}">{html.escape(r.run.run_id)}</a>', r.run.run_id)]))
+    return _table(table_id, ["model", "params", "RTF CPU 1 thread", "causal", "latency (ms)", "training", "commit",
+                             "date", "run"], trs)
 
 
 # diagnostics and listening
@@ -213,7 +214,6 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
     png = f"diagnostics-{track}.png"
     files[png] = heatmap_png([r.label for r in rows], ops, delta, noisy)
     full = [f"{key.split('/', 1)[1]}.only-{op}" for op in ops]
-    head = "".join(f"<th>{html.escape(op)}</th>" for op in ops)
     body = []
     for r in rows:
         cells = [_td(html.escape(r.label), r.label)]
@@ -226,10 +226,9 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
                 f"{num(p['delta_ci_high'], 2, True)}]</small><br>"
                 f"<small>SI-SDR {num(s.get('delta'), 2, True)} dB</small>",
                 p["delta"]))
-        body.append(_tr(r) + "".join(cells) + "</tr>")
-    return (f'<p><img class=heatmap src="{png}" alt="diagnostics heatmap of {html.escape(track)}"></p>'
-            f'<table class=sortable id="t-diag-{_slug(track)}"><thead><tr><th>model</th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+        body.append(_tr(r, cells))
+    return (f'<p><img class=heatmap src="{png}" alt="diagnostics heatmap of {html.escape(track)}"></p>' +
+            _table(f"t-diag-{_slug(track)}", ["model", *ops], body, sep=""))
 
 
 # the page

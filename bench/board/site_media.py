@@ -34,14 +34,10 @@ def choose_utterances(noisy_run) -> list[tuple[str, str, float]]:
     scored = sorted((float(v), str(u)) for u, v in zip(df["utt_id"], df["pesq_wb"]) if not math.isnan(float(v)))
     if not scored:
         return []
-    idx = {"lowest": 0, "median": (len(scored) - 1) // 2, "highest": len(scored) - 1}
-    out, seen = [], set()
-    for which in PICKS:
-        v, u = scored[idx[which]]
-        if u not in seen:
-            seen.add(u)
-            out.append((which, u, v))
-    return out
+    out = {}   # utt_id -> its first pick; the median of n sorted values is the one at index (n - 1) // 2
+    for which, i in zip(PICKS, (0, (len(scored) - 1) // 2, len(scored) - 1)):
+        out.setdefault(scored[i][1], (which, scored[i][1], scored[i][0]))
+    return list(out.values())
 
 
 def read_pcm16(path: Path) -> np.ndarray:

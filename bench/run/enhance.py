@@ -1,15 +1,10 @@
-"""`bench enhance`'s work: a model on your own audio files (user guide: docs/streaming.md).
-
-`resolve_model` finds the model of a results run folder, ``MODEL@RUN_ID``, a checkpoint file or a
-training-free adapter; `enhance_array` enhances each channel at 16 kHz through the pinned resampler and
-back, offline or through the adapter's `Streamer`. Offline, long audio is enhanced in blocks with context
-on both sides, crossfaded (`enhance_blocks`): memory is one block's whatever the file's length.
-"""
+"""`bench enhance`'s work: a model on your own audio files (user guide: docs/streaming.md). Offline, long
+audio is enhanced in blocks with context on both sides, crossfaded, so memory is one block's whatever the
+file's length."""
 
 from __future__ import annotations
 
 import errno
-import logging
 import tempfile
 import wave
 from pathlib import Path
@@ -27,8 +22,6 @@ from bench.core.files import atomic_path
 from bench.scoring.results import RESULTS_DIR, find_run, load_run
 from bench.train.trainer import load_checkpoint, load_checkpoint_model
 from bench.verify.evidence import model_of, weights_path
-
-log = logging.getLogger(__name__)
 
 BLOCK_SECONDS = 30.0     # offline: longer audio is enhanced in blocks of this length (16 kHz)
 CONTEXT_SECONDS = 2.0    # input each block sees before and after itself
