@@ -203,9 +203,10 @@ def _blockwise(run, lead: tuple, n: int, block: int, context: int, half: int):
         if pending.shape[-1] < hi - start:
             pending = np.pad(pending, [(0, 0)] * len(lead) + [(0, hi - start - pending.shape[-1])])
         pending[..., lo - start:hi - start] += wt * y[..., lo - a:hi - a]
-        final = e - half if e < n else n
-        yield pending[..., : final - start].astype(np.float32)
-        pending, start = pending[..., final - start:], final
+        final = e - half if e < n else n   # at most `start` while blocks are shorter than half the fade
+        if final > start:
+            yield pending[..., : final - start].astype(np.float32)
+            pending, start = pending[..., final - start:], final
 
 
 def _fit(y: np.ndarray, n: int) -> np.ndarray:
