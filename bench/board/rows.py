@@ -198,26 +198,23 @@ def _reason(exc: Exception, base: Path) -> str:
 
 
 def _note_roles_and_noisy(board: Board, checked: list[tuple[Run, str, bool]]) -> None:
-    """The role of each set, and the noisy input of each current set (its most recent run): the reference for
-    every run's noisy columns."""
+    """The role of each set, and the noisy input of each current set (its most recent run; `checked` is
+    oldest first): the reference for every run's noisy columns."""
     for run, role, archived in checked:
-        key = f"{run.track}/{run.noise}"
-        board.roles[key] = role
+        board.roles[f"{run.track}/{run.noise}"] = role
         if run.model == "noisy" and not archived:
-            old = board.noisy.get(key)
-            if old is None or (run.summary["created"], run.run_id) > (old.summary["created"], old.run_id):
-                board.noisy[key] = run
+            board.noisy[f"{run.track}/{run.noise}"] = run
 
 
 def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_dir: Path) -> dict[tuple, list[Run]]:
-    """The runs that pass the noisy-column and copy checks, oldest first, grouped by (set, archived?, model,
-    model config, training noise); the others are refused."""
+    """The runs that pass the noisy-column and copy checks (`checked` is oldest first), grouped by (set,
+    archived?, model, model config, training noise); the others are refused."""
     base = results_dir.resolve().parent
     seen: dict[str, list[Run]] = {}
     groups: dict[tuple, list[Run]] = {}
     prints: dict = {}   # each run's scores as `copy_of` compares them, computed once
     configs: dict[int, tuple] = {}   # each run's `configuration`, read once
-    for run, role, archived in sorted(checked, key=lambda c: (c[0].summary["created"], c[0].run_id)):
+    for run, role, archived in checked:
         key = f"{run.track}/{run.noise}"
         config = configs.setdefault(id(run), configuration(run))
         try:
@@ -275,6 +272,7 @@ def collect(results_dir: Path | None = None, *, cache: bool = True) -> Board:
             board.refused.append((_shown(d, results_dir), _reason(exc, base)))
         except Exception as exc:   # noqa: BLE001 - one folder that cannot be read never stops the board
             board.refused.append((_shown(d, results_dir), f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})"))
+    checked.sort(key=lambda c: (c[0].summary["created"], c[0].run_id))
     _note_roles_and_noisy(board, checked)
     groups = _configurations(board, checked, results_dir)
     runs_all = [r for runs in groups.values() for r in runs]

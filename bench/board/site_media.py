@@ -147,6 +147,5 @@ def heatmap_png(systems: list[str], ops: list[str], delta: np.ndarray, noisy: li
         ax.set_yticks(range(len(systems)), systems)
         ax.set_title("Δ PESQ-WB over the noisy input, each manipulation alone")
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.1,
-                    metadata={"Software": None})
+        fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.1, metadata={"Software": None})
     return buf.getvalue()

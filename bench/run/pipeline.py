@@ -109,15 +109,6 @@ def training_record(pt: PreparedTrack) -> dict:
             "protocol": pt.protocol.name, "protocol_sha256": pt.protocol.sha256}
 
 
-def ensure_prepared(evals, data_root, jobs: int | None, progress=None) -> None:
-    """Prepare every evaluation set that is not prepared yet (idempotent)."""
-    for ev in evals:
-        pt = ev.prepared
-        if not pt.is_prepared:
-            prepare(pt.track, pt.protocol, resolve_data_root(data_root, pt.track), pt.root, jobs=jobs,
-                    progress=progress)
-
-
 def _refuse_dirty(opts: RunOptions, git: dict | None = None) -> None:
     """A run written into the repository's results/ from uncommitted code is refused (unless allowed): the
     board could not say which code made it."""
@@ -195,7 +186,9 @@ def _run(found: Found, pt: PreparedTrack, opts: RunOptions, progress=None) -> Pa
     model = model.to("cpu").eval()
     streaming = bool(a.causal and a.streamer(model) is not None)
     evals = suite(pt.track, pt.root, streaming=streaming)
-    ensure_prepared(evals, opts.data_root, opts.jobs, progress)
+    for p in (ev.prepared for ev in evals if not ev.prepared.is_prepared):   # every set this run scores on
+        prepare(p.track, p.protocol, resolve_data_root(opts.data_root, p.track), p.root, jobs=opts.jobs,
+                progress=progress)
     weights = ship_weights(found, model, home, evals[0].prepared, results, opts.jobs) if a.trainable else None
     speed = run_speed(a, model)
     record = rc.record(pt.track.name, pt.protocol.name, device)
