@@ -107,9 +107,9 @@ def stream(streamer: Streamer, x, chunk: int | list[int] | None = None) -> torch
     return torch.cat([o for o in outs if o.numel()] or [outs[-1]], dim=-1)
 
 
-# the causal normalization statistic
 def running_std(x: torch.Tensor) -> torch.Tensor:
-    """``s_t`` = unbiased std of ``x[..., :t + 1]`` (``s_0 = 0``), from float64 running sums, in x's dtype."""
+    """The causal normalization statistic: ``s_t`` = unbiased std of ``x[..., :t + 1]`` (``s_0 = 0``), from
+    float64 running sums, in x's dtype."""
     x64 = x.double()
     n = torch.arange(1, x.shape[-1] + 1, dtype=torch.float64, device=x.device)
     s1, s2 = x64.cumsum(-1), (x64 * x64).cumsum(-1)

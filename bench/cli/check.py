@@ -17,9 +17,8 @@ def cmd_check(args) -> int:
     if not args.all and not args.name:
         raise BenchError("bench check: give an adapter NAME or --all", hint="`bench list` shows the adapters")
     root = folder(args.root, "--root", "the folder holding baselines/ and submissions/")
-    if args.name and args.preset and not args.all:
-        if (found := discover(root, strict=False).get(args.name)) is not None:
-            check_preset(found.adapter, args.preset)
+    if args.name and args.preset and not args.all and (found := discover(root, strict=False).get(args.name)):
+        check_preset(found.adapter, args.preset)
     opts = dict(root=root, quick=args.quick, preset=args.preset, rtf=not args.no_rtf, strict=args.strict,
                 threads=args.threads)
     if args.all:

@@ -28,17 +28,13 @@ def positive_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def die_with_parent(parent_pid: int | None) -> None:
-    """SIGKILL this process when its parent dies; exit now if `parent_pid` (None: unknown) is already gone."""
+def _init_worker(parent_pid: int | None, initializer, initargs) -> None:
+    """SIGKILL this worker when its parent dies; exit now if `parent_pid` (None: unknown) is already gone."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if parent_pid is not None and os.getppid() != parent_pid:   # it died before the request above was in place
         os._exit(1)
-
-
-def _init_worker(parent_pid: int, initializer, initargs) -> None:
-    die_with_parent(parent_pid)
     with contextlib.suppress(ImportError):
         import torch
 
