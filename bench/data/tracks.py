@@ -80,8 +80,7 @@ class Track:
         return next(iter(self.corpora))
 
     def corpus_dir_of(self, key: str) -> str:
-        c = self.corpora[key]
-        return c.get("subdir") or (self.spec.get("download") or {}).get("extract_to") or self.name
+        return self.corpora[key].get("subdir") or (self.spec.get("download") or {}).get("extract_to") or self.name
 
     def markers_of(self, key: str) -> list[str]:
         c = self.corpora[key]
@@ -218,14 +217,12 @@ class Track:
                         hint=f"run `bench data prepare --track {self.name}` first")
 
     def utterances(self, prepared_dir: Path | None = None, split: str | None = None) -> list[Utterance]:
-        rows = read_manifest(self.manifest_file(prepared_dir))
-        return [r for r in rows if split is None or r.split == split]
+        return [r for r in read_manifest(self.manifest_file(prepared_dir)) if split is None or r.split == split]
 
     def record(self, prepared_dir: Path | None = None) -> dict:
         """What results store about the track and its split."""
-        path = self.manifest_file(prepared_dir)
         return {"name": self.name, "version": self.version, "split_id": self.split_id,
-                "manifest_sha256": file_sha256(path), "frozen": self.frozen}
+                "manifest_sha256": file_sha256(self.manifest_file(prepared_dir)), "frozen": self.frozen}
 
 
 def _raw_selections(spec: dict) -> list[tuple[str, str, dict]]:
