@@ -1,9 +1,6 @@
-"""The metric registry: every score the benchmark reports, one function per metric, each
-``fn(clean, estimate, sample_rate=16000) -> float`` on two equal-length 1-D arrays with a frozen `Metric`
-entry in `METRICS` (display order, ``pesq_wb`` first; all higher-is-better). Metrics of one ``group``
-(CSIG/CBAK/COVL, DNSMOS SIG/BAK/OVRL) are computed once per utterance by ``GROUPS[group]``; `compute_all`
-runs any subset on one utterance and records a failing metric as NaN plus its message, never raising for
-it. What each metric measures, its range, reference and failure cases: docs/metrics.md."""
+"""The metric registry: every score the benchmark reports, each ``fn(clean, estimate, sample_rate=16000) ->
+float`` on two equal-length 1-D arrays with a frozen `Metric` entry in `METRICS` (display order, all
+higher-is-better), and `compute_all`. What each metric measures, its range and failure cases: docs/metrics.md."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """The results format: one folder per scoring of a run on one evaluation set
 (``results/<track>/<noise>/<model>/<run-id>/``), its summary validated by a JSON schema (`schema/`), and the
-checks that make a folder trustworthy: `load_run` recomputes every statistic from ``per_utterance.csv``,
-`check_against_benchmark` requires the current protocol, split and test utterances; `outputs_dir` and
-`weights_file` keep every recorded path inside the run's folders. docs/results-format.md describes the files."""
+checks that make a folder trustworthy. docs/results-format.md describes the files."""
 
 from __future__ import annotations
 
@@ -75,19 +73,14 @@ def summarize_metrics(df: pd.DataFrame, metric_names: list[str], *, resamples: i
                       confidence: float = CI_CONFIDENCE, seed: int = CI_SEED) -> dict:
     """Mean, bootstrap CI, failures, and the paired improvement over the noisy input, per metric (the CIs of
     all metrics in one `bootstrap_cis` call: the same numbers as one `bootstrap_ci` call each)."""
-    cols, deltas = {}, []
-    metric_names = list(dict.fromkeys(metric_names))
-    scores = np.ascontiguousarray(df[metric_names].to_numpy(dtype=float).T)   # two lookups, not two per metric
-    inputs = np.ascontiguousarray(df[[f"noisy_{m}" for m in metric_names]].to_numpy(dtype=float).T)
-    for m, vals, noisy in zip(metric_names, scores, inputs):
-        paired = ~(np.isnan(vals) | np.isnan(noisy))
-        cols[m] = (vals, noisy)
-        deltas.append(vals[paired] - noisy[paired])
-    cis = bootstrap_cis([v for v, _ in cols.values()] + deltas, n_resamples=resamples, confidence=confidence,
-                        seed=seed)
+    names = list(dict.fromkeys(metric_names))
+    scores = np.ascontiguousarray(df[names].to_numpy(dtype=float).T)   # two lookups, not two per metric
+    inputs = np.ascontiguousarray(df[[f"noisy_{m}" for m in names]].to_numpy(dtype=float).T)
+    paired = ~(np.isnan(scores) | np.isnan(inputs))
+    deltas = [vals[p] - noisy[p] for vals, noisy, p in zip(scores, inputs, paired)]
+    cis = bootstrap_cis([*scores, *deltas], n_resamples=resamples, confidence=confidence, seed=seed)
     out = {}
-    for i, (m, (vals, noisy)) in enumerate(cols.items()):
-        (mean, lo, hi), (d_mean, d_lo, d_hi) = cis[i], cis[len(cols) + i]
+    for m, vals, noisy, (mean, lo, hi), (d_mean, d_lo, d_hi) in zip(names, scores, inputs, cis, cis[len(names):]):
         out[m] = {"mean": _clean(mean), "ci_low": _clean(lo), "ci_high": _clean(hi),
                   "n": int(np.sum(~np.isnan(vals))), "failures": int(np.sum(np.isnan(vals))),
                   "noisy_mean": _clean(np.nanmean(noisy) if np.any(~np.isnan(noisy)) else None),

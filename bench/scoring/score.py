@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 from concurrent.futures import Future
@@ -32,7 +31,6 @@ from bench.scoring.results import (CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, SCHEMA_
 from bench.scoring.runguard import model_fingerprint, open_partial
 from bench.scoring.suite import Evaluation
 
-log = logging.getLogger(__name__)
 PARTIAL = ".scoring.partial.jsonl"
 OUTPUTS_DIR = "enhanced"
 
@@ -80,8 +78,8 @@ def metric_pool(jobs: int | None):
     return worker_pool(jobs, initializer=torch.set_num_threads, initargs=(1,))
 
 
-def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None) -> pd.DataFrame:
-    """Per-utterance scores of the noisy input of `ev` (columns ``noisy_<metric>``, ``errors``), cached in
+def noisy_scores(ev: Evaluation, names: tuple[str, ...], jobs: int | None = None) -> dict[str, dict]:
+    """Per-utterance rows of the noisy input's scores of `ev` (``noisy_<metric>``, ``errors``), cached in
     the prepared noisy folder under a name that hashes the metric names and versions."""
     pt = ev.prepared
     versions = metric_versions()

@@ -67,8 +67,7 @@ class CompositeLoss(torch.nn.Module):
 
     def __init__(self, weights: dict[str, float]):
         super().__init__()
-        unknown = set(weights) - set(self.NAMES)
-        if unknown or not weights:
+        if set(weights) - set(self.NAMES) or not weights:
             raise ValueError(f"loss weights {weights}: choose among {self.NAMES}")
         self.weights = dict(weights)
         self.mrstft = MultiResolutionSTFTLoss() if {"mrstft", "mrstft_sc", "mrstft_mag"} & set(weights) else None
@@ -87,9 +86,7 @@ class CompositeLoss(torch.nn.Module):
             parts["si_sdr"] = neg_si_sdr(est, ref)
         if "snr" in self.weights:
             parts["snr"] = neg_snr(est, ref)
-        total = sum(self.weights[k] * v for k, v in parts.items())
-        return total, parts
+        return sum(self.weights[k] * v for k, v in parts.items()), parts
 
 
-def build_loss(weights: dict[str, float]) -> CompositeLoss:
-    return CompositeLoss(weights)
+build_loss = CompositeLoss   # the trainer's name for it: the loss of a ``loss`` option (weights by name)

@@ -70,10 +70,8 @@ def _check_batch(batch_size: int, world: int) -> None:
                          hint="choose --nproc to divide it, or another batch_size")
 
 
-def _train(found: Found, pt: PreparedTrack, run: RunConfig, *, run_id: str, device: str, resume: bool,
-           runs_dir: Path | None, progress=None):
-    return Trainer(found, pt, run, run_id=run_id, device=device, resume=resume, runs_dir=runs_dir,
-                   progress=progress).fit()
+def _train(**kwargs):   # a module-level function: `distributed.spawn` pickles it
+    return Trainer(**kwargs).fit()
 
 
 class Trainer:
