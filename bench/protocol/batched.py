@@ -248,8 +248,7 @@ class BatchedProtocol:
 
     def _window(self, device: torch.device) -> torch.Tensor:
         if device not in self._windows:
-            self._windows[device] = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float32,
-                                                      device=device)
+            self._windows[device] = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float32, device=device)
         return self._windows[device]
 
     def stft(self, x: torch.Tensor) -> torch.Tensor:
