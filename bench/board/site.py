@@ -240,7 +240,6 @@ def _role_rank(board, key: str) -> tuple:
 def page(board, site_dir: Path, files: dict, clean) -> str:
     proto = Protocol.load(DEFAULT_PROTOCOL)
     keys = sorted(board.sets, key=lambda k: _role_rank(board, k))
-    main = [k for k in keys if board.roles.get(k) == "main"]
     body = ["<h1>vctk-denoise-bench: leaderboard and listening page</h1>",
             f"<p>Noising protocol <b>{proto.name}</b> (sha256 <code>{proto.sha256[:16]}</code>). Rendered by "
             "<code>bench leaderboard</code> from <code>results/</code> with <code>leaderboard.md</code> (its row rule "
@@ -257,7 +256,7 @@ def page(board, site_dir: Path, files: dict, clean) -> str:
         body.append(f'<section id="s-{_slug(key)}"><h2>{html.escape(ROLE_TITLE.get(role, role))}: '
                     f"<code>{html.escape(key)}</code></h2>")
         body.append(quality_table(rows, site_dir, f"t-{_slug(key)}", rank=role == "main"))
-        if key in main:
+        if role == "main":
             body += ["<h3>Listen</h3>", listening(board, key, site_dir, files, clean),
                      "<h3>What each model fixes (Δ PESQ-WB per manipulation alone)</h3>",
                      diagnostics_html(board, key, site_dir, files),

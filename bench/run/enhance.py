@@ -54,7 +54,6 @@ def _from_run_dir(run: Path):
         r = load_run(run)
     except ResultsError as exc:
         raise BenchError(f"--run {run}: {exc}") from None
-    name = r.model
     results_root = run.resolve().parents[3] if len(run.resolve().parents) > 3 else RESULTS_DIR
     if r.summary["model"]["trainable"] and weights_path(r, results_root) is None:
         checkpoint = (r.summary.get("budget") or {}).get("checkpoint")
@@ -63,10 +62,9 @@ def _from_run_dir(run: Path):
             raise BenchError(f"{run}: the run ships no weights and its checkpoint {checkpoint} is not here",
                              hint="weights larger than 10 MiB stay out of the repository; pass the .pt file with --run")
         adapter, model, _ = _from_checkpoint(path)
-        return adapter, model, f"{name} ({run}, checkpoint {checkpoint})"
-    found = get_adapter(name)
-    model = model_of(r, results_root, found)
-    return found.adapter, model, f"{name} ({run})"
+        return adapter, model, f"{r.model} ({run}, checkpoint {checkpoint})"
+    found = get_adapter(r.model)
+    return found.adapter, model_of(r, results_root, found), f"{r.model} ({run})"
 
 
 def resolve_model(spec: str, results_dir: Path | None = None, track: str | None = None):
