@@ -232,14 +232,10 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
 
 
 # the page
-def _role_rank(board, key: str) -> tuple:
-    role = board.roles.get(key, "")
-    return (ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER), key)
-
-
 def page(board, site_dir: Path, files: dict, clean) -> str:
     proto = Protocol.load(DEFAULT_PROTOCOL)
-    keys = sorted(board.sets, key=lambda k: _role_rank(board, k))
+    order = {role: i for i, role in enumerate(ROLE_ORDER)}   # roles not listed go last
+    keys = sorted(board.sets, key=lambda k: (order.get(board.roles.get(k, ""), len(ROLE_ORDER)), k))
     body = ["<h1>vctk-denoise-bench: leaderboard and listening page</h1>",
             f"<p>Noising protocol <b>{proto.name}</b> (sha256 <code>{proto.sha256[:16]}</code>). Rendered by "
             "<code>bench leaderboard</code> from <code>results/</code> with <code>leaderboard.md</code> (its row rule "
