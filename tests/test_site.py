@@ -275,3 +275,23 @@ def test_clean_reference_is_checked_against_the_frozen_manifest(vctk_mini, tmp_p
     with pytest.raises(BenchError, match="matching the frozen manifest") as err:
         clean_samples("vctk-mini", "vctk-mini-v2", "p232_003", (copy,))
     assert "bench data prepare --track vctk-mini" in err.value.hint
+
+
+def test_media_cache_gives_the_drawn_bytes_and_reads_them_back(tiny, tmp_path):
+    """The page rendered through a MediaCache equals the one drawn every time; the second rendering reads the
+    images from the cache (a forged entry comes back, so nothing was drawn), and a changed input is another
+    key (drawn again)."""
+    from bench.board.site_media import MediaCache
+
+    board, clean, _ = tiny
+    drawn = site.build(board, tmp_path / "site", clean)
+    media = MediaCache(tmp_path / "cache")
+    assert site.build(board, tmp_path / "site", clean, media) == drawn
+    kept = sorted(media.folder.glob("*.png"))
+    assert len(kept) == sum(p.endswith(".png") for p in drawn) > 0
+    for p in kept:
+        p.write_bytes(b"forged")
+    assert {v for k, v in site.build(board, tmp_path / "site", clean, media).items() if k.endswith(".png")} == {b"forged"}
+    x = (np.arange(16000) % 200 * 50).astype(np.int16)
+    assert media(spectrogram_png, x) == spectrogram_png(x) != media(spectrogram_png, x[::-1].copy())
+    assert media.folder == MediaCache(tmp_path / "cache").folder   # the code key is stable

@@ -13,6 +13,7 @@ from bench import REPO_ROOT
 from bench.adapters.catalogue import catalogue
 from bench.board.rows import Board, collect
 from bench.board.site import check_site, render_site, site_dir_for
+from bench.board.site_media import MediaCache, drawn
 from bench.board.summary import (ALPHA, budget_text, md_table, metric_label, model_name, num, ordered, params_text,
                                  summary_table)
 from bench.core.errors import BenchError
@@ -281,7 +282,7 @@ def write(path: Path | None = None, results_dir: Path | None = None, *, cache: b
     readme = readme_for(path)
     if readme.exists() and (new := with_readme_block(readme.read_text(), md)) != readme.read_text():
         atomic_write_bytes(readme, new.encode())
-    render_site(board, site_dir_for(path))
+    render_site(board, site_dir_for(path), draw=MediaCache() if cache else drawn)
     return path
 
 
@@ -293,7 +294,7 @@ def check(path: Path | None = None, results_dir: Path | None = None, *, cache: b
     board = collect(results_dir, cache=cache)
     fresh = render(results_dir, board)
     current = path.read_text() if path.exists() else ""
-    site = "".join(f"{p}\n" for p in check_site(board, site_dir_for(path)))
+    site = "".join(f"{p}\n" for p in check_site(board, site_dir_for(path), draw=MediaCache() if cache else drawn))
     readme = readme_for(path)
     if readme.exists() and with_readme_block(readme.read_text(), fresh) != readme.read_text():
         site += f"{readme.name}: the summary block between {README_MARKERS[0]} and its end marker is out of date\n"

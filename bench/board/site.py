@@ -13,7 +13,8 @@ from urllib.parse import quote
 import numpy as np
 
 from bench import REPO_ROOT
-from bench.board.site_media import choose_utterances, clean_samples, flac_bytes, heatmap_png, read_pcm16, spectrogram_png
+from bench.board.site_media import (choose_utterances, clean_samples, drawn, flac_bytes, heatmap_png, read_pcm16,
+                                   spectrogram_png)
 from bench.board.site_template import MARK, document
 from bench.board.summary import GROUP, budget_text, metric_label, num, ordered
 from bench.core.errors import BenchError
@@ -135,7 +136,7 @@ def diagnostics(board, key: str) -> tuple[list, list[str], np.ndarray, dict, lis
     return rows, [op.split(".only-", 1)[1] for op in ops], delta, by_op, noisy
 
 
-def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
+def listening(board, key: str, site_dir: Path, files: dict, clean, draw=drawn) -> str:
     """The players of ranked set `key`; adds the clean FLACs and spectrogram PNGs to `files`."""
     noisy = board.noisy.get(key)
     if noisy is None or not (noisy.summary.get("outputs") or {}).get("shipped"):
@@ -149,7 +150,7 @@ def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
         clean_rel = f"audio/{track}/{utt}.flac"
         q = clean(noisy, utt, site_dir / clean_rel)
         files[clean_rel] = _reuse(site_dir / clean_rel, q) or flac_bytes(q)
-        cards = [_card("clean (reference)", "clean", clean_rel, q, None, f"{track}/{utt}", files)]
+        cards = [_card("clean (reference)", "clean", clean_rel, q, None, f"{track}/{utt}", files, draw=draw)]
         for label, run, marks in runs:
             path = run.path / "enhanced" / f"{utt}.flac"
             if not (run.summary.get("outputs") or {}).get("shipped"):
@@ -159,7 +160,7 @@ def listening(board, key: str, site_dir: Path, files: dict, clean) -> str:
             else:
                 score = None if run is noisy else _utt_score(run, utt)
                 cards.append(_card(label, f"{run.model}--{run.run_id}", _href(path, site_dir), read_pcm16(path), score,
-                                    f"{track}/{utt}", files, marks))
+                                    f"{track}/{utt}", files, marks, draw))
         out.append(f"<h4><code>{html.escape(utt)}</code>: {which} noisy PESQ-WB ({value:.2f})</h4>"
                    f"{AB}<div class=grid>{''.join(cards)}</div>")
     return "\n".join(out)
@@ -178,9 +179,9 @@ AB = ("<div class=ab>A/B at the same position: <button data-to=clean>clean</butt
       "<select class=ab-b></select> <small class=ab-now></small></div>")
 
 
-def _card(label: str, stem: str, src: str, samples, score, folder: str, files: dict, marks=()) -> str:
+def _card(label: str, stem: str, src: str, samples, score, folder: str, files: dict, marks=(), draw=drawn) -> str:
     png = f"spectrograms/{folder}/{stem}.png"
-    files[png] = spectrogram_png(samples)
+    files[png] = draw(spectrogram_png, samples)
     note = "" if score is None else f" <small>PESQ-WB {score:.2f}</small>"
     if marks:
         note += f" <small class=bad>⚠ {html.escape('; '.join(marks))}</small>"
@@ -206,13 +207,13 @@ def _reuse(path: Path, q: np.ndarray) -> bytes | None:
         return None
 
 
-def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
+def diagnostics_html(board, key: str, site_dir: Path, files: dict, draw=drawn) -> str:
     rows, ops, delta, by_op, noisy = diagnostics(board, key)
     if not rows:
         return "<p>No diagnostic runs yet.</p>"
     track = key.split("/", 1)[0]
     png = f"diagnostics-{track}.png"
-    files[png] = heatmap_png([r.label for r in rows], ops, delta, noisy)
+    files[png] = draw(heatmap_png, [r.label for r in rows], ops, delta, noisy)
     full = [f"{key.split('/', 1)[1]}.only-{op}" for op in ops]
     body = []
     for r in rows:
@@ -232,7 +233,7 @@ def diagnostics_html(board, key: str, site_dir: Path, files: dict) -> str:
 
 
 # the page
-def page(board, site_dir: Path, files: dict, clean) -> str:
+def page(board, site_dir: Path, files: dict, clean, draw=drawn) -> str:
     proto = Protocol.load(DEFAULT_PROTOCOL)
     order = {role: i for i, role in enumerate(ROLE_ORDER)}   # roles not listed go last
     keys = sorted(board.sets, key=lambda k: (order.get(board.roles.get(k, ""), len(ROLE_ORDER)), k))
@@ -253,9 +254,9 @@ def page(board, site_dir: Path, files: dict, clean) -> str:
                     f"<code>{html.escape(key)}</code></h2>")
         body.append(quality_table(rows, site_dir, f"t-{_slug(key)}", rank=role == "main"))
         if role == "main":
-            body += ["<h3>Listen</h3>", listening(board, key, site_dir, files, clean),
+            body += ["<h3>Listen</h3>", listening(board, key, site_dir, files, clean, draw),
                      "<h3>What each model fixes (Δ PESQ-WB per manipulation alone)</h3>",
-                     diagnostics_html(board, key, site_dir, files),
+                     diagnostics_html(board, key, site_dir, files, draw),
                      "<h3>Runs: size, speed, training budget</h3>", runs_table(rows, site_dir, f"r-{_slug(key)}")]
         body.append("</section>")
     if board.archived:
@@ -279,12 +280,13 @@ def default_clean(noisy_run, utt_id: str, page_copy: Path):
     return clean_samples(noisy_run.track, noisy_run.split_id, utt_id, (page_copy, repo_copy))
 
 
-def build(board, site_dir: Path, clean=None) -> dict[str, bytes]:
+def build(board, site_dir: Path, clean=None, draw=drawn) -> dict[str, bytes]:
     """Every file of the page, {path relative to `site_dir`: bytes}. `clean(noisy_run, utt_id, page_copy)`
-    gives a clean test utterance as int16 samples (default: checked against the track's frozen manifest)."""
+    gives a clean test utterance as int16 samples (default: checked against the track's frozen manifest);
+    `draw(make, *inputs)` renders an image (`drawn`, or a `MediaCache`)."""
     site_dir = Path(site_dir).resolve()
     files: dict[str, bytes] = {}
-    files["index.html"] = page(board, site_dir, files, clean or default_clean).encode()
+    files["index.html"] = page(board, site_dir, files, clean or default_clean, draw).encode()
     total = sum(map(len, files.values()))
     if total > BUDGET_BYTES:
         raise BenchError(f"the listening page would hold {total / 2**20:.1f} MiB, over its budget of "
@@ -298,14 +300,14 @@ def _on_disk(site_dir: Path) -> dict[str, Path]:
     return {p.relative_to(site_dir).as_posix(): p for p in sorted(site_dir.rglob("*")) if p.is_file()}
 
 
-def render_site(board, out_dir: Path | None = None, clean=None) -> dict[str, bytes]:
+def render_site(board, out_dir: Path | None = None, clean=None, draw=drawn) -> dict[str, bytes]:
     """Write the page to `out_dir` (default: site/), removing files it no longer has."""
     out_dir = Path(out_dir or SITE_DIR)
     index = out_dir / "index.html"
     if out_dir.exists() and any(out_dir.iterdir()) and not (index.exists() and MARK in index.read_text(errors="replace")):
         raise BenchError(f"{out_dir} exists and is not a page written by `bench leaderboard`; refusing to replace it",
                          hint="move it away or choose another --output")
-    files = build(board, out_dir, clean)
+    files = build(board, out_dir, clean, draw)
     for rel_path, payload in files.items():
         p = out_dir / rel_path
         if not p.exists() or p.read_bytes() != payload:
@@ -319,10 +321,10 @@ def render_site(board, out_dir: Path | None = None, clean=None) -> dict[str, byt
     return files
 
 
-def check_site(board, out_dir: Path | None = None, clean=None) -> list[str]:
+def check_site(board, out_dir: Path | None = None, clean=None, draw=drawn) -> list[str]:
     """What differs between the page on disk and a fresh rendering ([] when it is up to date)."""
     out_dir = Path(out_dir or SITE_DIR)
-    fresh, disk = build(board, out_dir, clean), _on_disk(out_dir)
+    fresh, disk = build(board, out_dir, clean, draw), _on_disk(out_dir)
     name = out_dir.name
     problems = [f"{name}/{p}: missing" for p in fresh if p not in disk]
     problems += [f"{name}/{p}: differs from a fresh rendering" for p in fresh if p in disk and disk[p].read_bytes() != fresh[p]]

@@ -5,15 +5,21 @@ matplotlib's default style and bundled font), so rendering twice gives the same 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import json
 import math
+import shutil
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from bench import SAMPLE_RATE
+from bench import REPO_ROOT, SAMPLE_RATE
 from bench.core.audio import sha256_pcm16
 from bench.core.errors import BenchError, DataError
+from bench.core.files import atomic_write_bytes
 from bench.corpora.root import prepared_root, resolve_data_root
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import track_version
@@ -24,6 +30,50 @@ SPEC_NFFT, SPEC_HOP = 512, 128
 DB_RANGE = (-95.0, -15.0)
 LEVELS = 32
 PICKS = ("lowest", "median", "highest")
+MEDIA_CACHE = REPO_ROOT / ".cache"
+
+
+def _digest(h, value) -> None:
+    if isinstance(value, np.ndarray):
+        h.update(f"{value.dtype.str}{value.shape}\0".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    else:
+        h.update(json.dumps(value, sort_keys=True, allow_nan=True).encode() + b"\0")
+
+
+class MediaCache:
+    """The page's rendered images, by the SHA-256 of their inputs and of the code that renders them (this
+    module's source and the numpy, Pillow and matplotlib versions): ``.cache/media-<code key>/<input
+    key>.png``, so a check need not draw (nor import matplotlib) what it drew before from the same samples
+    and numbers. A function of its key like the adapters' catalogue; ``bench leaderboard --no-cache``
+    renders everything."""
+
+    def __init__(self, root: Path = MEDIA_CACHE):
+        h = hashlib.sha256(Path(__file__).read_bytes())
+        for package in ("numpy", "pillow", "matplotlib"):
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                h.update(f"{package} {metadata.version(package)}\0".encode())
+        self.folder = Path(root) / f"media-{h.hexdigest()[:32]}"
+
+    def __call__(self, make, *inputs) -> bytes:
+        h = hashlib.sha256(make.__name__.encode() + b"\0")
+        for value in inputs:
+            _digest(h, value)
+        path = self.folder / f"{h.hexdigest()}.png"
+        with contextlib.suppress(OSError):
+            return path.read_bytes()
+        out = make(*inputs)
+        with contextlib.suppress(OSError):   # a read-only checkout: drawn again next time
+            if not self.folder.is_dir():
+                for old in self.folder.parent.glob("media-*"):
+                    shutil.rmtree(old, ignore_errors=True)
+            atomic_write_bytes(path, out)
+        return out
+
+
+def drawn(make, *inputs) -> bytes:
+    """No cache: draw every time."""
+    return make(*inputs)
 
 
 def choose_utterances(noisy_run) -> list[tuple[str, str, float]]:
