@@ -172,6 +172,7 @@ TABLE = [
     (["check", "noisy", "--root", "/nonexistent"], 2, r"--root /nonexistent: does not exist"),
     # enhance
     (["enhance", "--run", "noisy", "-o", "{OUT}"], 2, r"required: IN"),
+    (["enhance", "--run", "noisy", "", "-o", "{OUT}"], 2, r"IN: input 1 is an empty path"),
     (["enhance", "--run", "nope", "{IN}", "-o", "{OUT}"], 2, r"--run 'nope': no such run folder"),
     (["enhance", "--run", "{BADPT}", "{IN}", "-o", "{OUT}"], 2, r"notackpt\.pt: not a benchmark checkpoint"),
     (["enhance", "--run", "noisy", "{IN}", "-o", "{FILE}/x"], 2, r"-o .*file/x: cannot write the output folder"),

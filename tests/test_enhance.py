@@ -194,6 +194,29 @@ def test_unreadable_file_is_reported_and_the_others_processed(tmp_path, capsys, 
     assert "Traceback" not in stdout + err
 
 
+def test_an_output_folder_made_for_nothing_is_not_left_behind(tmp_path, capsys):
+    """Every input fails: the -o folder this command made is removed (an existing one is kept)."""
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"this is not audio")
+    out = tmp_path / "out"
+    rc, stdout, err = cli(capsys, "--run", "spectral-subtraction", bad, "-o", out)
+    assert rc == 1 and not out.exists() and "removed" in stdout
+    out.mkdir()
+    rc, _, _ = cli(capsys, "--run", "spectral-subtraction", bad, "-o", out)
+    assert rc == 1 and out.is_dir()
+
+
+def test_model_at_run_id_is_the_runs_home_folder(capsys):
+    """A run scored on several tracks: MODEL@RUN_ID resolves to the folder on its training track (its weights),
+    not to the set scored last."""
+    from bench.scoring.results import RESULTS_DIR, find_run, load_run
+
+    home = next(d for d in sorted((RESULTS_DIR / "vctk-mini" / "stft-v1" / "demucs").iterdir())
+                if (RESULTS_DIR / "librispeech-test-other" / "stft-v1" / "demucs" / d.name).is_dir())
+    found = find_run(f"demucs@{home.name}")
+    assert found == home and load_run(found).summary["training"]["track"] == "vctk-mini"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--run", "spectral-subtraction", "--stream"], "not causal"),
     (["--run", "noisy", "--stream"], "no streaming implementation"),

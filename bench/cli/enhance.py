@@ -85,9 +85,12 @@ def cmd_enhance(args) -> int:
     from bench.run.enhance import check_output_dir, resolve_model
     from bench.run.pipeline import resolve_device
 
+    if empty := [i for i, name in enumerate(args.inputs, 1) if not name.strip()]:
+        raise BenchError(f"IN: input {empty[0]} is an empty path, not an audio file")
     blocks = _blocks(args)
     device = resolve_device(args.device)
     check_output_dir(Path(args.output), create=False)   # before the model is loaded; nothing made yet
+    made = not Path(args.output).exists()
     adapter, model, desc = resolve_model(args.run, Path(args.results_dir) if args.results_dir else None, args.track)
     out_dir = check_output_dir(Path(args.output))
     model = model.to(device).eval()
@@ -109,6 +112,10 @@ def cmd_enhance(args) -> int:
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(args.inputs)} file(s) failed[/]: "
                           + escape(", ".join(map(str, failed))))
+    if made and len(failed) == len(args.inputs) and not any(out_dir.iterdir()):
+        out_dir.rmdir()   # made for this command and left empty: not left behind
+        console.print(f"no file written; {out_dir} removed", markup=False)
+        return 1
     console.print(f"{len(args.inputs) - len(failed)} file(s) written to {out_dir}", markup=False)
     return 1 if failed else 0
 

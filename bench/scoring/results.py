@@ -356,7 +356,18 @@ def find_run(spec: str, track: str | None = None, root: Path | None = None, nois
     if not cands:
         raise ResultsError(f"no run found for {spec!r}" + (f" on track {track}" if track else ""),
                            hint="give a run folder, MODEL or MODEL@RUN_ID; `ls results/<track>/<noise>/<model>/` lists runs")
-    return max(cands, key=_recency)
+    latest = max(cands, key=_recency).name
+    return max((d for d in cands if d.name == latest), key=lambda d: (_is_home(d), _recency(d)))
+
+
+def _is_home(run_dir: Path) -> bool:
+    """Whether the folder is on the track its run trained on (where it keeps its weights): of one run scored
+    on several tracks, the one `find_run` gives."""
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+        return s["benchmark"]["track"]["name"] == (s.get("training") or {}).get("track")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _recency(run_dir: Path) -> tuple:
