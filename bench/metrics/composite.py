@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from bench.metrics.measures import COMPOSITE_FORMULA, check_rate, checked_float64, pesq_nb, pesq_wb
+from bench.metrics.measures import COMPOSITE_FORMULA, checked_inputs, pesq_nb, pesq_wb
 
 __all__ = ["composite", "llr", "COMPOSITE_FORMULA", "PESQ_VARIANTS", "TRIM_FRACTION"]
 
@@ -161,8 +161,8 @@ def _segsnr_frames(c: np.ndarray, e: np.ndarray, sample_rate: int) -> np.ndarray
 # public functions
 def _signals(clean, estimate, sample_rate) -> tuple[np.ndarray, np.ndarray, int]:
     """Checked float64 signals plus MATLAB's eps, as composite.m feeds LLR, WSS and segSNR."""
-    c, e = checked_float64(clean, estimate)
-    return c + MATLAB_EPS, e + MATLAB_EPS, check_rate(sample_rate)
+    c, e, sr = checked_inputs(clean, estimate, sample_rate)
+    return c + MATLAB_EPS, e + MATLAB_EPS, sr
 
 
 def llr(clean, estimate, sample_rate: int = 16000) -> float:

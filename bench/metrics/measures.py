@@ -52,26 +52,25 @@ def check_shapes(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
     return c, e
 
 
-def checked_float64(clean, estimate) -> tuple[np.ndarray, np.ndarray]:
-    """Shape checks, then float64 conversion and a finiteness check."""
-    c, e = check_shapes(clean, estimate)
-    c, e = c.astype(np.float64, copy=False), e.astype(np.float64, copy=False)
-    for what, x in (("clean", c), ("estimate", e)):
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{what} contains NaN or Inf samples")
-    return c, e
-
-
 def check_rate(sample_rate) -> int:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
     return int(sample_rate)
 
 
+def checked_inputs(clean, estimate, sample_rate) -> tuple[np.ndarray, np.ndarray, int]:
+    """(clean, estimate, rate) of a measure: shape checks, float64 conversion, finiteness, the rate's check."""
+    c, e = check_shapes(clean, estimate)
+    c, e = c.astype(np.float64, copy=False), e.astype(np.float64, copy=False)
+    for what, x in (("clean", c), ("estimate", e)):
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{what} contains NaN or Inf samples")
+    return c, e, check_rate(sample_rate)
+
+
 # PESQ
 def _pesq(clean, estimate, sample_rate: int, mode: str) -> float:
-    c, e = checked_float64(clean, estimate)
-    sr = check_rate(sample_rate)
+    c, e, sr = checked_inputs(clean, estimate, sample_rate)
     if mode == "wb" and sr != 16000:
         raise ValueError(f"PESQ-WB (P.862.2) needs 16000 Hz audio, got {sr} Hz")
     if mode == "nb" and sr not in (8000, 16000):
@@ -123,8 +122,7 @@ def _seeded_global_rng(*inputs):
 
 
 def _stoi(clean, estimate, sample_rate: int, extended: bool) -> float:
-    c, e = checked_float64(clean, estimate)
-    sr = check_rate(sample_rate)
+    c, e, sr = checked_inputs(clean, estimate, sample_rate)
     if not np.any(c):
         raise ValueError("clean reference is silent (all zeros): STOI is undefined")
     from pystoi import stoi as _pystoi
@@ -159,8 +157,7 @@ def _capped_db(signal_energy: float, noise_energy: float) -> float:
 
 def si_sdr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
     """Scale-invariant SDR in dB (Le Roux et al. 2019) of the zero-mean signals, capped to [-100, 100]."""
-    c, e = checked_float64(clean, estimate)
-    check_rate(sample_rate)
+    c, e, _ = checked_inputs(clean, estimate, sample_rate)
     s, y = c - c.mean(), e - e.mean()
     ss = float(np.dot(s, s))
     if ss == 0.0:
@@ -176,8 +173,7 @@ def si_sdr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) ->
 
 def snr(clean: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> float:
     """SNR in dB against the residual ``estimate - clean`` (no mean removal), capped to [-100, 100]."""
-    c, e = checked_float64(clean, estimate)
-    check_rate(sample_rate)
+    c, e, _ = checked_inputs(clean, estimate, sample_rate)
     cc = float(np.dot(c, c))
     if cc == 0.0:
         raise ValueError("clean reference is silent (all zeros): SNR is undefined")
