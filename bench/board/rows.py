@@ -216,7 +216,7 @@ def _configurations(board: Board, checked: list[tuple[Run, str, bool]], results_
     configs: dict[int, tuple] = {}   # each run's `configuration`, read once
     for run, role, archived in checked:
         key = f"{run.track}/{run.noise}"
-        config = configs.setdefault(id(run), configuration(run))
+        configs[id(run)] = config = configuration(run)
         try:
             ref = board.noisy.get(key)
             if ref is not None and not archived and run.model != "noisy":

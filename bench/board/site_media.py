@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import REPO_ROOT, SAMPLE_RATE
+from bench import SAMPLE_RATE
+from bench.adapters.catalogue import CACHE_DIR
 from bench.core.audio import sha256_pcm16
 from bench.core.errors import BenchError, DataError
 from bench.core.files import atomic_write_bytes
@@ -30,7 +31,6 @@ SPEC_NFFT, SPEC_HOP = 512, 128
 DB_RANGE = (-95.0, -15.0)
 LEVELS = 32
 PICKS = ("lowest", "median", "highest")
-MEDIA_CACHE = REPO_ROOT / ".cache"
 
 
 def _digest(h, value) -> None:
@@ -48,7 +48,7 @@ class MediaCache:
     and numbers. A function of its key like the adapters' catalogue; ``bench leaderboard --no-cache``
     renders everything."""
 
-    def __init__(self, root: Path = MEDIA_CACHE):
+    def __init__(self, root: Path = CACHE_DIR):
         h = hashlib.sha256(Path(__file__).read_bytes())
         for package in ("numpy", "pillow", "matplotlib"):
             with contextlib.suppress(metadata.PackageNotFoundError):

@@ -356,8 +356,9 @@ def find_run(spec: str, track: str | None = None, root: Path | None = None, nois
     if not cands:
         raise ResultsError(f"no run found for {spec!r}" + (f" on track {track}" if track else ""),
                            hint="give a run folder, MODEL or MODEL@RUN_ID; `ls results/<track>/<noise>/<model>/` lists runs")
-    latest = max(cands, key=_recency).name
-    return max((d for d in cands if d.name == latest), key=lambda d: (_is_home(d), _recency(d)))
+    recency = {d: _recency(d) for d in cands}
+    latest = max(cands, key=recency.__getitem__).name
+    return max((d for d in cands if d.name == latest), key=lambda d: (_is_home(d), recency[d]))
 
 
 def _is_home(run_dir: Path) -> bool:

@@ -187,10 +187,9 @@ def copy_of(run: Run, other: Run, tol: dict, prints: dict | None = None) -> str 
     a, b = prints[id(run)][1], prints[id(other)][1]
     if a.hashes is not None and b.hashes is not None and a.hashes and 2 * len(a.hashes & b.hashes) >= len(a.hashes):
         return "output_sha256"
-    shared = [m for m in a.columns if m in b.columns]
-    if a.values.shape[1] != b.values.shape[1]:
+    if a.values.shape[1] != b.values.shape[1]:   # another number of utterances
         return None
-    rows = [m for m in shared if not a.all_nan[a.columns[m]]]
+    rows = [m for m in a.columns if m in b.columns and not a.all_nan[a.columns[m]]]
     if not rows:
         return None
     x, y = a.values[[a.columns[m] for m in rows]], b.values[[b.columns[m] for m in rows]]
