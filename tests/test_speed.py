@@ -227,3 +227,43 @@ def test_copy_check_of_all_metrics_at_once_equals_one_metric_at_a_time():
     assert pairs > 100
     verdicts = {copy_of(replace(base, per_utterance=df), base, RESCORE_TOL) for df in edits}
     assert verdicts == {None, "per-utterance scores"}
+
+
+def test_a_derived_summary_is_trusted_only_for_the_bytes_it_was_derived_from(tmp_path):
+    """`Derivations`: a folder's schema check and recomputation are skipped only where an entry for these
+    exact bytes of summary.json and per_utterance.csv exists; a forged statistic is refused until an entry
+    for the forged bytes is planted, and ``derivations=None`` (``--no-cache``) always derives."""
+    import shutil
+
+    from bench.core.errors import ResultsError
+    from bench.scoring.derivations import Derivations
+    from bench.scoring.results import RESULTS_DIR, dump_json, load_run
+
+    src = next((RESULTS_DIR / "vctk-mini" / "stft-v1" / "noisy").iterdir())
+    run = tmp_path / "r" / "vctk-mini" / "stft-v1" / "noisy" / src.name
+    shutil.copytree(src, run)
+    cache = Derivations(tmp_path / "cache")
+    assert load_run(run, cache).summary == load_run(run).summary
+    assert len(list(cache.folder.iterdir())) == 1
+    summary = json.loads((run / "summary.json").read_text())
+    summary["metrics"]["pesq_wb"]["mean"] += 0.5
+    (run / "summary.json").write_bytes(dump_json(summary))
+    for derivations in (cache, None):
+        with pytest.raises(ResultsError, match="mean pesq_wb"):
+            load_run(run, derivations)
+    planted = cache.entry(run / "summary.json", summary)
+    planted.touch()   # what a cache entry does: these bytes are not derived again
+    assert load_run(run, cache).summary["metrics"]["pesq_wb"] == summary["metrics"]["pesq_wb"]
+    with pytest.raises(ResultsError, match="mean pesq_wb"):
+        load_run(run)
+    (run / "per_utterance.csv").write_bytes((run / "per_utterance.csv").read_bytes() + b"\n")
+    assert cache.entry(run / "summary.json", summary) != planted   # another CSV: another entry
+
+
+def test_the_board_from_its_caches_is_the_board_without_them():
+    """`bench leaderboard --check`'s caches (adapters, sizes, derived summaries) change nothing: the
+    committed results render to the same leaderboard with and without them."""
+    from bench.board import leaderboard
+    from bench.board.rows import collect
+
+    assert leaderboard.render(board=collect(cache=True)) == leaderboard.render(board=collect(cache=False))

@@ -143,3 +143,28 @@ def test_paired_is_deterministic_and_handles_edge_cases():
     assert one["n"] == 1 and one["wins"] == 1 and math.isnan(one["ttest_p"]) and not one["significant"]
     with pytest.raises(ValueError, match="same utterances"):
         paired_comparison(a, b[:-1])
+
+
+def test_wilcoxon_p_is_scipys_bit_for_bit_on_every_path():
+    """The exact test computed without scipy (the board's path) and each case left to scipy (ties, zeros,
+    over 50 pairs, a permutation test for few pairs with ties) give scipy's p-value exactly."""
+    from scipy import stats as st
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for n in (1, 2, 5, 13, 14, 29, 30, 50, 51, 80):
+        for shift in (0.0, 0.2, 1.0, -3.0):
+            a = rng.normal(size=n)
+            cases.append((a, a - shift + rng.normal(size=n)))
+    a = np.round(rng.normal(size=30), 1)
+    cases += [(a, a[::-1].copy()),                                  # tied |a - b| (and zeros)
+              (a, np.where(np.arange(30) % 7 == 0, a, a + 0.3 + rng.normal(size=30))),   # zero differences
+              (a[:10], np.round(a[:10] + 0.2, 1))]                   # few pairs with ties: permutation test
+    exact = 0
+    for a, b in cases:
+        got = paired_comparison(a, b, n_resamples=10, ttest=False)["wilcoxon_p"]
+        assert got == float(st.wilcoxon(a, b).pvalue), (len(a), got)
+        exact += not math.isnan(S._exact_wilcoxon_p(a - b))
+    assert exact == 32   # every continuous case of at most 50 pairs takes the scipy-free path
+    r = paired_comparison(cases[0][0], cases[0][1], n_resamples=10, ttest=False)
+    assert math.isnan(r["ttest_p"])

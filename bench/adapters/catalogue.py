@@ -16,12 +16,11 @@ from pathlib import Path
 
 from bench import REPO_ROOT
 from bench.adapters.base import ADAPTER_DIRS, Found, count_parameters, discover, get_adapter
-from bench.core.files import atomic_write_bytes
+from bench.core.files import CACHE_DIR, atomic_write_bytes
 
 FIELDS = ("name", "description", "reference", "trainable", "causal", "oracle", "config", "train_config", "presets",
           "external", "pretrained_on", "package")
 OPTIONAL = {"external": False, "pretrained_on": None, "package": None}   # attributes only some adapters have
-CACHE_DIR = REPO_ROOT / ".cache"
 BENCH_DIR = Path(__file__).resolve().parents[1]
 
 

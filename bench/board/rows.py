@@ -18,6 +18,7 @@ from bench.core.errors import BenchError, ResultsError
 from bench.data.recorded import RecordedNoise
 from bench.data.tracks import load_track, track_version
 from bench.protocol import DEFAULT_PROTOCOL, Protocol
+from bench.scoring.derivations import Derivations
 from bench.scoring.results import (RESULTS_DIR, Run, check_against_benchmark, check_home, iter_run_dirs, load_run,
                                    rel)
 from bench.scoring.suite import role_of
@@ -79,10 +80,11 @@ def training_noise(run: Run) -> str | None:
                                     else None)
 
 
-def check_folder(d: Path, results_dir: Path, adapters: dict) -> tuple[Run, str, bool]:
+def check_folder(d: Path, results_dir: Path, adapters: dict,
+                 derivations: Derivations | None = None) -> tuple[Run, str, bool]:
     """(run, its evaluation role, archived?) of a results folder, or ResultsError/BenchError."""
     check_home(d, results_dir)
-    run = load_run(d)
+    run = load_run(d, derivations)
     track_name, noise = d.parent.parent.parent.name, d.parent.parent.name
     parts = (run.track, run.noise, run.model, run.run_id)
     if parts != (track_name, noise, d.parent.name, d.name):
@@ -259,15 +261,17 @@ def _row(runs: list[Run], adapters: dict, ranked: bool, untraced: dict) -> Row |
 
 
 def collect(results_dir: Path | None = None, *, cache: bool = True) -> Board:
-    """The board of `results_dir`; `cache=False`: the adapters are imported, not read from their cache."""
+    """The board of `results_dir`; `cache=False`: the adapters are imported, not read from their cache, and
+    every summary is derived from its files (`Derivations`)."""
     results_dir = Path(results_dir or RESULTS_DIR)
     base = results_dir.resolve().parent
     adapters = catalogue(cache=cache)
+    derivations = Derivations() if cache else None
     board = Board({}, {}, [], {})
     checked: list[tuple[Run, str, bool]] = []
     for d in iter_run_dirs(results_dir):
         try:
-            checked.append(check_folder(d, results_dir, adapters))
+            checked.append(check_folder(d, results_dir, adapters, derivations))
         except (ResultsError, BenchError) as exc:
             board.refused.append((_shown(d, results_dir), _reason(exc, base)))
         except Exception as exc:   # noqa: BLE001 - one folder that cannot be read never stops the board

@@ -11,16 +11,14 @@ import io
 import json
 import math
 import shutil
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from bench import SAMPLE_RATE
-from bench.adapters.catalogue import CACHE_DIR
 from bench.core.audio import sha256_pcm16
 from bench.core.errors import BenchError, DataError
-from bench.core.files import atomic_write_bytes
+from bench.core.files import CACHE_DIR, atomic_write_bytes, code_key
 from bench.corpora.root import prepared_root, resolve_data_root
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import track_version
@@ -49,11 +47,7 @@ class MediaCache:
     renders everything."""
 
     def __init__(self, root: Path = CACHE_DIR):
-        h = hashlib.sha256(Path(__file__).read_bytes())
-        for package in ("numpy", "pillow", "matplotlib"):
-            with contextlib.suppress(metadata.PackageNotFoundError):
-                h.update(f"{package} {metadata.version(package)}\0".encode())
-        self.folder = Path(root) / f"media-{h.hexdigest()[:32]}"
+        self.folder = Path(root) / f"media-{code_key([__file__], ('numpy', 'pillow', 'matplotlib'))[:32]}"
 
     def __call__(self, make, *inputs) -> bytes:
         h = hashlib.sha256(make.__name__.encode() + b"\0")

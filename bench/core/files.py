@@ -1,5 +1,6 @@
-"""File helpers every package uses: the SHA-256 of a file, CSV tables with a header, and atomic writes (a
-temporary file beside the target, then a rename), so that a reader never sees half a file."""
+"""File helpers every package uses: the SHA-256 of a file, CSV tables with a header, atomic writes (a
+temporary file beside the target, then a rename), so that a reader never sees half a file, and the key of a
+cache entry's code."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import csv
 import hashlib
 import io
 import os
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from bench import REPO_ROOT
+
 CHUNK = 1 << 20
+#: what commands keep between runs (adapter attributes, drawn images, derived results folders): each entry
+#: is a function of its key, which covers its inputs and its code; ``--no-cache`` bypasses them
+CACHE_DIR = REPO_ROOT / ".cache"
 
 
 def read_csv(path: Path | str) -> list[dict]:
@@ -65,3 +73,15 @@ def atomic_write_bytes(path: Path | str, payload: bytes, *, fsync: bool = True) 
         if fsync:
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def code_key(files, packages=()) -> str:
+    """SHA-256 of the interpreter's version, the bytes of source `files` and the installed versions of
+    `packages`: the code a cache entry is a function of."""
+    h = hashlib.sha256(f"{sys.version}\0".encode())
+    for path in files:
+        h.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    for package in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            h.update(f"{package} {metadata.version(package)}\0".encode())
+    return h.hexdigest()

@@ -99,11 +99,11 @@ def bootstrap_ci(values, *, n_resamples: int = 10000, confidence: float = 0.95,
 
 
 def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confidence: float = 0.95,
-                      alpha: float = 0.05, higher_is_better: bool = True) -> dict:
+                      alpha: float = 0.05, higher_is_better: bool = True, ttest: bool = True) -> dict:
     """Two systems compared on their paired per-utterance values ``a[i]``, ``b[i]`` (pairs with a NaN
     dropped; `ValueError` if their lengths differ): bootstrap CI of the mean of ``a - b``, Wilcoxon p (the
     decision: ``significant`` is ``wilcoxon_p < alpha``), paired t-test p, wins/losses/ties; each field and
-    edge case: docs/metrics.md."""
+    edge case: docs/metrics.md. ``ttest=False`` leaves ``ttest_p`` NaN (the board's tests need no scipy)."""
     _check_params(n_resamples, confidence)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -129,14 +129,45 @@ def paired_comparison(a, b, *, n_resamples: int = 10000, seed: int = 0, confiden
     if not np.any(d):
         out.update(wilcoxon_p=1.0, ttest_p=1.0)
         return out
-    from scipy import stats as _st   # 2.5 s to import: only where a test needs it, not for the board
+    out["wilcoxon_p"] = _exact_wilcoxon_p(d)
+    if math.isnan(out["wilcoxon_p"]) or ttest:
+        from scipy import stats as _st   # 1-2 s to import: not for the board's exact tests
 
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # scipy's small-sample / precision-loss warnings
-        out["wilcoxon_p"] = float(_st.wilcoxon(xa, xb).pvalue)
-        out["ttest_p"] = float(_st.ttest_rel(xa, xb).pvalue) if n > 1 else nan
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # scipy's small-sample / precision-loss warnings
+            if math.isnan(out["wilcoxon_p"]):
+                out["wilcoxon_p"] = float(_st.wilcoxon(xa, xb).pvalue)
+            if ttest and n > 1:
+                out["ttest_p"] = float(_st.ttest_rel(xa, xb).pvalue)
     out["significant"] = bool(out["wilcoxon_p"] < alpha)
     return out
+
+
+@lru_cache(maxsize=8)
+def _signed_rank_pmf(n: int) -> np.ndarray:
+    """P(sum of the ranks of the positive differences = r), r = 0 .. n(n+1)/2, under the null, computed as
+    scipy computes it (each rank in turn halves and shifts the distribution)."""
+    c = np.ones(1)
+    for k in range(1, n + 1):
+        prev, c = c, np.zeros(k * (k + 1) // 2 + 1)
+        c[:prev.size] = prev * 0.5
+        c[-prev.size:] += prev * 0.5
+    c.setflags(write=False)
+    return c
+
+
+def _exact_wilcoxon_p(d: np.ndarray) -> float:
+    """``scipy.stats.wilcoxon(a, b).pvalue`` for ``d = a - b`` where scipy's default takes its exact test
+    (at most 50 pairs, no zero difference, no tied |d|), bit for bit: the same distribution, summed over
+    the same slices; NaN elsewhere (the caller asks scipy)."""
+    mags = np.sort(np.abs(d))
+    if d.size > 50 or mags[0] == 0 or np.any(mags[1:] == mags[:-1]):
+        return math.nan
+    r_plus = int(np.sum(np.searchsorted(mags, np.abs(d[d > 0])) + 1))
+    pmf, mean = _signed_rank_pmf(d.size), d.size * (d.size + 1) / 4
+    cdf = pmf[:r_plus + 1].sum() if r_plus <= mean else 1 - pmf[r_plus + 1:].sum()
+    sf = pmf[r_plus:].sum() if r_plus <= mean else 1 - pmf[:r_plus].sum()
+    return float(np.clip(2 * np.minimum(sf, cdf), 0, 1))
 
 
 def _average_ranks(v: np.ndarray) -> np.ndarray:

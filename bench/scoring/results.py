@@ -24,6 +24,7 @@ from bench.core.names import inside
 from bench.data.tracks import load_track
 from bench.metrics.stats import bootstrap_cis
 from bench.protocol import DEFAULT_PROTOCOL
+from bench.scoring.derivations import Derivations
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 SCHEMA_FILES = {1: "summary.schema.json", 2: "summary-v2.schema.json"}
@@ -203,14 +204,18 @@ def non_finite(obj, where: str = "") -> str | None:
     return None
 
 
-def load_run(path: Path) -> Run:
-    """Load a results folder; raises ResultsError naming the file and the problem if it is not valid."""
+def load_run(path: Path, derivations: Derivations | None = None) -> Run:
+    """Load a results folder; raises ResultsError naming the file and the problem if it is not valid.
+    `derivations`: skip the schema and the recomputation for a summary and CSV derived before."""
     path = Path(path)
     spath = path / "summary.json"
     if not spath.exists():
         raise ResultsError(f"{rel(path)}: not a run folder (no summary.json)")
     summary = _read_json(spath, path)
-    validate_summary(summary, rel(spath))
+    entry = derivations.entry(spath, summary) if derivations else None
+    derived = entry is not None and entry.is_file()
+    if not derived:
+        validate_summary(summary, rel(spath))
     if (bad := non_finite(summary)) is not None:
         raise ResultsError(f"{rel(spath)}: {bad} is not a finite number (a statistic is a number or null)")
     config = _read_json(path / summary["files"]["config"], path)
@@ -228,7 +233,10 @@ def load_run(path: Path) -> Run:
     except (ValueError, pd.errors.ParserError) as exc:
         raise ResultsError(f"{rel(csv_path)}: cannot be read as CSV ({str(exc)[:120]})") from None
     run = Run(path, summary, df, config, env if isinstance(env, dict) else {})
-    check_recompute(run)
+    if not derived:
+        check_recompute(run)
+        if entry is not None:
+            derivations.note(entry)
     outputs_dir(run)
     weights_file(run, path.parent.parent.parent.parent)
     return run

@@ -13,7 +13,8 @@ from bench.scoring.results import Run, load_run
 from bench.scoring.suite import ROLES
 
 
-def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: float = 0.05) -> dict:
+def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: float = 0.05,
+                 ttest: bool = True) -> dict:
     ba, bb = a.summary["benchmark"], b.summary["benchmark"]
     for key, what in (("protocol", "protocol"), ("track", "track")):
         ka = ba[key]["sha256"] if key == "protocol" else ba[key]["manifest_sha256"]
@@ -38,7 +39,7 @@ def compare_runs(a: Run, b: Run, metrics: list[str] | None = None, *, alpha: flo
     name_a, name_b = ((a.model, b.model) if a.model != b.model else (f"{a.model}@{a.run_id}", f"{b.model}@{b.run_id}"))
     for m in names:
         res = paired_comparison(merged[f"{m}_a"].to_numpy(float), merged[f"{m}_b"].to_numpy(float), alpha=alpha,
-                                higher_is_better=METRICS[m].higher_is_better)
+                                higher_is_better=METRICS[m].higher_is_better, ttest=ttest)
         res["verdict"] = (f"{name_a if _a_is_better(res, m) else name_b} is better" if res["significant"] else
                           "no significant difference") + f" (p={res['wilcoxon_p']:.2g})"
         out["metrics"][m] = res

@@ -1,0 +1,40 @@
+"""Which results folders this code has derived before, so that a check of the board need not validate and
+recompute what it derived from the same bytes (`load_run`'s `derivations`)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+from pathlib import Path
+
+from bench.core.files import CACHE_DIR, atomic_write_bytes, code_key
+from bench.metrics import stats
+
+
+class Derivations:
+    """The summaries already derived from their files by this code: ``.cache/derived-<code key>/<SHA-256 of
+    the bytes of summary.json and per_utterance.csv>``, an empty file written once the summary validated
+    against its schema and every statistic matched its recomputation. `load_run` given one skips those two
+    steps for bytes it derived before (every other check runs on every load); other bytes, or other code
+    (bench/scoring/results.py, the statistics, the schemas, numpy, pandas, jsonschema), are derived in full."""
+
+    def __init__(self, root: Path = CACHE_DIR):
+        here = Path(__file__).parent
+        code = [here / "results.py", stats.__file__, *sorted((here / "schema").glob("*.json"))]
+        self.folder = Path(root) / f"derived-{code_key(code, ('numpy', 'pandas', 'jsonschema'))[:32]}"
+
+    def entry(self, summary_path: Path, summary) -> Path | None:
+        """The entry of a summary.json and the per_utterance.csv it names (None: no CSV to read)."""
+        try:
+            files = (summary_path.read_bytes(), (summary_path.parent / summary["files"]["per_utterance"]).read_bytes())
+        except (OSError, TypeError, KeyError, ValueError):
+            return None
+        return self.folder / hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in files)).hexdigest()
+
+    def note(self, entry: Path) -> None:
+        with contextlib.suppress(OSError):   # a read-only checkout: derived again next time
+            if not self.folder.is_dir():
+                for old in self.folder.parent.glob("derived-*"):
+                    shutil.rmtree(old, ignore_errors=True)
+            atomic_write_bytes(entry, b"", fsync=False)
