@@ -7,12 +7,12 @@ summaries written by the project's own results code, so every folder passes the 
 than summary.json and per_utterance.csv are hard links). Every measurement is a fresh process (``python -m
 bench ...``, the code's tree as working directory); wall time, peak memory (``ru_maxrss`` from ``os.wait4``)
 and CPU time (user + system; the machine may be shared) are reported, with the ratios. The new code is measured
-once with an empty adapter cache (``cold``, what a fresh clone's first check pays) and then as it runs
-after (``warm``). The board itself changed by design after the baseline (the summary table, the row rule's
+once with empty caches (``cold``, what a fresh clone's first check pays), then as it runs after
+(``warm``), then with only the derived summaries gone (every folder's schema and statistics checked again). The board itself changed by design after the baseline (the summary table, the row rule's
 marks), so the bytes are compared with another commit, ``--same-as`` (the code before this round of speed
 work): it and this checkout render the committed results and each synthetic tree to temporary folders and
 leaderboard.md and every file of site/ are compared byte for byte. Nothing is written in the repository but
-the adapter and size caches (.cache/, git-ignored); the temporary folder is removed unless --keep.
+the caches (.cache/, git-ignored: adapters, sizes, images, derived summaries); the temporary folder is removed unless --keep.
 
     python scripts/bench_board.py [--sizes 200 1000 2000] [--baseline 2fe5361] [--same-as f03541b] [--keep]
 """
@@ -173,8 +173,11 @@ def run(args, tmp: Path, base: Path, same: Path) -> int:
     cold = measure(check, REPO)
     b = measure(check, base)
     case = f"committed ({_runs(base / 'results')} / {_runs(REPO / 'results')} runs)"
-    row(table, case, "leaderboard --check", b, cold, "new: cold adapter cache")
+    row(table, case, "leaderboard --check", b, cold, "new: cold caches (adapters, derived summaries, images)")
     row(table, case, "leaderboard --check", b, measure(check, REPO), "new: warm")
+    for old in (REPO / ".cache").glob("derived-*"):
+        shutil.rmtree(old)
+    row(table, case, "leaderboard --check", b, measure(check, REPO), "new: every summary derived again")
     row(table, case, "verify --all --fast", measure(["verify", "--all", "--fast"], base),
         measure(["verify", "--all", "--fast"], REPO))
     differ = render_both(tmp, REPO / "results", same, "committed results")
@@ -186,7 +189,8 @@ def run(args, tmp: Path, base: Path, same: Path) -> int:
         out = tree / "board" / "leaderboard.md"
         made = measure(["leaderboard", "--results-dir", str(tree / "results"), "--output", str(out)], REPO)
         print(f"synthetic tree of {count} runs made in {time.perf_counter() - t0:.0f} s, rendered by the new code "
-              f"(rc {made[2]})", flush=True)
+              f"(rc {made[2]}) in {made[0]:.1f} s wall / {made[3]:.1f} s CPU, {made[1]:.0f} MiB, every summary "
+              "derived", flush=True)
         cmd = ["leaderboard", "--check", "--results-dir", str(tree / "results"), "--output", str(out)]
         b, new = measure(cmd, base), measure(cmd, REPO)
         walls[n] = (b[0], new[0], b[3], new[3])
