@@ -113,12 +113,16 @@ def _format_checker():
     return fc
 
 
+@lru_cache(maxsize=None)
+def _validator(version: int) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema(version), format_checker=_format_checker())
+
+
 def validate_summary(summary: dict, source: str = "summary.json") -> None:
     version = summary.get("schema_version") if isinstance(summary, dict) else None
     if version not in SCHEMA_FILES:
         raise ResultsError(f"{source}: unknown schema_version {version!r} (known: {sorted(SCHEMA_FILES)})")
-    validator = jsonschema.Draft202012Validator(schema(version), format_checker=_format_checker())
-    if errors := sorted(validator.iter_errors(summary), key=lambda e: list(e.path)):
+    if errors := sorted(_validator(version).iter_errors(summary), key=lambda e: list(e.path)):
         msgs = [f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5]]
         raise ResultsError(f"{source} does not validate against the results schema v{version}:\n  " + "\n  ".join(msgs))
 
