@@ -8,11 +8,12 @@ than summary.json and per_utterance.csv are hard links). Every measurement is a 
 bench ...``, the code's tree as working directory); wall time, peak memory (``ru_maxrss`` from ``os.wait4``)
 and CPU time (user + system; the machine may be shared) are reported, with the ratios. The new code is measured
 once with empty caches (``cold``, what a fresh clone's first check pays), then as it runs after
-(``warm``), then with only the derived summaries gone (every folder's schema and statistics checked again). The board itself changed by design after the baseline (the summary table, the row rule's
-marks), so the bytes are compared with another commit, ``--same-as`` (the code before this round of speed
-work): it and this checkout render the committed results and each synthetic tree to temporary folders and
-leaderboard.md and every file of site/ are compared byte for byte. Nothing is written in the repository but
-the caches (.cache/, git-ignored: adapters, sizes, images, derived summaries); the temporary folder is removed unless --keep.
+(``warm``), then with only the derived summaries gone (every folder's schema and statistics checked again).
+The board itself changed by design after the baseline (the summary table, the row rule's marks), so the bytes
+are compared with another commit, ``--same-as`` (the code before this round of speed work): it and this
+checkout render the committed results and each synthetic tree to temporary folders and leaderboard.md and
+every file of site/ are compared byte for byte. Nothing is written in the repository but the caches (.cache/,
+git-ignored: adapters, sizes, images, derived summaries); the temporary folder is removed unless --keep.
 
     python scripts/bench_board.py [--sizes 200 1000 2000] [--baseline 2fe5361] [--same-as f03541b] [--keep]
 """

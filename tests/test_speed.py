@@ -267,3 +267,58 @@ def test_the_board_from_its_caches_is_the_board_without_them():
     from bench.board.rows import collect
 
     assert leaderboard.render(board=collect(cache=True)) == leaderboard.render(board=collect(cache=False))
+
+
+def test_git_answers_are_kept_only_for_what_git_has(tmp_path):
+    """`commit_marks` asks git once per process for what it found; a commit it missed is asked again, so
+    one made since is traced."""
+    import subprocess
+
+    from bench.verify.derived import commit_marks
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", "model.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    first = git("rev-parse", "HEAD").strip()
+    later = git("cat-file", "commit", first).replace("one", "two")
+
+    def hash_commit(*write):
+        return subprocess.run(["git", "-C", str(tmp_path), "hash-object", "-t", "commit", "--stdin", *write],
+                              input=later, capture_output=True, text=True, check=True).stdout.strip()
+
+    second = hash_commit()   # its id; not stored yet
+    items = [(first, tmp_path / "model.py"), (second, tmp_path / "model.py")]
+    for _ in range(2):
+        assert commit_marks(items, tmp_path) == [None, f"commit {second[:12]} is not in this repository"]
+    assert hash_commit("-w") == second
+    assert commit_marks(items, tmp_path) == [None, None]
+
+
+def test_verify_fast_from_its_cache_is_verify_without_it(tmp_path, monkeypatch):
+    """`bench verify --fast` trusts a derived summary only for the bytes it derived: a forged statistic with
+    a planted entry (in a cache of its own) passes from the cache and fails with --no-cache."""
+    import shutil
+
+    monkeypatch.setattr("bench.scoring.derivations.CACHE_DIR", tmp_path / "cache")
+
+    from bench.cli.main import main
+    from bench.scoring.results import RESULTS_DIR, dump_json
+
+    src = next((RESULTS_DIR / "vctk-mini" / "stft-v1" / "noisy").iterdir())
+    run = tmp_path / "results" / "vctk-mini" / "stft-v1" / "noisy" / src.name
+    shutil.copytree(src, run)
+    cmd = ["verify", "--fast", "--results-dir", str(tmp_path / "results"), str(run)]
+    assert main(cmd) == 0 and main([*cmd, "--no-cache"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    summary["metrics"]["stoi"]["ci_high"] += 0.01
+    (run / "summary.json").write_bytes(dump_json(summary))
+    assert main(cmd) == 1
+    from bench.scoring.derivations import Derivations
+
+    Derivations().entry(run / "summary.json", summary).touch()
+    assert main(cmd) == 0 and main([*cmd, "--no-cache"]) == 1
+    assert [p.parent for p in (tmp_path / "cache").rglob("*") if p.is_file()] == [Derivations().folder] * 2

@@ -53,8 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 if leaderboard.md or site/ is out of date")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--output", default=None, help="default: <repo>/leaderboard.md (the page goes to site/ beside it)")
-    p.add_argument("--no-cache", action="store_true", help="import every adapter module rather than read their "
-                   "attributes from .cache/ (bench/adapters/catalogue.py); results are checked either way")
+    p.add_argument("--no-cache", action="store_true", help="import every adapter module, derive every summary again "
+                   "and draw every image, rather than read what .cache/ keeps by the SHA-256 of its inputs and code")
     p = command(subparsers, "retire", cmd_retire,
                 help="drop a superseded run's shipped outputs and weights (its scores and hashes stay)")
     p.add_argument("runs", nargs="+", help="results folders of the run (any set it was scored on)")

@@ -27,7 +27,7 @@ def cmd_verify(args) -> int:
     paths = list(iter_run_dirs(root)) if args.all else [Path(p) for p in args.runs]
     prepared = Path(args.prepared_dir) if args.prepared_dir else None
     bad = 0
-    with _verifier(args.jobs, args.fast) as verify:
+    with _verifier(args.jobs, args.fast, cache=not args.no_cache) as verify:
         for p in paths:
             c = verify(p, results_root=root, mode=mode, prepared_root=prepared, reenhance_unshipped=not args.all)
             if c.ok:
@@ -41,16 +41,19 @@ def cmd_verify(args) -> int:
 
 
 @contextlib.contextmanager
-def _verifier(jobs, fast: bool):
+def _verifier(jobs, fast: bool, cache: bool = True):
     """verify(path, ...) -> Check, with the adapters' catalogue read once. ``--fast`` loads neither the scorer
-    nor torch; the other modes share one metric pool for every folder (started on the first re-scoring)."""
+    nor torch, and (`cache`) trusts the summaries derived before from the same bytes; the other modes share one
+    metric pool for every folder (started on the first re-scoring)."""
     from bench.adapters.catalogue import catalogue
 
-    adapters = catalogue()
+    adapters = catalogue(cache=cache)
     if fast:
+        from bench.scoring.derivations import Derivations
         from bench.verify.files import verify_files
 
-        yield lambda path, *, results_root, **_: verify_files(path, results_root, adapters)[1]
+        derivations = Derivations() if cache else None
+        yield lambda path, *, results_root, **_: verify_files(path, results_root, adapters, derivations)[1]
         return
     from bench.verify.evidence import verify_run, workers
 
@@ -90,6 +93,8 @@ def register(subparsers) -> None:
                    "adapter's code) and compare with the shipped outputs; with --all, the folders that ship them")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--prepared-dir", default=None)
+    p.add_argument("--no-cache", action="store_true", help="import every adapter module, and with --fast derive every "
+                   "summary again rather than trust .cache/ for the bytes it derived before")
     add_jobs(p)
     p.add_argument("--verbose-notes", action="store_true", help="print the largest differences found")
     p.set_defaults(func=cmd_verify)

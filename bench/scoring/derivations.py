@@ -17,12 +17,13 @@ class Derivations:
     the bytes of summary.json and per_utterance.csv>``, an empty file written once the summary validated
     against its schema and every statistic matched its recomputation. `load_run` given one skips those two
     steps for bytes it derived before (every other check runs on every load); other bytes, or other code
-    (bench/scoring/results.py, the statistics, the schemas, numpy, pandas, jsonschema), are derived in full."""
+    (this module, bench/scoring/results.py, the statistics, the schemas, numpy, pandas, jsonschema) are
+    derived in full."""
 
-    def __init__(self, root: Path = CACHE_DIR):
+    def __init__(self, root: Path | None = None):
         here = Path(__file__).parent
-        code = [here / "results.py", stats.__file__, *sorted((here / "schema").glob("*.json"))]
-        self.folder = Path(root) / f"derived-{code_key(code, ('numpy', 'pandas', 'jsonschema'))[:32]}"
+        code = [__file__, here / "results.py", stats.__file__, *sorted((here / "schema").glob("*.json"))]
+        self.folder = Path(root or CACHE_DIR) / f"derived-{code_key(code, ('numpy', 'pandas', 'jsonschema'))[:32]}"
 
     def entry(self, summary_path: Path, summary) -> Path | None:
         """The entry of a summary.json and the per_utterance.csv it names (None: no CSV to read)."""

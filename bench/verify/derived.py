@@ -218,6 +218,11 @@ def _file_of(path: Path, repo: Path) -> str | None:
         return None
 
 
+#: (repository, query) -> True: the objects git found, asked once per process (what is in git stays; what
+#: is missing is asked again, as a commit may be made meanwhile)
+_IN_GIT: dict[tuple[Path, str], bool] = {}
+
+
 def commit_marks(items: list[tuple[str | None, Path]], repo: Path = REPO_ROOT) -> list[str | None]:
     """For each (commit, adapter file) pair: None when the commit is in this repository and holds the file
     (`git cat-file`, one process for all), else the mark that says why not."""
@@ -226,9 +231,11 @@ def commit_marks(items: list[tuple[str | None, Path]], repo: Path = REPO_ROOT) -
     asks = [(f"{c}^{{commit}}", f"{c}:{f}" if (f := _file_of(p, repo)) else None)
             if isinstance(c, str) and COMMIT_RE.match(c) else None for c, p in items]
     queries = sorted({q for a in asks if a for q in a if q})
-    res = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-check"], input="".join(q + "\n" for q in queries),
-                         capture_output=True, text=True)
-    found = {q for q, line in zip(queries, res.stdout.splitlines()) if not line.endswith(" missing")}
+    if new := [q for q in queries if (repo, q) not in _IN_GIT]:
+        res = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-check"], input="".join(q + "\n" for q in new),
+                             capture_output=True, text=True)
+        _IN_GIT.update(((repo, q), True) for q, line in zip(new, res.stdout.splitlines()) if not line.endswith(" missing"))
+    found = {q for q in queries if (repo, q) in _IN_GIT}
     out = []
     for (commit, _), ask in zip(items, asks):
         if ask is None:

@@ -14,6 +14,7 @@ from bench.adapters.catalogue import catalogue
 from bench.core.audio import read_audio, sha256_pcm16, to_pcm16
 from bench.core.errors import BenchError, ResultsError
 from bench.core.files import file_sha256
+from bench.scoring.derivations import Derivations
 from bench.scoring.results import Run, load_run, outputs_dir, rel, weights_file
 from bench.verify import derived
 
@@ -78,13 +79,14 @@ def derive(run: Run, results_root: Path, check: Check, adapters: dict | None = N
         check.notes.append(mark)
 
 
-def verify_files(path: Path, results_root: Path,
-                 adapters: dict | None = None) -> tuple[Run | None, Check, dict[str, np.ndarray]]:
+def verify_files(path: Path, results_root: Path, adapters: dict | None = None,
+                 derivations: Derivations | None = None) -> tuple[Run | None, Check, dict[str, np.ndarray]]:
     """`bench verify --fast` of one results folder: (the run, None if it does not load; the check; the shipped
-    outputs read). The re-derivations that need the scorer build on it (bench/verify/evidence.py)."""
+    outputs read). The re-derivations that need the scorer build on it (bench/verify/evidence.py).
+    `derivations`: `load_run`'s record of the summaries derived before (None: derive every one)."""
     check = Check(rel(path))
     try:
-        run = load_run(path)
+        run = load_run(path, derivations)
     except (ResultsError, BenchError) as exc:
         check.problems.append(str(exc).splitlines()[0])
         return None, check, {}
