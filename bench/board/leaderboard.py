@@ -5,12 +5,10 @@ clock), so ``--check`` compares it byte for byte. No table has more than 9 colum
 from __future__ import annotations
 
 import difflib
-import functools
 import math
 from pathlib import Path
 
 from bench import REPO_ROOT
-from bench.adapters.catalogue import catalogue
 from bench.board.rows import Board, collect
 from bench.board.site import check_site, render_site, site_dir_for
 from bench.board.site_media import MediaCache, drawn
@@ -53,12 +51,6 @@ def _delta(m: dict, nd: int) -> str:
             f"{num(m['delta_ci_high'], nd, True)}]</sub>")
 
 
-@functools.lru_cache(maxsize=1)
-def packages() -> dict[str, str]:
-    """model -> the pinned package an external system's pretrained weights come in."""
-    return {n: f.adapter.package for n, f in catalogue().items() if getattr(f.adapter, "package", None)}
-
-
 def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
     """Mean [95 % CI] of each metric; a Δ column (paired gain over the noisy input) for those in `deltas`."""
     shown = [m for m in metrics if any(m in r.run.summary["metrics"] for r in rows)]
@@ -68,7 +60,7 @@ def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
     body, n = [], 0
     for r in ordered(rows):
         n += r.role == "system"
-        cells = ([str(n) if r.role == "system" else "–"] if rank else []) + [model_name(r, packages())]
+        cells = ([str(n) if r.role == "system" else "–"] if rank else []) + [model_name(r)]
         for m in shown:
             s = r.run.summary["metrics"].get(m)
             cells.append(_ci(s, decimals(m)) if s else "–")
@@ -78,10 +70,11 @@ def quality_table(rows, metrics, *, rank: bool = True, deltas=()) -> list[str]:
     return md_table(cols, body)
 
 
-def _weights(run) -> str:
+def _weights(row) -> str:
+    run = row.run
     w = run.summary.get("weights")
     if run.summary["model"].get("external"):
-        return f"pretrained (weights in package `{packages().get(run.model, '?')}`)"
+        return f"pretrained (weights in package `{row.package or '?'}`)"
     if not run.summary["model"]["trainable"]:
         return "no weights (training-free)"
     if not w:
@@ -109,7 +102,7 @@ def evidence_table(rows, links) -> list[str]:
             "hashes only"
         p = s.get("provenance") or {}
         commit = f"`{(p.get('commit') or '?')[:8]}`" + (" dirty" if p.get("dirty") else "")
-        body.append([r.label, _weights(r.run), outputs, commit, s["created"][:10],
+        body.append([r.label, _weights(r), outputs, commit, s["created"][:10],
                      f"[{r.run.run_id}]({links(r.run.path)}/summary.json)"])
     return md_table(["model", "weights", "outputs (ranked set)", "commit", "date", "run"], body)
 
@@ -170,7 +163,7 @@ def _intro(board: Board, key: str) -> list[str]:
             "the noisy input [95 % bootstrap CI]; the last column tests each row against the row below "
             f"(`bench compare`: paired bootstrap CI, Wilcoxon p Holm-corrected over the adjacent pairs, "
             f"α = {ALPHA:g}); rows it cannot tell apart share a rank (=k). [Glossary](#glossary).", "",
-            *(summary_table(board, key, packages()) if board.rows(key) else ["No runs yet.", ""])]
+            *(summary_table(board, key) if board.rows(key) else ["No runs yet.", ""])]
 
 
 ROW_RULE = ("**Row rule:** one row per model configuration (adapter, model config, training noise): its most "

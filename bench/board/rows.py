@@ -39,6 +39,7 @@ class Row:
     run: Run
     label: str            # "demucs · quick", "demucs · quick (trained on stft-heavy-v1)"
     marks: list[str] = field(default_factory=list)   # "dirty", "below preset budget", ...
+    package: str | None = None   # the pinned package an external system's pretrained weights come in
 
     @property
     def run_key(self) -> tuple[str, str]:
@@ -250,7 +251,7 @@ def _row(runs: list[Run], adapters: dict, ranked: bool, untraced: dict) -> Row |
     why = [_eligible(r, adapters, ranked, untraced) for r in runs]
     ok = [r for r, w in zip(runs, why) if not w]
     chosen = (ok or runs)[-1]   # with none eligible, the most recent run, with its marks
-    row = Row(chosen, label_of(chosen), [] if ok else why[-1])
+    row = Row(chosen, label_of(chosen), [] if ok else why[-1], getattr(adapters[chosen.model].adapter, "package", None))
     scale = chosen.summary["budget"].get("valid_scale")
     if scale is not None and scale < 0:   # what SI-SDR, PESQ and STOI do not see; SNR and a listener do
         row.marks.append(f"output inverted (validation scale {scale:+.2f})")

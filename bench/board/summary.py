@@ -121,15 +121,14 @@ def params_text(run) -> str:
     return "0" if n == 0 else (f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k")
 
 
-def model_name(row, packages: dict | None = None) -> str:
+def model_name(row) -> str:
     """The model cell: bold for a ranked system, its role otherwise, then what the reader must know."""
     s = row.run.summary["model"]
     name = f"**{row.label}**" if row.role == "system" else row.label
     name += {"floor": " (input, not ranked)", "oracle": " (oracle: uses the clean reference, not ranked)",
              "system": ""}[row.role]
     if s.get("external"):
-        pkg = (packages or {}).get(row.run.model)
-        name += f" <sub>pretrained on other data (weights in package `{pkg}`)</sub>" if pkg else \
+        name += f" <sub>pretrained on other data (weights in package `{row.package}`)</sub>" if row.package else \
             " <sub>pretrained on other data</sub>"
     if row.marks:
         name += f" <sub>⚠ {'; '.join(row.marks)}</sub>"
@@ -143,7 +142,7 @@ def speed_cell(run) -> str:
     return f"{rtf} / {lat}"
 
 
-def summary_table(board, key: str, packages: dict | None = None) -> list[str]:
+def summary_table(board, key: str) -> list[str]:
     """The first table of the board (see the module docstring)."""
     rows = ordered(board.rows(key))
     tests = adjacent_tests([r for r in rows if r.role == "system"])
@@ -160,6 +159,6 @@ def summary_table(board, key: str, packages: dict | None = None) -> list[str]:
             f"{d['delta']:+.2f} <sub>[{d['delta_ci_low']:+.2f}, {d['delta_ci_high']:+.2f}]</sub>"
         sdr = "–" if noisy or "si_sdr" not in m else f"{m['si_sdr']['delta']:+.2f}"
         away = [elsewhere_cell(o.get(r.run_key), len(o)) if ranked else "–" for o in other.values()]
-        body.append([groups[i] if ranked else "–", model_name(r, packages), gain, sdr, *away, params_text(r.run),
+        body.append([groups[i] if ranked else "–", model_name(r), gain, sdr, *away, params_text(r.run),
                      speed_cell(r.run), test_cell(tests[i]) if ranked and i < len(tests) else "–"])
     return md_table(cols, body)
