@@ -258,6 +258,9 @@ def test_a_derived_summary_is_trusted_only_for_the_bytes_it_was_derived_from(tmp
         load_run(run)
     (run / "per_utterance.csv").write_bytes((run / "per_utterance.csv").read_bytes() + b"\n")
     assert cache.entry(run / "summary.json", summary) != planted   # another CSV: another entry
+    (run / "elsewhere.csv").symlink_to(run / "per_utterance.csv")
+    for name in ("elsewhere.csv", "/dev/zero", "../noisy", None):   # never read: load_run refuses them
+        assert cache.entry(run / "summary.json", {"files": {"per_utterance": name}}) is None
 
 
 def test_the_board_from_its_caches_is_the_board_without_them():

@@ -26,9 +26,14 @@ class Derivations:
         self.folder = Path(root or CACHE_DIR) / f"derived-{code_key(code, ('numpy', 'pandas', 'jsonschema'))[:32]}"
 
     def entry(self, summary_path: Path, summary) -> Path | None:
-        """The entry of a summary.json and the per_utterance.csv it names (None: no CSV to read)."""
+        """The entry of a summary.json and the per_utterance.csv it names (None: it names no plain file of
+        its folder, which `load_run` refuses after validating the summary; nothing else is read)."""
         try:
-            files = (summary_path.read_bytes(), (summary_path.parent / summary["files"]["per_utterance"]).read_bytes())
+            name = summary["files"]["per_utterance"]
+            csv = summary_path.parent / name
+            if not isinstance(name, str) or "/" in name or csv.is_symlink() or not csv.is_file():
+                return None
+            files = (summary_path.read_bytes(), csv.read_bytes())
         except (OSError, TypeError, KeyError, ValueError):
             return None
         return self.folder / hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in files)).hexdigest()
