@@ -306,7 +306,7 @@ def test_verify_fast_from_its_cache_is_verify_without_it(tmp_path, monkeypatch):
     a planted entry (in a cache of its own) passes from the cache and fails with --no-cache."""
     import shutil
 
-    monkeypatch.setattr("bench.scoring.derivations.CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr("bench.core.files.CACHE_DIR", tmp_path / "cache")
 
     from bench.cli.main import main
     from bench.scoring.results import RESULTS_DIR, dump_json

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from bench import SAMPLE_RATE
 from bench.core.audio import sha256_pcm16
 from bench.core.errors import BenchError, DataError
-from bench.core.files import CACHE_DIR, atomic_write_bytes, code_key
+from bench.core.files import CacheFolder
 from bench.corpora.root import prepared_root, resolve_data_root
 from bench.data.prepared import PreparedTrack
 from bench.data.tracks import track_version
@@ -46,22 +45,19 @@ class MediaCache:
     and numbers. A function of its key like the adapters' catalogue; ``bench leaderboard --no-cache``
     renders everything."""
 
-    def __init__(self, root: Path = CACHE_DIR):
-        self.folder = Path(root) / f"media-{code_key([__file__], ('numpy', 'pillow', 'matplotlib'))[:32]}"
+    def __init__(self, root: Path | None = None):
+        self.cache = CacheFolder("media", [__file__], ("numpy", "pillow", "matplotlib"), root)
+        self.folder = self.cache.folder
 
     def __call__(self, make, *inputs) -> bytes:
         h = hashlib.sha256(make.__name__.encode() + b"\0")
         for value in inputs:
             _digest(h, value)
-        path = self.folder / f"{h.hexdigest()}.png"
+        name = f"{h.hexdigest()}.png"
         with contextlib.suppress(OSError):
-            return path.read_bytes()
+            return (self.folder / name).read_bytes()
         out = make(*inputs)
-        with contextlib.suppress(OSError):   # a read-only checkout: drawn again next time
-            if not self.folder.is_dir():
-                for old in self.folder.parent.glob("media-*"):
-                    shutil.rmtree(old, ignore_errors=True)
-            atomic_write_bytes(path, out)
+        self.cache.write(name, out)
         return out
 
 

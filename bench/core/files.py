@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import os
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -85,3 +86,20 @@ def code_key(files, packages=()) -> str:
         with contextlib.suppress(metadata.PackageNotFoundError):
             h.update(f"{package} {metadata.version(package)}\0".encode())
     return h.hexdigest()
+
+
+class CacheFolder:
+    """``.cache/<name>-<code key>/``: entries that are functions of their name and of the code (`code_key` of
+    `code` and `packages`). The first entry written under a new code key removes the folders of the others;
+    a write that fails (a read-only checkout) is skipped: the entry is made again next time."""
+
+    def __init__(self, name: str, code, packages=(), root: Path | None = None):
+        self.name = name
+        self.folder = Path(root or CACHE_DIR) / f"{name}-{code_key(code, packages)[:32]}"
+
+    def write(self, entry: str, payload: bytes, *, fsync: bool = True) -> None:
+        with contextlib.suppress(OSError):
+            if not self.folder.is_dir():
+                for old in self.folder.parent.glob(f"{self.name}-*"):
+                    shutil.rmtree(old, ignore_errors=True)
+            atomic_write_bytes(self.folder / entry, payload, fsync=fsync)

@@ -19,9 +19,9 @@ from bench.adapters.streaming import stream as run_stream
 from bench.core.audio import SAMPLE_RATE, resample, to_pcm16
 from bench.core.errors import AudioError, BenchError, ResultsError, os_error_message
 from bench.core.files import atomic_path
-from bench.scoring.results import RESULTS_DIR, find_run, load_run
+from bench.scoring.results import RESULTS_DIR, find_run, load_run, weights_file
 from bench.train.trainer import load_checkpoint, load_checkpoint_model
-from bench.verify.evidence import model_of, weights_path
+from bench.verify.evidence import model_of
 
 BLOCK_SECONDS = 30.0     # offline: longer audio is enhanced in blocks of this length (16 kHz)
 CONTEXT_SECONDS = 2.0    # input each block sees before and after itself
@@ -55,7 +55,7 @@ def _from_run_dir(run: Path):
     except ResultsError as exc:
         raise BenchError(f"--run {run}: {exc}") from None
     results_root = run.resolve().parents[3] if len(run.resolve().parents) > 3 else RESULTS_DIR
-    if r.summary["model"]["trainable"] and weights_path(r, results_root) is None:
+    if r.summary["model"]["trainable"] and weights_file(r, results_root) is None:
         checkpoint = (r.summary.get("budget") or {}).get("checkpoint")
         path = _checkpoint_path(checkpoint, run) if checkpoint else None
         if path is None or not path.exists():

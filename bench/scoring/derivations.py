@@ -3,12 +3,10 @@ recompute what it derived from the same bytes (`load_run`'s `derivations`)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import shutil
 from pathlib import Path
 
-from bench.core.files import CACHE_DIR, atomic_write_bytes, code_key
+from bench.core.files import CacheFolder
 from bench.metrics import stats
 
 
@@ -23,7 +21,8 @@ class Derivations:
     def __init__(self, root: Path | None = None):
         here = Path(__file__).parent
         code = [__file__, here / "results.py", stats.__file__, *sorted((here / "schema").glob("*.json"))]
-        self.folder = Path(root or CACHE_DIR) / f"derived-{code_key(code, ('numpy', 'pandas', 'jsonschema'))[:32]}"
+        self.cache = CacheFolder("derived", code, ("numpy", "pandas", "jsonschema"), root)
+        self.folder = self.cache.folder
 
     def entry(self, summary_path: Path, summary) -> Path | None:
         """The entry of a summary.json and the per_utterance.csv it names (None: it names no plain file of
@@ -39,8 +38,4 @@ class Derivations:
         return self.folder / hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in files)).hexdigest()
 
     def note(self, entry: Path) -> None:
-        with contextlib.suppress(OSError):   # a read-only checkout: derived again next time
-            if not self.folder.is_dir():
-                for old in self.folder.parent.glob("derived-*"):
-                    shutil.rmtree(old, ignore_errors=True)
-            atomic_write_bytes(entry, b"", fsync=False)
+        self.cache.write(entry.name, b"", fsync=False)

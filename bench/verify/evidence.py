@@ -36,11 +36,11 @@ from bench.data.prepared import PreparedTrack
 from bench.data.tracks import track_version
 from bench.metrics.registry import METRICS
 from bench.protocol import Protocol
-from bench.scoring.results import RESULTS_DIR, Run, rel
+from bench.scoring.results import RESULTS_DIR, Run, rel, weights_file
 from bench.scoring.score import enhance_one, metric_pool, metric_row
 from bench.scoring.weights import load_into, read_weights
 from bench.verify import derived
-from bench.verify.files import Check, verify_files, weights_path
+from bench.verify.files import Check, verify_files
 from bench.verify.tolerances import FP16_METRICS, REENHANCE_TOL, REENHANCE_WAVEFORM_DB, RESCORE_TOL
 
 
@@ -187,7 +187,7 @@ def model_of(run: Run, results_root: Path, found=None):
     config = json.loads((run.path / run.summary["files"]["config"]).read_text())
     model = build_model(found.adapter, config["model_config"])
     if run.summary["model"]["trainable"]:
-        wp = weights_path(run, results_root)
+        wp = weights_file(run, results_root)
         if wp is None:
             return None
         tensors, _ = read_weights(wp)

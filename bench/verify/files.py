@@ -36,11 +36,6 @@ def outputs_of(run: Run) -> dict[str, Path]:
     return {} if d is None else {u: d / f"{u}.flac" for u in run.per_utterance["utt_id"]}
 
 
-def weights_path(run: Run, results_root: Path) -> Path | None:
-    """The shipped weights, in a folder of this run under `results_root` (`weights_file` refuses others)."""
-    return weights_file(run, results_root)
-
-
 def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndarray]:
     """Shipped outputs and weights against their recorded hashes; returns the outputs read."""
     audio = {}
@@ -57,7 +52,7 @@ def check_files(run: Run, results_root: Path, check: Check) -> dict[str, np.ndar
             check.problems.append(f"{rel(path)}: samples differ from output_sha256 in per_utterance.csv")
             continue
         audio[utt] = x
-    wp = weights_path(run, results_root)
+    wp = weights_file(run, results_root)   # refuses a file outside this run's folders
     if wp is not None:
         if not wp.exists():
             check.problems.append(f"{rel(wp)}: weights missing")
