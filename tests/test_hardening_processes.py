@@ -126,34 +126,34 @@ POOL_PARENT = {
     "plain": "from concurrent.futures import ProcessPoolExecutor as make\npool = make(2)\n",
     # the real pools of prepare, verify and scoring, their work made slow
     "prepare": textwrap.dedent("""
-        import time, bench.data.prepare as P
+        import os, time, bench.data.prepare as P
         from conftest import make_vctk_corpus, track_spec
         from bench.data.tracks import Track
         from bench.protocol import Protocol
         corpus = make_vctk_corpus(Path(sys.argv[1]) / 'c', '0.92', ('p225', 'p226', 'p227'), 2, duration=0.2)
         def _prepare_one(job):
-            print('busy', flush=True)
+            os.write(1, b'busy\\n')   # one write: two workers' lines never interleave
             time.sleep(120)
         P._prepare_one = _prepare_one
         P.prepare(Track(track_spec('t')), Protocol.load(), corpus, Path(sys.argv[1]) / 'p', jobs=2)
     """),
     "verify": textwrap.dedent("""
-        import time, bench.data.verify as V
+        import os, time, bench.data.verify as V
         from conftest import make_tiny_prepared
         pt = make_tiny_prepared(Path(sys.argv[1]), 't', 0.2)
         def _check(args):
-            print('busy', flush=True)
+            os.write(1, b'busy\\n')   # one write: two workers' lines never interleave
             time.sleep(120)
         V._check = _check
         V.verify_prepared(pt, jobs=2)
     """),
     "score": textwrap.dedent("""
-        import time, bench.scoring.score as S
+        import os, time, bench.scoring.score as S
         from conftest import make_tiny_prepared
         from bench.adapters.base import get_adapter
         pt = make_tiny_prepared(Path(sys.argv[1]), 't', 0.2)
         def _score_one(args):
-            print('busy', flush=True)
+            os.write(1, b'busy\\n')   # one write: two workers' lines never interleave
             time.sleep(120)
         S.metric_row = _score_one
         f = get_adapter('noisy')
